@@ -1,0 +1,5 @@
+"""Allow `python -m tableshift`."""
+
+from tableshift.cli import main
+
+main()

@@ -1,0 +1,142 @@
+"""Which files to read: git's own ignore rules inside a work tree, .gitignore files outside one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+from tableshift.errors import UsageError
+
+LANGUAGES: dict[str, str] = {
+    ".ts": "typescript",
+    ".mts": "typescript",
+    ".cts": "typescript",
+    ".tsx": "tsx",
+    ".js": "javascript",
+    ".jsx": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+}
+ALWAYS_SKIPPED_DIRS = frozenset({"node_modules", ".git"})
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    path: Path  # absolute
+    display: str  # relative to the current directory, with '/'
+    language: str
+
+
+def language_of(path: str | Path) -> str | None:
+    return LANGUAGES.get(Path(path).suffix.lower())
+
+
+def discover(
+    paths: Sequence[str | Path],
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    cwd: Path | None = None,
+) -> list[SourceFile]:
+    """Every supported source file under `paths`, sorted by display path, each once."""
+    cwd = (cwd or Path.cwd()).resolve()
+    include_spec = pathspec.GitIgnoreSpec.from_lines(include) if include else None
+    exclude_spec = pathspec.GitIgnoreSpec.from_lines(exclude) if exclude else None
+    found: dict[Path, SourceFile] = {}
+    for raw in paths or (".",):
+        root = (cwd / raw).resolve() if not Path(raw).is_absolute() else Path(raw).resolve()
+        if not root.exists():
+            raise UsageError(f"{raw}: no such file or directory")
+        if root.is_file():
+            language = language_of(root)
+            if language is None:
+                raise UsageError(
+                    f"{raw}: not a TypeScript or JavaScript file (expected one of {', '.join(LANGUAGES)})"
+                )
+            found.setdefault(root, SourceFile(root, _display(root, cwd), language))
+            continue
+        for rel in _listed(root):
+            parts = rel.split("/")
+            if ALWAYS_SKIPPED_DIRS.intersection(parts[:-1]):
+                continue
+            language = language_of(rel)
+            if language is None:
+                continue
+            if include_spec is not None and not include_spec.match_file(rel):
+                continue
+            if exclude_spec is not None and exclude_spec.match_file(rel):
+                continue
+            full = root / rel
+            if full.is_file():
+                found.setdefault(full, SourceFile(full, _display(full, cwd), language))
+    return sorted(found.values(), key=lambda f: f.display)
+
+
+def _display(path: Path, cwd: Path) -> str:
+    return Path(os.path.relpath(path, cwd)).as_posix()
+
+
+def _listed(root: Path) -> Iterable[str]:
+    """Paths under `root`, relative to it with '/', minus what git or .gitignore ignores."""
+    listed = _git_listed(root)
+    return listed if listed is not None else _walk(root)
+
+
+def _git_listed(root: Path) -> list[str] | None:
+    if shutil.which("git") is None:
+        return None
+    probe = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0 or probe.stdout.strip() != "true":
+        return None
+    result = subprocess.run(
+        ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "."],
+        capture_output=True,
+    )
+    if result.returncode != 0:
+        return None
+    names = result.stdout.decode("utf-8", "surrogateescape").split("\0")
+    return sorted({n for n in names if n})
+
+
+def _walk(root: Path) -> Iterator[str]:
+    """os.walk honouring every .gitignore on the way down (outside a git work tree)."""
+    specs: list[tuple[Path, pathspec.GitIgnoreSpec]] = []
+
+    def ignored(path: Path, is_dir: bool) -> bool:
+        verdict = False
+        for base, spec in specs:
+            if base != path and base not in path.parents:
+                continue
+            rel = path.relative_to(base).as_posix() + ("/" if is_dir else "")
+            result = spec.check_file(rel)
+            if result.include is not None:
+                verdict = result.include
+        return verdict
+
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        specs = [(b, s) for b, s in specs if b == here or b in here.parents]
+        gitignore = here / ".gitignore"
+        if gitignore.is_file():
+            try:
+                lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                lines = []
+            specs.append((here, pathspec.GitIgnoreSpec.from_lines(lines)))
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in ALWAYS_SKIPPED_DIRS and not ignored(here / d, True)
+        )
+        for name in sorted(filenames):
+            full = here / name
+            if not ignored(full, False):
+                yield full.relative_to(root).as_posix()

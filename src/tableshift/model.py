@@ -1,0 +1,197 @@
+"""Core records of tableshift: frozen dataclasses and enums, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    TABLE = "table"
+    STORAGE = "storage"
+    RPC = "rpc"
+    REALTIME = "realtime"
+
+
+class Operation(StrEnum):
+    SELECT = "select"
+    INSERT = "insert"
+    UPDATE = "update"
+    UPSERT = "upsert"
+    DELETE = "delete"
+
+    @property
+    def is_read(self) -> bool:
+        return self is Operation.SELECT
+
+
+class TableSource(StrEnum):
+    """How the table name of a call is known."""
+
+    LITERAL = "literal"
+    CONSTANT = "constant"
+    DYNAMIC = "dynamic"
+
+
+class Role(StrEnum):
+    SELECT = "select"
+    FILTER = "filter"
+    WRITE = "write"
+    ON_CONFLICT = "on_conflict"
+
+
+class Status(StrEnum):
+    OK = "ok"
+    LEGACY = "legacy"
+    DYNAMIC = "dynamic"
+
+
+class Confidence(StrEnum):
+    """How sure the scanner is that a `.from()` is a Supabase query."""
+
+    HIGH = "high"  # the chain or the receiver is PostgREST-shaped
+    MEDIUM = "medium"  # a client-like receiver and a table-like argument, nothing more
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Span:
+    """Byte offsets into a file's original bytes, end exclusive."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """1-based line and character column, for people and editors."""
+
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column reference in a call, with the span of its name."""
+
+    name: str
+    role: Role
+    op: str  # the method or place it came from: select, eq, order, match, or, insert, onConflict...
+    position: Position
+    span: Span | None  # None when the name cannot be mapped to bytes (escaped string)
+    alias: str | None = None
+    cast: str | None = None
+    json_path: str | None = None
+    aggregate: str | None = None
+    shorthand: bool = False  # `{ decision_id }` in an object literal
+    qualifier: str | None = None  # embedded resource that qualifies it: 'author' in 'author.name'
+
+
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    """An embedded resource inside a select string: another table read through this call."""
+
+    table: str
+    alias: str | None
+    hints: tuple[str, ...]
+    position: Position
+    span: Span | None
+    columns: tuple[Column, ...] = ()
+    embedded: tuple[Embedded, ...] = ()
+
+    def walk(self) -> tuple[Embedded, ...]:
+        """This embed and every embed nested in it, depth first."""
+        out: list[Embedded] = [self]
+        for child in self.embedded:
+            out.extend(child.walk())
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Opaque:
+    """A part of a call that is not statically visible: recorded, never guessed."""
+
+    role: Role
+    reason: str
+    position: Position
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    select: tuple[Column, ...] = ()
+    embedded: tuple[Embedded, ...] = ()
+    filter: tuple[Column, ...] = ()
+    write: tuple[Column, ...] = ()
+    on_conflict: tuple[Column, ...] = ()
+    opaque: tuple[Opaque, ...] = ()
+
+    def all_embedded(self) -> tuple[Embedded, ...]:
+        out: list[Embedded] = []
+        for emb in self.embedded:
+            out.extend(emb.walk())
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class TableArg:
+    """The table a call names, and how sure we are of it."""
+
+    name: str | None
+    source: TableSource
+    span: Span | None = None  # the literal's content, for a rewrite; None unless LITERAL
+    candidates: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def certain(self) -> bool:
+        return self.source is not TableSource.DYNAMIC
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One Supabase query call as found in source, before any rules apply."""
+
+    file: str
+    language: str
+    kind: Kind
+    span: Span  # the whole chain
+    start: Position  # the method token: `from` of `.from(`, `rpc`, `on`
+    end: Position  # end of the whole chain
+    client: str
+    code: str  # the source line of the method token, stripped
+    schema: str | None = None
+    table: TableArg | None = None  # table and realtime calls
+    name: str | None = None  # storage bucket or rpc function
+    operation: Operation | None = None
+    event: str | None = None  # realtime event
+    columns: Columns = Columns()
+    confidence: Confidence = Confidence.HIGH
+    in_error_region: bool = False
+    notes: tuple[str, ...] = ()  # what the scanner could not read (malformed strings...)
+
+    @property
+    def is_read(self) -> bool | None:
+        return None if self.operation is None else self.operation.is_read
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """Everything scanning one file produced; errors are values, never raised."""
+
+    path: str
+    language: str | None
+    calls: tuple[Call, ...] = ()
+    parsed: bool = False  # False when the prefilter found nothing to parse
+    parse_error: bool = False
+    error: str | None = None  # could not read or decode the file at all
+    skipped: str | None = None  # why the file was not scanned
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A call judged against a rules file."""
+
+    call: Call
+    status: Status | None  # None when no rules were given
+    target: str | None = None
+    reasons: tuple[str, ...] = ()
+    legacy_tables: tuple[str, ...] = ()  # legacy tables involved, own or embedded

@@ -1,0 +1,1 @@
+"""Reports: the audit as data, and the formats that render it."""

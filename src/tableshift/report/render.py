@@ -1,0 +1,58 @@
+"""Render a report as JSON, Markdown or rich tables; one entry point per format."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from tableshift.report.sections import Section
+
+FORMATS = ("table", "json", "markdown")
+
+
+def to_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+
+
+def _md_cell(value: str) -> str:
+    return value.replace("|", "\\|").replace("\n", " ") or " "
+
+
+def to_markdown(sections: list[Section], *, title: str) -> str:
+    lines = [f"# {title}", ""]
+    for section in sections:
+        lines += [f"## {section.title}", ""]
+        if not section.rows:
+            lines += ["_none_", ""]
+            continue
+        lines.append("| " + " | ".join(section.headers) + " |")
+        lines.append("|" + "|".join("---" for _ in section.headers) + "|")
+        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in section.rows]
+        if section.note:
+            lines += ["", f"_{section.note}_"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def print_tables(sections: list[Section], console: Console, *, title: str) -> None:
+    console.print(f"[bold]{title}[/bold]")
+    for section in sections:
+        if not section.rows:
+            continue
+        table = Table(title=section.title, title_justify="left", caption=section.note or None, caption_justify="left")
+        for index, header in enumerate(section.headers):
+            numeric = index > 0 and all(r[index].isdigit() for r in section.rows)
+            table.add_column(header, justify="right" if numeric else "left", overflow="fold")
+        for row in section.rows:
+            table.add_row(*row)
+        console.print(table)
+
+
+def tables_to_text(sections: list[Section], *, title: str, width: int = 120) -> str:
+    buffer = io.StringIO()
+    print_tables(sections, Console(file=buffer, width=width, color_system=None, force_terminal=False), title=title)
+    return buffer.getvalue()

@@ -1,0 +1,108 @@
+"""The audit report cut into titled tables, so every human format shows the same thing."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+TOP_FILES = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    title: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    note: str = ""
+
+
+def audit_sections(report: dict[str, Any]) -> list[Section]:
+    s = report["summary"]
+    out = [
+        Section(
+            "Summary",
+            ("what", "count"),
+            tuple(
+                (label, str(s[key]))
+                for label, key in (
+                    ("files scanned", "files_scanned"),
+                    ("files with calls", "files_with_calls"),
+                    ("table calls", "calls"),
+                    ("  certain table", "certain_calls"),
+                    ("  dynamic table", "dynamic_calls"),
+                    ("distinct tables", "tables"),
+                    ("storage calls", "storage_calls"),
+                    ("rpc calls", "rpc_calls"),
+                    ("realtime subscriptions", "realtime_calls"),
+                    ("files with parse errors", "parse_errors"),
+                )
+            )
+            + tuple((f"status {k}", str(v)) for k, v in s.get("status", {}).items()),
+        )
+    ]
+    if report.get("legacy") is not None:
+        out.append(
+            Section(
+                f"Legacy tables ({report['rules']['name']})",
+                ("legacy table", "target", "group", "calls", "reads", "writes", "unknown op", "embedded", "dynamic", "files"),
+                tuple(
+                    (r["table"], r["target"], r["group"], *map(str, (r["calls"], r["reads"], r["writes"], r["unknown"], r["embedded"], r["dynamic"], r["files"])))
+                    for r in report["legacy"]
+                ),
+                note="dynamic: calls whose table is not known but may be this one",
+            )
+        )
+    ops = ("select", "insert", "update", "upsert", "delete", "unknown")
+    out.append(
+        Section(
+            "Tables by usage",
+            ("table", "calls", *ops, "embedded", "realtime", "files", "target"),
+            tuple(
+                (
+                    t["name"] + (" (legacy)" if t["legacy"] else ""),
+                    str(t["calls"]),
+                    *(str(t["operations"][o]) for o in ops),
+                    str(t["embedded"]),
+                    str(t["realtime"]),
+                    str(t["files"]),
+                    t["target"] or "",
+                )
+                for t in report["tables"]
+            ),
+        )
+    )
+    per_file = Counter(c["file"] for c in report["calls"])
+    dyn_file = Counter(c["file"] for c in report["calls"] if c["dynamic"])
+    out.append(
+        Section(
+            f"Files with the most calls (top {TOP_FILES})",
+            ("file", "calls", "dynamic"),
+            tuple((f, str(n), str(dyn_file[f])) for f, n in sorted(per_file.items(), key=lambda x: (-x[1], x[0]))[:TOP_FILES]),
+        )
+    )
+    dynamic = [c for c in report["calls"] if c["dynamic"]]
+    out.append(
+        Section(
+            "Dynamic calls (table not known statically)",
+            ("location", "kind", "candidates", "status", "reasons"),
+            tuple(
+                (f"{c['file']}:{c['line']}", c["kind"], ", ".join(c["candidates"]) or "-", c["status"] or "-", "; ".join(c["reasons"]))
+                for c in dynamic
+            ),
+        )
+    )
+    out.append(Section("Storage buckets", ("bucket", "calls", "files"), tuple((r["bucket"] or "(dynamic)", str(r["calls"]), str(r["files"])) for r in report["storage"])))
+    out.append(Section("RPC functions", ("function", "calls", "files"), tuple((r["function"] or "(dynamic)", str(r["calls"]), str(r["files"])) for r in report["rpc"])))
+    flagged = [c for c in report["calls"] if c["in_error_region"]]
+    out.append(
+        Section(
+            "Files with parse errors",
+            ("file", "calls in error regions"),
+            tuple((f, str(sum(1 for c in flagged if c["file"] == f))) for f in report["files"]["parse_errors"]),
+            note="tree-sitter recovers from syntax errors; calls inside error regions are flagged",
+        )
+    )
+    if report["files"]["unreadable"]:
+        out.append(Section("Unreadable files", ("file", "error"), tuple((u["path"], u["error"]) for u in report["files"]["unreadable"])))
+    return out

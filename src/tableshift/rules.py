@@ -1,0 +1,193 @@
+"""Load and validate a rules file (TOML) into an immutable RuleSet."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tableshift.errors import UsageError
+
+_TOP_KEYS = {"version", "name", "description", "table"}
+_TABLE_KEYS = {"legacy", "target", "group", "notes", "renames", "drop"}
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+SUPPORTED_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TableRule:
+    """One legacy table and where it goes."""
+
+    legacy: str
+    target: str
+    group: str
+    schema: str | None = None  # None: the default (public) schema
+    notes: str = ""
+    renames: tuple[tuple[str, str], ...] = ()
+    drop: frozenset[str] = frozenset()
+
+    def rename(self, column: str) -> str | None:
+        """The new name of a renamed column, or None when it keeps its name."""
+        for old, new in self.renames:
+            if old == column:
+                return new
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    name: str
+    path: str
+    description: str = ""
+    tables: tuple[TableRule, ...] = ()
+    digest: str = ""
+    _index: dict[tuple[str | None, str], TableRule] = field(default_factory=dict, repr=False, compare=False)
+
+    def lookup(self, table: str | None, schema: str | None = None) -> TableRule | None:
+        """The rule for `table` as a call in `schema` names it, if that table is legacy."""
+        if table is None:
+            return None
+        if "." in table and schema is None:
+            schema, table = table.split(".", 1)
+        return self._index.get((_norm_schema(schema), table))
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for rule in self.tables:
+            seen.setdefault(rule.group)
+        return tuple(seen)
+
+    @property
+    def targets(self) -> frozenset[str]:
+        return frozenset(rule.target for rule in self.tables)
+
+
+def _norm_schema(schema: str | None) -> str | None:
+    return None if schema in (None, "public") else schema
+
+
+def load_rules(path: str | Path) -> RuleSet:
+    """Read and validate a rules file; every mistake is a UsageError naming file and key."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{p}: rules file not found") from None
+    except OSError as exc:
+        raise UsageError(f"{p}: cannot read rules file: {exc.strerror}") from None
+    return parse_rules(raw, str(p))
+
+
+def parse_rules(raw: bytes, where: str) -> RuleSet:
+    """Validate rules from bytes; `where` names the file in messages."""
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(f"{where}: rules file is not UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{where}: invalid TOML: {exc}") from None
+
+    def fail(key: str, what: str) -> UsageError:
+        return UsageError(f"{where}: {key}: {what}")
+
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise fail(unknown[0], f"unknown key (expected one of: {', '.join(sorted(_TOP_KEYS))})")
+    version = data.get("version", SUPPORTED_VERSION)
+    if version != SUPPORTED_VERSION:
+        raise fail("version", f"unsupported rules version {version!r} (this tableshift reads {SUPPORTED_VERSION})")
+    name = data.get("name", Path(where).stem)
+    description = data.get("description", "")
+    if not isinstance(name, str) or not isinstance(description, str):
+        raise fail("name" if not isinstance(name, str) else "description", "must be a string")
+    entries = data.get("table", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise fail("table", "must be an array of tables: [[table]]")
+    if not entries:
+        raise fail("table", "no [[table]] entries: nothing is legacy")
+
+    rules = [_table_rule(entry, f"table[{i + 1}]", fail) for i, entry in enumerate(entries)]
+    index: dict[tuple[str | None, str], TableRule] = {}
+    first_key: dict[tuple[str | None, str], str] = {}
+    for i, rule in enumerate(rules):
+        key = (_norm_schema(rule.schema), rule.legacy)
+        here = f"table[{i + 1}]"
+        if key in index:
+            raise fail(f"{here}.legacy", f"table {rule.legacy!r} is mapped twice (also in {first_key[key]})")
+        index[key] = rule
+        first_key[key] = here
+    legacy_names = {r.legacy for r in rules}
+    for i, rule in enumerate(rules):
+        if rule.target in legacy_names:
+            raise fail(f"table[{i + 1}].target", f"target {rule.target!r} is itself a legacy table in this file")
+    return RuleSet(
+        name=name,
+        path=where,
+        description=description,
+        tables=tuple(rules),
+        digest=hashlib.sha256(raw).hexdigest()[:16],
+        _index=index,
+    )
+
+
+def _table_rule(entry: dict[str, Any], key: str, fail: Any) -> TableRule:
+    unknown = sorted(set(entry) - _TABLE_KEYS)
+    if unknown:
+        raise fail(f"{key}.{unknown[0]}", f"unknown key (expected one of: {', '.join(sorted(_TABLE_KEYS))})")
+    for required in ("legacy", "target"):
+        if required not in entry:
+            raise fail(key, f"missing required key {required!r}")
+    for name in ("legacy", "target", "group", "notes"):
+        if name in entry and not isinstance(entry[name], str):
+            raise fail(f"{key}.{name}", "must be a string")
+    legacy, target = entry["legacy"], entry["target"]
+    for name, value in (("legacy", legacy), ("target", target)):
+        if not _IDENT.match(value):
+            raise fail(f"{key}.{name}", f"{value!r} is not a table name")
+    schema = None
+    if "." in legacy:
+        schema, legacy = legacy.split(".", 1)
+    if legacy == target.split(".")[-1] and _norm_schema(schema) == _norm_schema(
+        target.split(".")[0] if "." in target else None
+    ):
+        raise fail(f"{key}.target", f"target is the same table as legacy {legacy!r}")
+
+    renames_raw = entry.get("renames", {})
+    if not isinstance(renames_raw, dict):
+        raise fail(f"{key}.renames", "must be a table of old_column = \"new_column\"")
+    renames: list[tuple[str, str]] = []
+    seen_new: dict[str, str] = {}
+    for old, new in renames_raw.items():
+        where = f"{key}.renames.{old}"
+        if not isinstance(new, str) or not _IDENT.match(new) or "." in new:
+            raise fail(where, "must be a column name string")
+        if new == old:
+            raise fail(where, "column is renamed to itself")
+        if new in seen_new:
+            raise fail(where, f"column {new!r} is the new name of {seen_new[new]!r} already: renamed twice")
+        seen_new[new] = old
+        renames.append((old, new))
+
+    drop_raw = entry.get("drop", [])
+    if not isinstance(drop_raw, list) or not all(isinstance(c, str) for c in drop_raw):
+        raise fail(f"{key}.drop", "must be a list of column names")
+    renamed = {old for old, _ in renames}
+    for column in drop_raw:
+        if column in renamed:
+            raise fail(f"{key}.drop", f"column {column!r} is both renamed and dropped")
+    if len(set(drop_raw)) != len(drop_raw):
+        raise fail(f"{key}.drop", "lists a column twice")
+
+    return TableRule(
+        legacy=legacy,
+        target=target,
+        group=entry.get("group", target),
+        schema=schema,
+        notes=entry.get("notes", ""),
+        renames=tuple(renames),
+        drop=frozenset(drop_raw),
+    )

@@ -1,0 +1,139 @@
+"""Column references inside PostgREST strings, as Columns with byte spans (any language)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tableshift import postgrest
+from tableshift.model import Column, Embedded, Position, Role, Span
+from tableshift.scan.source import SourceText, StringLiteral
+
+
+@dataclass
+class Found:
+    """Columns collected from one chain, in source order, plus what could not be read."""
+
+    select: list[Column] = field(default_factory=list)
+    embedded: list[Embedded] = field(default_factory=list)
+    filter: list[Column] = field(default_factory=list)
+    write: list[Column] = field(default_factory=list)
+    on_conflict: list[Column] = field(default_factory=list)
+    opaque: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _where(lit: StringLiteral, src: SourceText, start: int, end: int) -> tuple[Span | None, Position]:
+    span = lit.span_of(start, end)
+    return span, src.position(span.start if span else lit.content_start)
+
+
+def add_select(found: Found, lit: StringLiteral, src: SourceText, *, op: str = "select") -> None:
+    """Columns and embeds of a select string; a malformed one becomes a note."""
+    try:
+        tree = postgrest.parse_select(lit.value)
+    except postgrest.PostgrestSyntaxError as exc:
+        found.notes.append(f"select string does not parse ({exc}): {lit.value!r}")
+        return
+    if not tree.items:
+        span, pos = _where(lit, src, 0, 0)
+        found.select.append(Column("*", Role.SELECT, op, pos, None))
+        return
+    cols, embeds = _items(tree.items, lit, src, op)
+    found.select.extend(cols)
+    found.embedded.extend(embeds)
+
+
+def _items(
+    items: tuple[postgrest.Field | postgrest.Embed, ...], lit: StringLiteral, src: SourceText, op: str
+) -> tuple[list[Column], list[Embedded]]:
+    cols: list[Column] = []
+    embeds: list[Embedded] = []
+    for item in items:
+        span, pos = _where(lit, src, item.start, item.end)
+        if isinstance(item, postgrest.Embed):
+            sub_cols, sub_embeds = _items(item.items, lit, src, op)
+            embeds.append(
+                Embedded(
+                    table=item.relation,
+                    alias=item.alias,
+                    hints=item.hints,
+                    position=pos,
+                    span=span,
+                    columns=tuple(sub_cols),
+                    embedded=tuple(sub_embeds),
+                )
+            )
+        else:
+            cols.append(
+                Column(
+                    item.name,
+                    Role.SELECT,
+                    op,
+                    pos,
+                    span,
+                    alias=item.alias,
+                    cast=item.cast,
+                    json_path=item.json_path,
+                    aggregate=item.aggregate,
+                )
+            )
+    return cols, embeds
+
+
+def column_from_string(
+    lit: StringLiteral, src: SourceText, *, role: Role, op: str, qualifier: str | None = None
+) -> Column:
+    """A filter-style column argument: `col`, `col->>key`, `embed.col`."""
+    text = lit.value
+    base_end = text.find("->")
+    base = text if base_end == -1 else text[:base_end]
+    json_path = None if base_end == -1 else text[base_end:]
+    start = len(base) - len(base.lstrip())
+    base = base.strip()
+    if "." in base:
+        qual, _, name = base.rpartition(".")
+        qualifier = qual if qualifier is None else f"{qualifier}.{qual}"
+        start += len(qual) + 1
+    else:
+        name = base
+    span, pos = _where(lit, src, start, start + len(name))
+    return Column(name, role, op, pos, span, json_path=json_path, qualifier=qualifier)
+
+
+def add_logic(found: Found, lit: StringLiteral, src: SourceText, *, op: str, qualifier: str | None) -> None:
+    """Columns inside an `or('a.eq.1,b.is.null')` string; a malformed one becomes a note."""
+    try:
+        conditions = postgrest.parse_logic(lit.value)
+    except postgrest.PostgrestSyntaxError as exc:
+        found.notes.append(f"{op}() string does not parse ({exc}): {lit.value!r}")
+        return
+    for cond in conditions:
+        column = cond.column
+        start, qual = cond.start, qualifier
+        if "." in column:
+            prefix, _, column = column.rpartition(".")
+            start += len(prefix) + 1
+            qual = prefix if qual is None else f"{qual}.{prefix}"
+        span, pos = _where(lit, src, start, start + len(column))
+        found.filter.append(Column(column, Role.FILTER, op, pos, span, qualifier=qual))
+
+
+def add_realtime_filter(found: Found, lit: StringLiteral, src: SourceText) -> None:
+    try:
+        cond = postgrest.parse_realtime_filter(lit.value)
+    except postgrest.PostgrestSyntaxError as exc:
+        found.notes.append(f"realtime filter does not parse ({exc}): {lit.value!r}")
+        return
+    span, pos = _where(lit, src, cond.start, cond.end)
+    found.filter.append(Column(cond.column, Role.FILTER, "filter", pos, span))
+
+
+def add_conflict(found: Found, lit: StringLiteral, src: SourceText, *, op: str) -> None:
+    try:
+        parts = postgrest.split_columns(lit.value)
+    except postgrest.PostgrestSyntaxError as exc:
+        found.notes.append(f"{op} string does not parse ({exc}): {lit.value!r}")
+        return
+    for name, start, end in parts:
+        span, pos = _where(lit, src, start, end)
+        found.on_conflict.append(Column(name, Role.ON_CONFLICT, op, pos, span))

@@ -1,0 +1,72 @@
+"""A file's bytes with line tables: byte offsets to line/column, string literals to spans."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from functools import cached_property
+
+from tableshift.model import Position, Span
+
+BOM = b"\xef\xbb\xbf"
+
+
+class SourceText:
+    """Original bytes of one file; positions are derived, never stored twice."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    @cached_property
+    def line_starts(self) -> list[int]:
+        starts = [0]
+        find = self.data.find
+        i = find(b"\n")
+        while i != -1:
+            starts.append(i + 1)
+            i = find(b"\n", i + 1)
+        return starts
+
+    def position(self, offset: int) -> Position:
+        """1-based line and character column of a byte offset."""
+        row = bisect_right(self.line_starts, offset) - 1
+        start = self.line_starts[row]
+        prefix = self.data[start:offset]
+        if row == 0 and prefix.startswith(BOM):
+            prefix = prefix[len(BOM) :]
+        return Position(row + 1, len(prefix.decode("utf-8", "replace")) + 1)
+
+    def line_text(self, line: int) -> str:
+        """The text of a 1-based line, without its line ending."""
+        starts = self.line_starts
+        start = starts[line - 1]
+        end = starts[line] if line < len(starts) else len(self.data)
+        raw = self.data[start:end].rstrip(b"\r\n")
+        if line == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM) :]
+        return raw.decode("utf-8", "replace")
+
+    def text(self, span: Span) -> str:
+        return self.data[span.start : span.end].decode("utf-8", "surrogateescape")
+
+
+@dataclass(frozen=True, slots=True)
+class StringLiteral:
+    """A string literal's value and, when it can be mapped, where each character sits."""
+
+    value: str
+    content_start: int  # byte offset just past the opening quote
+    mappable: bool  # False when escapes make character offsets differ from byte offsets
+    quote: str
+
+    def span_of(self, start: int, end: int) -> Span | None:
+        """Byte span of value[start:end], or None when the literal has escapes."""
+        if not self.mappable:
+            return None
+        encode = lambda s: len(s.encode("utf-8", "surrogateescape"))  # noqa: E731
+        begin = self.content_start + encode(self.value[:start])
+        return Span(begin, begin + encode(self.value[start:end]))
+
+    @property
+    def content_span(self) -> Span | None:
+        return self.span_of(0, len(self.value))

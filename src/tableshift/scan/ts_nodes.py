@@ -1,0 +1,241 @@
+"""tree-sitter node helpers for the TypeScript family: literals, wrappers, bindings, scopes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from tree_sitter import Node
+
+from tableshift.scan.source import StringLiteral
+
+# Expressions that only dress a value up for the type checker, or group it.
+WRAPPERS = frozenset(
+    {"parenthesized_expression", "as_expression", "satisfies_expression", "non_null_expression", "type_assertion"}
+)
+FUNCTIONS = frozenset(
+    {
+        "function_declaration",
+        "function_expression",
+        "function",
+        "arrow_function",
+        "method_definition",
+        "generator_function_declaration",
+        "generator_function",
+    }
+)
+SCOPES = FUNCTIONS | {"statement_block", "program", "class_body"}
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
+_ESCAPE = re.compile(r"\\(u\{[0-9a-fA-F]+\}|u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|\r\n|.)", re.S)
+
+
+def text(node: Node) -> str:
+    return (node.text or b"").decode("utf-8", "surrogateescape")
+
+
+def unwrap(node: Node) -> Node:
+    """The expression inside parentheses, `as T`, `satisfies T`, `!` and `<T>` casts."""
+    while node.type in WRAPPERS:
+        inner = [c for c in node.named_children if c.type not in _TYPE_NODES]
+        if not inner:
+            break
+        node = inner[-1] if node.type == "type_assertion" else inner[0]
+    return node
+
+
+_TYPE_NODES = frozenset(
+    {
+        "type_arguments",
+        "predefined_type",
+        "type_identifier",
+        "generic_type",
+        "union_type",
+        "literal_type",
+        "object_type",
+        "array_type",
+        "nested_type_identifier",
+        "comment",
+    }
+)
+
+
+def _unescape(raw: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        esc = m.group(1)
+        if esc.startswith("u{"):
+            return chr(int(esc[2:-1], 16))
+        if esc.startswith("u") and len(esc) == 5:
+            return chr(int(esc[1:], 16))
+        if esc.startswith("x") and len(esc) == 3:
+            return chr(int(esc[1:], 16))
+        if esc in ("\n", "\r\n"):
+            return ""
+        return _ESCAPES.get(esc, esc)
+
+    return _ESCAPE.sub(sub, raw)
+
+
+def string_literal(node: Node) -> StringLiteral | None:
+    """The value of a string literal or a template literal without substitutions, else None."""
+    node = unwrap(node)
+    if node.type not in ("string", "template_string"):
+        return None
+    pieces = node.named_children
+    if any(p.type == "template_substitution" for p in pieces):
+        return None
+    raw = (node.text or b"")[1:-1]
+    has_escape = any(p.type == "escape_sequence" for p in pieces)
+    decoded = raw.decode("utf-8", "surrogateescape")
+    value = _unescape(decoded) if has_escape else decoded
+    quote = (node.text or b"'")[:1].decode()
+    return StringLiteral(value, node.start_byte + 1, not has_escape, quote)
+
+
+def arguments(args: Node | None) -> list[Node]:
+    """Named argument nodes, comments excluded."""
+    if args is None:
+        return []
+    return [a for a in args.named_children if a.type != "comment"]
+
+
+def ancestors(node: Node) -> Iterator[Node]:
+    parent = node.parent
+    while parent is not None:
+        yield parent
+        parent = parent.parent
+
+
+def enclosing_scope(node: Node) -> Node:
+    for anc in ancestors(node):
+        if anc.type in SCOPES:
+            return anc
+    return node
+
+
+def contains(outer: Node, inner: Node) -> bool:
+    return outer.start_byte <= inner.start_byte and inner.end_byte <= outer.end_byte
+
+
+def property_name(key: Node) -> str | None:
+    """The name of an object key: `a`, `'a'`, `"a"`; None for computed keys."""
+    if key.type in ("property_identifier", "identifier", "shorthand_property_identifier"):
+        return text(key)
+    lit = string_literal(key)
+    if lit is not None:
+        return lit.value
+    if key.type == "number":
+        return text(key)
+    return None
+
+
+def object_pairs(obj: Node) -> Iterator[tuple[str, Node, Node]]:
+    """(name, key node, value node) for the plain `key: value` pairs of an object literal."""
+    for child in obj.named_children:
+        if child.type == "pair":
+            key = child.child_by_field_name("key")
+            value = child.child_by_field_name("value")
+            if key is not None and value is not None:
+                name = property_name(key)
+                if name is not None:
+                    yield name, key, value
+
+
+def object_value(obj: Node, name: str) -> Node | None:
+    for key_name, _, value in object_pairs(obj):
+        if key_name == name:
+            return value
+    return None
+
+
+def member_path(node: Node) -> list[str] | None:
+    """`this.config.tables.posts` -> ['this', 'config', 'tables', 'posts']; None for other shapes."""
+    node = unwrap(node)
+    if node.type in ("identifier", "this"):
+        return [text(node)]
+    if node.type == "member_expression":
+        obj = node.child_by_field_name("object")
+        prop = node.child_by_field_name("property")
+        if obj is None or prop is None:
+            return None
+        base = member_path(obj)
+        return None if base is None else [*base, text(prop)]
+    if node.type == "subscript_expression":
+        obj = node.child_by_field_name("object")
+        index = node.child_by_field_name("index")
+        lit = string_literal(index) if index is not None else None
+        base = member_path(obj) if obj is not None else None
+        return None if base is None or lit is None else [*base, lit.value]
+    return None
+
+
+def parameter_names(fn: Node) -> list[tuple[str, Node | None]]:
+    """(name, default value) of each parameter of a function, destructured names included."""
+    params = fn.child_by_field_name("parameters") or fn.child_by_field_name("parameter")
+    if params is None:
+        return []
+    items = [params] if params.type == "identifier" else params.named_children
+    out: list[tuple[str, Node | None]] = []
+    for index, param in enumerate(items):
+        out.extend((name, default) for name, default in _pattern_names(param))
+    return out
+
+
+def parameter_index(fn: Node, name: str) -> int | None:
+    params = fn.child_by_field_name("parameters") or fn.child_by_field_name("parameter")
+    if params is None:
+        return None
+    items = [params] if params.type == "identifier" else [p for p in params.named_children if p.type != "comment"]
+    for index, param in enumerate(items):
+        if any(n == name for n, _ in _pattern_names(param)):
+            return index
+    return None
+
+
+def _pattern_names(node: Node) -> Iterator[tuple[str, Node | None]]:
+    kind = node.type
+    if kind in ("identifier", "shorthand_property_identifier_pattern"):
+        yield text(node), None
+    elif kind in ("required_parameter", "optional_parameter"):
+        pattern = node.child_by_field_name("pattern")
+        default = node.child_by_field_name("value")
+        if pattern is not None:
+            for name, inner_default in _pattern_names(pattern):
+                yield name, inner_default or default
+    elif kind in ("assignment_pattern", "object_assignment_pattern"):
+        left = node.child_by_field_name("left")
+        right = node.child_by_field_name("right")
+        if left is not None:
+            for name, _ in _pattern_names(left):
+                yield name, right
+    elif kind in ("object_pattern", "array_pattern"):
+        for child in node.named_children:
+            yield from _pattern_names(child)
+    elif kind == "pair_pattern":
+        value = node.child_by_field_name("value")
+        if value is not None:
+            yield from _pattern_names(value)
+    elif kind == "rest_pattern":
+        for child in node.named_children:
+            yield from _pattern_names(child)
+
+
+def function_name(fn: Node) -> str | None:
+    """The name a function is called by in the same file, where one is visible."""
+    name = fn.child_by_field_name("name")
+    if name is not None:
+        return text(name)
+    parent = fn.parent
+    if parent is None:
+        return None
+    if parent.type == "variable_declarator":
+        target = parent.child_by_field_name("name")
+        return text(target) if target is not None and target.type == "identifier" else None
+    if parent.type in ("pair", "public_field_definition", "field_definition"):
+        key = parent.child_by_field_name("key") or parent.child_by_field_name("name")
+        return property_name(key) if key is not None else None
+    if parent.type == "assignment_expression":
+        left = parent.child_by_field_name("left")
+        path = member_path(left) if left is not None else None
+        return path[-1] if path else None
+    return None

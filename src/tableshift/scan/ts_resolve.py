@@ -1,0 +1,235 @@
+"""What a table argument names: literals, same-file constants, or dynamic with candidates and reasons."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from tree_sitter import Node, Query, QueryCursor
+
+from tableshift.model import TableArg, TableSource
+from tableshift.scan import ts_nodes as n
+
+_ENV_MARKERS = ("process.env", "import.meta.env", "Deno.env", "Bun.env")
+_MAX_DEPTH = 4
+
+
+class Resolver:
+    """Per-file lookups, built lazily: only files with a non-literal argument pay for them."""
+
+    def __init__(self, root: Node, queries: dict[str, Query]) -> None:
+        self.root = root
+        self.queries = queries
+
+    def _matches(self, name: str) -> list[dict[str, list[Node]]]:
+        return [m for _, m in QueryCursor(self.queries[name]).matches(self.root)]
+
+    @cached_property
+    def declarators(self) -> dict[str, list[Node]]:
+        """Identifier name -> its variable declarators (const/let/var, destructured included)."""
+        out: dict[str, list[Node]] = {}
+        for match in self._matches("declarators"):
+            decl = match["decl"][0]
+            target = decl.child_by_field_name("name")
+            if target is None:
+                continue
+            for name, _ in n._pattern_names(target):
+                out.setdefault(name, []).append(decl)
+        return out
+
+    @cached_property
+    def pairs(self) -> list[tuple[Node, Node, Node]]:
+        return [(m["pair"][0], m["key"][0], m["value"][0]) for m in self._matches("pairs")]
+
+    @cached_property
+    def calls(self) -> list[tuple[str, Node]]:
+        """(callee name, arguments) of every call in the file: `f(...)` and `x.f(...)`."""
+        out = []
+        for match in self._matches("calls"):
+            callee = match["callee"][0]
+            args = match["args"][0]
+            if callee.type == "identifier":
+                out.append((n.text(callee), args))
+            elif callee.type == "member_expression":
+                prop = callee.child_by_field_name("property")
+                if prop is not None:
+                    out.append((n.text(prop), args))
+        return out
+
+    # -- bindings ---------------------------------------------------------
+
+    def binding(self, name: str, at: Node) -> Node | None:
+        """The innermost declarator of `name` whose scope encloses `at`."""
+        best: Node | None = None
+        best_scope: Node | None = None
+        for decl in self.declarators.get(name, ()):
+            scope = n.enclosing_scope(decl.parent or decl)
+            if not n.contains(scope, at):
+                continue
+            if best_scope is None or n.contains(best_scope, scope):
+                best, best_scope = decl, scope
+        return best
+
+    def is_const(self, decl: Node) -> bool:
+        parent = decl.parent
+        return parent is not None and parent.type == "lexical_declaration" and parent.child(0) is not None and (
+            parent.child(0).type == "const"  # type: ignore[union-attr]
+        )
+
+    def param_owner(self, name: str, at: Node) -> Node | None:
+        for anc in n.ancestors(at):
+            if anc.type in n.FUNCTIONS and n.parameter_index(anc, name) is not None:
+                return anc
+        return None
+
+    # -- resolution -------------------------------------------------------
+
+    def table(self, arg: Node, at: Node, depth: int = 0) -> TableArg:
+        """How the table argument `arg` of the call at `at` is known."""
+        lit = n.string_literal(arg)
+        if lit is not None:
+            return TableArg(lit.value, TableSource.LITERAL, span=lit.content_span)
+        node = n.unwrap(arg)
+        code = " ".join(n.text(node).split())
+        if depth > _MAX_DEPTH:
+            return TableArg(None, TableSource.DYNAMIC, reasons=(f"expression `{code}`",))
+        if node.type == "identifier":
+            return self._identifier(n.text(node), at, depth)
+        if node.type in ("member_expression", "subscript_expression"):
+            return self._member(node, at, depth)
+        if node.type in ("binary_expression", "ternary_expression"):
+            return self._alternatives(node, at, depth)
+        if node.type == "template_string":
+            return TableArg(None, TableSource.DYNAMIC, reasons=(f"template literal with substitutions `{code}`",))
+        return TableArg(None, TableSource.DYNAMIC, reasons=(f"expression `{code}`",))
+
+    def _identifier(self, name: str, at: Node, depth: int) -> TableArg:
+        owner = self.param_owner(name, at)
+        decl = self.binding(name, at)
+        if owner is not None and (decl is None or not n.contains(owner, decl)):
+            return self._parameter(name, owner)
+        if decl is None:
+            return TableArg(None, TableSource.DYNAMIC, reasons=(f"`{name}` is imported or global: not defined in this file",))
+        value = decl.child_by_field_name("value")
+        target = decl.child_by_field_name("name")
+        if value is None or target is None or target.type != "identifier":
+            return TableArg(None, TableSource.DYNAMIC, reasons=(f"`{name}` is destructured or has no value",))
+        inner = self.table(value, decl, depth + 1)
+        if self.is_const(decl):
+            if inner.certain:
+                return TableArg(inner.name, TableSource.CONSTANT)
+            return TableArg(None, TableSource.DYNAMIC, candidates=inner.candidates, reasons=inner.reasons)
+        candidates = list(inner.candidates) if not inner.certain else [inner.name]
+        return TableArg(
+            None,
+            TableSource.DYNAMIC,
+            candidates=_unique(c for c in candidates if c),
+            reasons=(f"`{name}` is a variable (let/var), not a constant", *inner.reasons),
+        )
+
+    def _parameter(self, name: str, fn: Node) -> TableArg:
+        fname = n.function_name(fn)
+        candidates: list[str] = []
+        for pname, default in n.parameter_names(fn):
+            if pname == name and default is not None:
+                lit = n.string_literal(default)
+                if lit is not None:
+                    candidates.append(lit.value)
+        index = n.parameter_index(fn, name)
+        if fname is not None and index is not None:
+            for callee, args in self.calls:
+                if callee != fname:
+                    continue
+                given = n.arguments(args)
+                if index < len(given):
+                    lit = n.string_literal(given[index])
+                    if lit is not None:
+                        candidates.append(lit.value)
+        owner = f"`{fname}`" if fname else "an anonymous function"
+        return TableArg(
+            None, TableSource.DYNAMIC, candidates=_unique(candidates), reasons=(f"parameter `{name}` of {owner}",)
+        )
+
+    def _member(self, node: Node, at: Node, depth: int) -> TableArg:
+        path = n.member_path(node)
+        code = " ".join(n.text(node).split())
+        if path is None:
+            return TableArg(None, TableSource.DYNAMIC, reasons=(f"expression `{code}`",))
+        if any(code.startswith(marker) for marker in _ENV_MARKERS):
+            return TableArg(None, TableSource.DYNAMIC, reasons=(f"environment variable `{code}`",))
+        if path[0] != "this":
+            decl = self.binding(path[0], at)
+            value = decl.child_by_field_name("value") if decl is not None else None
+            if decl is not None and value is not None and self.is_const(decl):
+                found = _follow(n.unwrap(value), path[1:])
+                lit = n.string_literal(found) if found is not None else None
+                if lit is not None:
+                    return TableArg(lit.value, TableSource.CONSTANT)
+        return TableArg(
+            None,
+            TableSource.DYNAMIC,
+            candidates=self._config_candidates(path),
+            reasons=(f"config property `{code}`",),
+        )
+
+    def _config_candidates(self, path: list[str]) -> tuple[str, ...]:
+        """Literal defaults for `...tables.posts`: pairs `posts: '...'` inside a `tables: {...}` object."""
+        last = path[-1]
+        parent_key = path[-2] if len(path) >= 2 and path[-2] != "this" else None
+        out: list[str] = []
+        for pair, key, value in self.pairs:
+            if n.property_name(key) != last:
+                continue
+            lit = n.string_literal(value)
+            if lit is None:
+                continue
+            if parent_key is not None:
+                obj = pair.parent
+                holder = obj.parent if obj is not None else None
+                hkey = holder.child_by_field_name("key") if holder is not None and holder.type == "pair" else None
+                if hkey is None or n.property_name(hkey) != parent_key:
+                    continue
+            out.append(lit.value)
+        return _unique(out)
+
+    def _alternatives(self, node: Node, at: Node, depth: int) -> TableArg:
+        """`process.env.X ?? 'name'`, `a || 'b'`, `cond ? 'a' : 'b'`."""
+        code = " ".join(n.text(node).split())
+        branches: list[Node] = []
+        if node.type == "ternary_expression":
+            branches = [c for c in (node.child_by_field_name("consequence"), node.child_by_field_name("alternative")) if c]
+        else:
+            op = node.child_by_field_name("operator")
+            if op is None or n.text(op) not in ("??", "||"):
+                return TableArg(None, TableSource.DYNAMIC, reasons=(f"expression `{code}`",))
+            branches = [c for c in (node.child_by_field_name("left"), node.child_by_field_name("right")) if c]
+        candidates: list[str] = []
+        reasons: list[str] = []
+        for branch in branches:
+            inner = self.table(branch, at, depth + 1)
+            if inner.certain and inner.name:
+                candidates.append(inner.name)
+            else:
+                candidates.extend(inner.candidates)
+                reasons.extend(inner.reasons)
+        env = next((m for m in _ENV_MARKERS if m in code), None)
+        lead = f"environment override `{code}`" if env else f"expression `{code}`"
+        return TableArg(
+            None,
+            TableSource.DYNAMIC,
+            candidates=_unique(candidates),
+            reasons=_unique([lead, *(r for r in reasons if not r.startswith("environment variable"))]),
+        )
+
+
+def _follow(obj: Node, keys: list[str]) -> Node | None:
+    node: Node | None = obj
+    for key in keys:
+        if node is None or node.type != "object":
+            return None
+        node = n.object_value(node, key)
+        node = n.unwrap(node) if node is not None else None
+    return node
+
+
+def _unique(items) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+    return tuple(dict.fromkeys(items))

@@ -1,0 +1,515 @@
+"""TypeScript / TSX / JavaScript: source bytes -> Supabase query Calls, found by tree-sitter queries."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from tree_sitter import Language, Node, Parser, Query, QueryCursor
+
+from tableshift.model import (
+    Call,
+    Column,
+    Columns,
+    Confidence,
+    Kind,
+    Opaque,
+    Operation,
+    Role,
+    Span,
+    TableArg,
+    TableSource,
+)
+from tableshift.scan import columns as col
+from tableshift.scan import ts_nodes as n
+from tableshift.scan.source import BOM, SourceText
+from tableshift.scan.ts_resolve import Resolver
+
+_QUERIES = {
+    "candidates": """
+        (call_expression
+          function: (member_expression property: (property_identifier) @method)
+          arguments: (arguments) @args
+          (#any-of? @method "from" "rpc" "on")) @call
+    """,
+    "declarators": "(variable_declarator name: (_)) @decl",
+    "pairs": "(pair key: (_) @key value: (_) @value) @pair",
+    "calls": "(call_expression function: (_) @callee arguments: (arguments) @args)",
+    "method_calls": """
+        (call_expression
+          function: (member_expression object: (identifier) @object property: (property_identifier))) @call
+    """,
+}
+
+OPERATIONS = frozenset(op.value for op in Operation)
+# Filters whose first argument is a column name.
+COLUMN_FILTERS = frozenset(
+    {
+        "eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "likeAllOf", "likeAnyOf", "ilikeAllOf",
+        "ilikeAnyOf", "is", "in", "contains", "containedBy", "overlaps", "textSearch", "not", "filter",
+        "rangeGt", "rangeGte", "rangeLt", "rangeLte", "rangeAdjacent", "regexMatch", "regexIMatch", "isDistinct",
+    }
+)  # fmt: skip
+MODIFIERS = frozenset(
+    {
+        "order", "limit", "range", "single", "maybeSingle", "csv", "geojson", "explain", "rollback",
+        "returns", "abortSignal", "throwOnError", "overrideTypes", "setHeader", "match", "or",
+    }
+)  # fmt: skip
+POSTGREST = OPERATIONS | COLUMN_FILTERS | MODIFIERS
+# Names shared with arrays, strings and other libraries: evidence only with PostgREST-shaped arguments.
+_AMBIGUOUS = frozenset({"filter", "match", "contains", "not", "or", "like", "in", "is", "range"})
+# SQL query builders (drizzle, knex, kysely...): their `.from()` follows a select, and they chain these.
+SQL_BEFORE_FROM = frozenset(
+    {"select", "selectDistinct", "selectDistinctOn", "selectFrom", "delete", "deleteFrom", "update",
+     "updateTable", "insertInto", "with", "withRecursive", "count", "distinct", "createQueryBuilder",
+     "queryBuilder", "query", "union", "from"}
+)  # fmt: skip
+SQL_AFTER_FROM = frozenset(
+    {"where", "andWhere", "orWhere", "whereIn", "whereNot", "whereNull", "whereNotNull", "whereRaw",
+     "join", "innerJoin", "leftJoin", "rightJoin", "fullJoin", "crossJoin", "groupBy", "orderBy", "having",
+     "first", "pluck", "returning", "toSQL", "toQuery", "execute", "executeTakeFirst", "compile", "offset",
+     "forUpdate", "into", "values", "onConflictDoNothing", "innerJoinAndSelect", "leftJoinAndSelect", "getMany"}
+)  # fmt: skip
+NOISE_RECEIVERS = frozenset(
+    {"Array", "Buffer", "Object", "Set", "Map", "WeakMap", "WeakSet", "Promise", "String", "Number", "Date",
+     "Symbol", "Iterator", "AsyncIterator", "Observable", "Rx", "rxjs", "Stream", "Readable", "Blob", "gsap",
+     "TweenMax", "TweenLite", "anime", "Velocity", "moment", "dayjs", "Temporal", "Intl", "Immutable", "List",
+     "Seq", "_", "R", "knex", "kysely", "drizzle", "sequelize", "prisma", "qb", "sql", "Effect", "Stream",
+     "Chunk", "HashSet", "HashMap", "Option", "Either"}
+)  # fmt: skip
+_TYPED_ARRAY = re.compile(r"^(Big)?(U?[Ii]nt|Float)\d+(Clamped)?Array$")
+_CLIENTISH = re.compile(r"supabase|client|admin|(?<![a-z])db|database|(?<![a-z])sb(?![a-z])|postgrest", re.I)
+_PREFILTER = re.compile(rb"\.\s*(?:from|rpc)\s*\(|postgres_changes")
+
+
+@dataclass(frozen=True, slots=True)
+class Grammar:
+    language: Language
+    queries: dict[str, Query]
+
+
+@cache
+def grammar(name: str) -> Grammar:
+    """Compiled once per process: a language and its queries."""
+    if name == "javascript":
+        import tree_sitter_javascript as tsj
+
+        lang = Language(tsj.language())
+    else:
+        import tree_sitter_typescript as tst
+
+        lang = Language(tst.language_tsx() if name == "tsx" else tst.language_typescript())
+    return Grammar(lang, {key: Query(lang, src) for key, src in _QUERIES.items()})
+
+
+def has_candidates(data: bytes) -> bool:
+    """Cheap byte test: could this file hold a query call at all?"""
+    return _PREFILTER.search(data) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One method call in a chain: `.eq('a', 1)`."""
+
+    name: str
+    call: Node
+    args: list[Node]
+
+
+def scan(data: bytes, *, path: str, language: str) -> tuple[list[Call], bool]:
+    """All query calls in one file, and whether the file has parse errors."""
+    g = grammar(language)
+    # A BOM is not JavaScript: blank it out so offsets stay those of the original bytes.
+    parse_bytes = b"   " + data[3:] if data.startswith(BOM) else data
+    tree = Parser(g.language).parse(parse_bytes)
+    root = tree.root_node
+    src = SourceText(data)
+    ctx = _FileScan(path=path, language=language, src=src, root=root, grammar=g)
+    calls: list[Call] = []
+    for _, match in QueryCursor(g.queries["candidates"]).matches(root):
+        call = ctx.call_at(match["call"][0], match["method"][0])
+        if call is not None:
+            calls.append(call)
+    calls.sort(key=lambda c: (c.span.start, c.start.line, c.start.column))
+    return calls, root.has_error
+
+
+class _FileScan:
+    def __init__(self, *, path: str, language: str, src: SourceText, root: Node, grammar: Grammar) -> None:
+        self.path = path
+        self.language = language
+        self.src = src
+        self.root = root
+        self.grammar = grammar
+        self.resolver = Resolver(root, grammar.queries)
+        self._method_calls: dict[str, list[Node]] | None = None
+
+    # -- detection --------------------------------------------------------
+
+    def call_at(self, node: Node, method: Node) -> Call | None:
+        func = node.child_by_field_name("function")
+        receiver = func.child_by_field_name("object") if func is not None else None
+        if receiver is None:
+            return None
+        args = n.arguments(node.child_by_field_name("arguments"))
+        name = n.text(method)
+        if name == "on":
+            return self._realtime(node, method, receiver, args)
+        inner = n.unwrap(receiver)
+        if self._is_noise_receiver(inner):
+            return None
+        if name == "from" and self._is_storage(inner):
+            return self._storage(node, method, inner, args)
+        links, top = _chain_up(node)
+        if any(link.name in SQL_AFTER_FROM for link in links):
+            return None
+        schema, client_node = self._schema_of(inner)
+        evidence = schema is not None or self._chain_evidence(links) or _destructures_result(top)
+        continuation = self._continuation(top)
+        if not evidence and continuation and self._chain_evidence(continuation):
+            evidence = True
+        clientish = _CLIENTISH.search(n.text(client_node)) is not None
+        if name == "rpc":
+            return self._rpc(node, method, client_node, schema, args, links, top, evidence or clientish)
+        if len(args) != 1 or args[0].type == "spread_element":
+            return None
+        if not evidence and not clientish:
+            return None
+        return self._table(node, method, client_node, schema, args[0], links, top, continuation, evidence)
+
+    def _is_noise_receiver(self, inner: Node) -> bool:
+        if inner.type == "identifier":
+            name = n.text(inner)
+            return name in NOISE_RECEIVERS or _TYPED_ARRAY.match(name) is not None
+        if inner.type == "call_expression":
+            func = inner.child_by_field_name("function")
+            if func is not None and func.type == "member_expression":
+                prop = func.child_by_field_name("property")
+                return prop is not None and n.text(prop) in SQL_BEFORE_FROM
+        if inner.type in ("array", "string", "number", "template_string", "new_expression"):
+            return True
+        return False
+
+    def _is_storage(self, inner: Node) -> bool:
+        path = n.member_path(inner)
+        if path is not None and path[-1] == "storage" and len(path) > 1:
+            return True
+        if inner.type == "identifier":
+            decl = self.resolver.binding(n.text(inner), inner)
+            if decl is None:
+                return n.text(inner) == "storage"
+            value = decl.child_by_field_name("value")
+            target = decl.child_by_field_name("name")
+            if target is not None and target.type == "object_pattern":
+                return n.text(inner) == "storage"
+            vpath = n.member_path(value) if value is not None else None
+            return vpath is not None and vpath[-1] == "storage"
+        return False
+
+    def _schema_of(self, inner: Node) -> tuple[str | None, Node]:
+        """`client.schema('s')` -> ('s', client); anything else -> (None, receiver)."""
+        if inner.type == "call_expression":
+            func = inner.child_by_field_name("function")
+            if func is not None and func.type == "member_expression":
+                prop = func.child_by_field_name("property")
+                obj = func.child_by_field_name("object")
+                if prop is not None and obj is not None and n.text(prop) == "schema":
+                    args = n.arguments(inner.child_by_field_name("arguments"))
+                    lit = n.string_literal(args[0]) if args else None
+                    return (lit.value if lit else "?"), obj
+        return None, inner
+
+    def _chain_evidence(self, links: list[Link]) -> bool:
+        for link in links:
+            if link.name not in POSTGREST:
+                continue
+            if link.name not in _AMBIGUOUS:
+                return True
+            first = link.args[0] if link.args else None
+            if first is not None and (n.string_literal(first) is not None or first.type == "object"):
+                return True
+        return False
+
+    def _continuation(self, top: Node) -> list[Link]:
+        """Method calls on the variable a builder was stored in: `let q = ...; q = q.eq(...)`."""
+        holder = top.parent
+        name_node: Node | None = None
+        if holder is not None and holder.type == "variable_declarator":
+            name_node = holder.child_by_field_name("name")
+        elif holder is not None and holder.type == "assignment_expression":
+            name_node = holder.child_by_field_name("left")
+        if name_node is None or name_node.type != "identifier":
+            return []
+        name = n.text(name_node)
+        scope = n.enclosing_scope(holder)  # type: ignore[arg-type]
+        if self._method_calls is None:
+            self._method_calls = {}
+            for _, m in QueryCursor(self.grammar.queries["method_calls"]).matches(self.root):
+                self._method_calls.setdefault(n.text(m["object"][0]), []).append(m["call"][0])
+        links: list[Link] = []
+        for call in self._method_calls.get(name, ()):
+            if call.start_byte < top.end_byte or not n.contains(scope, call):
+                continue
+            func = call.child_by_field_name("function")
+            prop = func.child_by_field_name("property") if func is not None else None
+            if prop is None:
+                continue
+            links.append(Link(n.text(prop), call, n.arguments(call.child_by_field_name("arguments"))))
+            more, _ = _chain_up(call)
+            links.extend(more)
+        return links
+
+    # -- building calls ---------------------------------------------------
+
+    def _base(self, kind: Kind, node: Node, method: Node, top: Node, client: Node) -> dict:
+        start = self.src.position(method.start_byte)
+        return {
+            "file": self.path,
+            "language": self.language,
+            "kind": kind,
+            "span": _span(top),
+            "start": start,
+            "end": self.src.position(top.end_byte),
+            "client": _client_text(client),
+            "code": self.src.line_text(start.line).strip(),
+            "in_error_region": top.has_error or any(a.type == "ERROR" for a in n.ancestors(top)),
+        }
+
+    def _table(self, node, method, client, schema, arg, links, top, continuation, evidence) -> Call:  # type: ignore[no-untyped-def]
+        table = self.resolver.table(arg, node)
+        found = col.Found()
+        operation = None
+        for link in [*links, *continuation]:
+            if operation is None and link.name in OPERATIONS:
+                operation = Operation(link.name)
+            self._columns(link, found)
+        notes = list(found.notes)
+        if continuation and not links:
+            notes.append("the query chain continues in a variable")
+        return Call(
+            **self._base(Kind.TABLE, node, method, top, client),
+            schema=schema,
+            table=table,
+            operation=operation,
+            columns=_freeze(found),
+            confidence=Confidence.HIGH if evidence else Confidence.MEDIUM,
+            notes=tuple(notes),
+        )
+
+    def _rpc(self, node, method, client, schema, args, links, top, evidence) -> Call | None:  # type: ignore[no-untyped-def]
+        if not evidence or not args:
+            return None
+        lit = n.string_literal(args[0])
+        if lit is None and args[0].type not in ("identifier", "member_expression"):
+            return None
+        fn = lit.value if lit is not None else self.resolver.table(args[0], node).name
+        notes = () if fn is not None else (f"function name is not a literal: `{n.text(args[0])}`",)
+        return Call(**self._base(Kind.RPC, node, method, top, client), schema=schema, name=fn, notes=notes)
+
+    def _storage(self, node, method, inner, args) -> Call | None:  # type: ignore[no-untyped-def]
+        if len(args) != 1:
+            return None
+        _, top = _chain_up(node)
+        bucket = self.resolver.table(args[0], node)
+        client = inner
+        path_obj = inner.child_by_field_name("object") if inner.type == "member_expression" else None
+        if path_obj is not None:
+            client = path_obj
+        notes = () if bucket.certain else tuple(f"bucket: {r}" for r in bucket.reasons)
+        return Call(**self._base(Kind.STORAGE, node, method, top, client), name=bucket.name, notes=notes)
+
+    def _realtime(self, node, method, receiver, args) -> Call | None:  # type: ignore[no-untyped-def]
+        lit = n.string_literal(args[0]) if args else None
+        if lit is None or lit.value != "postgres_changes" or len(args) < 2:
+            return None
+        options = n.unwrap(args[1])
+        if options.type != "object":
+            return None
+        found = col.Found()
+        values = {name: value for name, _, value in n.object_pairs(options)}
+        table_node = values.get("table")
+        if table_node is not None:
+            table = self.resolver.table(table_node, node)
+        else:
+            table = TableArg(None, TableSource.DYNAMIC, reasons=("subscription names no table: every table in the schema",))
+        schema_lit = n.string_literal(values["schema"]) if "schema" in values else None
+        event_lit = n.string_literal(values["event"]) if "event" in values else None
+        filter_lit = n.string_literal(values["filter"]) if "filter" in values else None
+        if filter_lit is not None:
+            col.add_realtime_filter(found, filter_lit, self.src)
+        schema = schema_lit.value if schema_lit is not None else None
+        return Call(
+            **self._base(Kind.REALTIME, node, method, node, receiver),
+            schema=None if schema == "public" else schema,
+            table=table,
+            event=event_lit.value if event_lit is not None else None,
+            columns=_freeze(found),
+            notes=tuple(found.notes),
+        )
+
+    # -- columns ----------------------------------------------------------
+
+    def _columns(self, link: Link, found: col.Found) -> None:
+        name, args = link.name, link.args
+        first = args[0] if args else None
+        if name == "select":
+            if first is None:
+                found.select.append(_star(self.src, link.call))
+                return
+            lit = n.string_literal(first)
+            if lit is None:
+                found.opaque.append(self._opaque(Role.SELECT, f"select columns are not a literal: `{n.text(first)}`", first))
+            else:
+                col.add_select(found, lit, self.src)
+        elif name in ("insert", "update", "upsert"):
+            if first is not None:
+                self._payload(first, found, name)
+            if len(args) > 1:
+                self._options(args[1], found, name)
+        elif name in COLUMN_FILTERS or name == "order":
+            if first is None:
+                return
+            qualifier = self._referenced_table(args[1]) if name == "order" and len(args) > 1 else None
+            lit = n.string_literal(first)
+            if lit is None:
+                found.opaque.append(self._opaque(Role.FILTER, f"{name}() column is not a literal: `{n.text(first)}`", first))
+            else:
+                found.filter.append(col.column_from_string(lit, self.src, role=Role.FILTER, op=name, qualifier=qualifier))
+        elif name == "match" and first is not None:
+            self._keys(first, found, Role.FILTER, "match", found.filter)
+        elif name == "or" and first is not None:
+            qualifier = self._referenced_table(args[1]) if len(args) > 1 else None
+            lit = n.string_literal(first)
+            if lit is None:
+                found.opaque.append(self._opaque(Role.FILTER, f"or() filter is not a literal: `{n.text(first)}`", first))
+            else:
+                col.add_logic(found, lit, self.src, op="or", qualifier=qualifier)
+
+    def _referenced_table(self, options: Node) -> str | None:
+        options = n.unwrap(options)
+        if options.type != "object":
+            return None
+        for key in ("referencedTable", "foreignTable"):
+            value = n.object_value(options, key)
+            lit = n.string_literal(value) if value is not None else None
+            if lit is not None:
+                return lit.value
+        return None
+
+    def _options(self, options: Node, found: col.Found, op: str) -> None:
+        options = n.unwrap(options)
+        if options.type != "object":
+            return
+        value = n.object_value(options, "onConflict")
+        if value is None:
+            return
+        lit = n.string_literal(value)
+        if lit is None:
+            found.opaque.append(self._opaque(Role.ON_CONFLICT, f"onConflict is not a literal: `{n.text(value)}`", value))
+        else:
+            col.add_conflict(found, lit, self.src, op="onConflict")
+
+    def _payload(self, payload: Node, found: col.Found, op: str) -> None:
+        node = n.unwrap(payload)
+        if node.type == "object":
+            self._keys(node, found, Role.WRITE, op, found.write)
+        elif node.type == "array":
+            for element in node.named_children:
+                if element.type == "comment":
+                    continue
+                self._payload(element, found, op)
+        else:
+            what = "variable" if node.type == "identifier" else "expression"
+            found.opaque.append(self._opaque(Role.WRITE, f"{op} payload is a {what}: `{_short(node)}`", node))
+
+    def _keys(self, obj: Node, found: col.Found, role: Role, op: str, into: list) -> None:  # type: ignore[type-arg]
+        obj = n.unwrap(obj)
+        if obj.type != "object":
+            found.opaque.append(self._opaque(role, f"{op} argument is not an object literal: `{_short(obj)}`", obj))
+            return
+        for child in obj.named_children:
+            if child.type == "pair":
+                key = child.child_by_field_name("key")
+                name = n.property_name(key) if key is not None else None
+                if key is None or name is None:
+                    found.opaque.append(self._opaque(role, f"{op} has a computed key: `{_short(child)}`", child))
+                    continue
+                lit = n.string_literal(key)
+                span = lit.content_span if lit is not None else _span(key)
+                pos = self.src.position(key.start_byte + (1 if lit is not None else 0))
+                into.append(Column(name, role, op, pos, span))
+            elif child.type == "shorthand_property_identifier":
+                into.append(Column(n.text(child), role, op, self.src.position(child.start_byte), _span(child), shorthand=True))
+            elif child.type == "spread_element":
+                found.opaque.append(self._opaque(role, f"{op} spreads `{_short(child)}`", child))
+            elif child.type not in ("comment",):
+                found.opaque.append(self._opaque(role, f"{op} has a member that is not a plain key: `{_short(child)}`", child))
+
+    def _opaque(self, role: Role, reason: str, node: Node) -> Opaque:
+        return Opaque(role, reason, self.src.position(node.start_byte))
+
+
+def _chain_up(node: Node) -> tuple[list[Link], Node]:
+    """The method calls chained onto `node`, in order, and the outermost node of the chain."""
+    links: list[Link] = []
+    cur = node
+    while True:
+        parent = cur.parent
+        while parent is not None and parent.type in n.WRAPPERS:
+            cur, parent = parent, parent.parent
+        if parent is None or parent.type != "member_expression" or parent.child_by_field_name("object") != cur:
+            break
+        grand = parent.parent
+        prop = parent.child_by_field_name("property")
+        if grand is None or grand.type != "call_expression" or grand.child_by_field_name("function") != parent:
+            break
+        if prop is None:
+            break
+        links.append(Link(n.text(prop), grand, n.arguments(grand.child_by_field_name("arguments"))))
+        cur = grand
+    return links, cur
+
+
+def _destructures_result(top: Node) -> bool:
+    """`const { data, error } = await ...`: the signature of a supabase-js result."""
+    node = top.parent
+    while node is not None and node.type in ("await_expression", "parenthesized_expression"):
+        node = node.parent
+    if node is None or node.type != "variable_declarator":
+        return False
+    target = node.child_by_field_name("name")
+    if target is None or target.type != "object_pattern":
+        return False
+    names = {name for name, _ in n._pattern_names(target)}
+    keys = {n.text(c.child_by_field_name("key")) for c in target.named_children if c.type == "pair_pattern" and c.child_by_field_name("key")}
+    return bool({"data", "error", "count"} & (names | keys))
+
+
+def _star(src: SourceText, call: Node) -> Column:
+    return Column("*", Role.SELECT, "select", src.position(call.start_byte), None)
+
+
+def _span(node: Node) -> Span:
+    return Span(node.start_byte, node.end_byte)
+
+
+def _short(node: Node, limit: int = 60) -> str:
+    code = " ".join(n.text(node).split())
+    return code if len(code) <= limit else code[: limit - 1] + "…"
+
+
+def _client_text(node: Node) -> str:
+    return re.sub(r"\s*\n\s*", "", n.text(node))
+
+
+def _freeze(found: col.Found) -> Columns:
+    return Columns(
+        select=tuple(found.select),
+        embedded=tuple(found.embedded),
+        filter=tuple(found.filter),
+        write=tuple(found.write),
+        on_conflict=tuple(found.on_conflict),
+        opaque=tuple(found.opaque),
+    )

@@ -1,0 +1,97 @@
+"""Rules files: the shipped one loads; every kind of mistake is one clear UsageError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tableshift.errors import UsageError
+from tableshift.rules import load_rules, parse_rules
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "rules" / "content-consolidation.toml"
+
+MINIMAL = b"""
+version = 1
+[[table]]
+legacy = "tweets"
+target = "posted_content"
+"""
+
+
+def test_shipped_rules_map_nine_tables_to_three_targets_plus_reply_tables():
+    rules = load_rules(SHIPPED)
+    legacy = {r.legacy for r in rules.tables}
+    assert {
+        "content_metadata",
+        "content_generation_metadata_comprehensive",
+        "posted_decisions",
+        "tweets",
+        "posts",
+        "outcomes",
+        "real_tweet_metrics",
+        "tweet_analytics",
+        "tweet_metrics",
+    } <= legacy
+    assert rules.targets == {"content_queue", "posted_content", "engagement_metrics"}
+    assert rules.lookup("content_metadata").rename("topic_cluster") == "raw_topic"
+    assert rules.lookup("outcomes").rename("likes_count") == "likes"
+    assert "actual_likes" in rules.lookup("content_metadata").drop
+    assert rules.groups == ("content-queue", "posted-content", "engagement")
+
+
+def test_lookup_respects_schema():
+    rules = parse_rules(MINIMAL, "r.toml")
+    assert rules.lookup("tweets") is not None
+    assert rules.lookup("tweets", "public") is not None
+    assert rules.lookup("tweets", "analytics") is None
+    assert rules.lookup("public.tweets") is not None
+    assert rules.lookup("posted_content") is None
+
+
+def test_group_defaults_to_target():
+    assert parse_rules(MINIMAL, "r.toml").tables[0].group == "posted_content"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"[[table]]\nlegacy = 'a'\n", "table[1]: missing required key 'target'"),
+        (b"[[table]]\nlegacy = 'a'\ntarget = 'b'\ncolour = 'red'\n", "table[1].colour: unknown key"),
+        (b"bogus = 1\n[[table]]\nlegacy='a'\ntarget='b'\n", "bogus: unknown key"),
+        (
+            b"[[table]]\nlegacy='a'\ntarget='b'\n[[table]]\nlegacy='a'\ntarget='c'\n",
+            "table[2].legacy: table 'a' is mapped twice (also in table[1])",
+        ),
+        (b"[[table]]\nlegacy='a'\ntarget='a'\n", "table[1].target: target is the same table as legacy 'a'"),
+        (
+            b"[[table]]\nlegacy='a'\ntarget='b'\n[table.renames]\nx='z'\ny='z'\n",
+            "table[1].renames.y: column 'z' is the new name of 'x' already: renamed twice",
+        ),
+        (b"[[table]]\nlegacy='a'\ntarget='b'\n[table.renames]\nx='x'\n", "renamed to itself"),
+        (b"[[table]]\nlegacy='a'\ntarget='b'\ndrop=['x']\n[table.renames]\nx='y'\n", "both renamed and dropped"),
+        (b"[[table]]\nlegacy='a'\ntarget='b'\n[[table]]\nlegacy='b'\ntarget='c'\n", "is itself a legacy table"),
+        (b"[[table]]\nlegacy='a b'\ntarget='c'\n", "is not a table name"),
+        (b"version = 7\n[[table]]\nlegacy='a'\ntarget='b'\n", "unsupported rules version 7"),
+        (b"version = 1\n", "no [[table]] entries"),
+        (b"[[table]]\nlegacy = 'a\ntarget='b'\n", "invalid TOML"),
+    ],
+)
+def test_mistakes_are_one_line_errors_naming_file_and_key(body, expected):
+    with pytest.raises(UsageError) as info:
+        parse_rules(body, "rules/bad.toml")
+    message = str(info.value)
+    assert message.startswith("rules/bad.toml: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_bad_toml_names_its_line():
+    with pytest.raises(UsageError, match=r"line 3"):
+        parse_rules(b"version = 1\n\n[[table]\nlegacy='a'\n", "r.toml")
+
+
+def test_missing_rules_file(tmp_path):
+    with pytest.raises(UsageError, match="rules file not found"):
+        load_rules(tmp_path / "nope.toml")
