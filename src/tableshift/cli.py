@@ -16,6 +16,7 @@ from tableshift.errors import UsageError
 EXIT_OK = 0
 EXIT_USAGE = 2
 PROGRESS_MIN_FILES = 200
+PIPED_WIDTH = 160
 
 app = typer.Typer(
     name="tableshift",
@@ -88,7 +89,13 @@ def audit(
     elif output is not None:
         _emit(render.tables_to_text(audit_sections(report), title=title), output)
     else:
-        render.print_tables(audit_sections(report), Console(), title=title)
+        render.print_tables(audit_sections(report), _stdout_console(), title=title)
+
+
+def _stdout_console() -> Console:
+    """Rich on a terminal; wide plain text when piped, so names are never folded."""
+    console = Console()
+    return console if console.is_terminal else Console(width=PIPED_WIDTH)
 
 
 def _run_with_progress(engine, sources, ruleset):  # type: ignore[no-untyped-def]

@@ -46,13 +46,15 @@ def print_tables(sections: list[Section], console: Console, *, title: str) -> No
         table = Table(title=section.title, title_justify="left", caption=section.note or None, caption_justify="left")
         for index, header in enumerate(section.headers):
             numeric = index > 0 and all(r[index].isdigit() for r in section.rows)
-            table.add_column(header, justify="right" if numeric else "left", overflow="fold")
+            table.add_column(
+                header, justify="right" if numeric else "left", overflow="fold", no_wrap=index == 0
+            )
         for row in section.rows:
             table.add_row(*row)
         console.print(table)
 
 
-def tables_to_text(sections: list[Section], *, title: str, width: int = 120) -> str:
+def tables_to_text(sections: list[Section], *, title: str, width: int = 160) -> str:
     buffer = io.StringIO()
     print_tables(sections, Console(file=buffer, width=width, color_system=None, force_terminal=False), title=title)
     return buffer.getvalue()

@@ -1,0 +1,16 @@
+"""Helpers for tests: run the CLI in a subprocess, the way users run it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_cli(*args: str, cwd: Path | str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tableshift", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )

@@ -1,0 +1,97 @@
+"""The command line as users run it: exit statuses, one-line errors, output files and formats."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import RULES
+from helpers import run_cli
+
+SAMPLE = """import { supabase } from './db';
+export async function load() {
+  const { data, error } = await supabase.from('tweets').select('id, likes_count').eq('status', 'posted');
+  if (error) throw error;
+  return Array.from(data ?? []);
+}
+"""
+
+
+def _project(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "load.ts").write_text(SAMPLE)
+    return tmp_path
+
+
+def test_audit_json_to_stdout(tmp_path):
+    proc = run_cli("audit", "--format", "json", "--rules", str(RULES), cwd=_project(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["schema_version"] == 1
+    assert report["summary"]["calls"] == 1
+    [call] = report["calls"]
+    assert (call["file"], call["line"], call["table"], call["status"], call["target"]) == (
+        "src/load.ts",
+        3,
+        "tweets",
+        "legacy",
+        "posted_content",
+    )
+
+
+def test_audit_output_file_markdown(tmp_path):
+    project = _project(tmp_path)
+    proc = run_cli("audit", "src", "-f", "markdown", "-o", "report.md", "--rules", str(RULES), cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    text = (project / "report.md").read_text()
+    assert text.startswith("# tableshift audit")
+    assert "| tweets | posted_content |" in text
+
+
+def test_audit_table_format_names_the_legacy_table(tmp_path):
+    proc = run_cli("audit", "--rules", str(RULES), cwd=_project(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "tweets" in proc.stdout and "posted_content" in proc.stdout
+
+
+def _one_line_error(proc):
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_missing_path_is_exit_2_one_line(tmp_path):
+    line = _one_line_error(run_cli("audit", "does-not-exist", cwd=tmp_path))
+    assert line == "tableshift: error: does-not-exist: no such file or directory"
+
+
+def test_bad_rules_file_is_exit_2_one_line(tmp_path):
+    project = _project(tmp_path)
+    (project / "bad.toml").write_text("[[table]]\nlegacy = 'tweets'\ntarget = 'tweets'\n")
+    line = _one_line_error(run_cli("audit", "--rules", "bad.toml", cwd=project))
+    assert "bad.toml: table[1].target: target is the same table as legacy 'tweets'" in line
+
+
+def test_missing_rules_file_is_exit_2(tmp_path):
+    line = _one_line_error(run_cli("audit", "--rules", "nope.toml", cwd=_project(tmp_path)))
+    assert "nope.toml: rules file not found" in line
+
+
+def test_output_into_missing_directory_is_exit_2(tmp_path):
+    line = _one_line_error(run_cli("audit", "-f", "json", "-o", "no/such/dir/r.json", cwd=_project(tmp_path)))
+    assert "does not exist" in line
+
+
+def test_unknown_format_is_a_usage_error(tmp_path):
+    proc = run_cli("audit", "--format", "xml", cwd=_project(tmp_path))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+
+
+def test_version_and_help():
+    assert run_cli("--version").stdout.startswith("tableshift ")
+    help_text = run_cli("audit", "--help").stdout
+    for flag in ("--rules", "--format", "--output", "--include", "--exclude"):
+        assert flag in help_text
