@@ -1,0 +1,268 @@
+"""The TypeScript scanner on small inline sources: what is a call, what is noise, what is known."""
+
+from __future__ import annotations
+
+import pytest
+
+from tableshift.model import Confidence, Kind, Operation, TableSource
+from tableshift.scan import scan_source
+
+
+def calls(source: str, language: str = "typescript"):
+    result = scan_source(source.encode(), path="x.ts", language=language)
+    assert result.error is None, result.error
+    return list(result.calls)
+
+
+def only(source: str, language: str = "typescript"):
+    found = calls(source, language)
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.mark.parametrize(
+    "noise",
+    [
+        "const a = Array.from(items).filter(Boolean);",
+        "const b = Buffer.from(x, 'base64');",
+        "const c = Uint8Array.from([1, 2]);",
+        "const d = Array.from('abc');",
+        "gsap.from(el, { opacity: 0 });",
+        "db.select().from(users).where(eq(users.id, 1));",
+        "knex.select('*').from('users');",
+        "knex.from('users').where('id', 1);",
+        "const r = dateRange.from(start);",
+        "const o = Object.fromEntries(pairs);",
+        "from(promise).subscribe();",
+        "const s = new Set(Array.from(set));",
+        "client.rpc = 1;",
+        "emitter.on('data', cb);",
+    ],
+)
+def test_noise_is_not_a_call(noise):
+    assert calls(noise) == []
+
+
+@pytest.mark.parametrize(
+    "receiver",
+    [
+        "supabase",
+        "this.supabase",
+        "client",
+        "this.client",
+        "admin",
+        "db",
+        "supabaseClient",
+        "getSupabaseClient()",
+        "this.db.getClient()",
+        "(await import('./lib/supabase')).supabase",
+        "(supabase as any)",
+    ],
+)
+def test_client_receivers_without_a_chain_are_medium_confidence_calls(receiver):
+    call = only(f"async function f() {{ const q = {receiver}.from('posts'); return q; }}")
+    assert call.kind is Kind.TABLE and call.table.name == "posts"
+    assert call.confidence is Confidence.MEDIUM
+    assert call.operation is None
+
+
+def test_any_receiver_with_a_postgrest_chain_is_a_high_confidence_call():
+    call = only("await whatever.from('posts').select('id').eq('status', 'x');")
+    assert call.confidence is Confidence.HIGH
+    assert call.operation is Operation.SELECT
+    assert call.client == "whatever"
+
+
+def test_destructured_data_error_is_evidence():
+    call = only("const { data, error } = await thing.from('posts');")
+    assert call.confidence is Confidence.HIGH
+
+
+@pytest.mark.parametrize(
+    ("arg", "name", "source"),
+    [
+        ("'posts'", "posts", TableSource.LITERAL),
+        ('"posts"', "posts", TableSource.LITERAL),
+        ("`posts`", "posts", TableSource.LITERAL),
+        ("'posts' as any", "posts", TableSource.LITERAL),
+        ("('posts' as const)", "posts", TableSource.LITERAL),
+        ("'posts'!", "posts", TableSource.LITERAL),
+        ("T", "posts", TableSource.CONSTANT),
+        ("TABLES.posts", "posts_v2", TableSource.CONSTANT),
+    ],
+)
+def test_certain_table_names(arg, name, source):
+    src = f"const T = 'posts';\nconst TABLES = {{ posts: 'posts_v2' }} as const;\nsupabase.from({arg}).select();"
+    call = only(src)
+    assert call.table.name == name
+    assert call.table.source is source
+
+
+def test_literal_table_span_points_inside_the_quotes():
+    src = "supabase.from('posts').select();"
+    call = only(src)
+    span = call.table.span
+    assert src.encode()[span.start : span.end] == b"posts"
+
+
+def test_env_override_is_dynamic_with_candidate():
+    call = only("const LOG_TABLE = process.env.LOG_TABLE ?? 'usage_log';\nsupabase.from(LOG_TABLE).insert(row);")
+    assert call.table.source is TableSource.DYNAMIC
+    assert call.table.candidates == ("usage_log",)
+    assert "environment override" in call.table.reasons[0]
+
+
+def test_parameter_is_dynamic_with_call_site_candidates():
+    src = """
+async function count(tableName: string) { return supabase.from(tableName).select('*', { count: 'exact', head: true }); }
+count('tweets'); count("posts"); count(other);
+"""
+    [call] = [c for c in calls(src)]
+    assert call.table.name is None
+    assert call.table.candidates == ("tweets", "posts")
+    assert call.table.reasons == ("parameter `tableName` of `count`",)
+
+
+def test_const_shadowed_by_parameter_is_the_parameter():
+    src = "const table = 'tweets';\nfunction f(table) { return supabase.from(table).select(); }"
+    call = only(src)
+    assert call.table.source is TableSource.DYNAMIC
+    assert "parameter `table`" in call.table.reasons[0]
+
+
+def test_config_object_defaults_are_candidates():
+    src = """
+const DEFAULTS = { tables: { posts: 'posts', metrics: 'tweet_metrics' } };
+class Repo {
+  constructor(config = {}) { this.config = { ...DEFAULTS, ...config }; }
+  list() { return this.supabase.from(this.config.tables.posts).select('*'); }
+}
+"""
+    call = only(src)
+    assert call.table.candidates == ("posts",)
+    assert call.table.reasons == ("config property `this.config.tables.posts`",)
+
+
+def test_template_with_substitution_is_dynamic():
+    call = only("supabase.from(`${prefix}_events`).select();")
+    assert call.table.name is None and call.table.candidates == ()
+
+
+def test_schema_storage_rpc_realtime():
+    src = """
+supabase.schema('analytics').from('events').select('*');
+supabase.storage
+  .from('avatars')
+  .upload(path, file);
+const storage = supabase.storage;
+storage.from('media').getPublicUrl(p);
+await supabase.rpc('get_stats', { since });
+supabase.channel('x').on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'posts' }, cb).subscribe();
+"""
+    found = calls(src)
+    assert [(c.kind, c.start.line) for c in found] == [
+        (Kind.TABLE, 2),
+        (Kind.STORAGE, 4),
+        (Kind.STORAGE, 7),
+        (Kind.RPC, 8),
+        (Kind.REALTIME, 9),
+    ]
+    assert found[0].schema == "analytics" and found[0].client == "supabase"
+    assert [c.name for c in found[1:4]] == ["avatars", "media", "get_stats"]
+    assert found[4].table.name == "posts" and found[4].event == "INSERT"
+
+
+def test_split_builder_collects_continued_filters():
+    src = """
+async function list(status?: string) {
+  let q = supabase.from('posts').select('*');
+  if (status) q = q.eq('status', status);
+  const { data } = await q;
+}
+"""
+    call = only(src)
+    assert call.operation is Operation.SELECT
+    assert [c.name for c in call.columns.filter] == ["status"]
+
+
+def test_columns_everywhere():
+    src = """
+await supabase.from('outcomes')
+  .upsert([{ decision_id, likes_count: 1 }, { 'tweet_id': 2, ...rest, [k]: 3 }], { onConflict: 'decision_id,tweet_id' })
+  .select('id, alias:likes_count::int, metadata->>kind, profiles!inner(name)')
+  .match({ status: 'x' })
+  .or('a.eq.1,b.is.null')
+  .order('collected_at', { ascending: false })
+  .not('tweet_id', 'is', null);
+"""
+    call = only(src)
+    cols = call.columns
+    assert [(c.name, c.shorthand) for c in cols.write] == [("decision_id", True), ("likes_count", False), ("tweet_id", False)]
+    assert [c.name for c in cols.on_conflict] == ["decision_id", "tweet_id"]
+    assert [(c.name, c.alias, c.cast, c.json_path) for c in cols.select] == [
+        ("id", None, None, None),
+        ("likes_count", "alias", "int", None),
+        ("metadata", None, None, "->>kind"),
+    ]
+    assert [(e.table, e.hints, [c.name for c in e.columns]) for e in cols.embedded] == [("profiles", ("inner",), ["name"])]
+    assert [(c.name, c.op) for c in cols.filter] == [
+        ("status", "match"),
+        ("a", "or"),
+        ("b", "or"),
+        ("collected_at", "order"),
+        ("tweet_id", "not"),
+    ]
+    assert sorted(o.reason for o in cols.opaque) == ["upsert has a computed key: `[k]: 3`", "upsert spreads `...rest`"]
+    data = src.encode()
+    for column in (*cols.write, *cols.on_conflict, *cols.select, *cols.filter):
+        assert data[column.span.start : column.span.end].decode() == column.name
+
+
+def test_payload_variable_is_opaque_not_guessed():
+    call = only("await supabase.from('posts').insert(row);")
+    assert call.columns.write == ()
+    assert call.columns.opaque[0].reason == "insert payload is a variable: `row`"
+
+
+def test_malformed_select_is_a_note_not_a_crash():
+    call = only("await supabase.from('posts').select('a, b(c');")
+    assert call.columns.select == ()
+    assert "select string does not parse" in call.notes[0]
+
+
+def test_parse_error_region_is_flagged_and_file_still_scanned():
+    src = "supabase.from('a').select();\nfunction broken( {\nsupabase.from('b').select();\n"
+    result = scan_source(src.encode(), path="x.ts", language="typescript")
+    assert result.parse_error
+    assert [c.table.name for c in result.calls] == ["a", "b"]
+    assert [c.in_error_region for c in result.calls] == [False, True]
+
+
+def test_bom_crlf_and_non_ascii_positions():
+    src = "\ufeffconst é = 1; await supabase.from('posts').select('id');\r\n  supabase.from('tweets').select();\r\n"
+    data = src.encode("utf-8")
+    result = scan_source(data, path="x.ts", language="typescript")
+    assert not result.parse_error
+    first, second = result.calls
+    assert (first.start.line, first.start.column) == (1, 29)
+    assert (second.start.line, second.start.column) == (2, 12)
+    assert first.code.startswith("const é")
+    assert data[first.table.span.start : first.table.span.end] == b"posts"
+
+
+def test_non_utf8_bytes_do_not_break_the_scan():
+    data = b"// caf\xe9\nawait supabase.from('posts').select('id');\n"
+    [call] = scan_source(data, path="x.js", language="javascript").calls
+    assert call.table.name == "posts"
+
+
+def test_files_without_candidates_are_not_parsed():
+    result = scan_source(b"export const x = 1;\n", path="x.ts", language="typescript")
+    assert result.parsed is False and result.calls == ()
+
+
+def test_tsx_and_javascript_grammars():
+    tsx = "export function P() { const { data } = useQuery(() => supabase.from('posts').select('*')); return <div>{data}</div>; }"
+    assert only(tsx, "tsx").table.name == "posts"
+    js = "const { createClient } = require('@supabase/supabase-js');\nmodule.exports = async () => supabase.from('tweets').delete().eq('id', 1);"
+    assert only(js, "javascript").operation is Operation.DELETE
