@@ -167,10 +167,20 @@ class Call:
     confidence: Confidence = Confidence.HIGH
     in_error_region: bool = False
     notes: tuple[str, ...] = ()  # what the scanner could not read (malformed strings...)
+    operation_span: Span | None = None  # the operation's call (`...select(...)`), where filters can be appended
+    payload_objects: tuple[Span, ...] = ()  # object literals written by insert / upsert / update
 
     @property
     def is_read(self) -> bool | None:
         return None if self.operation is None else self.operation.is_read
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Edit:
+    """Replace the bytes of `span` with `text`; a file's edits never overlap."""
+
+    span: Span
+    text: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from tableshift.errors import UsageError
+from tableshift.schema import TargetSchema, load_schema
 
-_TOP_KEYS = {"version", "name", "description", "table"}
-_TABLE_KEYS = {"legacy", "target", "group", "notes", "renames", "drop"}
+_TOP_KEYS = {"version", "name", "description", "schema", "table"}
+_TABLE_KEYS = {"legacy", "target", "group", "notes", "renames", "drop", "where", "set"}
+Scalar = str | int | float | bool
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 SUPPORTED_VERSION = 1
 
@@ -28,6 +30,8 @@ class TableRule:
     notes: str = ""
     renames: tuple[tuple[str, str], ...] = ()
     drop: frozenset[str] = frozenset()
+    where: tuple[tuple[str, Scalar], ...] = ()  # equality filters added to reads, updates, deletes
+    set: tuple[tuple[str, Scalar], ...] = ()  # values added to insert / upsert payloads
 
     def rename(self, column: str) -> str | None:
         """The new name of a renamed column, or None when it keeps its name."""
@@ -44,6 +48,7 @@ class RuleSet:
     description: str = ""
     tables: tuple[TableRule, ...] = ()
     digest: str = ""
+    target_schema: TargetSchema | None = None
     _index: dict[tuple[str | None, str], TableRule] = field(default_factory=dict, repr=False, compare=False)
 
     def lookup(self, table: str | None, schema: str | None = None) -> TableRule | None:
@@ -79,10 +84,10 @@ def load_rules(path: str | Path) -> RuleSet:
         raise UsageError(f"{p}: rules file not found") from None
     except OSError as exc:
         raise UsageError(f"{p}: cannot read rules file: {exc.strerror}") from None
-    return parse_rules(raw, str(p))
+    return parse_rules(raw, str(p), base=p.parent)
 
 
-def parse_rules(raw: bytes, where: str) -> RuleSet:
+def parse_rules(raw: bytes, where: str, *, base: Path | None = None) -> RuleSet:
     """Validate rules from bytes; `where` names the file in messages."""
     try:
         data = tomllib.loads(raw.decode("utf-8"))
@@ -109,6 +114,9 @@ def parse_rules(raw: bytes, where: str) -> RuleSet:
         raise fail("table", "must be an array of tables: [[table]]")
     if not entries:
         raise fail("table", "no [[table]] entries: nothing is legacy")
+    schema_name = data.get("schema")
+    if schema_name is not None and not isinstance(schema_name, str):
+        raise fail("schema", "must be the path of a SQL file, relative to the rules file")
 
     rules = [_table_rule(entry, f"table[{i + 1}]", fail) for i, entry in enumerate(entries)]
     index: dict[tuple[str | None, str], TableRule] = {}
@@ -124,12 +132,19 @@ def parse_rules(raw: bytes, where: str) -> RuleSet:
     for i, rule in enumerate(rules):
         if rule.target in legacy_names:
             raise fail(f"table[{i + 1}].target", f"target {rule.target!r} is itself a legacy table in this file")
+    target_schema = None
+    if schema_name is not None:
+        schema_path = (base or Path(".")) / schema_name
+        if not schema_path.is_file():
+            raise fail("schema", f"schema file {str(schema_path)!r} not found")
+        target_schema = load_schema(schema_path)
     return RuleSet(
         name=name,
         path=where,
         description=description,
         tables=tuple(rules),
         digest=hashlib.sha256(raw).hexdigest()[:16],
+        target_schema=target_schema,
         _index=index,
     )
 
@@ -182,6 +197,8 @@ def _table_rule(entry: dict[str, Any], key: str, fail: Any) -> TableRule:
     if len(set(drop_raw)) != len(drop_raw):
         raise fail(f"{key}.drop", "lists a column twice")
 
+    where_values = _scalars(entry, "where", key, fail)
+    set_values = _scalars(entry, "set", key, fail)
     return TableRule(
         legacy=legacy,
         target=target,
@@ -190,4 +207,20 @@ def _table_rule(entry: dict[str, Any], key: str, fail: Any) -> TableRule:
         notes=entry.get("notes", ""),
         renames=tuple(renames),
         drop=frozenset(drop_raw),
+        where=where_values,
+        set=set_values,
     )
+
+
+def _scalars(entry: dict[str, Any], name: str, key: str, fail: Any) -> tuple[tuple[str, Scalar], ...]:
+    raw = entry.get(name, {})
+    if not isinstance(raw, dict):
+        raise fail(f"{key}.{name}", "must be a table of column = value")
+    out = []
+    for column, value in raw.items():
+        if not _IDENT.match(column) or "." in column:
+            raise fail(f"{key}.{name}.{column}", "is not a column name")
+        if not isinstance(value, str | int | float | bool):
+            raise fail(f"{key}.{name}.{column}", "must be a string, number or boolean")
+        out.append((column, value))
+    return tuple(out)

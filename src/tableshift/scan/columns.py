@@ -20,6 +20,7 @@ class Found:
     on_conflict: list[Column] = field(default_factory=list)
     opaque: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    payload_objects: list[Span] = field(default_factory=list)
 
 
 def _where(lit: StringLiteral, src: SourceText, start: int, end: int) -> tuple[Span | None, Position]:

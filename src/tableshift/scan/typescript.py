@@ -281,9 +281,11 @@ class _FileScan:
         table = self.resolver.table(arg, node)
         found = col.Found()
         operation = None
+        operation_span = None
         for link in [*links, *continuation]:
             if operation is None and link.name in OPERATIONS:
                 operation = Operation(link.name)
+                operation_span = _span(link.call)
             self._columns(link, found)
         notes = list(found.notes)
         if continuation and not links:
@@ -296,6 +298,8 @@ class _FileScan:
             columns=_freeze(found),
             confidence=Confidence.HIGH if evidence else Confidence.MEDIUM,
             notes=tuple(notes),
+            operation_span=operation_span,
+            payload_objects=tuple(found.payload_objects),
         )
 
     def _rpc(self, node, method, client, schema, args, links, top, evidence) -> Call | None:  # type: ignore[no-untyped-def]
@@ -414,6 +418,7 @@ class _FileScan:
     def _payload(self, payload: Node, found: col.Found, op: str) -> None:
         node = n.unwrap(payload)
         if node.type == "object":
+            found.payload_objects.append(_span(node))
             self._keys(node, found, Role.WRITE, op, found.write)
         elif node.type == "array":
             for element in node.named_children:

@@ -1,0 +1,240 @@
+"""Pure: a verdict and the rules -> byte-span edits for one call, or the reasons it needs a person."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+
+from tableshift.model import Call, Column, Edit, Embedded, Kind, Operation, Role, Span, Status, TableSource, Verdict
+from tableshift.rules import RuleSet, Scalar, TableRule
+from tableshift.schema import TargetSchema
+
+# Join hints that do not name a constraint: they survive a change of table.
+_JOIN_HINTS = frozenset({"inner", "left"})
+
+
+class Fix(StrEnum):
+    """What patch can do with a call."""
+
+    OK = "ok"  # no legacy table involved
+    AUTO = "auto"  # every part can be rewritten
+    REVIEW = "review"  # legacy, but a person must look
+    DYNAMIC = "dynamic"  # the table is not known statically
+
+
+class Fate(StrEnum):
+    KEPT = "kept"
+    RENAMED = "renamed"
+    MISSING = "missing"  # the target has no such column
+    DROPPED = "dropped"  # the rules drop it
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnFate:
+    legacy: str
+    column: str
+    fate: Fate
+    new: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    verdict: Verdict
+    fix: Fix
+    edits: tuple[Edit, ...] = ()
+    reasons: tuple[str, ...] = ()
+    fates: tuple[ColumnFate, ...] = ()
+
+    @property
+    def call(self) -> Call:
+        return self.verdict.call
+
+
+def plan(verdict: Verdict, rules: RuleSet, data: bytes) -> Plan:
+    """How to rewrite one call; a call is rewritten whole or not at all."""
+    if verdict.status is Status.DYNAMIC:
+        return Plan(verdict, Fix.DYNAMIC, reasons=verdict.reasons)
+    if verdict.status is not Status.LEGACY:
+        return Plan(verdict, Fix.OK)
+    return _Planner(verdict, rules, data).run()
+
+
+class _Planner:
+    def __init__(self, verdict: Verdict, rules: RuleSet, data: bytes) -> None:
+        self.verdict = verdict
+        self.call = verdict.call
+        self.rules = rules
+        self.schema: TargetSchema | None = rules.target_schema
+        self.data = data
+        self.edits: list[Edit] = []
+        self.reasons: list[str] = []
+        self.fates: dict[tuple[str, str], ColumnFate] = {}
+        self.quote = _quote_style(verdict.call, data)
+
+    def run(self) -> Plan:
+        call = self.call
+        if call.in_error_region:
+            self.reasons.append("call sits in a region with syntax errors")
+        self.reasons.extend(call.notes)
+        self.reasons.extend(o.reason for o in call.columns.opaque)
+        rule = self.rules.lookup(call.table.name, call.schema) if call.table and call.table.certain else None
+        table_now = call.table.name if call.table else None
+        if rule is not None:
+            self._table(rule)
+            table_now = rule.target
+            for column in (*call.columns.select, *call.columns.filter, *call.columns.write, *call.columns.on_conflict):
+                if column.qualifier is None:
+                    self._column(column, rule)
+                else:
+                    self._qualified(column)
+            self._where(rule)
+            self._set(rule)
+            self._required(rule)
+        for embed in call.columns.embedded:
+            self._embed(embed, parent=table_now)
+        fix = Fix.REVIEW if self.reasons else Fix.AUTO
+        edits = tuple(sorted(set(self.edits))) if fix is Fix.AUTO else ()
+        return Plan(self.verdict, fix, edits, tuple(dict.fromkeys(self.reasons)), tuple(self.fates.values()))
+
+    # -- pieces -----------------------------------------------------------
+
+    def _table(self, rule: TableRule) -> None:
+        table = self.call.table
+        assert table is not None
+        if table.source is TableSource.CONSTANT:
+            self.reasons.append("table name comes from a constant: change the constant (it may serve other calls)")
+        elif table.span is None:
+            self.reasons.append("table name is a string with escape sequences")
+        else:
+            self.edits.append(Edit(table.span, rule.target))
+
+    def _column(self, column: Column, rule: TableRule, *, role_select: bool | None = None) -> None:
+        name = column.name
+        if name == "*" or (column.aggregate is not None and name == "count"):
+            return
+        key = (rule.legacy, name)
+        if name in rule.drop:
+            self.fates[key] = ColumnFate(rule.legacy, name, Fate.DROPPED)
+            self.reasons.append(f"column {name!r} of {rule.legacy!r} is dropped by the rules: it has no home in {rule.target!r}")
+            return
+        new = rule.rename(name) or name
+        target = self.schema.table(rule.target) if self.schema is not None else None
+        if target is not None and new not in target.columns:
+            self.fates[key] = ColumnFate(rule.legacy, name, Fate.MISSING, new if new != name else None)
+            self.reasons.append(f"column {new!r} is not in target {rule.target!r}" + (f" (renamed from {name!r})" if new != name else ""))
+            return
+        if new == name:
+            self.fates.setdefault(key, ColumnFate(rule.legacy, name, Fate.KEPT))
+            return
+        self.fates[key] = ColumnFate(rule.legacy, name, Fate.RENAMED, new)
+        if column.span is None:
+            self.reasons.append(f"column {name!r} sits in a string with escape sequences")
+            return
+        self.edits.append(Edit(column.span, _renamed(column, new, self.call.language)))
+
+    def _qualified(self, column: Column) -> None:
+        qualifier = column.qualifier or ""
+        names = {e.alias or e.table: e for e in self.call.columns.all_embedded()}
+        embed = names.get(qualifier.split(".")[-1])
+        if embed is not None and self.rules.lookup(embed.table, self.call.schema) is not None:
+            self.reasons.append(f"filter {qualifier}.{column.name} on an embedded legacy table: rewrite by hand")
+
+    def _embed(self, embed: Embedded, *, parent: str | None) -> None:
+        rule = self.rules.lookup(embed.table, self.call.schema)
+        now = rule.target if rule is not None else embed.table
+        if rule is not None:
+            constraint_hints = [h for h in embed.hints if h not in _JOIN_HINTS]
+            if constraint_hints:
+                self.reasons.append(f"embed {embed.table!r} names a foreign key of the legacy table: !{constraint_hints[0]}")
+            elif embed.span is None:
+                self.reasons.append(f"embed {embed.table!r} sits in a string with escape sequences")
+            else:
+                text = rule.target if embed.alias is not None else f"{embed.table}:{rule.target}"
+                self.edits.append(Edit(embed.span, text))
+            for column in embed.columns:
+                self._column(column, rule)
+        if parent is not None and self.schema is not None and (rule is not None or self.rules.lookup(parent) is None):
+            if self.schema.table(parent) and self.schema.table(now) and not self.schema.linked(parent, now):
+                self.reasons.append(f"no foreign key between {parent!r} and {now!r} in the target schema: the embed would fail")
+        for child in embed.embedded:
+            self._embed(child, parent=now)
+
+    def _where(self, rule: TableRule) -> None:
+        op = self.call.operation
+        if not rule.where or op in (Operation.INSERT, Operation.UPSERT) or self.call.kind is not Kind.TABLE:
+            return
+        if op is None or self.call.operation_span is None:
+            self.reasons.append("where filter cannot be placed: the query chain continues elsewhere")
+            return
+        present = {c.name for c in self.call.columns.filter if c.op == "eq"}
+        text = "".join(
+            f".eq({_literal(col, self.quote, self.call.language)}, {_literal(value, self.quote, self.call.language)})"
+            for col, value in rule.where
+            if col not in present
+        )
+        if text:
+            end = self.call.operation_span.end
+            self.edits.append(Edit(Span(end, end), text))
+
+    def _set(self, rule: TableRule) -> None:
+        if not rule.set or self.call.operation not in (Operation.INSERT, Operation.UPSERT):
+            return
+        if any(o.role is Role.WRITE for o in self.call.columns.opaque) or not self.call.payload_objects:
+            self.reasons.append("set values cannot be placed: the payload is not visible")
+            return
+        written = {c.name for c in self.call.columns.write}
+        clash = [col for col, _ in rule.set if col in written]
+        if clash:
+            self.reasons.append(f"payload already sets {clash[0]!r}, which the rules set too")
+            return
+        lang = self.call.language
+        pairs = ", ".join(f"{_key(col, self.quote, lang)}: {_literal(v, self.quote, lang)}" for col, v in rule.set)
+        for obj in self.call.payload_objects:
+            inside = self.data[obj.start + 1 : obj.end - 1]
+            text = f" {pairs} " if not inside.strip() else f" {pairs},"
+            self.edits.append(Edit(Span(obj.start + 1, obj.start + 1), text))
+
+    def _required(self, rule: TableRule) -> None:
+        if self.call.operation not in (Operation.INSERT, Operation.UPSERT) or self.schema is None:
+            return
+        target = self.schema.table(rule.target)
+        if target is None or any(o.role is Role.WRITE for o in self.call.columns.opaque):
+            return
+        given = {rule.rename(c.name) or c.name for c in self.call.columns.write} | {c for c, _ in rule.set}
+        missing = [c for c in target.required if c not in given]
+        if missing:
+            self.reasons.append(f"insert omits NOT NULL column(s) of {rule.target!r} without a default: {', '.join(missing)}")
+
+
+def _renamed(column: Column, new: str, language: str) -> str:
+    """Replacement text for a renamed column that keeps the shape of returned rows and objects."""
+    if column.role is Role.SELECT and column.alias is None and column.json_path is None:
+        return f"{column.name}:{new}"
+    if column.shorthand:
+        return f"{new}: {column.name}"
+    return new
+
+
+def _quote_style(call: Call, data: bytes) -> str:
+    span = call.table.span if call.table is not None else None
+    if span is not None and span.start > 0:
+        char = data[span.start - 1 : span.start].decode("ascii", "replace")
+        if char in ("'", '"'):
+            return char
+    return '"' if call.language == "python" else "'"
+
+
+def _literal(value: Scalar, quote: str, language: str) -> str:
+    if isinstance(value, bool):
+        return ("True" if value else "False") if language == "python" else ("true" if value else "false")
+    if isinstance(value, int | float):
+        return repr(value)
+    body = json.dumps(value, ensure_ascii=False)[1:-1]
+    if quote == "'":
+        body = body.replace('\\"', '"').replace("'", "\\'")
+    return f"{quote}{body}{quote}"
+
+
+def _key(name: str, quote: str, language: str) -> str:
+    return _literal(name, quote, language) if language == "python" else name

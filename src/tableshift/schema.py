@@ -1,0 +1,121 @@
+"""The target schema, read from DDL with a real PostgreSQL parser (pglast), statement by statement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tableshift.errors import UsageError
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnInfo:
+    name: str
+    required: bool  # NOT NULL without a default: an insert must give it
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    name: str
+    columns: dict[str, ColumnInfo] = field(default_factory=dict)
+    references: frozenset[str] = frozenset()  # tables this one has a foreign key to
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns.values() if c.required)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSchema:
+    path: str
+    tables: dict[str, TableInfo]
+
+    def table(self, name: str) -> TableInfo | None:
+        return self.tables.get(name.split(".")[-1])
+
+    def linked(self, a: str, b: str) -> bool:
+        """Whether PostgREST can embed one table in the other: a foreign key either way."""
+        ta, tb = self.table(a), self.table(b)
+        return (ta is not None and b in ta.references) or (tb is not None and a in tb.references)
+
+
+def load_schema(path: Path) -> TargetSchema:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: schema file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read schema file: {exc}") from None
+    return parse_schema(text, str(path))
+
+
+def parse_schema(sql: str, where: str) -> TargetSchema:
+    """CREATE TABLE, then ALTER TABLE ADD / DROP / RENAME COLUMN, applied in order."""
+    from pglast import enums, parse_sql
+    from pglast.parser import ParseError
+
+    try:
+        statements = parse_sql(sql)
+    except ParseError as exc:
+        message, location = (exc.args + (None,))[:2]
+        line = sql.count("\n", 0, location) + 1 if isinstance(location, int) else "?"
+        raise UsageError(f"{where}:{line}: SQL syntax error: {message}") from None
+
+    columns: dict[str, dict[str, ColumnInfo]] = {}
+    refs: dict[str, set[str]] = {}
+    for raw in statements:
+        stmt = raw.stmt
+        kind = type(stmt).__name__
+        if kind == "CreateStmt":
+            name = stmt.relation.relname
+            columns[name] = {}
+            refs[name] = set()
+            for element in stmt.tableElts or ():
+                if type(element).__name__ == "ColumnDef":
+                    info, targets = _column(element, enums)
+                    columns[name][info.name] = info
+                    refs[name] |= targets
+                elif type(element).__name__ == "Constraint" and element.contype == enums.ConstrType.CONSTR_FOREIGN:
+                    refs[name].add(element.pktable.relname)
+        elif kind == "AlterTableStmt" and stmt.relation.relname in columns:
+            name = stmt.relation.relname
+            for cmd in stmt.cmds or ():
+                if cmd.subtype == enums.AlterTableType.AT_AddColumn:
+                    info, targets = _column(cmd.def_, enums)
+                    columns[name][info.name] = info
+                    refs[name] |= targets
+                elif cmd.subtype == enums.AlterTableType.AT_DropColumn:
+                    columns[name].pop(cmd.name, None)
+                elif cmd.subtype == enums.AlterTableType.AT_AddConstraint:
+                    con = cmd.def_
+                    if con.contype == enums.ConstrType.CONSTR_FOREIGN:
+                        refs[name].add(con.pktable.relname)
+        elif kind == "RenameStmt" and stmt.renameType == enums.ObjectType.OBJECT_COLUMN:
+            name = stmt.relation.relname
+            if name in columns and stmt.subname in columns[name]:
+                old = columns[name].pop(stmt.subname)
+                columns[name][stmt.newname] = ColumnInfo(stmt.newname, old.required)
+    tables = {n: TableInfo(n, cols, frozenset(refs[n])) for n, cols in columns.items()}
+    if not tables:
+        raise UsageError(f"{where}: no CREATE TABLE statement: nothing to check columns against")
+    return TargetSchema(where, tables)
+
+
+def _column(definition, enums) -> tuple[ColumnInfo, set[str]]:  # type: ignore[no-untyped-def]
+    not_null = has_default = False
+    targets: set[str] = set()
+    type_name = ".".join(getattr(n, "sval", "") for n in (definition.typeName.names or ())) if definition.typeName else ""
+    if type_name.split(".")[-1] in ("serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"):
+        has_default = True
+    for con in definition.constraints or ():
+        if con.contype in (enums.ConstrType.CONSTR_NOTNULL, enums.ConstrType.CONSTR_PRIMARY):
+            not_null = True
+        elif con.contype in (
+            enums.ConstrType.CONSTR_DEFAULT,
+            enums.ConstrType.CONSTR_IDENTITY,
+            enums.ConstrType.CONSTR_GENERATED,
+        ):
+            has_default = True
+        elif con.contype == enums.ConstrType.CONSTR_FOREIGN:
+            targets.add(con.pktable.relname)
+    return ColumnInfo(definition.colname, not_null and not has_default), targets
