@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -15,6 +16,7 @@ from tableshift.errors import UsageError
 
 EXIT_OK = 0
 EXIT_USAGE = 2
+EXIT_INTERNAL = 3
 PROGRESS_MIN_FILES = 200
 PIPED_WIDTH = 160
 
@@ -92,6 +94,47 @@ def audit(
         render.print_tables(audit_sections(report), _stdout_console(), title=title)
 
 
+class Only(StrEnum):
+    reads = "reads"
+    writes = "writes"
+
+
+@app.command()
+def patch(
+    paths: PathsArg = None,
+    rules: Annotated[Path, typer.Option("--rules", "-r", help="Rules file (TOML) mapping legacy tables to targets.")] = ...,  # type: ignore[assignment]
+    only: Annotated[Optional[Only], typer.Option("--only", help="Rewrite only reads (select) or only writes.")] = None,
+    table: Annotated[Optional[list[str]], typer.Option("--table", help="Only calls on this legacy table (repeatable).")] = None,
+    group: Annotated[Optional[list[str]], typer.Option("--group", help="Only calls on this rules group (repeatable).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the patch to this file.")] = None,
+    split_dir: Annotated[Optional[Path], typer.Option("--split-dir", help="Write one patch per rules group into this directory.")] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="Edit the files in place (atomically) instead of printing a patch.")] = False,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write the full coverage report (.md or .json).")] = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+) -> None:
+    """Rewrite legacy-table calls to the consolidated tables; print a unified diff and a coverage summary."""
+    from tableshift import patching
+
+    if sum(x is not None and x is not False for x in (output, split_dir, apply or None)) > 1:
+        raise UsageError("--output, --split-dir and --apply exclude each other: pick one")
+    if report is not None and report.suffix.lower() not in (".md", ".json"):
+        raise UsageError(f"{report}: --report takes a .md or .json file")
+    from tableshift.discover import discover
+    from tableshift.rules import load_rules
+
+    ruleset = load_rules(rules)
+    selection = patching.selection(ruleset, only=only.value if only else None, tables=table or (), groups=group or ())
+    sources = discover(paths or [Path(".")], include=include or (), exclude=exclude or ())
+    from tableshift import engine
+
+    result = _run_with_progress(engine, sources, ruleset)
+    outcome = patching.run(result, ruleset, selection, split=split_dir is not None)
+    status = patching.emit(outcome, output=output, split_dir=split_dir, apply=apply, err=Console(stderr=True))
+    patching.write_report(outcome, report)
+    raise typer.Exit(status)
+
+
 def _stdout_console() -> Console:
     """Rich on a terminal; wide plain text when piped, so names are never folded."""
     console = Console()
@@ -132,3 +175,8 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(EXIT_OK)
+    except Exception as exc:  # a bug of ours: one line, and the traceback on request
+        if os.environ.get("TABLESHIFT_DEBUG"):
+            raise
+        print(f"tableshift: internal error: {type(exc).__name__}: {exc} (set TABLESHIFT_DEBUG=1 for a traceback)", file=sys.stderr)
+        sys.exit(EXIT_INTERNAL)

@@ -8,6 +8,7 @@ from typing import Any
 from tableshift import __version__
 from tableshift.engine import ScanResult
 from tableshift.model import Call, Column, Embedded, Kind, Opaque, Operation, Status, Verdict
+from tableshift.rewrite import Fix, Plan
 from tableshift.rules import RuleSet
 
 SCHEMA_VERSION = 1
@@ -16,6 +17,7 @@ _OPS = [op.value for op in Operation] + ["unknown"]
 
 def build(result: ScanResult, rules: RuleSet | None) -> dict[str, Any]:
     """The whole audit as JSON-ready data, sorted so that it diffs well."""
+    plans = {id(p.verdict): p for p in result.plans}
     verdicts = sorted(result.verdicts, key=lambda v: (v.call.file, v.call.start.line, v.call.start.column))
     calls = [v.call for v in verdicts]
     tables = _tables(verdicts, rules)
@@ -45,6 +47,8 @@ def build(result: ScanResult, rules: RuleSet | None) -> dict[str, Any]:
     if rules is not None:
         statuses = Counter(v.status.value for v in verdicts if v.status is not None)
         summary["status"] = {s.value: statuses.get(s.value, 0) for s in Status}
+        fixes = Counter(p.fix.value for p in plans.values())
+        summary["fix"] = {f.value: fixes.get(f.value, 0) for f in Fix}
         report["legacy"] = _legacy(verdicts, rules)
     report["storage"] = _named(calls, Kind.STORAGE, "bucket")
     report["rpc"] = _named(calls, Kind.RPC, "function")
@@ -52,7 +56,7 @@ def build(result: ScanResult, rules: RuleSet | None) -> dict[str, Any]:
         "parse_errors": sorted(f.path for f in result.files if f.parse_error),
         "unreadable": [{"path": f.path, "error": f.error} for f in result.files if f.error],
     }
-    report["calls"] = [call_json(v) for v in verdicts]
+    report["calls"] = [call_json(v, plans.get(id(v))) for v in verdicts]
     return report
 
 
@@ -133,7 +137,7 @@ def _named(calls: list[Call], kind: Kind, key: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (-r["calls"], r[key] or ""))
 
 
-def call_json(verdict: Verdict) -> dict[str, Any]:
+def call_json(verdict: Verdict, plan: Plan | None = None) -> dict[str, Any]:
     call = verdict.call
     table = call.table
     cols = call.columns
@@ -165,15 +169,18 @@ def call_json(verdict: Verdict) -> dict[str, Any]:
         },
         "in_error_region": call.in_error_region,
         "status": verdict.status.value if verdict.status else None,
+        "fix": plan.fix.value if plan is not None else None,
         "target": verdict.target,
-        "reasons": _reasons(verdict),
+        "reasons": _reasons(verdict, plan),
         "code": call.code,
     }
 
 
-def _reasons(verdict: Verdict) -> list[str]:
+def _reasons(verdict: Verdict, plan: Plan | None) -> list[str]:
     call = verdict.call
     out = list(verdict.reasons)
+    if plan is not None:
+        out.extend(plan.reasons)
     if call.in_error_region:
         out.append("call sits in a region with syntax errors")
     out.extend(call.notes)

@@ -38,7 +38,8 @@ def audit_sections(report: dict[str, Any]) -> list[Section]:
                     ("files with parse errors", "parse_errors"),
                 )
             )
-            + tuple((f"status {k}", str(v)) for k, v in s.get("status", {}).items()),
+            + tuple((f"status {k}", str(v)) for k, v in s.get("status", {}).items())
+            + tuple((f"patch {k}", str(v)) for k, v in s.get("fix", {}).items()),
         )
     ]
     if report.get("legacy") is not None:

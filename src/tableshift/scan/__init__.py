@@ -15,3 +15,8 @@ def scan_source(data: bytes, *, path: str, language: str) -> FileResult:
     except Exception as exc:  # a scanner bug must not stop a scan of thousands of files
         return FileResult(path=path, language=language, error=f"scanner failed: {type(exc).__name__}: {exc}")
     return FileResult(path=path, language=language, calls=tuple(calls), parsed=True, parse_error=parse_error)
+
+
+def error_count(data: bytes, language: str) -> int:
+    """Syntax error and missing nodes in a file: a rewrite must never raise this number."""
+    return typescript.error_count(data, language=language)

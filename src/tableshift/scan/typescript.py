@@ -36,6 +36,7 @@ _QUERIES = {
     "declarators": "(variable_declarator name: (_)) @decl",
     "pairs": "(pair key: (_) @key value: (_) @value) @pair",
     "calls": "(call_expression function: (_) @callee arguments: (arguments) @args)",
+    "errors": "(ERROR) @error (MISSING) @missing",
     "method_calls": """
         (call_expression
           function: (member_expression object: (identifier) @object property: (property_identifier))) @call
@@ -107,6 +108,15 @@ def grammar(name: str) -> Grammar:
 def has_candidates(data: bytes) -> bool:
     """Cheap byte test: could this file hold a query call at all?"""
     return _PREFILTER.search(data) is not None
+
+
+def error_count(data: bytes, *, language: str) -> int:
+    g = grammar(language)
+    parse_bytes = b"   " + data[3:] if data.startswith(BOM) else data
+    root = Parser(g.language).parse(parse_bytes).root_node
+    if not root.has_error:
+        return 0
+    return sum(len(nodes) for nodes in QueryCursor(g.queries["errors"]).captures(root).values())
 
 
 @dataclass(frozen=True, slots=True)

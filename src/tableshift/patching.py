@@ -1,0 +1,144 @@
+"""The patch command's work past the scan: choose plans, rewrite files, write patches or files."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from tableshift.engine import Rewrite, ScanResult, rewrite_file
+from tableshift.errors import UsageError
+from tableshift.fsutil import write_atomic
+from tableshift.patch import patch_of
+from tableshift.report import coverage
+from tableshift.report.coverage import Selection
+from tableshift.rewrite import Fix, Plan
+from tableshift.rules import RuleSet
+
+
+@dataclass(frozen=True, slots=True)
+class PatchOutcome:
+    rewrites: tuple[Rewrite, ...]
+    by_group: dict[str, tuple[Rewrite, ...]]
+    report: dict[str, Any]
+
+
+def selection(rules: RuleSet, *, only: str | None, tables: Sequence[str], groups: Sequence[str]) -> Selection:
+    """Validate --table / --group against the rules, so a typo is an error, not an empty patch."""
+    legacy = {r.legacy for r in rules.tables}
+    for name in tables:
+        if name not in legacy:
+            raise UsageError(f"--table {name}: not a legacy table in {rules.path} (known: {', '.join(sorted(legacy))})")
+    for name in groups:
+        if name not in rules.groups:
+            raise UsageError(f"--group {name}: not a group in {rules.path} (known: {', '.join(rules.groups)})")
+    return Selection(only=only, tables=frozenset(tables), groups=frozenset(groups))
+
+
+def _group_of(plan: Plan, rules: RuleSet) -> str:
+    for table in plan.verdict.legacy_tables:
+        rule = rules.lookup(table)
+        if rule is not None:
+            return rule.group
+    return "other"
+
+
+def run(result: ScanResult, rules: RuleSet, chosen: Selection, *, split: bool) -> PatchOutcome:
+    """Rewrite every file that has selected `auto` calls; build the coverage report."""
+    sources = {s.display: s for s in result.sources}
+    rewrites: list[Rewrite] = []
+    by_group: dict[str, list[Rewrite]] = defaultdict(list)
+    for outcome in result.outcomes:
+        picked = [p for p in outcome.plans if p.fix is Fix.AUTO and chosen.why_not(p, rules) is None]
+        if not picked:
+            continue
+        source = sources[outcome.result.path]
+        rewrites.append(rewrite_file(source, outcome, picked))
+        if split:
+            groups: dict[str, list[Plan]] = defaultdict(list)
+            for p in picked:
+                groups[_group_of(p, rules)].append(p)
+            for group, plans in groups.items():
+                by_group[group].append(rewrite_file(source, outcome, plans))
+    report = coverage.build(list(result.plans), rewrites, rules, chosen)
+    return PatchOutcome(tuple(rewrites), {g: tuple(r) for g, r in by_group.items()}, report)
+
+
+def _changes(rewrites: Sequence[Rewrite]) -> list[tuple[str, bytes, bytes]]:
+    return [(r.path, r.old, r.new) for r in rewrites if r.refused is None and r.new != r.old]
+
+
+def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, apply: bool, err: Console) -> int:
+    """Print, write or apply; the summary goes to stderr. Returns the exit status."""
+    status = 0
+    if apply:
+        status = _apply(outcome.rewrites, err)
+    elif split_dir is not None:
+        try:
+            split_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{split_dir}: cannot create directory: {exc.strerror}") from None
+        for group, rewrites in sorted(outcome.by_group.items()):
+            target = split_dir / f"{group}.patch"
+            write_atomic(target, patch_of(_changes(rewrites)))
+            err.print(f"wrote {target}", highlight=False)
+    elif output is not None:
+        write_atomic(output, patch_of(_changes(outcome.rewrites)))
+    else:
+        sys.stdout.buffer.write(patch_of(_changes(outcome.rewrites)))
+        sys.stdout.flush()
+    for line in coverage.summary_lines(outcome.report):
+        err.print(line, highlight=False, markup=False, soft_wrap=True)
+    return status
+
+
+def _apply(rewrites: Sequence[Rewrite], err: Console) -> int:
+    """Write each changed file through a temporary file and a rename; skip, never half-write."""
+    from tableshift.engine import digest
+
+    status = 0
+    for rewrite in rewrites:
+        if rewrite.refused is not None or rewrite.new == rewrite.old:
+            continue
+        path = rewrite.source
+        try:
+            current = path.read_bytes()
+            mode = path.stat().st_mode
+        except OSError as exc:
+            err.print(f"skipped {rewrite.path}: cannot read: {exc.strerror}", markup=False)
+            status = 1
+            continue
+        if digest(current) != digest(rewrite.old):
+            err.print(f"skipped {rewrite.path}: file changed since it was scanned", markup=False)
+            status = 1
+            continue
+        if not mode & stat.S_IWUSR or not os.access(path.parent, os.W_OK):
+            err.print(f"skipped {rewrite.path}: file is read-only", markup=False)
+            status = 1
+            continue
+        try:
+            write_atomic(path, rewrite.new)
+        except UsageError as exc:
+            err.print(f"skipped {rewrite.path}: {exc}", markup=False)
+            status = 1
+            continue
+        err.print(f"rewrote {rewrite.path}", markup=False)
+    return status
+
+
+def write_report(outcome: PatchOutcome, path: Path | None) -> None:
+    if path is None:
+        return
+    if path.suffix.lower() == ".json":
+        text = json.dumps(outcome.report, indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = coverage.to_markdown(outcome.report)
+    write_atomic(path, text.encode("utf-8"))
