@@ -295,7 +295,8 @@ class _FileScan:
         for link in [*links, *continuation]:
             if operation is None and link.name in OPERATIONS:
                 operation = Operation(link.name)
-                operation_span = _span(link.call)
+                # only a link of the chain itself is a safe place to append filters
+                operation_span = _span(link.call) if any(link is own for own in links) else None
             self._columns(link, found)
         notes = list(found.notes)
         if continuation and not links:

@@ -1,0 +1,207 @@
+"""Rewrite plans on inline sources: each feature has a fix test and a noop test beside it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tableshift.classify import classify
+from tableshift.patch import apply_edits
+from tableshift.rewrite import Fate, Fix, plan
+from tableshift.rules import parse_rules
+from tableshift.scan import error_count, scan_source
+
+RULES_TOML = b"""
+version = 1
+schema = "schema.sql"
+
+[[table]]
+legacy = "content_metadata"
+target = "content_queue"
+group = "queue"
+drop = ["actual_likes"]
+[table.renames]
+topic_cluster = "raw_topic"
+
+[[table]]
+legacy = "outcomes"
+target = "engagement_metrics"
+group = "metrics"
+[table.renames]
+likes_count = "likes"
+
+[[table]]
+legacy = "tweets"
+target = "posted_content"
+group = "posted"
+[table.where]
+kind = "tweet"
+[table.set]
+kind = "tweet"
+"""
+
+SCHEMA = """
+CREATE TABLE content_queue (id bigserial primary key, decision_id uuid unique, content text, raw_topic text,
+  status text, created_at timestamptz, metadata jsonb);
+CREATE TABLE posted_content (id bigserial primary key, decision_id uuid unique references content_queue(decision_id),
+  tweet_id text, content text, kind text, posted_at timestamptz);
+CREATE TABLE engagement_metrics (id bigserial primary key, decision_id uuid references posted_content(decision_id),
+  tweet_id text not null, likes int, engagement_rate numeric, collected_at timestamptz);
+CREATE TABLE profiles (id uuid primary key, name text);
+"""
+
+
+@pytest.fixture(scope="module")
+def rules(tmp_path_factory):
+    base = tmp_path_factory.mktemp("rules")
+    (base / "schema.sql").write_text(SCHEMA)
+    return parse_rules(RULES_TOML, "rules.toml", base=base)
+
+
+def plans(source: str, rules, language: str = "typescript"):
+    data = source.encode()
+    result = scan_source(data, path="x.ts", language=language)
+    return data, [plan(classify(c, rules), rules, data) for c in result.calls]
+
+
+def rewrite(source: str, rules, language: str = "typescript") -> str:
+    data, found = plans(source, rules, language)
+    assert all(p.fix is Fix.AUTO for p in found if p.fix is not Fix.OK), [p.reasons for p in found]
+    new = apply_edits(data, [e for p in found for e in p.edits])
+    assert error_count(new, language) <= error_count(data, language)
+    return new.decode()
+
+
+def review_reasons(source: str, rules) -> list[str]:
+    _, found = plans(source, rules)
+    [p] = [p for p in found if p.fix is not Fix.OK]
+    assert p.fix is Fix.REVIEW and p.edits == ()
+    return list(p.reasons)
+
+
+def test_table_literal_keeps_quotes_and_casts(rules):
+    assert rewrite("""supabase.from("content_metadata" as any).select('id');""", rules) == (
+        """supabase.from("content_queue" as any).select('id');"""
+    )
+    assert rewrite("supabase.from(`content_metadata`).delete().eq('id', 1);", rules) == (
+        "supabase.from(`content_queue`).delete().eq('id', 1);"
+    )
+
+
+def test_non_legacy_call_is_left_alone(rules):
+    src = "supabase.from('content_queue').select('raw_topic').eq('status', 'queued');"
+    assert rewrite(src, rules) == src
+
+
+def test_renamed_select_column_keeps_row_shape(rules):
+    assert rewrite("supabase.from('content_metadata').select('id, topic_cluster, t:topic_cluster, topic_cluster::text');", rules) == (
+        "supabase.from('content_queue').select('id, topic_cluster:raw_topic, t:raw_topic, topic_cluster:raw_topic::text');"
+    )
+
+
+def test_renamed_column_in_every_position(rules):
+    src = (
+        "await supabase.from('outcomes')"
+        ".upsert({ likes_count, 'decision_id': d, tweet_id: t }, { onConflict: 'tweet_id,likes_count' })"
+        ".eq('likes_count', 1).order('likes_count').or('likes_count.gt.5,tweet_id.is.null').match({ likes_count: 2 })"
+        ".not('likes_count', 'is', null).filter('likes_count', 'in', '(1,2)');"
+    )
+    assert rewrite(src, rules) == (
+        "await supabase.from('engagement_metrics')"
+        ".upsert({ likes: likes_count, 'decision_id': d, tweet_id: t }, { onConflict: 'tweet_id,likes' })"
+        ".eq('likes', 1).order('likes').or('likes.gt.5,tweet_id.is.null').match({ likes: 2 })"
+        ".not('likes', 'is', null).filter('likes', 'in', '(1,2)');"
+    )
+
+
+def test_embedded_legacy_table_keeps_row_shape_and_alias(rules):
+    src = "supabase.from('posted_content').select('decision_id, outcomes(likes_count), m:outcomes!inner(engagement_rate)');"
+    assert rewrite(src, rules) == (
+        "supabase.from('posted_content').select("
+        "'decision_id, outcomes:engagement_metrics(likes_count:likes), m:engagement_metrics!inner(engagement_rate)');"
+    )
+
+
+def test_embed_without_foreign_key_in_target_is_review(rules):
+    reasons = review_reasons("supabase.from('profiles').select('name, outcomes(likes_count)');", rules)
+    assert "no foreign key between 'profiles' and 'engagement_metrics' in the target schema: the embed would fail" in reasons
+
+
+def test_embed_with_constraint_hint_is_review(rules):
+    reasons = review_reasons("supabase.from('posted_content').select('outcomes!outcomes_decision_fkey(likes_count)');", rules)
+    assert reasons == ["embed 'outcomes' names a foreign key of the legacy table: !outcomes_decision_fkey"]
+
+
+def test_where_is_appended_to_reads_updates_deletes(rules):
+    assert rewrite("supabase.from('tweets').select('tweet_id').limit(5);", rules) == (
+        "supabase.from('posted_content').select('tweet_id').eq('kind', 'tweet').limit(5);"
+    )
+    assert rewrite("supabase.from('tweets').update({ content: c }).eq('tweet_id', t);", rules) == (
+        "supabase.from('posted_content').update({ content: c }).eq('kind', 'tweet').eq('tweet_id', t);"
+    )
+
+
+def test_where_already_present_is_not_repeated(rules):
+    assert rewrite("supabase.from('tweets').select('tweet_id').eq('kind', 'x');", rules) == (
+        "supabase.from('posted_content').select('tweet_id').eq('kind', 'x');"
+    )
+
+
+def test_set_is_added_to_insert_payloads(rules):
+    assert rewrite("supabase.from('tweets').insert([{ tweet_id: t }, {}]);", rules) == (
+        "supabase.from('posted_content').insert([{ kind: 'tweet', tweet_id: t }, { kind: 'tweet' }]);"
+    )
+
+
+def test_set_clashing_with_payload_is_review(rules):
+    reasons = review_reasons("supabase.from('tweets').insert({ kind: 'reply' });", rules)
+    assert reasons == ["payload already sets 'kind', which the rules set too"]
+
+
+def test_where_on_a_continued_chain_is_review(rules):
+    reasons = review_reasons("let q = supabase.from('tweets'); q = q.select('*');", rules)
+    assert any("where filter cannot be placed" in r for r in reasons)
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("supabase.from('content_metadata').select('actual_likes');", "column 'actual_likes' of 'content_metadata' is dropped"),
+        ("supabase.from('content_metadata').select('nope');", "column 'nope' is not in target 'content_queue'"),
+        ("supabase.from('content_metadata').insert(row);", "insert payload is a variable: `row`"),
+        ("supabase.from('content_metadata').update({ ...row });", "update spreads `...row`"),
+        ("supabase.from('content_metadata').select('a, b(');", "select string does not parse"),
+        ("supabase.from('content_metadata').or('status.eq');", "or() string does not parse"),
+        ("const T = 'content_metadata';\nsupabase.from(T).select('id');", "table name comes from a constant"),
+        ("supabase.from('outcomes').insert({ likes_count: 1 });", "insert omits NOT NULL column(s) of 'engagement_metrics' without a default: tweet_id"),
+        ("supabase.from('content_metadata').select('id');\nfunction broken( {\nsupabase.from('content_metadata').select('id');", None),
+    ],
+)
+def test_what_needs_a_person(rules, source, reason):
+    _, found = plans(source, rules)
+    review = [p for p in found if p.fix is Fix.REVIEW]
+    assert review, [p.fix for p in found]
+    if reason is None:
+        assert "call sits in a region with syntax errors" in review[-1].reasons
+    else:
+        assert any(reason in r for r in review[0].reasons), review[0].reasons
+
+
+def test_column_fates(rules):
+    _, [p] = plans("supabase.from('content_metadata').select('id, topic_cluster, actual_likes, nope');", rules)
+    fates = {(f.column, f.fate, f.new) for f in p.fates}
+    assert fates == {
+        ("id", Fate.KEPT, None),
+        ("topic_cluster", Fate.RENAMED, "raw_topic"),
+        ("actual_likes", Fate.DROPPED, None),
+        ("nope", Fate.MISSING, None),
+    }
+
+
+def test_dynamic_call_is_never_rewritten(rules):
+    _, [p] = plans("function f(t) { return supabase.from(t).select('*'); }\nf('tweets');", rules)
+    assert p.fix is Fix.DYNAMIC and p.edits == ()
+
+
+def test_rewriting_twice_changes_nothing(rules):
+    once = rewrite("supabase.from('content_metadata').select('topic_cluster').eq('topic_cluster', x);", rules)
+    assert rewrite(once, rules) == once
