@@ -8,9 +8,10 @@ from pathlib import Path
 
 
 def run_cli(*args: str, cwd: Path | str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tableshift", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-    )
+    """Run tableshift; stdout and stderr as text (line endings normalised)."""
+    return subprocess.run([sys.executable, "-m", "tableshift", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def run_cli_bytes(*args: str, cwd: Path | str | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run tableshift; stdout as the exact bytes written (patches keep their CRLF)."""
+    return subprocess.run([sys.executable, "-m", "tableshift", *args], capture_output=True, cwd=cwd)

@@ -106,7 +106,11 @@ def _apply(rewrites: Sequence[Rewrite], err: Console) -> int:
 
     status = 0
     for rewrite in rewrites:
-        if rewrite.refused is not None or rewrite.new == rewrite.old:
+        if rewrite.refused is not None:
+            err.print(f"skipped {rewrite.path}: {rewrite.refused}", markup=False)
+            status = 1
+            continue
+        if rewrite.new == rewrite.old:
             continue
         path = rewrite.source
         try:

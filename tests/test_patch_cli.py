@@ -1,0 +1,181 @@
+"""`tableshift patch` end to end: patches git accepts, --apply safety, split patches, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import RULES
+from helpers import run_cli, run_cli_bytes
+from tableshift import engine, patching
+from tableshift.discover import discover
+from tableshift.rules import load_rules
+
+APP = {
+    "src/queue.ts": """import { supabase } from './db';
+export async function next() {
+  const { data, error } = await supabase
+    .from('content_metadata')
+    .select('decision_id, content, topic_cluster')
+    .eq('status', 'queued')
+    .order('created_at', { ascending: true })
+    .limit(1);
+  if (error) throw error;
+  return data;
+}
+""",
+    "src/metrics.ts": """import { supabase } from './db';
+export async function latest(tweetId: string) {
+  return supabase.from('outcomes').select('likes_count, engagement_rate').eq('tweet_id', tweetId);
+}
+export async function record(row: Record<string, unknown>) {
+  return supabase.from('outcomes').insert(row);
+}
+""",
+    "src/posted.ts": "export const mark = (id: string) =>\r\n  supabase.from('tweets').update({ posted_at: new Date().toISOString() }).eq('tweet_id', id);\r\n",
+}
+
+
+@pytest.fixture
+def project(tmp_path):
+    for rel, body in APP.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body.encode())
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "."], cwd=tmp_path, check=True)
+    return tmp_path
+
+
+def test_patch_on_stdout_applies_with_git_and_is_idempotent(project):
+    proc = run_cli_bytes("patch", "--rules", str(RULES), cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert b"tableshift patch:" in proc.stderr
+    patch = proc.stdout.decode()
+    assert "diff --git a/src/queue.ts b/src/queue.ts" in patch
+    assert "+    .from('content_queue')" in patch
+    assert "+    .select('decision_id, content, topic_cluster:raw_topic')" in patch
+    assert "src/metrics.ts" in patch and "posted.ts" in patch
+    (project / "p.diff").write_bytes(proc.stdout)
+    subprocess.run(["git", "apply", "--check", "p.diff"], cwd=project, check=True)
+    subprocess.run(["git", "apply", "p.diff"], cwd=project, check=True)
+    again = run_cli("patch", "--rules", str(RULES), cwd=project)
+    assert again.returncode == 0 and again.stdout == ""
+
+
+def test_crlf_file_patch_applies(project):
+    proc = run_cli_bytes("patch", "src/posted.ts", "--rules", str(RULES), cwd=project)
+    assert b"\r\n" in proc.stdout
+    (project / "p.diff").write_bytes(proc.stdout)
+    subprocess.run(["git", "apply", "p.diff"], cwd=project, check=True)
+    assert (project / "src/posted.ts").read_bytes().count(b"\r\n") == 2
+    assert b"from('posted_content')" in (project / "src/posted.ts").read_bytes()
+
+
+def test_only_reads_and_report_json(project):
+    proc = run_cli("patch", "--rules", str(RULES), "--only", "reads", "--report", "cov.json", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert "posted.ts" not in proc.stdout  # an update: a write
+    report = json.loads((project / "cov.json").read_text())
+    assert report["selection"]["only"] == "reads"
+    assert {e["file"] for e in report["left_out"]} == {"src/posted.ts"}
+    review = {(e["file"], e["line"]) for e in report["review"]}
+    assert ("src/metrics.ts", 6) in review  # insert(row): payload not visible
+
+
+def test_table_and_group_selection(project):
+    proc = run_cli("patch", "--rules", str(RULES), "--table", "tweets", cwd=project)
+    assert proc.stdout.count("diff --git") == 1 and "posted.ts" in proc.stdout
+    proc = run_cli("patch", "--rules", str(RULES), "--group", "engagement", cwd=project)
+    assert proc.stdout.count("diff --git") == 1 and "metrics.ts" in proc.stdout
+
+
+def test_unknown_table_or_group_is_a_usage_error(project):
+    proc = run_cli("patch", "--rules", str(RULES), "--table", "tweetz", cwd=project)
+    assert proc.returncode == 2 and "--table tweetz: not a legacy table" in proc.stderr
+    proc = run_cli("patch", "--rules", str(RULES), "--group", "nope", cwd=project)
+    assert proc.returncode == 2 and "--group nope: not a group" in proc.stderr
+
+
+def test_split_dir_writes_one_patch_per_group(project):
+    proc = run_cli("patch", "--rules", str(RULES), "--split-dir", "patches", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(p.name for p in (project / "patches").iterdir())
+    assert names == ["content-queue.patch", "engagement.patch", "posted-content.patch"]
+    for name in names:
+        subprocess.run(["git", "apply", "--check", f"patches/{name}"], cwd=project, check=True)
+
+
+def test_apply_rewrites_in_place(project):
+    proc = run_cli("patch", "--rules", str(RULES), "--apply", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert "from('content_queue')" in (project / "src/queue.ts").read_text()
+    assert not list(project.rglob("*.tmp"))
+
+
+def test_apply_skips_a_read_only_file(project):
+    target = project / "src/queue.ts"
+    before = target.read_bytes()
+    target.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    try:
+        proc = run_cli("patch", "--rules", str(RULES), "--apply", cwd=project)
+    finally:
+        target.chmod(0o644)
+    assert proc.returncode == 1
+    assert "skipped src/queue.ts: file is read-only" in proc.stderr
+    assert target.read_bytes() == before
+    assert "from('engagement_metrics')" in (project / "src/metrics.ts").read_text()
+
+
+def test_apply_skips_a_file_changed_between_scan_and_write(project, monkeypatch):
+    monkeypatch.chdir(project)
+    rules = load_rules(RULES)
+    result = engine.run(discover(["."]), rules)
+    edited = "// edited by someone else\n" + APP["src/queue.ts"]
+    (project / "src/queue.ts").write_text(edited)
+    selection = patching.selection(rules, only=None, tables=(), groups=())
+    outcome = patching.run(result, rules, selection, split=False)
+    refused = {r.path: r.refused for r in outcome.rewrites}
+    assert refused["src/queue.ts"] == "file changed since it was scanned"
+    from rich.console import Console
+
+    status = patching.emit(outcome, output=None, split_dir=None, apply=True, err=Console(stderr=True))
+    assert status == 1
+    assert (project / "src/queue.ts").read_text() == edited
+
+
+def test_output_file_and_conflicting_flags(project):
+    proc = run_cli("patch", "--rules", str(RULES), "-o", "out.diff", cwd=project)
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert (project / "out.diff").read_text().startswith("diff --git")
+    proc = run_cli("patch", "--rules", str(RULES), "-o", "x.diff", "--apply", cwd=project)
+    assert proc.returncode == 2 and "exclude each other" in proc.stderr
+    proc = run_cli("patch", "--rules", str(RULES), "--report", "r.txt", cwd=project)
+    assert proc.returncode == 2 and "--report takes a .md or .json file" in proc.stderr
+
+
+def test_rules_naming_a_missing_schema_file(project):
+    (project / "r.toml").write_text("schema = 'nope.sql'\n[[table]]\nlegacy='tweets'\ntarget='posted_content'\n")
+    proc = run_cli("patch", "--rules", "r.toml", cwd=project)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "tableshift: error: r.toml: schema: schema file 'nope.sql' not found"
+
+
+def test_ddl_syntax_error_names_its_line(project):
+    (project / "s.sql").write_text("CREATE TABLE posted_content (\n  id bigserial,\n  tweet_id textt textt\n);\n")
+    (project / "r.toml").write_text("schema = 's.sql'\n[[table]]\nlegacy='tweets'\ntarget='posted_content'\n")
+    proc = run_cli("patch", "--rules", "r.toml", cwd=project)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("tableshift: error: s.sql:3: SQL syntax error")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_patch_requires_rules(project):
+    proc = run_cli("patch", cwd=project)
+    assert proc.returncode == 2 and "--rules" in proc.stderr
