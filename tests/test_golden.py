@@ -1,45 +1,89 @@
-"""Golden audits: each fixture directory's report must match its expected JSON byte for byte.
+"""Golden cases: each fixture directory's audit, patch and coverage report must match its expected files.
 
-Run `pytest --update-golden` after a deliberate change, then review the diff of fixtures/*/expected/.
+A case is a directory under fixtures/ with an `expect.toml` (written by hand) and an `expected/` folder
+(written by `pytest --update-golden` after a deliberate change, then reviewed like code).
+A case whose code should not change has an empty expected/patch.diff.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from conftest import FIXTURES, RULES
-from tableshift import engine
+from tableshift import engine, patching
 from tableshift.discover import discover
+from tableshift.patch import patch_of
 from tableshift.report import audit
 from tableshift.report.render import to_json
 from tableshift.rules import load_rules
+from tableshift.scan import error_count
 
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "expect.toml").is_file())
 
 
-def _audit(case: str, monkeypatch: pytest.MonkeyPatch) -> dict:
-    root = FIXTURES / case
-    monkeypatch.chdir(root)
-    rules_path = root / "rules.toml" if (root / "rules.toml").is_file() else RULES
-    rules = load_rules(rules_path)
-    report = audit.build(engine.run(discover(["."]), rules), rules)
-    report["rules"]["path"] = rules_path.name  # machine-independent
+def _rules_path(case: str) -> Path:
+    own = FIXTURES / case / "rules.toml"
+    return own if own.is_file() else RULES
+
+
+def _scan(case: str, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(FIXTURES / case)
+    rules = load_rules(_rules_path(case))
+    return rules, engine.run(discover(["."]), rules)
+
+
+def _check_golden(path: Path, actual: bytes, update: bool) -> None:
+    if update:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(actual)
+    assert path.is_file(), f"no golden file: run pytest --update-golden and review {path}"
+    assert actual == path.read_bytes(), f"{path} differs: if the change is deliberate, run pytest --update-golden"
+
+
+def _audit_json(case: str, monkeypatch: pytest.MonkeyPatch) -> dict:
+    rules, result = _scan(case, monkeypatch)
+    report = audit.build(result, rules)
+    report["rules"]["path"] = _rules_path(case).name  # machine-independent
     return report
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_audit_matches_golden_json(case, monkeypatch, update_golden):
-    expected_path = FIXTURES / case / "expected" / "audit.json"
-    actual = to_json(_audit(case, monkeypatch))
-    if update_golden:
-        expected_path.parent.mkdir(exist_ok=True)
-        expected_path.write_text(actual, encoding="utf-8")
-    assert expected_path.is_file(), f"no golden file: run pytest --update-golden and review {expected_path}"
-    assert actual == expected_path.read_text(encoding="utf-8")
+    actual = to_json(_audit_json(case, monkeypatch)).encode()
+    _check_golden(FIXTURES / case / "expected" / "audit.json", actual, update_golden)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_patch_and_coverage_match_golden(case, monkeypatch, update_golden, tmp_path):
+    rules, result = _scan(case, monkeypatch)
+    outcome = patching.run(result, rules, patching.selection(rules, only=None, tables=(), groups=()), split=False)
+    changes = [(r.path, r.old, r.new) for r in outcome.rewrites if r.refused is None and r.new != r.old]
+    diff = patch_of(changes)
+    _check_golden(FIXTURES / case / "expected" / "patch.diff", diff, update_golden)
+    report = dict(outcome.report, rules={"name": rules.name, "path": _rules_path(case).name})
+    _check_golden(
+        FIXTURES / case / "expected" / "coverage.json",
+        (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode(),
+        update_golden,
+    )
+    # every rewritten file parses at least as well as before
+    languages = {s.display: s.language for s in result.sources}
+    for path, old, new in changes:
+        assert error_count(new, languages[path]) <= error_count(old, languages[path]), path
+    # the patch applies with git to a pristine copy of the fixture
+    if diff:
+        copy = tmp_path / "copy"
+        shutil.copytree(FIXTURES / case, copy, ignore=shutil.ignore_patterns("expected"))
+        (tmp_path / "p.diff").write_bytes(diff)
+        subprocess.run(["git", "init", "-q"], cwd=copy, check=True)
+        proc = subprocess.run(["git", "apply", "--check", str(tmp_path / "p.diff")], cwd=copy, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
 
 
 def _key(entry: dict) -> tuple:
@@ -50,7 +94,7 @@ def _key(entry: dict) -> tuple:
 def test_audit_finds_exactly_the_calls_the_fixture_author_listed(case, monkeypatch):
     """expect.toml is written by hand, independently of the scanner: an oracle, not a snapshot."""
     expected = tomllib.loads((FIXTURES / case / "expect.toml").read_text(encoding="utf-8")).get("call", [])
-    report = _audit(case, monkeypatch)
+    report = _audit_json(case, monkeypatch)
     found = {_key(c): c for c in report["calls"]}
     wanted = {_key(e): e for e in expected}
     assert sorted(set(found) - set(wanted)) == [], "calls found that the fixture says are not calls"
