@@ -49,7 +49,7 @@ def build(result: ScanResult, rules: RuleSet | None) -> dict[str, Any]:
         summary["status"] = {s.value: statuses.get(s.value, 0) for s in Status}
         fixes = Counter(p.fix.value for p in plans.values())
         summary["fix"] = {f.value: fixes.get(f.value, 0) for f in Fix}
-        report["legacy"] = _legacy(verdicts, rules)
+        report["legacy"] = _legacy(verdicts, rules, plans)
     report["storage"] = _named(calls, Kind.STORAGE, "bucket")
     report["rpc"] = _named(calls, Kind.RPC, "function")
     report["files"] = {
@@ -97,7 +97,7 @@ def _tables(verdicts: list[Verdict], rules: RuleSet | None) -> list[dict[str, An
     return sorted(rows.values(), key=lambda r: (-(r["calls"] + r["embedded"] + r["realtime"]), r["name"]))
 
 
-def _legacy(verdicts: list[Verdict], rules: RuleSet) -> list[dict[str, Any]]:
+def _legacy(verdicts: list[Verdict], rules: RuleSet, plans: dict[int, Plan]) -> list[dict[str, Any]]:
     """Per legacy table, in rules-file order: how much code still uses it, and how."""
     out = []
     for rule in rules.tables:
@@ -109,6 +109,7 @@ def _legacy(verdicts: list[Verdict], rules: RuleSet) -> list[dict[str, Any]]:
             if v.status is Status.DYNAMIC and v.call.table is not None and rule.legacy in v.call.table.candidates
         ]
         ops = Counter(v.call.operation.value if v.call.operation else "unknown" for v in own if v.call.kind is Kind.TABLE)
+        fixes = Counter(plans[id(v)].fix.value for v in mine if id(v) in plans)
         out.append(
             {
                 "table": rule.legacy,
@@ -122,6 +123,8 @@ def _legacy(verdicts: list[Verdict], rules: RuleSet) -> list[dict[str, Any]]:
                 "reads": ops.get("select", 0),
                 "writes": sum(ops.get(op, 0) for op in ("insert", "update", "upsert", "delete")),
                 "unknown": ops.get("unknown", 0),
+                "auto": fixes.get("auto", 0),
+                "review": fixes.get("review", 0),
             }
         )
     return out

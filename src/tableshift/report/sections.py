@@ -46,12 +46,12 @@ def audit_sections(report: dict[str, Any]) -> list[Section]:
         out.append(
             Section(
                 f"Legacy tables ({report['rules']['name']})",
-                ("legacy table", "target", "group", "calls", "reads", "writes", "unknown op", "embedded", "dynamic", "files"),
+                ("legacy table", "target", "group", "calls", "reads", "writes", "unknown op", "embedded", "dynamic", "auto", "review", "files"),
                 tuple(
-                    (r["table"], r["target"], r["group"], *map(str, (r["calls"], r["reads"], r["writes"], r["unknown"], r["embedded"], r["dynamic"], r["files"])))
+                    (r["table"], r["target"], r["group"], *map(str, (r["calls"], r["reads"], r["writes"], r["unknown"], r["embedded"], r["dynamic"], r["auto"], r["review"], r["files"])))
                     for r in report["legacy"]
                 ),
-                note="dynamic: calls whose table is not known but may be this one",
+                note="dynamic: calls whose table is not known but may be this one; auto / review: what `tableshift patch` can rewrite",
             )
         )
     ops = ("select", "insert", "update", "upsert", "delete", "unknown")
