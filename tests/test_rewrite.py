@@ -128,7 +128,7 @@ def test_embed_without_foreign_key_in_target_is_review(rules):
 
 def test_embed_with_constraint_hint_is_review(rules):
     reasons = review_reasons("supabase.from('posted_content').select('outcomes!outcomes_decision_fkey(likes_count)');", rules)
-    assert reasons == ["embed 'outcomes' names a foreign key of the legacy table: !outcomes_decision_fkey"]
+    assert reasons == ["embed 'outcomes' names a foreign key of a legacy table: !outcomes_decision_fkey"]
 
 
 def test_where_is_appended_to_reads_updates_deletes(rules):
@@ -205,3 +205,21 @@ def test_dynamic_call_is_never_rewritten(rules):
 def test_rewriting_twice_changes_nothing(rules):
     once = rewrite("supabase.from('content_metadata').select('topic_cluster').eq('topic_cluster', x);", rules)
     assert rewrite(once, rules) == once
+
+
+def test_constraint_hint_under_a_moved_table_is_review(rules):
+    reasons = review_reasons("supabase.from('tweets').select('id, writer:profiles!tweets_author_fkey(name)');", rules)
+    assert "embed 'profiles' names a foreign key of a legacy table: !tweets_author_fkey" in reasons
+
+
+def test_constraint_hint_under_an_unmoved_table_is_fine(rules):
+    src = "supabase.from('posted_content').select('id, writer:profiles!posted_author_fkey(name)');"
+    assert rewrite(src, rules) == src
+
+
+def test_filter_on_a_legacy_embed_is_renamed_by_its_rules(rules):
+    src = "supabase.from('posted_content').select('decision_id, outcomes(likes_count)').or('likes_count.gt.5', { referencedTable: 'outcomes' }).order('likes_count', { referencedTable: 'outcomes' });"
+    assert rewrite(src, rules) == (
+        "supabase.from('posted_content').select('decision_id, outcomes:engagement_metrics(likes_count:likes)')"
+        ".or('likes.gt.5', { referencedTable: 'outcomes' }).order('likes', { referencedTable: 'outcomes' });"
+    )

@@ -86,13 +86,14 @@ class _Planner:
             for column in (*call.columns.select, *call.columns.filter, *call.columns.write, *call.columns.on_conflict):
                 if column.qualifier is None:
                     self._column(column, rule)
-                else:
-                    self._qualified(column)
             self._where(rule)
             self._set(rule)
             self._required(rule)
         for embed in call.columns.embedded:
-            self._embed(embed, parent=table_now)
+            self._embed(embed, parent=table_now, parent_moved=rule is not None)
+        for column in call.columns.filter:
+            if column.qualifier is not None:
+                self._qualified(column)
         fix = Fix.REVIEW if self.reasons else Fix.AUTO
         edits = tuple(sorted(set(self.edits))) if fix is Fix.AUTO else ()
         return Plan(self.verdict, fix, edits, tuple(dict.fromkeys(self.reasons)), tuple(self.fates.values()))
@@ -134,31 +135,43 @@ class _Planner:
         self.edits.append(Edit(column.span, _renamed(column, new, self.call.language)))
 
     def _qualified(self, column: Column) -> None:
-        qualifier = column.qualifier or ""
-        names = {e.alias or e.table: e for e in self.call.columns.all_embedded()}
-        embed = names.get(qualifier.split(".")[-1])
-        if embed is not None and self.rules.lookup(embed.table, self.call.schema) is not None:
-            self.reasons.append(f"filter {qualifier}.{column.name} on an embedded legacy table: rewrite by hand")
+        """A column of an embedded resource (`referencedTable`, `author.name`): renamed by that table's rules.
 
-    def _embed(self, embed: Embedded, *, parent: str | None) -> None:
+        The embed keeps its old name as an alias, so the qualifier itself stays valid.
+        """
+        qualifier = (column.qualifier or "").split(".")[-1]
+        names = {e.alias or e.table: e for e in self.call.columns.all_embedded()}
+        embed = names.get(qualifier)
+        rule = self.rules.lookup(embed.table, self.call.schema) if embed is not None else None
+        if rule is None and embed is None:
+            rule = self.rules.lookup(qualifier, self.call.schema)
+            if rule is not None:
+                self.reasons.append(f"filter on {qualifier!r}, which names no embed of this call: rewrite by hand")
+                return
+        if rule is not None:
+            self._column(column, rule)
+
+    def _embed(self, embed: Embedded, *, parent: str | None, parent_moved: bool) -> None:
         rule = self.rules.lookup(embed.table, self.call.schema)
         now = rule.target if rule is not None else embed.table
-        if rule is not None:
-            constraint_hints = [h for h in embed.hints if h not in _JOIN_HINTS]
-            if constraint_hints:
-                self.reasons.append(f"embed {embed.table!r} names a foreign key of the legacy table: !{constraint_hints[0]}")
-            elif embed.span is None:
+        constraint_hints = [h for h in embed.hints if h not in _JOIN_HINTS]
+        if constraint_hints and (rule is not None or parent_moved):
+            # a foreign-key name belongs to the old tables; the new ones name theirs differently
+            self.reasons.append(f"embed {embed.table!r} names a foreign key of a legacy table: !{constraint_hints[0]}")
+        if rule is not None and not constraint_hints:
+            if embed.span is None:
                 self.reasons.append(f"embed {embed.table!r} sits in a string with escape sequences")
             else:
                 text = rule.target if embed.alias is not None else f"{embed.table}:{rule.target}"
                 self.edits.append(Edit(embed.span, text))
+        if rule is not None:
             for column in embed.columns:
                 self._column(column, rule)
         if parent is not None and self.schema is not None and (rule is not None or self.rules.lookup(parent) is None):
             if self.schema.table(parent) and self.schema.table(now) and not self.schema.linked(parent, now):
                 self.reasons.append(f"no foreign key between {parent!r} and {now!r} in the target schema: the embed would fail")
         for child in embed.embedded:
-            self._embed(child, parent=now)
+            self._embed(child, parent=now, parent_moved=rule is not None)
 
     def _where(self, rule: TableRule) -> None:
         op = self.call.operation

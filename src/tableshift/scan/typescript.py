@@ -292,11 +292,13 @@ class _FileScan:
         found = col.Found()
         operation = None
         operation_span = None
-        for link in [*links, *continuation]:
+        for link in links:
             if operation is None and link.name in OPERATIONS:
                 operation = Operation(link.name)
-                # only a link of the chain itself is a safe place to append filters
-                operation_span = _span(link.call) if any(link is own for own in links) else None
+                operation_span = _span(link.call)
+        # Methods called later on the variable holding the builder still name columns,
+        # but the operation stays unknown: which branch runs is not visible statically.
+        for link in [*links, *continuation]:
             self._columns(link, found)
         notes = list(found.notes)
         if continuation and not links:
