@@ -12,6 +12,8 @@ from rich.table import Table
 from tableshift.report.sections import Section
 
 FORMATS = ("table", "json", "markdown")
+# Prose columns give way when the terminal is narrow; names and numbers never fold.
+WRAPPING = frozenset({"reasons", "candidates", "error", "code"})
 
 
 def to_json(report: dict[str, Any]) -> str:
@@ -47,7 +49,11 @@ def print_tables(sections: list[Section], console: Console, *, title: str) -> No
         for index, header in enumerate(section.headers):
             numeric = index > 0 and all(r[index].isdigit() for r in section.rows)
             table.add_column(
-                header, justify="right" if numeric else "left", overflow="fold", no_wrap=index == 0
+                header,
+                justify="right" if numeric else "left",
+                overflow="fold",
+                no_wrap=header not in WRAPPING,
+                min_width=len(header) if numeric else None,
             )
         for row in section.rows:
             table.add_row(*row)

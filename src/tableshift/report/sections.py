@@ -46,22 +46,22 @@ def audit_sections(report: dict[str, Any]) -> list[Section]:
         out.append(
             Section(
                 f"Legacy tables ({report['rules']['name']})",
-                ("legacy table", "target", "group", "calls", "reads", "writes", "unknown op", "embedded", "dynamic", "auto", "review", "files"),
+                ("legacy table", "target", "group", "calls", "reads", "writes", "op?", "embeds", "dynamic", "auto", "review", "files"),
                 tuple(
                     (r["table"], r["target"], r["group"], *map(str, (r["calls"], r["reads"], r["writes"], r["unknown"], r["embedded"], r["dynamic"], r["auto"], r["review"], r["files"])))
                     for r in report["legacy"]
                 ),
-                note="dynamic: calls whose table is not known but may be this one; auto / review: what `tableshift patch` can rewrite",
+                note="op?: operation unknown; embeds: uses inside other calls' select strings; dynamic: calls whose table is not known but may be this one; auto / review: what `tableshift patch` can rewrite",
             )
         )
     ops = ("select", "insert", "update", "upsert", "delete", "unknown")
     out.append(
         Section(
             "Tables by usage",
-            ("table", "calls", *ops, "embedded", "realtime", "files", "target"),
+            ("table", "calls", *ops[:-1], "op?", "embeds", "realtime", "files", "legacy → target"),
             tuple(
                 (
-                    t["name"] + (" (legacy)" if t["legacy"] else ""),
+                    t["name"],
                     str(t["calls"]),
                     *(str(t["operations"][o]) for o in ops),
                     str(t["embedded"]),
