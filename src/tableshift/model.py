@@ -169,6 +169,7 @@ class Call:
     notes: tuple[str, ...] = ()  # what the scanner could not read (malformed strings...)
     operation_span: Span | None = None  # the operation's call (`...select(...)`), where filters can be appended
     payload_objects: tuple[Span, ...] = ()  # object literals written by insert / upsert / update
+    suppression: str | None = None  # `tableshift-ignore: reason`; "" when the reason is missing
 
     @property
     def is_read(self) -> bool | None:

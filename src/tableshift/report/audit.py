@@ -35,6 +35,7 @@ def build(result: ScanResult, rules: RuleSet | None) -> dict[str, Any]:
         "realtime_calls": by_kind[Kind.REALTIME],
         "parse_errors": sum(1 for f in result.files if f.parse_error),
         "calls_in_error_regions": sum(1 for c in calls if c.in_error_region),
+        "suppressed_calls": sum(1 for c in calls if c.suppression),
         "unreadable_files": sum(1 for f in result.files if f.error),
     }
     report: dict[str, Any] = {
@@ -171,6 +172,7 @@ def call_json(verdict: Verdict, plan: Plan | None = None) -> dict[str, Any]:
             "opaque": [_opaque(o) for o in cols.opaque],
         },
         "in_error_region": call.in_error_region,
+        "suppressed": call.suppression,
         "status": verdict.status.value if verdict.status else None,
         "fix": plan.fix.value if plan is not None else None,
         "target": verdict.target,
@@ -187,6 +189,10 @@ def _reasons(verdict: Verdict, plan: Plan | None) -> list[str]:
     if call.in_error_region:
         out.append("call sits in a region with syntax errors")
     out.extend(call.notes)
+    if call.suppression:
+        out.append(f"suppressed: {call.suppression}")
+    elif call.suppression == "":
+        out.append("tableshift-ignore without a reason: not suppressed")
     return list(dict.fromkeys(out))
 
 

@@ -123,6 +123,7 @@ def _entry(plan: Plan) -> dict[str, Any]:
         "operation": call.operation.value if call.operation else None,
         "code": call.code,
         "reasons": list(plan.reasons),
+        "suppressed": call.suppression,
     }
 
 
@@ -183,7 +184,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         if not report[key]:
             out.append("_none_")
         for e in report[key]:
-            out.append(f"- `{e['file']}:{e['line']}` `{_code(e['code'])}`")
+            note = f" (suppressed: {e['suppressed']})" if e.get("suppressed") else ""
+            out.append(f"- `{e['file']}:{e['line']}` `{_code(e['code'])}`{note}")
             out += [f"  - {_md(r)}" for r in e["reasons"]]
     out += ["", "## Columns used in code, and their fate", ""]
     if report["columns"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from dataclasses import dataclass
 from functools import cached_property
@@ -9,6 +10,7 @@ from functools import cached_property
 from tableshift.model import Position, Span
 
 BOM = b"\xef\xbb\xbf"
+_SUPPRESSION = re.compile(r"(?://|#|/\*)\s*tableshift-ignore\b(?:\s*:)?(?P<reason>.*?)\s*(?:\*/.*)?$")
 
 
 class SourceText:
@@ -45,6 +47,15 @@ class SourceText:
         if line == 1 and raw.startswith(BOM):
             raw = raw[len(BOM) :]
         return raw.decode("utf-8", "replace")
+
+    def suppression(self, lines: tuple[int, ...]) -> str | None:
+        """The reason of a `tableshift-ignore: reason` comment on any of these lines ("" if it gives none)."""
+        for line in lines:
+            if 1 <= line <= len(self.line_starts):
+                match = _SUPPRESSION.search(self.line_text(line))
+                if match is not None:
+                    return match.group("reason").strip()
+        return None
 
     def text(self, span: Span) -> str:
         return self.data[span.start : span.end].decode("utf-8", "surrogateescape")

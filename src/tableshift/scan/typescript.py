@@ -275,7 +275,10 @@ class _FileScan:
 
     def _base(self, kind: Kind, node: Node, method: Node, top: Node, client: Node) -> dict:
         start = self.src.position(method.start_byte)
+        first = self.src.position(top.start_byte).line
+        lines = tuple(dict.fromkeys((start.line, start.line - 1, first, first - 1)))
         return {
+            "suppression": self.src.suppression(lines),
             "file": self.path,
             "language": self.language,
             "kind": kind,
