@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 
 from tableshift import __version__
 from tableshift.errors import UsageError
+
+if TYPE_CHECKING:
+    from tableshift.config import Config
+    from tableshift.engine import ScanResult
+    from tableshift.rules import RuleSet
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -36,6 +42,18 @@ class AuditFormat(StrEnum):
     markdown = "markdown"
 
 
+class CheckFormat(StrEnum):
+    text = "text"
+    github = "github"
+    sarif = "sarif"
+    json = "json"
+
+
+class Only(StrEnum):
+    reads = "reads"
+    writes = "writes"
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"tableshift {__version__}")
@@ -52,14 +70,72 @@ def _root(
 
 
 PathsArg = Annotated[
-    Optional[list[Path]], typer.Argument(help="Files or directories to scan (default: the current directory).", show_default=False)
+    Optional[list[Path]],
+    typer.Argument(help="Files or directories to scan (default: the config's paths, else the current directory).", show_default=False),
 ]
 RulesOpt = Annotated[Optional[Path], typer.Option("--rules", "-r", help="Rules file (TOML) mapping legacy tables to targets.")]
 IncludeOpt = Annotated[
     Optional[list[str]], typer.Option("--include", help="Only scan files matching this gitignore-style glob (repeatable).")
 ]
 ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", help="Skip files matching this gitignore-style glob (repeatable).")]
-OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")]
+ConfigOpt = Annotated[
+    Optional[Path], typer.Option("--config", help="Config file (default: nearest tableshift.toml or pyproject.toml [tool.tableshift]).")
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """What to scan and with which rules: flags first, then the config file, then defaults."""
+
+    config: Config
+    rules: RuleSet | None
+    paths: tuple[Path, ...]
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+
+
+def _inputs(
+    config_path: Path | None,
+    paths: list[Path] | None,
+    rules: Path | None,
+    include: list[str] | None,
+    exclude: list[str] | None,
+    *,
+    need_rules: bool,
+) -> Inputs:
+    from tableshift.config import load_config
+    from tableshift.rules import load_rules
+
+    config = load_config(config_path, cwd=Path.cwd())
+    rules_path = rules if rules is not None else config.rules
+    if rules_path is None and need_rules:
+        raise UsageError("no rules file: pass --rules FILE or set `rules` in tableshift.toml")
+    return Inputs(
+        config=config,
+        rules=load_rules(rules_path) if rules_path is not None else None,
+        paths=tuple(paths) if paths else (config.paths or (Path("."),)),
+        include=tuple(include) if include else config.include,
+        exclude=tuple(exclude) if exclude else config.exclude,
+    )
+
+
+def _scan(inputs: Inputs, *, only: set[Path] | None = None) -> ScanResult:
+    from tableshift import engine
+    from tableshift.discover import discover
+
+    sources = discover(inputs.paths, include=inputs.include, exclude=inputs.exclude)
+    if only is not None:
+        sources = [s for s in sources if s.path.resolve() in only]
+    err = Console(stderr=True)
+    if not err.is_terminal or len(sources) < PROGRESS_MIN_FILES:
+        return engine.run(sources, inputs.rules)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
+    ) as progress:
+        task = progress.add_task("scan", total=len(sources))
+        return engine.run(sources, inputs.rules, on_file=lambda _: progress.advance(task))
 
 
 @app.command()
@@ -67,23 +143,19 @@ def audit(
     paths: PathsArg = None,
     rules: RulesOpt = None,
     format: Annotated[AuditFormat, typer.Option("--format", "-f", help="Report format.")] = AuditFormat.table,
-    output: OutputOpt = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")] = None,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Find and classify every Supabase query call; report usage and migration readiness."""
-    from tableshift import engine
-    from tableshift.discover import discover
     from tableshift.report import audit as audit_report
     from tableshift.report import render
     from tableshift.report.sections import audit_sections
-    from tableshift.rules import load_rules
 
-    ruleset = load_rules(rules) if rules is not None else None
-    sources = discover(paths or [Path(".")], include=include or (), exclude=exclude or ())
-    result = _run_with_progress(engine, sources, ruleset)
-    report = audit_report.build(result, ruleset)
-    title = "tableshift audit" + (f" — rules: {ruleset.name}" if ruleset else "")
+    inputs = _inputs(config, paths, rules, include, exclude, need_rules=False)
+    report = audit_report.build(_scan(inputs), inputs.rules)
+    title = "tableshift audit" + (f" — rules: {inputs.rules.name}" if inputs.rules else "")
     if format is AuditFormat.json:
         _emit(render.to_json(report), output)
     elif format is AuditFormat.markdown:
@@ -94,15 +166,10 @@ def audit(
         render.print_tables(audit_sections(report), _stdout_console(), title=title)
 
 
-class Only(StrEnum):
-    reads = "reads"
-    writes = "writes"
-
-
 @app.command()
 def patch(
     paths: PathsArg = None,
-    rules: Annotated[Path, typer.Option("--rules", "-r", help="Rules file (TOML) mapping legacy tables to targets.")] = ...,  # type: ignore[assignment]
+    rules: RulesOpt = None,
     only: Annotated[Optional[Only], typer.Option("--only", help="Rewrite only reads (select) or only writes.")] = None,
     table: Annotated[Optional[list[str]], typer.Option("--table", help="Only calls on this legacy table (repeatable).")] = None,
     group: Annotated[Optional[list[str]], typer.Option("--group", help="Only calls on this rules group (repeatable).")] = None,
@@ -112,6 +179,7 @@ def patch(
     report: Annotated[Optional[Path], typer.Option("--report", help="Write the full coverage report (.md or .json).")] = None,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Rewrite legacy-table calls to the consolidated tables; print a unified diff and a coverage summary."""
     from tableshift import patching
@@ -120,38 +188,89 @@ def patch(
         raise UsageError("--output, --split-dir and --apply exclude each other: pick one")
     if report is not None and report.suffix.lower() not in (".md", ".json"):
         raise UsageError(f"{report}: --report takes a .md or .json file")
-    from tableshift.discover import discover
-    from tableshift.rules import load_rules
-
-    ruleset = load_rules(rules)
-    selection = patching.selection(ruleset, only=only.value if only else None, tables=table or (), groups=group or ())
-    sources = discover(paths or [Path(".")], include=include or (), exclude=exclude or ())
-    from tableshift import engine
-
-    result = _run_with_progress(engine, sources, ruleset)
-    outcome = patching.run(result, ruleset, selection, split=split_dir is not None)
+    inputs = _inputs(config, paths, rules, include, exclude, need_rules=True)
+    assert inputs.rules is not None
+    selection = patching.selection(inputs.rules, only=only.value if only else None, tables=table or (), groups=group or ())
+    outcome = patching.run(_scan(inputs), inputs.rules, selection, split=split_dir is not None)
     status = patching.emit(outcome, output=output, split_dir=split_dir, apply=apply, err=Console(stderr=True))
     patching.write_report(outcome, report)
     raise typer.Exit(status)
+
+
+def _baseline_path(flag: Path | None, config: Config) -> Path:
+    from tableshift.config import DEFAULT_BASELINE
+
+    if flag is not None:
+        return flag
+    if config.baseline is not None:
+        return config.baseline
+    return (config.root or Path(".")) / DEFAULT_BASELINE
+
+
+@app.command()
+def baseline(
+    paths: PathsArg = None,
+    rules: RulesOpt = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Baseline file (default: the config's, else tableshift-baseline.json).")] = None,
+    update: Annotated[bool, typer.Option("--update", help="Only lower the existing baseline's counts (a ratchet); never raise or add.")] = False,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Record today's legacy-table usage, so that `check` fails only on new usage."""
+    from tableshift import gate
+
+    inputs = _inputs(config, paths, rules, include, exclude, need_rules=True)
+    assert inputs.rules is not None
+    path = _baseline_path(output, inputs.config)
+    new, old = gate.write_baseline(_scan(inputs), inputs.rules, path, update=update, cwd=Path.cwd())
+    err = Console(stderr=True)
+    if old is None:
+        err.print(f"wrote {path}: {new.total} legacy uses in {len(new.files)} files", markup=False, highlight=False)
+    else:
+        err.print(f"updated {path}: {old.total} → {new.total} legacy uses allowed", markup=False, highlight=False)
+
+
+@app.command()
+def check(
+    paths: PathsArg = None,
+    rules: RulesOpt = None,
+    baseline_file: Annotated[Optional[Path], typer.Option("--baseline", help="Baseline file (default: the config's, else tableshift-baseline.json).")] = None,
+    format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.text,
+    changed_since: Annotated[Optional[str], typer.Option("--changed-since", help="Only files changed against this git ref, plus untracked ones.")] = None,
+    strict: Annotated[Optional[bool], typer.Option("--strict/--no-strict", help="Dynamic calls that may be legacy fail the check too.", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result to this file instead of stdout.")] = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Fail (exit 1) when code adds legacy-table usage beyond the committed baseline."""
+    from tableshift import gate
+    from tableshift.discover import changed_since as changed
+    from tableshift.report import check as check_report
+
+    inputs = _inputs(config, paths, rules, include, exclude, need_rules=True)
+    assert inputs.rules is not None
+    path = _baseline_path(baseline_file, inputs.config)
+    only = changed(changed_since, cwd=Path.cwd()) if changed_since else None
+    result = gate.run_check(
+        _scan(inputs, only=only),
+        inputs.rules,
+        path,
+        strict=inputs.config.strict if strict is None else strict,
+        cwd=Path.cwd(),
+    )
+    text = check_report.render(format.value, result.data, result.comparison, inputs.rules)
+    _emit(text, output)
+    if output is not None or format in (CheckFormat.sarif, CheckFormat.json):
+        Console(stderr=True).print(check_report.summary_line(result.data), markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(result.exit_status)
 
 
 def _stdout_console() -> Console:
     """Rich on a terminal; wide plain text when piped, so names are never folded."""
     console = Console()
     return console if console.is_terminal else Console(width=PIPED_WIDTH)
-
-
-def _run_with_progress(engine, sources, ruleset):  # type: ignore[no-untyped-def]
-    err = Console(stderr=True)
-    if not err.is_terminal or len(sources) < PROGRESS_MIN_FILES:
-        return engine.run(sources, ruleset)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
-    ) as progress:
-        task = progress.add_task("scan", total=len(sources))
-        return engine.run(sources, ruleset, on_file=lambda _: progress.advance(task))
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -178,5 +297,8 @@ def main() -> None:
     except Exception as exc:  # a bug of ours: one line, and the traceback on request
         if os.environ.get("TABLESHIFT_DEBUG"):
             raise
-        print(f"tableshift: internal error: {type(exc).__name__}: {exc} (set TABLESHIFT_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(
+            f"tableshift: internal error: {type(exc).__name__}: {exc} (set TABLESHIFT_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
         sys.exit(EXIT_INTERNAL)

@@ -140,3 +140,22 @@ def _walk(root: Path) -> Iterator[str]:
             full = here / name
             if not ignored(full, False):
                 yield full.relative_to(root).as_posix()
+
+
+def changed_since(ref: str, *, cwd: Path) -> set[Path]:
+    """Files changed against a git ref in the work tree, plus untracked ones, as absolute paths."""
+    def git(*args: str) -> str:
+        try:
+            proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True)
+        except FileNotFoundError:
+            raise UsageError("--changed-since needs git, which is not installed") from None
+        if proc.returncode != 0:
+            message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise UsageError(f"--changed-since {ref}: {message[0] if message else 'git failed'}")
+        return proc.stdout.decode("utf-8", "surrogateescape")
+
+    top = Path(git("rev-parse", "--show-toplevel").strip())
+    git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    changed = git("diff", "--name-only", "-z", "--no-renames", ref, "--").split("\0")
+    untracked = git("ls-files", "--others", "--exclude-standard", "-z", "--full-name", ":/").split("\0")
+    return {(top / name).resolve() for name in (*changed, *untracked) if name}

@@ -158,6 +158,7 @@ class Call:
     end: Position  # end of the whole chain
     client: str
     code: str  # the source line of the method token, stripped
+    chain: str = ""  # the whole chain on one line, white space folded: what a baseline matches on
     schema: str | None = None
     table: TableArg | None = None  # table and realtime calls
     name: str | None = None  # storage bucket or rpc function

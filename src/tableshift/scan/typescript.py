@@ -287,6 +287,7 @@ class _FileScan:
             "end": self.src.position(top.end_byte),
             "client": _client_text(client),
             "code": self.src.line_text(start.line).strip(),
+            "chain": fold(n.text(top)),
             "in_error_region": top.has_error or any(a.type == "ERROR" for a in n.ancestors(top)),
         }
 
@@ -506,6 +507,15 @@ def _destructures_result(top: Node) -> bool:
     names = {name for name, _ in n._pattern_names(target)}
     keys = {n.text(c.child_by_field_name("key")) for c in target.named_children if c.type == "pair_pattern" and c.child_by_field_name("key")}
     return bool({"data", "error", "count"} & (names | keys))
+
+
+_SPACE_AROUND = re.compile(r"\s*([.()\[\]{},:])\s*")
+
+
+def fold(code: str, limit: int = 240) -> str:
+    """Code on one line, white space around punctuation removed: stable under reformatting."""
+    folded = _SPACE_AROUND.sub(r"\1", " ".join(code.split()))
+    return folded if len(folded) <= limit else folded[: limit - 1] + "…"
 
 
 def _star(src: SourceText, call: Node) -> Column:

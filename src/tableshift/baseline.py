@@ -1,0 +1,228 @@
+"""The committed baseline of legacy usage, and the ratchet that compares code against it."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tableshift.errors import UsageError
+from tableshift.model import Status
+from tableshift.rewrite import Plan
+from tableshift.rules import RuleSet
+
+SCHEMA_VERSION = 1
+DYNAMIC = "(dynamic)"  # the table key of calls whose table is unknown but may be legacy
+
+
+@dataclass(frozen=True, slots=True)
+class Use:
+    """One use of one legacy table by one call (a call that also embeds one counts twice)."""
+
+    key: str  # the file, relative to the baseline's directory, with '/'
+    table: str  # a legacy table, or DYNAMIC
+    plan: Plan
+
+    @property
+    def fingerprint(self) -> str:
+        return self.plan.call.chain or self.plan.call.code
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    allowed: int
+    code: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    rules: str
+    files: dict[str, dict[str, Allowance]] = field(default_factory=dict)
+
+    def allowance(self, key: str, table: str) -> Allowance:
+        return self.files.get(key, {}).get(table, Allowance(0, ()))
+
+    @property
+    def total(self) -> int:
+        return sum(a.allowed for tables in self.files.values() for a in tables.values())
+
+
+def file_key(display: str, *, cwd: Path, base: Path) -> str:
+    return Path(os.path.relpath((cwd / display).resolve(), base.resolve())).as_posix()
+
+
+def uses(plans: Iterable[Plan], *, cwd: Path, base: Path) -> list[Use]:
+    """Legacy usage: calls certainly on (or embedding) a legacy table, and dynamic calls that may be.
+
+    A call with a `tableshift-ignore: reason` comment is exempt; one without a reason is not.
+    """
+    out: list[Use] = []
+    for plan in plans:
+        call = plan.call
+        if call.suppression:
+            continue
+        key = file_key(call.file, cwd=cwd, base=base)
+        if plan.verdict.status is Status.LEGACY:
+            out.extend(Use(key, table, plan) for table in plan.verdict.legacy_tables)
+        elif plan.verdict.status is Status.DYNAMIC:
+            out.append(Use(key, DYNAMIC, plan))
+    return out
+
+
+def _grouped(items: Iterable[Use]) -> dict[tuple[str, str], list[Use]]:
+    groups: dict[tuple[str, str], list[Use]] = defaultdict(list)
+    for use in items:
+        groups[(use.key, use.table)].append(use)
+    return groups
+
+
+def build(items: Iterable[Use], rules: RuleSet) -> Baseline:
+    files: dict[str, dict[str, Allowance]] = defaultdict(dict)
+    for (key, table), group in _grouped(items).items():
+        files[key][table] = Allowance(len(group), tuple(sorted(u.fingerprint for u in group)))
+    return Baseline(rules.name, dict(files))
+
+
+def ratchet(old: Baseline, items: Iterable[Use]) -> Baseline:
+    """Lower every allowance to today's usage; never raise one, never add one."""
+    now = _grouped(items)
+    files: dict[str, dict[str, Allowance]] = {}
+    for key, tables in old.files.items():
+        for table, allowance in tables.items():
+            current = now.get((key, table), [])
+            if len(current) >= allowance.allowed:
+                kept = allowance
+            else:
+                kept = Allowance(len(current), tuple(sorted(u.fingerprint for u in current)))
+            if kept.allowed:
+                files.setdefault(key, {})[table] = kept
+    return Baseline(old.rules, files)
+
+
+def dump(baseline: Baseline) -> bytes:
+    """Sorted and indented, so that a baseline's diff in review reads as the usage that changed."""
+    data = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": "tableshift",
+        "rules": baseline.rules,
+        "total": baseline.total,
+        "files": {
+            key: {table: {"allowed": a.allowed, "code": list(a.code)} for table, a in sorted(tables.items())}
+            for key, tables in sorted(baseline.files.items())
+        },
+    }
+    return (json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
+
+
+def load(path: Path, rules: RuleSet) -> Baseline:
+    """Read a baseline; a missing, corrupt or foreign one is a UsageError, never trusted."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: baseline not found (create it with `tableshift baseline`)") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read baseline: {exc.strerror}") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: corrupt baseline: {exc}") from None
+
+    def bad(what: str) -> UsageError:
+        return UsageError(f"{path}: corrupt baseline: {what}")
+
+    if not isinstance(data, dict) or data.get("tool") != "tableshift":
+        raise bad("not a tableshift baseline")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise bad(f"schema_version {data.get('schema_version')!r} (this tableshift reads {SCHEMA_VERSION})")
+    if data.get("rules") != rules.name:
+        raise UsageError(
+            f"{path}: baseline was made with rules {data.get('rules')!r}, not {rules.name!r}: "
+            "run `tableshift baseline` to make a new one"
+        )
+    files = data.get("files")
+    if not isinstance(files, dict):
+        raise bad("'files' must be an object")
+    out: dict[str, dict[str, Allowance]] = {}
+    for key, tables in files.items():
+        if not isinstance(tables, dict):
+            raise bad(f"files.{key} must be an object")
+        for table, entry in tables.items():
+            allowed = entry.get("allowed") if isinstance(entry, dict) else None
+            code = entry.get("code", []) if isinstance(entry, dict) else None
+            if not isinstance(allowed, int) or allowed < 0 or not isinstance(code, list):
+                raise bad(f"files.{key}.{table} needs a whole 'allowed' and a 'code' list")
+            out.setdefault(key, {})[table] = Allowance(allowed, tuple(str(c) for c in code))
+    return Baseline(rules.name, out)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    use: Use
+    count: int  # calls to this table in this file now
+    allowed: int  # what the baseline allows
+
+
+@dataclass(frozen=True, slots=True)
+class Tightenable:
+    key: str
+    table: str
+    count: int
+    allowed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    new: tuple[Finding, ...]  # legacy usage beyond the baseline
+    warnings: tuple[Finding, ...]  # dynamic calls that may be legacy, beyond the baseline
+    tightenable: tuple[Tightenable, ...]
+    unreasoned: tuple[Plan, ...]  # tableshift-ignore comments without a reason
+    suppressed: int
+    total: int
+
+
+def compare(
+    baseline: Baseline, items: list[Use], plans: Iterable[Plan], *, scanned: set[str], exists
+) -> Comparison:  # type: ignore[no-untyped-def]
+    """New usage per file and table: more calls than allowed; the unmatched (else last) ones are new."""
+    plans = list(plans)
+    new: list[Finding] = []
+    warnings: list[Finding] = []
+    tight: list[Tightenable] = []
+    groups = _grouped(items)
+    for (key, table), group in sorted(groups.items()):
+        allowance = baseline.allowance(key, table)
+        group.sort(key=lambda u: (u.plan.call.start.line, u.plan.call.start.column))
+        if len(group) > allowance.allowed:
+            picked = _pick_new(group, allowance, len(group) - allowance.allowed)
+            into = warnings if table == DYNAMIC else new
+            into.extend(Finding(u, len(group), allowance.allowed) for u in picked)
+        elif len(group) < allowance.allowed:
+            tight.append(Tightenable(key, table, len(group), allowance.allowed))
+    for key, tables in sorted(baseline.files.items()):
+        if key not in scanned and exists(key):
+            continue  # outside this run's paths (or --changed-since): not judged
+        for table, allowance in sorted(tables.items()):
+            if (key, table) not in groups and allowance.allowed:
+                tight.append(Tightenable(key, table, 0, allowance.allowed))
+    unreasoned = tuple(p for p in plans if p.call.suppression == "" and p.verdict.status in (Status.LEGACY, Status.DYNAMIC))
+    suppressed = sum(1 for p in plans if p.call.suppression and p.verdict.status in (Status.LEGACY, Status.DYNAMIC))
+    return Comparison(tuple(new), tuple(warnings), tuple(tight), unreasoned, suppressed, len(items))
+
+
+def _pick_new(group: list[Use], allowance: Allowance, excess: int) -> list[Use]:
+    """The calls matching no baselined code line; when that does not settle it, the last ones in the file."""
+    budget = Counter(allowance.code)
+    unmatched: list[Use] = []
+    matched: list[Use] = []
+    for use in group:
+        if budget[use.fingerprint] > 0:
+            budget[use.fingerprint] -= 1
+            matched.append(use)
+        else:
+            unmatched.append(use)
+    if len(unmatched) >= excess:
+        return unmatched[-excess:]
+    return sorted(unmatched + matched[len(matched) - (excess - len(unmatched)) :], key=lambda u: group.index(u))

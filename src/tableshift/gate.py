@@ -1,0 +1,45 @@
+"""The baseline and check commands' work past the scan: usage, the ratchet, the comparison."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tableshift import baseline as bl
+from tableshift.engine import ScanResult
+from tableshift.fsutil import write_atomic
+from tableshift.report import check as check_report
+from tableshift.rules import RuleSet
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    data: dict
+    comparison: bl.Comparison
+    exit_status: int
+
+
+def write_baseline(result: ScanResult, rules: RuleSet, path: Path, *, update: bool, cwd: Path) -> tuple[bl.Baseline, bl.Baseline | None]:
+    """Write a baseline from scratch, or (update) lower the existing one to today's usage."""
+    base = path.parent
+    items = bl.uses(result.plans, cwd=cwd, base=base)
+    old = bl.load(path, rules) if update else None
+    new = bl.ratchet(old, items) if old is not None else bl.build(items, rules)
+    write_atomic(path, bl.dump(new))
+    return new, old
+
+
+def run_check(
+    result: ScanResult, rules: RuleSet, path: Path, *, strict: bool, cwd: Path
+) -> GateResult:
+    base = path.parent.resolve()
+    baseline = bl.load(path, rules)
+    items = bl.uses(result.plans, cwd=cwd, base=base)
+    scanned = {bl.file_key(f.path, cwd=cwd, base=base) for f in result.files}
+    comparison = bl.compare(
+        baseline, items, result.plans, scanned=scanned, exists=lambda key: (base / key).exists()
+    )
+    display = lambda key: Path(os.path.relpath(base / key, cwd)).as_posix()  # noqa: E731
+    data = check_report.build(comparison, rules, strict=strict, files_scanned=len(result.files), display=display)
+    return GateResult(data, comparison, 0 if data["summary"]["passed"] else 1)
