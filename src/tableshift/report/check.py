@@ -14,7 +14,6 @@ from tableshift.rules import RuleSet
 
 SCHEMA_VERSION = 1
 FORMATS = ("text", "github", "sarif", "json")
-INFORMATION_URI = "https://pypi.org/project/tableshift/"
 
 RULES = (
     ("legacy-table", "LegacyTableUsage", "New use of a legacy table", "error"),
@@ -201,7 +200,6 @@ def to_sarif(data: dict[str, Any], comparison: Comparison, rules: RuleSet) -> di
                     "driver": {
                         "name": "tableshift",
                         "version": __version__,
-                        "informationUri": INFORMATION_URI,
                         "rules": [
                             {
                                 "id": rid,
