@@ -86,7 +86,7 @@ def test_missing_path_and_unsupported_file_are_usage_errors(tmp_path, monkeypatc
     with pytest.raises(UsageError, match="no such file or directory"):
         discover(["nope"])
     (tmp_path / "notes.md").write_text("")
-    with pytest.raises(UsageError, match="not a TypeScript or JavaScript file"):
+    with pytest.raises(UsageError, match="not a TypeScript, JavaScript or Python file"):
         discover(["notes.md"])
 
 

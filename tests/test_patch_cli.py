@@ -179,3 +179,15 @@ def test_ddl_syntax_error_names_its_line(project):
 def test_patch_requires_rules(project):
     proc = run_cli("patch", cwd=project)
     assert proc.returncode == 2 and "--rules" in proc.stderr
+
+
+def test_suppressed_calls_are_left_alone_and_reported(project):
+    (project / "src/parity.ts").write_text(
+        "// tableshift-ignore: parity check reads the old table on purpose\n"
+        "export const old = () => supabase.from('tweets').select('tweet_id');\n"
+    )
+    proc = run_cli("patch", "src/parity.ts", "--rules", str(RULES), "--report", "cov.json", cwd=project)
+    assert proc.returncode == 0 and proc.stdout == ""
+    report = json.loads((project / "cov.json").read_text())
+    [entry] = report["left_out"]
+    assert entry["why"] == "suppressed: parity check reads the old table on purpose"

@@ -22,6 +22,7 @@ LANGUAGES: dict[str, str] = {
     ".jsx": "javascript",
     ".mjs": "javascript",
     ".cjs": "javascript",
+    ".py": "python",
 }
 ALWAYS_SKIPPED_DIRS = frozenset({"node_modules", ".git"})
 
@@ -57,7 +58,7 @@ def discover(
             language = language_of(root)
             if language is None:
                 raise UsageError(
-                    f"{raw}: not a TypeScript or JavaScript file (expected one of {', '.join(LANGUAGES)})"
+                    f"{raw}: not a TypeScript, JavaScript or Python file (expected one of {', '.join(LANGUAGES)})"
                 )
             found.setdefault(root, SourceFile(root, _display(root, cwd), language))
             continue

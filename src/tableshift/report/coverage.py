@@ -25,6 +25,8 @@ class Selection:
 
     def why_not(self, plan: Plan, rules: RuleSet) -> str | None:
         """None when the plan is selected, else why it was left out."""
+        if plan.call.suppression:
+            return f"suppressed: {plan.call.suppression}"
         involved = set(plan.verdict.legacy_tables)
         if self.tables and not involved & self.tables:
             return "--table"

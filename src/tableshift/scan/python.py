@@ -1,0 +1,521 @@
+"""Python (supabase-py): source bytes -> Supabase query Calls, found with LibCST and its byte spans."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import libcst as cst
+from libcst.metadata import ByteSpanPositionProvider, MetadataWrapper, ParentNodeProvider
+
+from tableshift.model import Call, Column, Columns, Confidence, Kind, Opaque, Operation, Role, Span, TableArg, TableSource
+from tableshift.scan import columns as col
+from tableshift.scan.source import BOM, SourceText, StringLiteral
+from tableshift.scan.typescript import fold
+
+_PREFILTER = re.compile(rb"\.\s*(?:table|from_|rpc)\s*\(")
+OPERATIONS = frozenset(op.value for op in Operation)
+COLUMN_FILTERS = frozenset(
+    {"eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "like_all_of", "like_any_of", "ilike_all_of",
+     "ilike_any_of", "is_", "in_", "contains", "contained_by", "overlaps", "text_search", "filter", "fts",
+     "plfts", "phfts", "wfts", "range_gt", "range_gte", "range_lt", "range_lte", "range_adjacent", "order"}
+)  # fmt: skip
+MODIFIERS = frozenset(
+    {"limit", "range", "single", "maybe_single", "execute", "csv", "explain", "match", "or_", "not_", "offset", "count"}
+)  # fmt: skip
+POSTGREST = OPERATIONS | COLUMN_FILTERS | MODIFIERS
+_AMBIGUOUS = frozenset({"filter", "match", "contains", "range", "count", "limit", "offset", "order"})
+_CLIENTISH = re.compile(r"supabase|client|admin|(?<![a-z])db|database|(?<![a-z])sb(?![a-z])|postgrest", re.I)
+_ENV = ("os.environ", "os.getenv", "environ.get", "getenv", "settings.", "config.")
+
+
+def has_candidates(data: bytes) -> bool:
+    return _PREFILTER.search(data) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    name: str
+    node: cst.CSTNode  # the Call, or the Attribute of a property link (`.not_`)
+    args: Sequence[cst.Arg]
+
+
+class ParseFailure(Exception):
+    """LibCST could not parse the file: it has no error recovery, so the file yields no calls."""
+
+
+def scan(data: bytes, *, path: str) -> tuple[list[Call], bool]:
+    try:
+        module = cst.parse_module(data)
+    except cst.ParserSyntaxError:
+        return [], True
+    except (UnicodeDecodeError, LookupError, SyntaxError) as exc:
+        raise ParseFailure(f"cannot decode: {exc}") from None
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    ctx = _FileScan(path, data, module, wrapper)
+    wrapper.visit(ctx.collector)
+    calls = [c for c in (ctx.call_at(node) for node in ctx.collector.candidates) if c is not None]
+    calls.sort(key=lambda c: c.span.start)
+    return calls, False
+
+
+def error_count(data: bytes) -> int:
+    try:
+        cst.parse_module(data)
+    except Exception:
+        return 1
+    return 0
+
+
+class _Collector(cst.CSTVisitor):
+    """One pass: candidate calls, module constants, class attributes, and every call for call sites."""
+
+    def __init__(self) -> None:
+        self.candidates: list[cst.Call] = []
+        self.calls: list[cst.Call] = []
+        self.module_assigns: dict[str, list[cst.BaseExpression]] = {}
+        self.class_attrs: dict[str, list[tuple[str, cst.BaseExpression]]] = {}  # attr -> (class, value)
+        self._classes: list[str] = []
+        self._depth = 0  # function nesting
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._classes.append(node.name.value)
+
+    def leave_ClassDef(self, node: cst.ClassDef) -> None:
+        self._classes.pop()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._depth += 1
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._depth -= 1
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            t = target.target
+            if isinstance(t, cst.Name) and self._depth == 0:
+                if self._classes:
+                    self.class_attrs.setdefault(t.value, []).append((self._classes[-1], node.value))
+                else:
+                    self.module_assigns.setdefault(t.value, []).append(node.value)
+            elif isinstance(t, cst.Attribute) and isinstance(t.value, cst.Name) and t.value.value in ("self", "cls"):
+                owner = self._classes[-1] if self._classes else ""
+                self.class_attrs.setdefault(t.attr.value, []).append((owner, node.value))
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None and isinstance(node.target, cst.Name) and self._depth == 0:
+            if self._classes:
+                self.class_attrs.setdefault(node.target.value, []).append((self._classes[-1], node.value))
+            else:
+                self.module_assigns.setdefault(node.target.value, []).append(node.value)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.calls.append(node)
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value in ("table", "from_", "rpc"):
+            self.candidates.append(node)
+
+
+def _name(node: cst.CSTNode) -> str:
+    return cst.Module([]).code_for_node(node)
+
+
+def _path(node: cst.BaseExpression) -> list[str] | None:
+    if isinstance(node, cst.Name):
+        return [node.value]
+    if isinstance(node, cst.Attribute):
+        base = _path(node.value)
+        return None if base is None else [*base, node.attr.value]
+    return None
+
+
+class _FileScan:
+    def __init__(self, path: str, data: bytes, module: cst.Module, wrapper: MetadataWrapper) -> None:
+        self.path = path
+        self.data = data
+        self.src = SourceText(data)
+        self.module = module
+        self.collector = _Collector()
+        self.spans = wrapper.resolve(ByteSpanPositionProvider)
+        self.parents = wrapper.resolve(ParentNodeProvider)
+        self.encoding = module.encoding
+        self.bom = len(BOM) if data.startswith(BOM) else 0
+        self._text: str | None = None
+
+    # -- positions --------------------------------------------------------
+
+    def _offset(self, utf8_offset: int) -> int:
+        """LibCST counts bytes of the text re-encoded as UTF-8 without a BOM; map back to the file's bytes."""
+        if self.encoding.replace("_", "-").lower() in ("utf-8", "utf8", "utf-8-sig"):
+            return utf8_offset + self.bom
+        if self._text is None:
+            self._text = self.module.code
+        prefix = self._text.encode("utf-8")[:utf8_offset].decode("utf-8", "ignore")
+        return len(prefix.encode(self.encoding, "replace"))
+
+    def span(self, node: cst.CSTNode) -> Span:
+        sp = self.spans[node]
+        start = self._offset(sp.start)
+        return Span(start, self._offset(sp.start + sp.length))
+
+    def string(self, node: cst.BaseExpression | None) -> StringLiteral | None:
+        """A str literal (any quotes, any prefix but b) or an f-string without placeholders."""
+        if isinstance(node, cst.SimpleString):
+            if "b" in node.prefix.lower():
+                return None
+            value = node.evaluated_value
+            if not isinstance(value, str):
+                return None
+            raw = node.raw_value
+            mappable = "r" in node.prefix.lower() or "\\" not in raw
+            start = self.span(node).start + len(node.prefix) + len(node.quote)
+            return StringLiteral(value if not mappable else raw, start, mappable and self._ascii_safe(), node.quote)
+        if isinstance(node, cst.FormattedString) and all(isinstance(p, cst.FormattedStringText) for p in node.parts):
+            raw = "".join(p.value for p in node.parts)  # type: ignore[union-attr]
+            value = raw.replace("{{", "{").replace("}}", "}")
+            mappable = value == raw and "\\" not in raw
+            start = self.span(node).start + len(node.start)
+            return StringLiteral(value, start, mappable and self._ascii_safe(), node.start[-1])
+        return None
+
+    def _ascii_safe(self) -> bool:
+        # offsets inside strings are computed from UTF-8 lengths: valid only when the file is UTF-8
+        return self.encoding.replace("_", "-").lower() in ("utf-8", "utf8", "utf-8-sig")
+
+    def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        return self.parents.get(node)
+
+    # -- detection --------------------------------------------------------
+
+    def call_at(self, node: cst.Call) -> Call | None:
+        func = node.func
+        assert isinstance(func, cst.Attribute)
+        method = func.attr.value
+        receiver = func.value
+        if isinstance(receiver, cst.Name) and receiver.value[:1].isupper():
+            return None  # a class: pypika's Query.from_, rich's Table...
+        links, top = self._chain_up(node)
+        storage = isinstance(receiver, cst.Attribute) and receiver.attr.value == "storage"
+        if method == "from_" and storage:
+            return self._named(Kind.STORAGE, node, func, receiver.value, links, top)  # type: ignore[union-attr]
+        schema, client = self._schema_of(receiver)
+        evidence = schema is not None or self._chain_evidence(links)
+        clientish = _CLIENTISH.search(_name(client)) is not None
+        if not evidence and not clientish:
+            return None
+        positional = [a for a in node.args if a.keyword is None and not a.star]
+        if not positional:
+            return None
+        if method == "rpc":
+            return self._named(Kind.RPC, node, func, client, links, top, schema=schema)
+        if len(node.args) != 1 or len(positional) != 1:
+            return None
+        return self._table(node, func, client, schema, positional[0].value, links, top, evidence)
+
+    def _schema_of(self, receiver: cst.BaseExpression) -> tuple[str | None, cst.BaseExpression]:
+        if isinstance(receiver, cst.Call) and isinstance(receiver.func, cst.Attribute) and receiver.func.attr.value == "schema":
+            lit = self.string(receiver.args[0].value) if receiver.args else None
+            return (lit.value if lit else "?"), receiver.func.value
+        return None, receiver
+
+    def _chain_evidence(self, links: list[Link]) -> bool:
+        for link in links:
+            if link.name not in POSTGREST:
+                continue
+            if link.name not in _AMBIGUOUS:
+                return True
+            first = link.args[0].value if link.args else None
+            if first is not None and (self.string(first) is not None or isinstance(first, cst.Dict)):
+                return True
+        return False
+
+    def _chain_up(self, node: cst.CSTNode) -> tuple[list[Link], cst.CSTNode]:
+        links: list[Link] = []
+        cur = node
+        while True:
+            parent = self.parent(cur)
+            if not isinstance(parent, cst.Attribute) or parent.value is not cur:
+                break
+            grand = self.parent(parent)
+            if isinstance(grand, cst.Call) and grand.func is parent:
+                links.append(Link(parent.attr.value, grand, grand.args))
+                cur = grand
+            else:
+                links.append(Link(parent.attr.value, parent, ()))  # a property such as `.not_`
+                cur = parent
+        return links, cur
+
+    # -- building calls ---------------------------------------------------
+
+    def _base(self, kind: Kind, method: cst.Attribute, top: cst.CSTNode, client: cst.BaseExpression) -> dict:
+        top_span = self.span(top)
+        start = self.src.position(self.span(method.attr).start)
+        first = self.src.position(top_span.start).line
+        return {
+            "file": self.path,
+            "language": "python",
+            "kind": kind,
+            "span": top_span,
+            "start": start,
+            "end": self.src.position(top_span.end),
+            "client": " ".join(_name(client).split()),
+            "code": self.src.line_text(start.line).strip(),
+            "chain": fold(self.src.text(top_span)),
+            "suppression": self.src.suppression(tuple(dict.fromkeys((start.line, start.line - 1, first, first - 1)))),
+        }
+
+    def _named(self, kind, node, func, client, links, top, *, schema=None) -> Call | None:  # type: ignore[no-untyped-def]
+        args = [a for a in node.args if a.keyword is None and not a.star]
+        if not args:
+            return None
+        resolved = self.table_arg(args[0].value, node)
+        notes = () if resolved.certain else tuple(f"{'bucket' if kind is Kind.STORAGE else 'function'}: {r}" for r in resolved.reasons)
+        return Call(**self._base(kind, func, top, client), schema=schema, name=resolved.name, notes=notes)
+
+    def _table(self, node, func, client, schema, arg, links, top, evidence) -> Call:  # type: ignore[no-untyped-def]
+        table = self.table_arg(arg, node)
+        if table.certain and table.name and "." in table.name and schema is None:
+            schema, name = table.name.split(".", 1)
+            span = table.span
+            if span is not None:
+                span = Span(span.start + len(schema) + 1, span.end)
+            table = TableArg(name, table.source, span=span)
+        found = col.Found()
+        operation = None
+        operation_span = None
+        for link in links:
+            if operation is None and link.name in OPERATIONS:
+                operation = Operation(link.name)
+                operation_span = self.span(link.node)
+            self._columns(link, found)
+        return Call(
+            **self._base(Kind.TABLE, func, top, client),
+            schema=schema,
+            table=table,
+            operation=operation,
+            columns=Columns(
+                select=tuple(found.select),
+                embedded=tuple(found.embedded),
+                filter=tuple(found.filter),
+                write=tuple(found.write),
+                on_conflict=tuple(found.on_conflict),
+                opaque=tuple(found.opaque),
+            ),
+            confidence=Confidence.HIGH if evidence else Confidence.MEDIUM,
+            notes=tuple(found.notes),
+            operation_span=operation_span,
+            payload_objects=tuple(found.payload_objects),
+        )
+
+    # -- table names ------------------------------------------------------
+
+    def table_arg(self, arg: cst.BaseExpression, at: cst.CSTNode, depth: int = 0) -> TableArg:
+        lit = self.string(arg)
+        if lit is not None:
+            return TableArg(lit.value, TableSource.LITERAL, span=lit.content_span)
+        code = " ".join(_name(arg).split())
+        if depth > 3:
+            return TableArg(None, TableSource.DYNAMIC, reasons=(f"expression `{code}`",))
+        if isinstance(arg, cst.Name):
+            return self._name_arg(arg.value, at, depth)
+        if isinstance(arg, cst.Attribute) and isinstance(arg.value, cst.Name) and arg.value.value in ("self", "cls"):
+            return self._class_attr(arg.attr.value, code, depth, at)
+        if isinstance(arg, cst.Call) or isinstance(arg, cst.BooleanOperation):
+            return self._fallback(arg, code, at, depth)
+        if isinstance(arg, cst.FormattedString):
+            return TableArg(None, TableSource.DYNAMIC, reasons=(f"f-string with placeholders `{code}`",))
+        return TableArg(None, TableSource.DYNAMIC, reasons=(f"expression `{code}`",))
+
+    def _name_arg(self, name: str, at: cst.CSTNode, depth: int) -> TableArg:
+        fn = self._param_owner(name, at)
+        if fn is not None:
+            return self._parameter(name, fn)
+        values = self.collector.module_assigns.get(name, [])
+        if len(values) == 1:
+            inner = self.table_arg(values[0], at, depth + 1)
+            if inner.certain:
+                return TableArg(inner.name, TableSource.CONSTANT)
+            return TableArg(None, TableSource.DYNAMIC, candidates=inner.candidates, reasons=inner.reasons)
+        if len(values) > 1:
+            cands = [self.string(v) for v in values]
+            return TableArg(
+                None,
+                TableSource.DYNAMIC,
+                candidates=tuple(dict.fromkeys(c.value for c in cands if c)),
+                reasons=(f"`{name}` is assigned more than once",),
+            )
+        return TableArg(None, TableSource.DYNAMIC, reasons=(f"`{name}` is imported, local or global: not a module constant of this file",))
+
+    def _class_attr(self, attr: str, code: str, depth: int, at: cst.CSTNode) -> TableArg:
+        assigned = self.collector.class_attrs.get(attr, [])
+        literals = [(owner, self.string(v)) for owner, v in assigned]
+        names = tuple(dict.fromkeys(lit.value for _, lit in literals if lit is not None))
+        if len(assigned) == 1 and literals[0][1] is not None:
+            return TableArg(literals[0][1].value, TableSource.CONSTANT)
+        if not assigned:
+            return TableArg(None, TableSource.DYNAMIC, reasons=(f"class attribute `{code}` is not assigned in this file",))
+        return TableArg(
+            None,
+            TableSource.DYNAMIC,
+            candidates=names,
+            reasons=(f"class attribute `{code}` is assigned in several places (subclasses, methods)",),
+        )
+
+    def _fallback(self, arg: cst.BaseExpression, code: str, at: cst.CSTNode, depth: int) -> TableArg:
+        """`os.environ.get("X", "t")`, `os.getenv("X") or "t"`, `settings.TABLE or "t"`."""
+        candidates: list[str] = []
+        if isinstance(arg, cst.BooleanOperation):
+            for side in (arg.left, arg.right):
+                inner = self.table_arg(side, at, depth + 1)
+                candidates.extend([inner.name] if inner.certain and inner.name else inner.candidates)
+        else:
+            for a in arg.args:  # type: ignore[union-attr]
+                lit = self.string(a.value)
+                if lit is not None and a is not arg.args[0]:  # type: ignore[union-attr]
+                    candidates.append(lit.value)
+        env = any(marker in code for marker in _ENV)
+        lead = f"environment override `{code}`" if env else f"expression `{code}`"
+        return TableArg(None, TableSource.DYNAMIC, candidates=tuple(dict.fromkeys(candidates)), reasons=(lead,))
+
+    def _param_owner(self, name: str, at: cst.CSTNode) -> cst.FunctionDef | None:
+        node: cst.CSTNode | None = at
+        while node is not None:
+            if isinstance(node, cst.FunctionDef):
+                params = node.params
+                every = [*params.posonly_params, *params.params, *params.kwonly_params]
+                if any(p.name.value == name for p in every):
+                    return node
+            node = self.parent(node)
+        return None
+
+    def _parameter(self, name: str, fn: cst.FunctionDef) -> TableArg:
+        params = [*fn.params.posonly_params, *fn.params.params]
+        candidates: list[str] = []
+        index = None
+        for i, p in enumerate(params):
+            if p.name.value == name:
+                index = i
+                lit = self.string(p.default) if p.default is not None else None
+                if lit is not None:
+                    candidates.append(lit.value)
+        for p in fn.params.kwonly_params:
+            if p.name.value == name and p.default is not None:
+                lit = self.string(p.default)
+                if lit is not None:
+                    candidates.append(lit.value)
+        is_method = index is not None and params and params[0].name.value in ("self", "cls")
+        fname = fn.name.value
+        for call in self.collector.calls:
+            callee = call.func
+            called = callee.value if isinstance(callee, cst.Name) else callee.attr.value if isinstance(callee, cst.Attribute) else None
+            if called != fname:
+                continue
+            for a in call.args:
+                if a.keyword is not None and a.keyword.value == name:
+                    lit = self.string(a.value)
+                    if lit is not None:
+                        candidates.append(lit.value)
+            positional = [a for a in call.args if a.keyword is None and not a.star]
+            if index is not None:
+                at = index - 1 if is_method and isinstance(callee, cst.Attribute) else index
+                if 0 <= at < len(positional):
+                    lit = self.string(positional[at].value)
+                    if lit is not None:
+                        candidates.append(lit.value)
+        return TableArg(
+            None, TableSource.DYNAMIC, candidates=tuple(dict.fromkeys(candidates)), reasons=(f"parameter `{name}` of `{fname}`",)
+        )
+
+    # -- columns ----------------------------------------------------------
+
+    def _columns(self, link: Link, found: col.Found) -> None:
+        name = link.name
+        positional = [a.value for a in link.args if a.keyword is None and not a.star]
+        keywords = {a.keyword.value: a.value for a in link.args if a.keyword is not None}
+        if name == "select":
+            if not positional:
+                found.select.append(Column("*", Role.SELECT, "select", self.src.position(self.span(link.node).start), None))
+            for arg in positional:
+                lit = self.string(arg)
+                if lit is None:
+                    found.opaque.append(self._opaque(Role.SELECT, f"select columns are not a literal: `{_name(arg)}`", arg))
+                else:
+                    col.add_select(found, lit, self.src)
+        elif name in ("insert", "update", "upsert"):
+            if positional:
+                self._payload(positional[0], found, name)
+            elif "json" in keywords:
+                self._payload(keywords["json"], found, name)
+            conflict = keywords.get("on_conflict")
+            if conflict is not None:
+                lit = self.string(conflict)
+                if lit is None:
+                    found.opaque.append(self._opaque(Role.ON_CONFLICT, f"on_conflict is not a literal: `{_name(conflict)}`", conflict))
+                else:
+                    col.add_conflict(found, lit, self.src, op="on_conflict")
+        elif name in COLUMN_FILTERS:
+            first = positional[0] if positional else keywords.get("column")
+            if first is None:
+                return
+            qualifier = None
+            for key in ("foreign_table", "reference_table", "referenced_table"):
+                lit = self.string(keywords.get(key))
+                if lit is not None:
+                    qualifier = lit.value
+            lit = self.string(first)
+            if lit is None:
+                found.opaque.append(self._opaque(Role.FILTER, f"{name}() column is not a literal: `{_name(first)}`", first))
+            else:
+                found.filter.append(col.column_from_string(lit, self.src, role=Role.FILTER, op=name, qualifier=qualifier))
+        elif name == "match" and positional:
+            self._keys(positional[0], found, Role.FILTER, "match", found.filter, record=False)
+        elif name == "or_" and positional:
+            qualifier = None
+            for key in ("foreign_table", "reference_table", "referenced_table"):
+                lit = self.string(keywords.get(key))
+                if lit is not None:
+                    qualifier = lit.value
+            lit = self.string(positional[0])
+            if lit is None:
+                found.opaque.append(self._opaque(Role.FILTER, f"or_() filter is not a literal: `{_name(positional[0])}`", positional[0]))
+            else:
+                col.add_logic(found, lit, self.src, op="or", qualifier=qualifier)
+
+    def _payload(self, payload: cst.BaseExpression, found: col.Found, op: str) -> None:
+        if isinstance(payload, cst.Dict):
+            self._keys(payload, found, Role.WRITE, op, found.write, record=True)
+        elif isinstance(payload, cst.List | cst.Tuple):
+            for element in payload.elements:
+                if isinstance(element, cst.StarredElement):
+                    found.opaque.append(self._opaque(Role.WRITE, f"{op} payload unpacks `{_name(element)}`", element))
+                else:
+                    self._payload(element.value, found, op)
+        else:
+            what = "variable" if isinstance(payload, cst.Name) else "expression"
+            found.opaque.append(self._opaque(Role.WRITE, f"{op} payload is a {what}: `{_short(payload)}`", payload))
+
+    def _keys(self, obj: cst.BaseExpression, found: col.Found, role: Role, op: str, into: list, *, record: bool) -> None:  # type: ignore[type-arg]
+        if not isinstance(obj, cst.Dict):
+            found.opaque.append(self._opaque(role, f"{op} argument is not a dict literal: `{_short(obj)}`", obj))
+            return
+        if record:
+            found.payload_objects.append(self.span(obj))
+        for element in obj.elements:
+            if isinstance(element, cst.StarredDictElement):
+                found.opaque.append(self._opaque(role, f"{op} unpacks `{_short(element)}`", element))
+                continue
+            lit = self.string(element.key)
+            if lit is None:
+                found.opaque.append(self._opaque(role, f"{op} has a computed key: `{_short(element.key)}`", element.key))
+                continue
+            span = lit.content_span
+            into.append(Column(lit.value, role, op, self.src.position(lit.content_start), span))
+
+    def _opaque(self, role: Role, reason: str, node: cst.CSTNode) -> Opaque:
+        return Opaque(role, reason, self.src.position(self.span(node).start))
+
+
+def _short(node: cst.CSTNode, limit: int = 60) -> str:
+    code = " ".join(_name(node).split())
+    return code if len(code) <= limit else code[: limit - 1] + "…"
