@@ -170,18 +170,19 @@ class _FileScan:
             raw = node.raw_value
             mappable = "r" in node.prefix.lower() or "\\" not in raw
             start = self.span(node).start + len(node.prefix) + len(node.quote)
-            return StringLiteral(value if not mappable else raw, start, mappable and self._ascii_safe(), node.quote)
+            text = value if not mappable else raw
+            return StringLiteral(text, start, mappable and self._offsets_safe(text), node.quote)
         if isinstance(node, cst.FormattedString) and all(isinstance(p, cst.FormattedStringText) for p in node.parts):
             raw = "".join(p.value for p in node.parts)  # type: ignore[union-attr]
             value = raw.replace("{{", "{").replace("}}", "}")
             mappable = value == raw and "\\" not in raw
             start = self.span(node).start + len(node.start)
-            return StringLiteral(value, start, mappable and self._ascii_safe(), node.start[-1])
+            return StringLiteral(value, start, mappable and self._offsets_safe(value), node.start[-1])
         return None
 
-    def _ascii_safe(self) -> bool:
-        # offsets inside strings are computed from UTF-8 lengths: valid only when the file is UTF-8
-        return self.encoding.replace("_", "-").lower() in ("utf-8", "utf8", "utf-8-sig")
+    def _offsets_safe(self, text: str) -> bool:
+        # offsets inside strings are computed from UTF-8 lengths: right for UTF-8 files and ASCII text
+        return text.isascii() or self.encoding.replace("_", "-").lower() in ("utf-8", "utf8", "utf-8-sig")
 
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
         return self.parents.get(node)

@@ -1,0 +1,182 @@
+"""The Python scanner (LibCST) on small inline sources."""
+
+from __future__ import annotations
+
+import pytest
+
+from tableshift.model import Confidence, Kind, Operation, TableSource
+from tableshift.scan import scan_source
+
+
+def calls(source: str | bytes):
+    data = source.encode() if isinstance(source, str) else source
+    result = scan_source(data, path="x.py", language="python")
+    assert result.error is None, result.error
+    return list(result.calls)
+
+
+def only(source: str | bytes):
+    found = calls(source)
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.mark.parametrize(
+    "noise",
+    [
+        "t = Table('x')\nconsole.print(t)",
+        "docs.table('summary')",
+        "q = Query.from_('customers').select('id')",
+        "stmt = select(users.c.id).select_from(users)",
+        "s = 'abc'.translate(tbl)",
+        "report.table(rows, headers)",
+    ],
+)
+def test_noise_is_not_a_call(noise):
+    assert calls(noise) == []
+
+
+@pytest.mark.parametrize(
+    "receiver", ["supabase", "self.db", "get_client()", "db.client", "self.client", "admin", "sb"]
+)
+def test_receivers(receiver):
+    call = only(f"def f():\n    return {receiver}.table('posts').select('*').execute()\n")
+    assert call.table.name == "posts" and call.operation is Operation.SELECT and call.confidence is Confidence.HIGH
+
+
+def test_async_from_and_schema():
+    src = "async def f(c):\n    await c.schema('analytics').from_('events').insert({'kind': 'x'}).execute()\n"
+    call = only(src)
+    assert (call.schema, call.table.name, call.operation) == ("analytics", "events", Operation.INSERT)
+    assert [c.name for c in call.columns.write] == ["kind"]
+
+
+def test_dotted_table_is_schema_and_table():
+    src = 'supabase.table("basejump.account_user").select("*").execute()'
+    call = only(src)
+    assert (call.schema, call.table.name) == ("basejump", "account_user")
+    assert src.encode()[call.table.span.start : call.table.span.end] == b"account_user"
+
+
+@pytest.mark.parametrize(
+    ("arg", "name"),
+    [("'posts'", "posts"), ('"posts"', "posts"), ("'''posts'''", "posts"), ("r'posts'", "posts"), ("f'posts'", "posts"), ("u'posts'", "posts")],
+)
+def test_literal_spellings(arg, name):
+    src = f"supabase.table({arg}).select('*').execute()"
+    call = only(src)
+    assert call.table.name == name and call.table.source is TableSource.LITERAL
+    assert src.encode()[call.table.span.start : call.table.span.end] == b"posts"
+
+
+def test_module_constant_class_attribute_and_env_override():
+    src = '''
+import os
+TABLE = "outcomes"
+LOG = os.environ.get("LOG_TABLE", "api_usage_log")
+OTHER = os.getenv("X") or "fallback_table"
+
+class Repo:
+    TABLE = "content_metadata"
+    def a(self):
+        return self.db.table(self.TABLE).select("*").execute()
+
+def f(supabase):
+    supabase.table(TABLE).select("*").execute()
+    supabase.table(LOG).insert({"a": 1}).execute()
+    supabase.table(OTHER).select("*").execute()
+'''
+    a, b, c, d = calls(src)
+    assert (a.table.name, a.table.source) == ("content_metadata", TableSource.CONSTANT)
+    assert (b.table.name, b.table.source) == ("outcomes", TableSource.CONSTANT)
+    assert c.table.candidates == ("api_usage_log",) and "environment override" in c.table.reasons[0]
+    assert d.table.candidates == ("fallback_table",)
+
+
+def test_class_attribute_overridden_in_subclasses_is_dynamic():
+    src = '''
+class Base:
+    table_name = "posts"
+    def all(self):
+        return self.client.table(self.table_name).select("*").execute()
+
+class Tweets(Base):
+    table_name = "tweets"
+'''
+    call = only(src)
+    assert call.table.name is None and call.table.candidates == ("posts", "tweets")
+
+
+def test_parameter_with_default_and_call_sites():
+    src = '''
+def count(client, table="tweet_metrics"):
+    return client.table(table).select("*", count="exact").execute()
+
+count(sb, "posts")
+count(sb, table="outcomes")
+'''
+    call = only(src)
+    assert call.table.candidates == ("tweet_metrics", "posts", "outcomes")
+    assert call.table.reasons == ("parameter `table` of `count`",)
+
+
+def test_method_parameter_call_sites_skip_self():
+    src = '''
+class Repo:
+    def count(self, table):
+        return self.client.table(table).select("*").execute()
+    def run(self):
+        self.count("posts")
+'''
+    assert only(src).table.candidates == ("posts",)
+
+
+def test_storage_and_rpc():
+    src = "supabase.storage.from_('avatars').upload('p', data)\nsupabase.rpc('get_stats', {'a': 1}).execute()\n"
+    storage, rpc = calls(src)
+    assert (storage.kind, storage.name, storage.start.line) == (Kind.STORAGE, "avatars", 1)
+    assert (rpc.kind, rpc.name) == (Kind.RPC, "get_stats")
+
+
+def test_python_column_positions():
+    src = '''supabase.table("outcomes").upsert(
+    [{"tweet_id": "1", "likes_count": 2, **extra}, {"tweet_id": "2", key: 1}], on_conflict="tweet_id,collected_pass"
+).select("id", "likes_count").eq("likes_count", 1).not_.is_("tweet_id", "null").order("collected_at", desc=True).or_("a.eq.1,b.is.null").match({"status": "x"}).execute()
+'''
+    call = only(src)
+    cols = call.columns
+    assert [c.name for c in cols.write] == ["tweet_id", "likes_count", "tweet_id"]
+    assert [c.name for c in cols.on_conflict] == ["tweet_id", "collected_pass"]
+    assert [c.name for c in cols.select] == ["id", "likes_count"]
+    assert [(c.name, c.op) for c in cols.filter] == [
+        ("likes_count", "eq"),
+        ("tweet_id", "is_"),
+        ("collected_at", "order"),
+        ("a", "or"),
+        ("b", "or"),
+        ("status", "match"),
+    ]
+    assert sorted(o.reason for o in cols.opaque) == ["upsert has a computed key: `key`", "upsert unpacks `**extra`"]
+    data = src.encode()
+    for column in (*cols.write, *cols.on_conflict, *cols.select, *cols.filter):
+        assert data[column.span.start : column.span.end].decode() == column.name
+
+
+def test_bom_crlf_and_declared_latin1():
+    bom = "\ufeff# é\r\nsupabase.table('posts').select('id').execute()\r\n".encode()
+    call = only(bom)
+    assert (call.start.line, call.start.column) == (2, 10)
+    assert bom[call.table.span.start : call.table.span.end] == b"posts"
+    latin = "# -*- coding: latin-1 -*-\n# café\nsupabase.table('posts').select('id').execute()\n".encode("latin-1")
+    call = only(latin)
+    assert latin[call.table.span.start : call.table.span.end] == b"posts"
+
+
+def test_syntax_error_file_is_flagged_without_calls():
+    result = scan_source(b"def f(:\n    supabase.table('posts').select('*')\n", path="x.py", language="python")
+    assert result.parse_error and result.calls == () and result.error is None
+
+
+def test_suppression_comment():
+    call = only("supabase.table('tweets').select('*').execute()  # tableshift-ignore: parity script\n")
+    assert call.suppression == "parity script"
