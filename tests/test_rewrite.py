@@ -223,3 +223,27 @@ def test_filter_on_a_legacy_embed_is_renamed_by_its_rules(rules):
         "supabase.from('posted_content').select('decision_id, outcomes:engagement_metrics(likes_count:likes)')"
         ".or('likes.gt.5', { referencedTable: 'outcomes' }).order('likes', { referencedTable: 'outcomes' });"
     )
+
+
+def test_python_rewrite_renames_table_keys_and_select(rules):
+    src = (
+        'supabase.table("content_metadata").insert({"decision_id": d, "topic_cluster": t}).execute()\n'
+        "supabase.table('content_metadata').select('topic_cluster').eq('topic_cluster', x).execute()\n"
+    )
+    assert rewrite(src, rules, "python") == (
+        'supabase.table("content_queue").insert({"decision_id": d, "raw_topic": t}).execute()\n'
+        "supabase.table('content_queue').select('topic_cluster:raw_topic').eq('raw_topic', x).execute()\n"
+    )
+
+
+def test_python_where_and_set_use_python_syntax(rules):
+    src = 'client.table("tweets").insert({"tweet_id": t}).execute()\nclient.table("tweets").select("*").execute()\n'
+    assert rewrite(src, rules, "python") == (
+        'client.table("posted_content").insert({"kind": "tweet", "tweet_id": t}).execute()\n'
+        'client.table("posted_content").select("*").eq("kind", "tweet").execute()\n'
+    )
+
+
+def test_python_noop(rules):
+    src = 'client.table("content_queue").select("raw_topic").execute()\n'
+    assert rewrite(src, rules, "python") == src

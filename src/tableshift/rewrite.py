@@ -205,7 +205,12 @@ class _Planner:
         pairs = ", ".join(f"{_key(col, self.quote, lang)}: {_literal(v, self.quote, lang)}" for col, v in rule.set)
         for obj in self.call.payload_objects:
             inside = self.data[obj.start + 1 : obj.end - 1]
-            text = f" {pairs} " if not inside.strip() else f" {pairs},"
+            if not inside.strip():
+                text = f" {pairs} "
+            elif inside[:1].isspace():
+                text = f" {pairs},"
+            else:
+                text = f"{pairs}, "
             self.edits.append(Edit(Span(obj.start + 1, obj.start + 1), text))
 
     def _required(self, rule: TableRule) -> None:
