@@ -46,7 +46,7 @@ def test_lookup_respects_schema():
     assert rules.lookup("tweets") is not None
     assert rules.lookup("tweets", "public") is not None
     assert rules.lookup("tweets", "analytics") is None
-    assert rules.lookup("public.tweets") is not None
+    assert rules.lookup("public.tweets") is None  # a dotted name is one table name to PostgREST
     assert rules.lookup("posted_content") is None
 
 

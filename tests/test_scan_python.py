@@ -180,3 +180,20 @@ def test_syntax_error_file_is_flagged_without_calls():
 def test_suppression_comment():
     call = only("supabase.table('tweets').select('*').execute()  # tableshift-ignore: parity script\n")
     assert call.suppression == "parity script"
+
+
+def test_builder_continued_in_a_variable_collects_its_filters():
+    src = '''
+def list_queue(client, status=None, topic=None):
+    query = client.table("content_metadata").select("decision_id, topic_cluster")
+    if status:
+        query = query.eq("status", status)
+    if topic:
+        query = query.ilike("topic_cluster", topic)
+    query = client.table("other").select("*")
+    query = query.eq("after_reset", 1)
+    return query.order("scheduled_at").execute().data
+'''
+    first, second = calls(src)
+    assert [c.name for c in first.columns.filter] == ["status", "topic_cluster"]
+    assert [c.name for c in second.columns.filter] == ["after_reset", "scheduled_at"]

@@ -266,3 +266,62 @@ def test_tsx_and_javascript_grammars():
     assert only(tsx, "tsx").table.name == "posts"
     js = "const { createClient } = require('@supabase/supabase-js');\nmodule.exports = async () => supabase.from('tweets').delete().eq('id', 1);"
     assert only(js, "javascript").operation is Operation.DELETE
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "class Store { static readonly TABLE = 'posts'; load() { return supabase.from(Store.TABLE).select(); } }",
+        "class Store { private readonly table = 'posts'; load() { return this.supabase.from(this.table).select(); } }",
+        "const TABLES = Object.freeze({ posts: 'posts' });\nsupabase.from(TABLES.posts).select();",
+        "const TABLES = Object.freeze({ posts: 'posts' });\nsupabase.from(TABLES['posts']).select();",
+    ],
+)
+def test_class_fields_and_frozen_objects_are_constants(source):
+    call = only(source)
+    assert (call.table.name, call.table.source) == ("posts", TableSource.CONSTANT)
+
+
+def test_schema_from_a_constant_and_from_an_unknown():
+    known = only("const S = 'analytics';\nsupabase.schema(S).from('events').select();")
+    assert known.schema == "analytics"
+    unknown = only("supabase.schema(process.env.SCHEMA ?? 'public').from('tweets').select('id');")
+    assert unknown.table.name is None and unknown.table.candidates == ("tweets",)
+    assert unknown.table.reasons[0] == "the .schema() argument is not known statically"
+
+
+def test_reassigned_builder_variable_does_not_share_filters():
+    src = "let q = supabase.from('a').select('id');\nq = supabase.from('b').select('id');\nq = q.eq('x', 1);\n"
+    first, second = calls(src)
+    assert first.columns.filter == () and [c.name for c in second.columns.filter] == ["x"]
+
+
+@pytest.mark.parametrize(
+    "noise",
+    [
+        "emailClient.from('noreply@example.com');",
+        "httpClient.from('tweets');",
+        "wsClient.rpc('eth_call', []);",
+        "client.from('not a table name');",
+    ],
+)
+def test_clients_of_other_things_are_noise(noise):
+    assert calls(noise) == []
+
+
+def test_non_literal_on_conflict_is_recorded():
+    first, second = calls("const onConflict = 'a';\nawait supabase.from('t').upsert({ a: 1 }, { onConflict });\nawait supabase.from('t').upsert({ a: 1 }, opts);")
+    assert first.columns.opaque[0].reason == "onConflict is a variable: `onConflict`"
+    assert second.columns.opaque[0].reason == "upsert options are not an object literal: `opts`"
+
+
+def test_call_next_to_a_syntax_error_is_flagged():
+    src = "async function f() {\n  const { data } = await supabase.from('posts').select('id'\n  return data;\n}\n"
+    [call] = calls(src)
+    assert call.in_error_region
+
+
+def test_deeply_nested_argument_does_not_crash():
+    deep = "a" + ".b" * 3000
+    call = only(f"supabase.from({deep}).select();")
+    assert call.table.name is None

@@ -188,6 +188,9 @@ def patch(
         raise UsageError("--output, --split-dir and --apply exclude each other: pick one")
     if report is not None and report.suffix.lower() not in (".md", ".json"):
         raise UsageError(f"{report}: --report takes a .md or .json file")
+    for target in (report, output):
+        if target is not None and not (target.parent if str(target.parent) else Path(".")).is_dir():
+            raise UsageError(f"{target}: directory {target.parent} does not exist")
     inputs = _inputs(config, paths, rules, include, exclude, need_rules=True)
     assert inputs.rules is not None
     selection = patching.selection(inputs.rules, only=only.value if only else None, tables=table or (), groups=group or ())
@@ -283,18 +286,20 @@ def _emit(text: str, output: Path | None) -> None:
 
 
 def main() -> None:
-    """Entry point: a UsageError becomes one line on stderr and exit status 2, never a traceback."""
+    """Entry point: every error is one line on stderr with its exit status, never a traceback."""
     try:
-        app()
+        status = app(standalone_mode=False)
     except UsageError as exc:
         print(f"tableshift: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         print("tableshift: interrupted", file=sys.stderr)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(EXIT_OK)
-    except Exception as exc:  # a bug of ours: one line, and the traceback on request
+    except Exception as exc:
+        if _is_cli_usage_error(exc):
+            sys.exit(_usage_error(exc))
         if os.environ.get("TABLESHIFT_DEBUG"):
             raise
         print(
@@ -302,3 +307,19 @@ def main() -> None:
             file=sys.stderr,
         )
         sys.exit(EXIT_INTERNAL)
+    sys.exit(status if isinstance(status, int) else EXIT_OK)
+
+
+def _is_cli_usage_error(exc: BaseException) -> bool:
+    """Typer's usage errors (from its vendored click), recognised by shape: their module is private."""
+    return hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)
+
+
+def _usage_error(exc: Exception) -> int:
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        print(ctx.get_help(), file=sys.stderr)
+    else:
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        print(f"tableshift: error: {exc.format_message()}{hint}", file=sys.stderr)  # type: ignore[attr-defined]
+    return int(getattr(exc, "exit_code", EXIT_USAGE))

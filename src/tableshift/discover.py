@@ -51,10 +51,11 @@ def discover(
     exclude_spec = pathspec.GitIgnoreSpec.from_lines(exclude) if exclude else None
     found: dict[Path, SourceFile] = {}
     for raw in paths or (".",):
-        root = (cwd / raw).resolve() if not Path(raw).is_absolute() else Path(raw).resolve()
+        root = Path(os.path.abspath(cwd / raw))
         if not root.exists():
             raise UsageError(f"{raw}: no such file or directory")
         if root.is_file():
+            root = root.resolve()  # a named symlink stands for its target
             language = language_of(root)
             if language is None:
                 raise UsageError(
@@ -74,8 +75,10 @@ def discover(
             if exclude_spec is not None and exclude_spec.match_file(rel):
                 continue
             full = root / rel
-            if full.is_file():
-                found.setdefault(full, SourceFile(full, _display(full, cwd), language))
+            # a symlink is scanned as its target where the target is in the tree, never twice
+            # and never rewritten through the link
+            if full.is_file() and not full.is_symlink():
+                found.setdefault(full.resolve(), SourceFile(full, _display(full, cwd), language))
     return sorted(found.values(), key=lambda f: f.display)
 
 

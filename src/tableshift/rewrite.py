@@ -81,8 +81,12 @@ class _Planner:
         rule = self.rules.lookup(call.table.name, call.schema) if call.table and call.table.certain else None
         table_now = call.table.name if call.table else None
         if rule is not None:
+            if call.kind is Kind.TABLE and call.operation is None:
+                self.reasons.append(
+                    "the query chain continues elsewhere (a variable, a return, a helper): its columns are not visible"
+                )
             self._table(rule)
-            table_now = rule.target
+            table_now = _table_part(rule.target)
             for column in (*call.columns.select, *call.columns.filter, *call.columns.write, *call.columns.on_conflict):
                 if column.qualifier is None:
                     self._column(column, rule)
@@ -107,12 +111,37 @@ class _Planner:
             self.reasons.append("table name comes from a constant: change the constant (it may serve other calls)")
         elif table.span is None:
             self.reasons.append("table name is a string with escape sequences")
+        elif not self._same_schema(rule.target):
+            self.reasons.append(f"target {rule.target!r} is in another schema: change `.schema()` by hand")
         else:
-            self.edits.append(Edit(table.span, rule.target))
+            self.edits.append(Edit(table.span, _table_part(rule.target)))
 
-    def _column(self, column: Column, rule: TableRule, *, role_select: bool | None = None) -> None:
+    def _same_schema(self, target: str) -> bool:
+        if "." not in target:
+            return self.call.schema in (None, "public")
+        return target.split(".", 1)[0] == (self.call.schema or "public")
+
+    def _star(self, column: Column, rule: TableRule) -> None:
+        """`*` keeps the row shape: renamed columns come back under their old names too."""
+        if rule.drop:
+            dropped = ", ".join(sorted(rule.drop))
+            self.reasons.append(f"select * on {rule.legacy!r}: rows lose the dropped column(s) {dropped}")
+            return
+        if not rule.renames:
+            return
+        if column.span is None:
+            self.reasons.append(f"select() of every column on {rule.legacy!r}: renamed columns change the row shape")
+            return
+        aliases = ", ".join(f"{old}:{new}" for old, new in rule.renames)
+        self.edits.append(Edit(column.span, f"*, {aliases}"))
+
+    def _column(self, column: Column, rule: TableRule) -> None:
         name = column.name
-        if name == "*" or (column.aggregate is not None and name == "count"):
+        if name == "*":
+            if column.role is Role.SELECT:
+                self._star(column, rule)
+            return
+        if column.aggregate is not None and name == "count":
             return
         key = (rule.legacy, name)
         if name in rule.drop:
@@ -153,7 +182,7 @@ class _Planner:
 
     def _embed(self, embed: Embedded, *, parent: str | None, parent_moved: bool) -> None:
         rule = self.rules.lookup(embed.table, self.call.schema)
-        now = rule.target if rule is not None else embed.table
+        now = _table_part(rule.target) if rule is not None else embed.table
         constraint_hints = [h for h in embed.hints if h not in _JOIN_HINTS]
         if constraint_hints and (rule is not None or parent_moved):
             # a foreign-key name belongs to the old tables; the new ones name theirs differently
@@ -162,7 +191,8 @@ class _Planner:
             if embed.span is None:
                 self.reasons.append(f"embed {embed.table!r} sits in a string with escape sequences")
             else:
-                text = rule.target if embed.alias is not None else f"{embed.table}:{rule.target}"
+                target = _table_part(rule.target)
+                text = target if embed.alias is not None else f"{embed.table}:{target}"
                 self.edits.append(Edit(embed.span, text))
         if rule is not None:
             for column in embed.columns:
@@ -225,9 +255,13 @@ class _Planner:
             self.reasons.append(f"insert omits NOT NULL column(s) of {rule.target!r} without a default: {', '.join(missing)}")
 
 
+def _table_part(name: str) -> str:
+    return name.split(".", 1)[-1]
+
+
 def _renamed(column: Column, new: str, language: str) -> str:
     """Replacement text for a renamed column that keeps the shape of returned rows and objects."""
-    if column.role is Role.SELECT and column.alias is None and column.json_path is None:
+    if column.role is Role.SELECT and column.alias is None and column.json_path is None and column.aggregate is None:
         return f"{column.name}:{new}"
     if column.shorthand:
         return f"{new}: {column.name}"

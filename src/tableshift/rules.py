@@ -55,8 +55,6 @@ class RuleSet:
         """The rule for `table` as a call in `schema` names it, if that table is legacy."""
         if table is None:
             return None
-        if "." in table and schema is None:
-            schema, table = table.split(".", 1)
         return self._index.get((_norm_schema(schema), table))
 
     @property
@@ -135,6 +133,8 @@ def parse_rules(raw: bytes, where: str, *, base: Path | None = None) -> RuleSet:
     target_schema = None
     if schema_name is not None:
         schema_path = (base or Path(".")) / schema_name
+        if schema_path.is_dir():
+            raise fail("schema", f"{str(schema_path)!r} is a directory, not a SQL file")
         if not schema_path.is_file():
             raise fail("schema", f"schema file {str(schema_path)!r} not found")
         target_schema = load_schema(schema_path)

@@ -40,6 +40,8 @@ class TargetSchema:
 
 
 def load_schema(path: Path) -> TargetSchema:
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory, not a schema file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -66,6 +68,15 @@ def parse_schema(sql: str, where: str) -> TargetSchema:
     for raw in statements:
         stmt = raw.stmt
         kind = type(stmt).__name__
+
+        def fail(what: str) -> UsageError:
+            start = raw.stmt_location or 0
+            first = start + len(sql[start:]) - len(sql[start:].lstrip())
+            return UsageError(f"{where}:{sql.count(chr(10), 0, first) + 1}: {what}")
+
+        if kind in ("AlterTableStmt", "RenameStmt") and stmt.relation is not None:
+            if stmt.relation.relname not in columns and (kind == "AlterTableStmt" or stmt.renameType == enums.ObjectType.OBJECT_COLUMN):
+                raise fail(f"table {stmt.relation.relname!r} is altered before any CREATE TABLE of it")
         if kind == "CreateStmt":
             name = stmt.relation.relname
             columns[name] = {}
@@ -77,7 +88,7 @@ def parse_schema(sql: str, where: str) -> TargetSchema:
                     refs[name] |= targets
                 elif type(element).__name__ == "Constraint" and element.contype == enums.ConstrType.CONSTR_FOREIGN:
                     refs[name].add(element.pktable.relname)
-        elif kind == "AlterTableStmt" and stmt.relation.relname in columns:
+        elif kind == "AlterTableStmt":
             name = stmt.relation.relname
             for cmd in stmt.cmds or ():
                 if cmd.subtype == enums.AlterTableType.AT_AddColumn:
@@ -85,6 +96,8 @@ def parse_schema(sql: str, where: str) -> TargetSchema:
                     columns[name][info.name] = info
                     refs[name] |= targets
                 elif cmd.subtype == enums.AlterTableType.AT_DropColumn:
+                    if cmd.name not in columns[name] and not cmd.missing_ok:
+                        raise fail(f"DROP COLUMN {cmd.name!r}: {name!r} has no such column")
                     columns[name].pop(cmd.name, None)
                 elif cmd.subtype == enums.AlterTableType.AT_AddConstraint:
                     con = cmd.def_
@@ -92,9 +105,10 @@ def parse_schema(sql: str, where: str) -> TargetSchema:
                         refs[name].add(con.pktable.relname)
         elif kind == "RenameStmt" and stmt.renameType == enums.ObjectType.OBJECT_COLUMN:
             name = stmt.relation.relname
-            if name in columns and stmt.subname in columns[name]:
-                old = columns[name].pop(stmt.subname)
-                columns[name][stmt.newname] = ColumnInfo(stmt.newname, old.required)
+            if stmt.subname not in columns[name]:
+                raise fail(f"RENAME COLUMN {stmt.subname!r}: {name!r} has no such column")
+            old = columns[name].pop(stmt.subname)
+            columns[name][stmt.newname] = ColumnInfo(stmt.newname, old.required)
     tables = {n: TableInfo(n, cols, frozenset(refs[n])) for n, cols in columns.items()}
     if not tables:
         raise UsageError(f"{where}: no CREATE TABLE statement: nothing to check columns against")

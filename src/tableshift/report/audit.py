@@ -90,9 +90,9 @@ def _tables(verdicts: list[Verdict], rules: RuleSet | None) -> list[dict[str, An
             else:
                 entry["realtime"] += 1
             files[call.table.name].add(call.file)
-        for embed in call.columns.all_embedded():
-            row(embed.table)["embedded"] += 1
-            files[embed.table].add(call.file)
+        for name in dict.fromkeys(e.table for e in call.columns.all_embedded()):  # calls, not occurrences
+            row(name)["embedded"] += 1
+            files[name].add(call.file)
     for name, entry in rows.items():
         entry["files"] = len(files[name])
     return sorted(rows.values(), key=lambda r: (-(r["calls"] + r["embedded"] + r["realtime"]), r["name"]))
@@ -110,7 +110,7 @@ def _legacy(verdicts: list[Verdict], rules: RuleSet, plans: dict[int, Plan]) -> 
             if v.status is Status.DYNAMIC and v.call.table is not None and rule.legacy in v.call.table.candidates
         ]
         ops = Counter(v.call.operation.value if v.call.operation else "unknown" for v in own if v.call.kind is Kind.TABLE)
-        fixes = Counter(plans[id(v)].fix.value for v in mine if id(v) in plans)
+        fixes = Counter(plans[id(v)].fix.value for v in own if id(v) in plans and v.call.kind is Kind.TABLE)
         out.append(
             {
                 "table": rule.legacy,

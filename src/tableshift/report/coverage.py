@@ -27,11 +27,15 @@ class Selection:
         """None when the plan is selected, else why it was left out."""
         if plan.call.suppression:
             return f"suppressed: {plan.call.suppression}"
+        # a call is rewritten whole or not at all: every legacy table it touches must be selected
         involved = set(plan.verdict.legacy_tables)
-        if self.tables and not involved & self.tables:
-            return "--table"
-        if self.groups and not {rules.lookup(t).group for t in involved if rules.lookup(t)} & self.groups:
-            return "--group"
+        if self.tables and not involved <= self.tables:
+            others = ", ".join(sorted(involved - self.tables))
+            return "--table" if not involved & self.tables else f"--table: the call also uses {others}"
+        groups = {rule.group for rule in (rules.lookup(t) for t in involved) if rule is not None}
+        if self.groups and not groups <= self.groups:
+            others = ", ".join(sorted(groups - self.groups))
+            return "--group" if not groups & self.groups else f"--group: the call also uses group {others}"
         op = plan.call.operation
         if self.only is not None and op is None:
             return f"--only {self.only}: operation unknown (chain continues elsewhere)"

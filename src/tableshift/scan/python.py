@@ -77,6 +77,8 @@ class _Collector(cst.CSTVisitor):
         self.module_assigns: dict[str, list[cst.BaseExpression]] = {}
         self.class_attrs: dict[str, list[tuple[str, cst.BaseExpression]]] = {}  # attr -> (class, value)
         self._classes: list[str] = []
+        self.method_calls: dict[str, list[cst.Call]] = {}  # `q.eq(...)`, by the variable's name
+        self.assigns: dict[str, list[cst.Assign]] = {}
         self._depth = 0  # function nesting
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
@@ -92,6 +94,8 @@ class _Collector(cst.CSTVisitor):
         self._depth -= 1
 
     def visit_Assign(self, node: cst.Assign) -> None:
+        if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+            self.assigns.setdefault(node.targets[0].target.value, []).append(node)
         for target in node.targets:
             t = target.target
             if isinstance(t, cst.Name) and self._depth == 0:
@@ -112,6 +116,8 @@ class _Collector(cst.CSTVisitor):
 
     def visit_Call(self, node: cst.Call) -> None:
         self.calls.append(node)
+        if isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name):
+            self.method_calls.setdefault(node.func.value.value, []).append(node)
         func = node.func
         if isinstance(func, cst.Attribute) and func.attr.value in ("table", "from_", "rpc"):
             self.candidates.append(node)
@@ -289,7 +295,11 @@ class _FileScan:
             if operation is None and link.name in OPERATIONS:
                 operation = Operation(link.name)
                 operation_span = self.span(link.node)
+        continuation = self._continuation(top)
+        for link in [*links, *continuation]:
             self._columns(link, found)
+        if continuation and not links:
+            found.notes.append("the query chain continues in a variable")
         return Call(
             **self._base(Kind.TABLE, func, top, client),
             schema=schema,
@@ -308,6 +318,38 @@ class _FileScan:
             operation_span=operation_span,
             payload_objects=tuple(found.payload_objects),
         )
+
+    def _continuation(self, top: cst.CSTNode) -> list[Link]:
+        """Method calls on the variable a builder was stored in (`q = q.eq(...)`), up to its next new value."""
+        holder = self.parent(top)
+        if not isinstance(holder, cst.Assign) or len(holder.targets) != 1 or not isinstance(holder.targets[0].target, cst.Name):
+            return []
+        name = holder.targets[0].target.value
+        scope = self._scope(holder)
+        end = self.span(top).end
+        resets = [
+            self.span(a.value).start
+            for a in self.collector.assigns.get(name, [])
+            if _chain_base(a.value) != name and self.span(a.value).start > end
+        ]
+        boundary = min(resets, default=None)
+        links: list[Link] = []
+        for call in self.collector.method_calls.get(name, []):
+            start = self.span(call).start
+            if start < end or (boundary is not None and start >= boundary) or self._scope(call) is not scope:
+                continue
+            func = call.func
+            assert isinstance(func, cst.Attribute)
+            links.append(Link(func.attr.value, call, call.args))
+            more, _ = self._chain_up(call)
+            links.extend(more)
+        return links
+
+    def _scope(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        current = self.parent(node)
+        while current is not None and not isinstance(current, cst.FunctionDef | cst.Module):
+            current = self.parent(current)
+        return current
 
     # -- table names ------------------------------------------------------
 
@@ -493,8 +535,8 @@ class _FileScan:
                 else:
                     self._payload(element.value, found, op)
         else:
-            what = "variable" if isinstance(payload, cst.Name) else "expression"
-            found.opaque.append(self._opaque(Role.WRITE, f"{op} payload is a {what}: `{_short(payload)}`", payload))
+            what = "a variable" if isinstance(payload, cst.Name) else "an expression"
+            found.opaque.append(self._opaque(Role.WRITE, f"{op} payload is {what}: `{_short(payload)}`", payload))
 
     def _keys(self, obj: cst.BaseExpression, found: col.Found, role: Role, op: str, into: list, *, record: bool) -> None:  # type: ignore[type-arg]
         if not isinstance(obj, cst.Dict):
@@ -515,6 +557,22 @@ class _FileScan:
 
     def _opaque(self, role: Role, reason: str, node: cst.CSTNode) -> Opaque:
         return Opaque(role, reason, self.src.position(self.span(node).start))
+
+
+def _chain_base(node: cst.BaseExpression) -> str | None:
+    """The variable a method chain starts from: `q` in `q.eq(...).order(...)`."""
+    current: cst.BaseExpression = node
+    while True:
+        if isinstance(current, cst.Name):
+            return current.value
+        if isinstance(current, cst.Call):
+            current = current.func
+        elif isinstance(current, cst.Attribute):
+            current = current.value
+        elif isinstance(current, cst.Await):
+            current = current.expression
+        else:
+            return None
 
 
 def _short(node: cst.CSTNode, limit: int = 60) -> str:

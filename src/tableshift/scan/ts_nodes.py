@@ -150,22 +150,27 @@ def object_value(obj: Node, name: str) -> Node | None:
 
 def member_path(node: Node) -> list[str] | None:
     """`this.config.tables.posts` -> ['this', 'config', 'tables', 'posts']; None for other shapes."""
-    node = unwrap(node)
-    if node.type in ("identifier", "this"):
-        return [text(node)]
-    if node.type == "member_expression":
-        obj = node.child_by_field_name("object")
-        prop = node.child_by_field_name("property")
-        if obj is None or prop is None:
+    parts: list[str] = []
+    current: Node | None = unwrap(node)
+    while current is not None:  # iterative: generated code nests deeper than Python recurses
+        if current.type in ("identifier", "this"):
+            parts.append(text(current))
+            return parts[::-1]
+        if current.type == "member_expression":
+            prop = current.child_by_field_name("property")
+            if prop is None:
+                return None
+            parts.append(text(prop))
+        elif current.type == "subscript_expression":
+            index = current.child_by_field_name("index")
+            lit = string_literal(index) if index is not None else None
+            if lit is None:
+                return None
+            parts.append(lit.value)
+        else:
             return None
-        base = member_path(obj)
-        return None if base is None else [*base, text(prop)]
-    if node.type == "subscript_expression":
-        obj = node.child_by_field_name("object")
-        index = node.child_by_field_name("index")
-        lit = string_literal(index) if index is not None else None
-        base = member_path(obj) if obj is not None else None
-        return None if base is None or lit is None else [*base, lit.value]
+        obj = current.child_by_field_name("object")
+        current = unwrap(obj) if obj is not None else None
     return None
 
 

@@ -41,6 +41,14 @@ class Resolver:
         return [(m["pair"][0], m["key"][0], m["value"][0]) for m in self._matches("pairs")]
 
     @cached_property
+    def fields(self) -> dict[str, list[Node]]:
+        """Class field name -> the values it is initialised with (`static TABLE = 'x'`)."""
+        out: dict[str, list[Node]] = {}
+        for match in self._matches("fields"):
+            out.setdefault(n.text(match["name"][0]), []).append(match["value"][0])
+        return out
+
+    @cached_property
     def calls(self) -> list[tuple[str, Node]]:
         """(callee name, arguments) of every call in the file: `f(...)` and `x.f(...)`."""
         out = []
@@ -160,10 +168,18 @@ class Resolver:
             decl = self.binding(path[0], at)
             value = decl.child_by_field_name("value") if decl is not None else None
             if decl is not None and value is not None and self.is_const(decl):
-                found = _follow(n.unwrap(value), path[1:])
+                found = _follow(_unfreeze(n.unwrap(value)), path[1:])
                 lit = n.string_literal(found) if found is not None else None
                 if lit is not None:
                     return TableArg(lit.value, TableSource.CONSTANT)
+        if len(path) == 2 and (path[0] == "this" or path[0][:1].isupper()) and path[1] in self.fields:
+            literals = [n.string_literal(v) for v in self.fields[path[1]]]
+            names = tuple(dict.fromkeys(lit.value for lit in literals if lit is not None))
+            if len(literals) == 1 and literals[0] is not None:
+                return TableArg(literals[0].value, TableSource.CONSTANT)
+            return TableArg(
+                None, TableSource.DYNAMIC, candidates=names, reasons=(f"class field `{code}` is initialised in several places",)
+            )
         return TableArg(
             None,
             TableSource.DYNAMIC,
@@ -221,13 +237,23 @@ class Resolver:
         )
 
 
+def _unfreeze(node: Node) -> Node:
+    """`Object.freeze({...})` is the object itself, for reading its keys."""
+    if node.type == "call_expression":
+        func = node.child_by_field_name("function")
+        args = n.arguments(node.child_by_field_name("arguments"))
+        if func is not None and n.text(func) == "Object.freeze" and len(args) == 1:
+            return n.unwrap(args[0])
+    return node
+
+
 def _follow(obj: Node, keys: list[str]) -> Node | None:
     node: Node | None = obj
     for key in keys:
         if node is None or node.type != "object":
             return None
         node = n.object_value(node, key)
-        node = n.unwrap(node) if node is not None else None
+        node = _unfreeze(n.unwrap(node)) if node is not None else None
     return node
 
 

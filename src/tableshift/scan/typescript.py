@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from functools import cache
 
@@ -37,12 +38,15 @@ _QUERIES = {
     "pairs": "(pair key: (_) @key value: (_) @value) @pair",
     "calls": "(call_expression function: (_) @callee arguments: (arguments) @args)",
     "errors": "(ERROR) @error (MISSING) @missing",
+    "assignments": "(assignment_expression left: (identifier) @name right: (_) @value)",
     "method_calls": """
         (call_expression
           function: (member_expression object: (identifier) @object property: (property_identifier))) @call
     """,
 }
 
+_TS_FIELDS = "(public_field_definition name: (_) @name value: (_) @value)"
+_JS_FIELDS = "(field_definition property: (_) @name value: (_) @value)"
 OPERATIONS = frozenset(op.value for op in Operation)
 # Filters whose first argument is a column name.
 COLUMN_FILTERS = frozenset(
@@ -83,6 +87,14 @@ NOISE_RECEIVERS = frozenset(
 _TYPED_ARRAY = re.compile(r"^(Big)?(U?[Ii]nt|Float)\d+(Clamped)?Array$")
 _CLIENTISH = re.compile(r"supabase|client|admin|(?<![a-z])db|database|(?<![a-z])sb(?![a-z])|postgrest", re.I)
 _PREFILTER = re.compile(rb"\.\s*(?:from|rpc)\s*\(|postgres_changes")
+UNKNOWN_SCHEMA = "?"
+# Receivers that are clients of something else: their `.from()` / `.rpc()` is not PostgREST.
+_OTHER_CLIENTS = frozenset(
+    {"http", "https", "mail", "email", "smtp", "ws", "websocket", "socket", "redis", "kafka", "s3", "grpc",
+     "graphql", "apollo", "axios", "fetch", "stripe", "twilio", "slack", "sqs", "sns", "mqtt"}
+)  # fmt: skip
+_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+_TABLE_LIKE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +114,10 @@ def grammar(name: str) -> Grammar:
         import tree_sitter_typescript as tst
 
         lang = Language(tst.language_tsx() if name == "tsx" else tst.language_typescript())
-    return Grammar(lang, {key: Query(lang, src) for key, src in _QUERIES.items()})
+    queries = {key: Query(lang, src) for key, src in _QUERIES.items()}
+    fields = _JS_FIELDS if name == "javascript" else _TS_FIELDS
+    queries["fields"] = Query(lang, fields)
+    return Grammar(lang, queries)
 
 
 def has_candidates(data: bytes) -> bool:
@@ -117,6 +132,31 @@ def error_count(data: bytes, *, language: str) -> int:
     if not root.has_error:
         return 0
     return sum(len(nodes) for nodes in QueryCursor(g.queries["errors"]).captures(root).values())
+
+
+@dataclass(frozen=True, slots=True)
+class _Uses:
+    """Method calls on one variable, and where it is given a new value, in source order."""
+
+    calls: list[Node]
+    resets: list[int]
+
+
+def _chain_base(node: Node) -> str | None:
+    """The identifier a method chain starts from: `q` in `q.eq(...).order(...)`."""
+    current: Node | None = n.unwrap(node)
+    while current is not None:
+        if current.type == "identifier":
+            return n.text(current)
+        if current.type == "call_expression":
+            current = current.child_by_field_name("function")
+        elif current.type == "member_expression":
+            current = current.child_by_field_name("object")
+        elif current.type in n.WRAPPERS or current.type == "await_expression":
+            current = current.named_children[0] if current.named_children else None
+        else:
+            return None
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +194,7 @@ class _FileScan:
         self.root = root
         self.grammar = grammar
         self.resolver = Resolver(root, grammar.queries)
-        self._method_calls: dict[str, list[Node]] | None = None
+        self._uses: dict[str, _Uses] | None = None
 
     # -- detection --------------------------------------------------------
 
@@ -180,13 +220,18 @@ class _FileScan:
         continuation = self._continuation(top)
         if not evidence and continuation and self._chain_evidence(continuation):
             evidence = True
-        clientish = _CLIENTISH.search(n.text(client_node)) is not None
+        client_code = n.text(client_node)
+        clientish = _CLIENTISH.search(client_code) is not None and not _OTHER_CLIENTS.intersection(
+            w.lower() for w in _WORDS.findall(client_code)
+        )
         if name == "rpc":
             return self._rpc(node, method, client_node, schema, args, links, top, evidence or clientish)
         if len(args) != 1 or args[0].type == "spread_element":
             return None
-        if not evidence and not clientish:
-            return None
+        if not evidence:
+            lit = n.string_literal(args[0])
+            if not clientish or (lit is not None and not _TABLE_LIKE.match(lit.value)):
+                return None
         return self._table(node, method, client_node, schema, args[0], links, top, continuation, evidence)
 
     def _is_noise_receiver(self, inner: Node) -> bool:
@@ -227,8 +272,10 @@ class _FileScan:
                 obj = func.child_by_field_name("object")
                 if prop is not None and obj is not None and n.text(prop) == "schema":
                     args = n.arguments(inner.child_by_field_name("arguments"))
-                    lit = n.string_literal(args[0]) if args else None
-                    return (lit.value if lit else "?"), obj
+                    resolved = self.resolver.table(args[0], inner) if args else None
+                    if resolved is not None and resolved.certain and resolved.name:
+                        return resolved.name, obj
+                    return UNKNOWN_SCHEMA, obj
         return None, inner
 
     def _chain_evidence(self, links: list[Link]) -> bool:
@@ -243,7 +290,10 @@ class _FileScan:
         return False
 
     def _continuation(self, top: Node) -> list[Link]:
-        """Method calls on the variable a builder was stored in: `let q = ...; q = q.eq(...)`."""
+        """Method calls on the variable a builder was stored in: `let q = ...; q = q.eq(...)`.
+
+        They end where the variable is given a new builder (`q = supabase.from(...)`).
+        """
         holder = top.parent
         name_node: Node | None = None
         if holder is not None and holder.type == "variable_declarator":
@@ -254,13 +304,14 @@ class _FileScan:
             return []
         name = n.text(name_node)
         scope = n.enclosing_scope(holder)  # type: ignore[arg-type]
-        if self._method_calls is None:
-            self._method_calls = {}
-            for _, m in QueryCursor(self.grammar.queries["method_calls"]).matches(self.root):
-                self._method_calls.setdefault(n.text(m["object"][0]), []).append(m["call"][0])
+        uses = self._uses_of(name)
+        starts = [c.start_byte for c in uses.calls]
+        boundary = next((b for b in uses.resets if b > top.end_byte), None)
         links: list[Link] = []
-        for call in self._method_calls.get(name, ()):
-            if call.start_byte < top.end_byte or not n.contains(scope, call):
+        for call in uses.calls[bisect_left(starts, top.end_byte) :]:
+            if boundary is not None and call.start_byte >= boundary:
+                break
+            if not n.contains(scope, call):
                 continue
             func = call.child_by_field_name("function")
             prop = func.child_by_field_name("property") if func is not None else None
@@ -270,6 +321,21 @@ class _FileScan:
             more, _ = _chain_up(call)
             links.extend(more)
         return links
+
+    def _uses_of(self, name: str) -> _Uses:
+        if self._uses is None:
+            self._uses = {}
+            for _, m in QueryCursor(self.grammar.queries["method_calls"]).matches(self.root):
+                self._uses.setdefault(n.text(m["object"][0]), _Uses([], [])).calls.append(m["call"][0])
+            for _, m in QueryCursor(self.grammar.queries["assignments"]).matches(self.root):
+                value = m["value"][0]
+                target = n.text(m["name"][0])
+                if _chain_base(value) != target:  # `q = q.eq(...)` continues; anything else resets
+                    self._uses.setdefault(target, _Uses([], [])).resets.append(value.start_byte)
+            for uses in self._uses.values():
+                uses.calls.sort(key=lambda c: c.start_byte)
+                uses.resets.sort()
+        return self._uses.get(name, _Uses([], []))
 
     # -- building calls ---------------------------------------------------
 
@@ -288,11 +354,20 @@ class _FileScan:
             "client": _client_text(client),
             "code": self.src.line_text(start.line).strip(),
             "chain": fold(n.text(top)),
-            "in_error_region": top.has_error or any(a.type == "ERROR" for a in n.ancestors(top)),
+            "in_error_region": _statement(top).has_error or any(a.type == "ERROR" for a in n.ancestors(top)),
         }
 
     def _table(self, node, method, client, schema, arg, links, top, continuation, evidence) -> Call:  # type: ignore[no-untyped-def]
         table = self.resolver.table(arg, node)
+        if schema == UNKNOWN_SCHEMA:
+            # the same name in another schema is another table: the call is only "maybe" this one
+            table = TableArg(
+                None,
+                TableSource.DYNAMIC,
+                candidates=(table.name,) if table.certain and table.name else table.candidates,
+                reasons=("the .schema() argument is not known statically", *table.reasons),
+            )
+            schema = None
         found = col.Found()
         operation = None
         operation_span = None
@@ -420,9 +495,16 @@ class _FileScan:
         return None
 
     def _options(self, options: Node, found: col.Found, op: str) -> None:
+        """`{ onConflict: 'a,b' }`; any other shape may hide conflict columns, so it is recorded."""
         options = n.unwrap(options)
         if options.type != "object":
+            found.opaque.append(self._opaque(Role.ON_CONFLICT, f"{op} options are not an object literal: `{_short(options)}`", options))
             return
+        for child in options.named_children:
+            if child.type == "spread_element":
+                found.opaque.append(self._opaque(Role.ON_CONFLICT, f"{op} options spread `{_short(child)}`", child))
+            elif child.type == "shorthand_property_identifier" and n.text(child) == "onConflict":
+                found.opaque.append(self._opaque(Role.ON_CONFLICT, "onConflict is a variable: `onConflict`", child))
         value = n.object_value(options, "onConflict")
         if value is None:
             return
@@ -443,8 +525,8 @@ class _FileScan:
                     continue
                 self._payload(element, found, op)
         else:
-            what = "variable" if node.type == "identifier" else "expression"
-            found.opaque.append(self._opaque(Role.WRITE, f"{op} payload is a {what}: `{_short(node)}`", node))
+            what = "a variable" if node.type == "identifier" else "an expression"
+            found.opaque.append(self._opaque(Role.WRITE, f"{op} payload is {what}: `{_short(node)}`", node))
 
     def _keys(self, obj: Node, found: col.Found, role: Role, op: str, into: list) -> None:  # type: ignore[type-arg]
         obj = n.unwrap(obj)
@@ -492,6 +574,14 @@ def _chain_up(node: Node) -> tuple[list[Link], Node]:
         links.append(Link(n.text(prop), grand, n.arguments(grand.child_by_field_name("arguments"))))
         cur = grand
     return links, cur
+
+
+def _statement(node: Node) -> Node:
+    """The statement a chain belongs to: a syntax error anywhere in it makes the chain's reading unsure."""
+    for anc in (node, *n.ancestors(node)):
+        if anc.type.endswith(("statement", "declaration")) or anc.type in ("program", "statement_block", "class_body"):
+            return anc if anc.type not in ("program", "statement_block", "class_body") else node
+    return node
 
 
 def _destructures_result(top: Node) -> bool:
