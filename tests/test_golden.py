@@ -110,3 +110,24 @@ def test_audit_finds_exactly_the_calls_the_fixture_author_listed(case, monkeypat
         if got["kind"] in ("storage", "rpc"):
             assert got["name"] == want.get("name"), key
         assert got["schema"] == want.get("schema"), key
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_baseline_matches_golden(case, monkeypatch, update_golden):
+    """One baseline across every language of a case (fixtures/mixed holds TypeScript and Python)."""
+    from tableshift import baseline
+
+    rules, result = _scan(case, monkeypatch)
+    root = FIXTURES / case
+    items = baseline.uses(result.plans, cwd=root, base=root)
+    _check_golden(root / "expected" / "baseline.json", baseline.dump(baseline.build(items, rules)), update_golden)
+
+
+def test_mixed_repository_covers_both_languages(monkeypatch):
+    rules, result = _scan("mixed", monkeypatch)
+    languages = {c.language for v in result.verdicts for c in [v.call]}
+    assert languages == {"typescript", "python"}
+    data = json.loads((FIXTURES / "mixed" / "expected" / "baseline.json").read_text())
+    assert any(k.endswith(".py") for k in data["files"]) and any(k.endswith(".ts") for k in data["files"])
+    diff = (FIXTURES / "mixed" / "expected" / "patch.diff").read_text()
+    assert ".py b/" in diff and ".ts b/" in diff
