@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from rich.console import Console
 
 from tableshift import __version__
 from tableshift.errors import UsageError
+
+from tableshift.engine import Options as EngineOptions
 
 if TYPE_CHECKING:
     from tableshift.config import Config
@@ -78,6 +81,15 @@ IncludeOpt = Annotated[
     Optional[list[str]], typer.Option("--include", help="Only scan files matching this gitignore-style glob (repeatable).")
 ]
 ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", help="Skip files matching this gitignore-style glob (repeatable).")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per core).")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the per-file cache.")]
+CacheDirOpt = Annotated[
+    Optional[Path],
+    typer.Option("--cache-dir", envvar="TABLESHIFT_CACHE_DIR", help="Cache location (default: .tableshift-cache at the repository root)."),
+]
+MaxSizeOpt = Annotated[
+    int, typer.Option("--max-file-size", min=1, help="Skip (and list) files larger than this many bytes.")
+]
 ConfigOpt = Annotated[
     Optional[Path], typer.Option("--config", help="Config file (default: nearest tableshift.toml or pyproject.toml [tool.tableshift]).")
 ]
@@ -92,6 +104,26 @@ class Inputs:
     paths: tuple[Path, ...]
     include: tuple[str, ...]
     exclude: tuple[str, ...]
+    options: EngineOptions
+
+
+@dataclass(frozen=True, slots=True)
+class RunFlags:
+    jobs: int = 0
+    no_cache: bool = False
+    cache_dir: Path | None = None
+    max_file_size: int = 2_000_000
+
+
+def _cache_dir(flags: RunFlags, config: Config) -> Path | None:
+    if flags.no_cache:
+        return None
+    if flags.cache_dir is not None:
+        return flags.cache_dir
+    from tableshift.cache import CACHE_DIR
+    from tableshift.discover import repository_root
+
+    return (repository_root(Path.cwd()) or config.root or Path.cwd()) / CACHE_DIR
 
 
 def _inputs(
@@ -102,6 +134,7 @@ def _inputs(
     exclude: list[str] | None,
     *,
     need_rules: bool,
+    flags: RunFlags = RunFlags(),
 ) -> Inputs:
     from tableshift.config import load_config
     from tableshift.rules import load_rules
@@ -116,6 +149,7 @@ def _inputs(
         paths=tuple(paths) if paths else (config.paths or (Path("."),)),
         include=tuple(include) if include else config.include,
         exclude=tuple(exclude) if exclude else config.exclude,
+        options=EngineOptions(jobs=flags.jobs, cache_dir=_cache_dir(flags, config), max_file_size=flags.max_file_size),
     )
 
 
@@ -128,14 +162,14 @@ def _scan(inputs: Inputs, *, only: set[Path] | None = None) -> ScanResult:
         sources = [s for s in sources if s.path.resolve() in only]
     err = Console(stderr=True)
     if not err.is_terminal or len(sources) < PROGRESS_MIN_FILES:
-        return engine.run(sources, inputs.rules)
+        return engine.run(sources, inputs.rules, options=inputs.options)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
         TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
     ) as progress:
         task = progress.add_task("scan", total=len(sources))
-        return engine.run(sources, inputs.rules, on_file=lambda _: progress.advance(task))
+        return engine.run(sources, inputs.rules, options=inputs.options, on_file=lambda _: progress.advance(task))
 
 
 @app.command()
@@ -147,13 +181,17 @@ def audit(
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     config: ConfigOpt = None,
+    jobs: JobsOpt = 0,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
+    max_file_size: MaxSizeOpt = 2_000_000,
 ) -> None:
     """Find and classify every Supabase query call; report usage and migration readiness."""
     from tableshift.report import audit as audit_report
     from tableshift.report import render
     from tableshift.report.sections import audit_sections
 
-    inputs = _inputs(config, paths, rules, include, exclude, need_rules=False)
+    inputs = _inputs(config, paths, rules, include, exclude, need_rules=False, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size))
     report = audit_report.build(_scan(inputs), inputs.rules)
     title = "tableshift audit" + (f" — rules: {inputs.rules.name}" if inputs.rules else "")
     if format is AuditFormat.json:
@@ -180,6 +218,10 @@ def patch(
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     config: ConfigOpt = None,
+    jobs: JobsOpt = 0,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
+    max_file_size: MaxSizeOpt = 2_000_000,
 ) -> None:
     """Rewrite legacy-table calls to the consolidated tables; print a unified diff and a coverage summary."""
     from tableshift import patching
@@ -191,7 +233,7 @@ def patch(
     for target in (report, output):
         if target is not None and not (target.parent if str(target.parent) else Path(".")).is_dir():
             raise UsageError(f"{target}: directory {target.parent} does not exist")
-    inputs = _inputs(config, paths, rules, include, exclude, need_rules=True)
+    inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size))
     assert inputs.rules is not None
     selection = patching.selection(inputs.rules, only=only.value if only else None, tables=table or (), groups=group or ())
     outcome = patching.run(_scan(inputs), inputs.rules, selection, split=split_dir is not None)
@@ -219,11 +261,15 @@ def baseline(
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     config: ConfigOpt = None,
+    jobs: JobsOpt = 0,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
+    max_file_size: MaxSizeOpt = 2_000_000,
 ) -> None:
     """Record today's legacy-table usage, so that `check` fails only on new usage."""
     from tableshift import gate
 
-    inputs = _inputs(config, paths, rules, include, exclude, need_rules=True)
+    inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size))
     assert inputs.rules is not None
     path = _baseline_path(output, inputs.config)
     new, old = gate.write_baseline(_scan(inputs), inputs.rules, path, update=update, cwd=Path.cwd())
@@ -246,13 +292,17 @@ def check(
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     config: ConfigOpt = None,
+    jobs: JobsOpt = 0,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
+    max_file_size: MaxSizeOpt = 2_000_000,
 ) -> None:
     """Fail (exit 1) when code adds legacy-table usage beyond the committed baseline."""
     from tableshift import gate
     from tableshift.discover import changed_since as changed
     from tableshift.report import check as check_report
 
-    inputs = _inputs(config, paths, rules, include, exclude, need_rules=True)
+    inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size))
     assert inputs.rules is not None
     path = _baseline_path(baseline_file, inputs.config)
     only = changed(changed_since, cwd=Path.cwd()) if changed_since else None
@@ -287,6 +337,8 @@ def _emit(text: str, output: Path | None) -> None:
 
 def main() -> None:
     """Entry point: every error is one line on stderr with its exit status, never a traceback."""
+    # A short-lived run that builds many small acyclic records: the cycle collector only costs time.
+    gc.disable()
     try:
         status = app(standalone_mode=False)
     except UsageError as exc:

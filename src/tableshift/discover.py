@@ -78,7 +78,7 @@ def discover(
             # a symlink is scanned as its target where the target is in the tree, never twice
             # and never rewritten through the link
             if full.is_file() and not full.is_symlink():
-                found.setdefault(full.resolve(), SourceFile(full, _display(full, cwd), language))
+                found.setdefault(full, SourceFile(full, _display(full, cwd), language))
     return sorted(found.values(), key=lambda f: f.display)
 
 
@@ -163,3 +163,11 @@ def changed_since(ref: str, *, cwd: Path) -> set[Path]:
     changed = git("diff", "--name-only", "-z", "--no-renames", ref, "--").split("\0")
     untracked = git("ls-files", "--others", "--exclude-standard", "-z", "--full-name", ":/").split("\0")
     return {(top / name).resolve() for name in (*changed, *untracked) if name}
+
+
+def repository_root(start: Path) -> Path | None:
+    """The top of the git work tree holding `start`, if any."""
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import multiprocessing
+import os
+import pickle
+import sys
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from tableshift.cache import dumps
 from tableshift.classify import classify
 from tableshift.discover import SourceFile
 from tableshift.model import FileResult, Verdict
 from tableshift.patch import OverlappingEdits, apply_edits
 from tableshift.rewrite import Plan, plan
 from tableshift.rules import RuleSet
-from tableshift.scan import error_count, scan_source
+from tableshift.scan import error_count, has_candidates, scan_source
+
+DEFAULT_MAX_FILE_SIZE = 2_000_000
+MINIFIED_MIN_SIZE = 20_000
+MINIFIED_LINE_LENGTH = 1_000
+PARALLEL_MIN_FILES = 16  # below this, starting processes costs more than it saves
+BATCH_MAX = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,33 +61,159 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def scan_file(source: SourceFile, rules: RuleSet | None) -> FileOutcome:
-    try:
-        data = source.path.read_bytes()
-    except OSError as exc:
-        failed = FileResult(path=source.display, language=source.language, error=f"cannot read: {exc.strerror}")
-        return FileOutcome(failed, (), (), "")
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How to run a scan: parallelism, cache and limits."""
+
+    jobs: int = 0  # 0: one process per core
+    cache_dir: Path | None = None  # None: no cache
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+
+
+def _skip_reason(data: bytes, limit: int) -> str | None:
+    if len(data) > limit:
+        return f"larger than {limit:,} bytes (--max-file-size)"
+    if len(data) > MINIFIED_MIN_SIZE:
+        lines = data.count(b"\n") + 1
+        if len(data) / lines > MINIFIED_LINE_LENGTH:
+            return "minified or generated (average line longer than 1,000 characters)"
+    return None
+
+
+def analyse(source: SourceFile, data: bytes, rules: RuleSet | None) -> FileOutcome:
+    """The per-file unit of work, on bytes already read: scan, classify, plan. Never raises."""
     result = scan_source(data, path=source.display, language=source.language)
     verdicts = tuple(classify(call, rules) for call in result.calls)
     plans = tuple(plan(v, rules, data) for v in verdicts) if rules is not None else ()
     return FileOutcome(result, verdicts, plans, digest(data))
 
 
+def scan_file(source: SourceFile, rules: RuleSet | None) -> FileOutcome:
+    try:
+        data = source.path.read_bytes()
+    except OSError as exc:
+        failed = FileResult(path=source.display, language=source.language, error=f"cannot read: {exc.strerror}")
+        return FileOutcome(failed, (), (), "")
+    return analyse(source, data, rules)
+
+
+_WORKER_RULES: RuleSet | None = None
+
+
+def _init_worker(rules: RuleSet | None) -> None:
+    global _WORKER_RULES
+    _WORKER_RULES = rules
+
+
+def _work(batch: list[SourceFile]) -> list[bytes]:
+    # pickled once here: the same bytes cross the pipe and go into the cache
+    return [dumps(_to_cache(scan_file(source, _WORKER_RULES))) for source in batch]
+
+
+def _to_cache(outcome: FileOutcome) -> tuple:  # type: ignore[type-arg]
+    # calls live inside the verdicts (and plans): store them once
+    bare = dataclasses.replace(outcome.result, calls=())
+    return (bare, outcome.plans if outcome.plans else outcome.verdicts, outcome.digest)
+
+
+def _from_cache(value: tuple, with_rules: bool) -> FileOutcome | None:  # type: ignore[type-arg]
+    try:
+        bare, items, data_digest = value
+        if not isinstance(bare, FileResult):
+            return None
+        if with_rules:
+            plans = tuple(items)
+            if not all(isinstance(p, Plan) for p in plans):
+                return None
+            verdicts = tuple(p.verdict for p in plans)
+        else:
+            plans, verdicts = (), tuple(items)
+            if not all(isinstance(v, Verdict) for v in verdicts):
+                return None
+        result = dataclasses.replace(bare, calls=tuple(v.call for v in verdicts))
+        return FileOutcome(result, verdicts, plans, data_digest)
+    except (TypeError, ValueError):
+        return None
+
+
 def run(
     sources: Iterable[SourceFile],
     rules: RuleSet | None,
     *,
+    options: Options = Options(),
     on_file: Callable[[FileResult], None] | None = None,
 ) -> ScanResult:
-    """Scan every file and classify every call with the same rules, so all commands agree."""
+    """Scan every file and classify every call with the same rules, so all commands agree.
+
+    Files are read and prefiltered here; those that may hold calls and are not cached go to a
+    process pool in batches, and only small records come back.
+    """
     sources = tuple(sources)
-    outcomes = []
-    for source in sources:
-        outcome = scan_file(source, rules)
-        outcomes.append(outcome)
+    outcomes: list[FileOutcome | None] = [None] * len(sources)
+
+    def done(index: int, outcome: FileOutcome) -> None:
+        outcomes[index] = outcome
         if on_file is not None:
             on_file(outcome.result)
-    return ScanResult(tuple(outcomes), sources)
+
+    cache = None
+    if options.cache_dir is not None:
+        from tableshift.cache import Cache
+
+        cache = Cache(options.cache_dir, rules_key=rules.digest if rules is not None else "-")
+    wanted: dict[int, str] = {}  # index -> cache key
+    digests: dict[int, str] = {}
+    for index, source in enumerate(sources):
+        try:
+            data = source.path.read_bytes()
+        except OSError as exc:
+            done(index, FileOutcome(
+                FileResult(path=source.display, language=source.language, error=f"cannot read: {exc.strerror}"), (), (), ""
+            ))
+            continue
+        skipped = _skip_reason(data, options.max_file_size)
+        if skipped is not None:
+            done(index, FileOutcome(FileResult(path=source.display, language=source.language, skipped=skipped), (), (), ""))
+        elif not has_candidates(data, source.language):
+            done(index, FileOutcome(FileResult(path=source.display, language=source.language), (), (), ""))
+        else:
+            digests[index] = digest(data)
+            wanted[index] = cache.key(source.display, digests[index]) if cache is not None else ""
+    if cache is not None:
+        hits = cache.get_many(list(wanted.values()))
+        for index, key in list(wanted.items()):
+            if key in hits:
+                restored = _from_cache(hits[key], rules is not None)
+                if restored is not None and restored.digest == digests[index]:
+                    done(index, restored)
+                    del wanted[index]
+    for index, blob in _compute([sources[i] for i in wanted], list(wanted), rules, options.jobs):
+        outcome = _from_cache(pickle.loads(blob), rules is not None)
+        assert outcome is not None
+        done(index, outcome)
+        if cache is not None and outcome.digest == digests[index]:
+            cache.put(wanted[index], blob)
+    if cache is not None:
+        cache.flush()
+    return ScanResult(tuple(outcomes), sources)  # type: ignore[arg-type]
+
+
+def _compute(
+    todo: list[SourceFile], indices: list[int], rules: RuleSet | None, jobs: int
+) -> Iterable[tuple[int, bytes]]:
+    workers = jobs if jobs > 0 else (os.cpu_count() or 1)
+    if workers <= 1 or len(todo) < PARALLEL_MIN_FILES:
+        for index, source in zip(indices, todo):
+            yield index, dumps(_to_cache(scan_file(source, rules)))
+        return
+    size = max(1, min(BATCH_MAX, len(todo) // (workers * 4)))
+    batches = [todo[i : i + size] for i in range(0, len(todo), size)]
+    starts = list(range(0, len(todo), size))
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(rules,)) as pool:
+        for start, results in zip(starts, pool.map(_work, batches)):
+            for offset, blob in enumerate(results):
+                yield indices[start + offset], blob
 
 
 @dataclass(frozen=True, slots=True)

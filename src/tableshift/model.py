@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
+
+_T = TypeVar("_T")
+
+
+def compact_pickle(cls: type[_T]) -> type[_T]:
+    """Pickle as `cls(*fields)`: several times faster to load than slots dataclasses' default."""
+    names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (cls, tuple([getattr(self, name) for name in names]))
+
+    cls.__reduce__ = __reduce__  # type: ignore[method-assign,assignment]
+    return cls
 
 
 class Kind(StrEnum):
@@ -53,6 +68,7 @@ class Confidence(StrEnum):
     MEDIUM = "medium"  # a client-like receiver and a table-like argument, nothing more
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True, order=True)
 class Span:
     """Byte offsets into a file's original bytes, end exclusive."""
@@ -61,6 +77,7 @@ class Span:
     end: int
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Position:
     """1-based line and character column, for people and editors."""
@@ -69,6 +86,7 @@ class Position:
     column: int
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Column:
     """One column reference in a call, with the span of its name."""
@@ -86,6 +104,7 @@ class Column:
     qualifier: str | None = None  # embedded resource that qualifies it: 'author' in 'author.name'
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Embedded:
     """An embedded resource inside a select string: another table read through this call."""
@@ -106,6 +125,7 @@ class Embedded:
         return tuple(out)
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Opaque:
     """A part of a call that is not statically visible: recorded, never guessed."""
@@ -115,6 +135,7 @@ class Opaque:
     position: Position
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Columns:
     select: tuple[Column, ...] = ()
@@ -131,6 +152,7 @@ class Columns:
         return tuple(out)
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class TableArg:
     """The table a call names, and how sure we are of it."""
@@ -146,6 +168,7 @@ class TableArg:
         return self.source is not TableSource.DYNAMIC
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Call:
     """One Supabase query call as found in source, before any rules apply."""
@@ -177,6 +200,7 @@ class Call:
         return None if self.operation is None else self.operation.is_read
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True, order=True)
 class Edit:
     """Replace the bytes of `span` with `text`; a file's edits never overlap."""
@@ -185,6 +209,7 @@ class Edit:
     text: str
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class FileResult:
     """Everything scanning one file produced; errors are values, never raised."""
@@ -198,6 +223,7 @@ class FileResult:
     skipped: str | None = None  # why the file was not scanned
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """A call judged against a rules file."""

@@ -6,7 +6,20 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tableshift.model import Call, Column, Edit, Embedded, Kind, Operation, Role, Span, Status, TableSource, Verdict
+from tableshift.model import (
+    Call,
+    Column,
+    Edit,
+    Embedded,
+    Kind,
+    Operation,
+    Role,
+    Span,
+    Status,
+    TableSource,
+    Verdict,
+    compact_pickle,
+)
 from tableshift.rules import RuleSet, Scalar, TableRule
 from tableshift.schema import TargetSchema
 
@@ -30,6 +43,7 @@ class Fate(StrEnum):
     DROPPED = "dropped"  # the rules drop it
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class ColumnFate:
     legacy: str
@@ -38,6 +52,7 @@ class ColumnFate:
     new: str | None = None
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Plan:
     verdict: Verdict

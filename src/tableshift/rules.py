@@ -143,7 +143,7 @@ def parse_rules(raw: bytes, where: str, *, base: Path | None = None) -> RuleSet:
         path=where,
         description=description,
         tables=tuple(rules),
-        digest=hashlib.sha256(raw).hexdigest()[:16],
+        digest=hashlib.sha256(raw + (target_schema.fingerprint.encode() if target_schema else b"")).hexdigest()[:16],
         target_schema=target_schema,
         _index=index,
     )

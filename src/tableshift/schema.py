@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ class TableInfo:
 class TargetSchema:
     path: str
     tables: dict[str, TableInfo]
+    fingerprint: str = ""  # of the DDL text: a changed schema invalidates cached verdicts
 
     def table(self, name: str) -> TableInfo | None:
         return self.tables.get(name.split(".")[-1])
@@ -112,7 +114,7 @@ def parse_schema(sql: str, where: str) -> TargetSchema:
     tables = {n: TableInfo(n, cols, frozenset(refs[n])) for n, cols in columns.items()}
     if not tables:
         raise UsageError(f"{where}: no CREATE TABLE statement: nothing to check columns against")
-    return TargetSchema(where, tables)
+    return TargetSchema(where, tables, hashlib.sha256(sql.encode("utf-8")).hexdigest())
 
 
 def _column(definition, enums) -> tuple[ColumnInfo, set[str]]:  # type: ignore[no-untyped-def]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-import json
+import orjson
 from typing import Any
 
 from rich.console import Console
@@ -17,7 +17,7 @@ WRAPPING = frozenset({"reasons", "candidates", "error", "code"})
 
 
 def to_json(report: dict[str, Any]) -> str:
-    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    return orjson.dumps(report, option=orjson.OPT_INDENT_2).decode("utf-8") + "\n"
 
 
 def _md_cell(value: str) -> str:

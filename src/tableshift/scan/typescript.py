@@ -178,10 +178,20 @@ def scan(data: bytes, *, path: str, language: str) -> tuple[list[Call], bool]:
     src = SourceText(data)
     ctx = _FileScan(path=path, language=language, src=src, root=root, grammar=g)
     calls: list[Call] = []
-    for _, match in QueryCursor(g.queries["candidates"]).matches(root):
-        call = ctx.call_at(match["call"][0], match["method"][0])
-        if call is not None:
-            calls.append(call)
+    seen: set[tuple[int, int]] = set()
+    cursor = QueryCursor(g.queries["candidates"])
+    # Only the neighbourhood of each byte-level hit is matched: most of a large file is never visited.
+    for hit in _PREFILTER.finditer(data):
+        cursor.set_byte_range(hit.start(), hit.end())
+        for _, match in cursor.matches(root):
+            node = match["call"][0]
+            key = (node.start_byte, node.end_byte)
+            if key in seen:
+                continue
+            seen.add(key)
+            call = ctx.call_at(node, match["method"][0])
+            if call is not None:
+                calls.append(call)
     calls.sort(key=lambda c: (c.span.start, c.start.line, c.start.column))
     return calls, root.has_error
 

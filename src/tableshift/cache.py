@@ -1,0 +1,133 @@
+"""Per-file result cache: keyed by content hash, tool version and rules; never trusted blindly.
+
+Entries are pickles signed with HMAC-SHA256 under a key that lives in the user's own cache
+directory, never in the repository: an entry that does not verify (corrupt, foreign, or planted
+in a checkout) is ignored and rewritten, and is never unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import pickle
+import secrets
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from tableshift import __version__
+
+CACHE_DIR = ".tableshift-cache"
+FORMAT = 2
+_MAC = 32
+
+
+def user_key(home: Path | None = None) -> bytes | None:
+    """The signing key, made on first use with mode 0600; None when it cannot be had."""
+    base = home or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    path = base / "tableshift" / "cache-key"
+    try:
+        key = path.read_bytes()
+        if len(key) == 32:
+            return key
+    except OSError:
+        pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        tmp = path.with_name(f".cache-key.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+        os.replace(tmp, path)
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def dumps(value: Any) -> bytes:
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class Cache:
+    """An SQLite file of signed entries; any failure to open, read or write it just means no cache."""
+
+    def __init__(self, directory: Path, *, rules_key: str, key: bytes | None = None) -> None:
+        self.directory = directory
+        self.salt = f"{__version__}\0{FORMAT}\0{rules_key}"
+        self._key = key if key is not None else user_key()
+        self._db: sqlite3.Connection | None = None
+        self._pending: list[tuple[str, bytes]] = []
+        if self._key is None:
+            return
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            gitignore = directory / ".gitignore"
+            if not gitignore.exists():
+                gitignore.write_text("# tableshift's cache: never commit it\n*\n")
+            self._db = self._open(directory / "cache.sqlite")
+        except (OSError, sqlite3.Error):
+            self._db = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._db is not None
+
+    def _open(self, path: Path) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(path, isolation_level=None)
+            db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+            db.execute("SELECT count(*) FROM entries").fetchone()
+            return db
+        except sqlite3.DatabaseError:
+            # a corrupt file: start over rather than trust it or fail
+            path.unlink(missing_ok=True)
+            db = sqlite3.connect(path, isolation_level=None)
+            db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+            return db
+
+    def key(self, display: str, data_digest: str) -> str:
+        return hashlib.sha256(f"{self.salt}\0{display}\0{data_digest}".encode()).hexdigest()
+
+    def _mac(self, key: str, payload: bytes) -> bytes:
+        assert self._key is not None
+        return hmac.new(self._key, key.encode() + b"\0" + payload, hashlib.sha256).digest()
+
+    def get_many(self, keys: list[str]) -> dict[str, Any]:
+        """Verified, unpickled entries by key; anything else is left out (and recomputed)."""
+        if self._db is None or not keys:
+            return {}
+        found: dict[str, Any] = {}
+        try:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for key, blob in self._db.execute(f"SELECT key, value FROM entries WHERE key IN ({marks})", chunk):
+                    blob = bytes(blob)
+                    mac, payload = blob[:_MAC], blob[_MAC:]
+                    if len(mac) != _MAC or not hmac.compare_digest(mac, self._mac(key, payload)):
+                        continue
+                    try:
+                        found[key] = pickle.loads(payload)
+                    except Exception:  # a verified entry of an older layout: recompute it
+                        continue
+        except sqlite3.Error:
+            return found
+        return found
+
+    def put(self, key: str, payload: bytes) -> None:
+        """Store an already pickled value (see `dumps`)."""
+        if self._db is not None:
+            self._pending.append((key, self._mac(key, payload) + payload))
+
+    def flush(self) -> None:
+        if self._db is None or not self._pending:
+            return
+        try:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", self._pending)
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            pass
+        self._pending.clear()
