@@ -83,7 +83,7 @@ def generate_file(rng: random.Random, index: int) -> str:
     ]
     target = rng.randint(4_000, 16_000)
     size = sum(map(len, out))
-    has_queries = rng.random() < 0.2
+    has_queries = rng.random() < 0.1  # calibrated: about 1,000 query calls in 2,000 files, as in the seed codebase
     has_noise = rng.random() < 0.25
     fn = 0
     while size < target:

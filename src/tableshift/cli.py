@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from tableshift import __version__
 from tableshift.errors import UsageError
@@ -19,6 +18,8 @@ from tableshift.errors import UsageError
 from tableshift.engine import Options as EngineOptions
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from tableshift.config import Config
     from tableshift.engine import ScanResult
     from tableshift.rules import RuleSet
@@ -160,9 +161,9 @@ def _scan(inputs: Inputs, *, only: set[Path] | None = None) -> ScanResult:
     sources = discover(inputs.paths, include=inputs.include, exclude=inputs.exclude)
     if only is not None:
         sources = [s for s in sources if s.path.resolve() in only]
-    err = Console(stderr=True)
-    if not err.is_terminal or len(sources) < PROGRESS_MIN_FILES:
+    if not sys.stderr.isatty() or len(sources) < PROGRESS_MIN_FILES:
         return engine.run(sources, inputs.rules, options=inputs.options)
+    err = _stderr_console()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -237,7 +238,7 @@ def patch(
     assert inputs.rules is not None
     selection = patching.selection(inputs.rules, only=only.value if only else None, tables=table or (), groups=group or ())
     outcome = patching.run(_scan(inputs), inputs.rules, selection, split=split_dir is not None)
-    status = patching.emit(outcome, output=output, split_dir=split_dir, apply=apply, err=Console(stderr=True))
+    status = patching.emit(outcome, output=output, split_dir=split_dir, apply=apply, err=_stderr_console())
     patching.write_report(outcome, report)
     raise typer.Exit(status)
 
@@ -273,7 +274,7 @@ def baseline(
     assert inputs.rules is not None
     path = _baseline_path(output, inputs.config)
     new, old = gate.write_baseline(_scan(inputs), inputs.rules, path, update=update, cwd=Path.cwd())
-    err = Console(stderr=True)
+    err = _stderr_console()
     if old is None:
         err.print(f"wrote {path}: {new.total} legacy uses in {len(new.files)} files", markup=False, highlight=False)
     else:
@@ -316,12 +317,20 @@ def check(
     text = check_report.render(format.value, result.data, result.comparison, inputs.rules)
     _emit(text, output)
     if output is not None or format in (CheckFormat.sarif, CheckFormat.json):
-        Console(stderr=True).print(check_report.summary_line(result.data), markup=False, highlight=False, soft_wrap=True)
+        _stderr_console().print(check_report.summary_line(result.data), markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(result.exit_status)
+
+
+def _stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def _stdout_console() -> Console:
     """Rich on a terminal; wide plain text when piped, so names are never folded."""
+    from rich.console import Console
+
     console = Console()
     return console if console.is_terminal else Console(width=PIPED_WIDTH)
 

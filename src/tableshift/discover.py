@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import pathspec
 
 from tableshift.errors import UsageError
 
@@ -47,6 +46,8 @@ def discover(
 ) -> list[SourceFile]:
     """Every supported source file under `paths`, sorted by display path, each once."""
     cwd = (cwd or Path.cwd()).resolve()
+    import pathspec
+
     include_spec = pathspec.GitIgnoreSpec.from_lines(include) if include else None
     exclude_spec = pathspec.GitIgnoreSpec.from_lines(exclude) if exclude else None
     found: dict[Path, SourceFile] = {}
@@ -63,6 +64,7 @@ def discover(
                 )
             found.setdefault(root, SourceFile(root, _display(root, cwd), language))
             continue
+        prefix = _prefix(root, cwd)
         for rel in _listed(root):
             parts = rel.split("/")
             if ALWAYS_SKIPPED_DIRS.intersection(parts[:-1]):
@@ -77,9 +79,22 @@ def discover(
             full = root / rel
             # a symlink is scanned as its target where the target is in the tree, never twice
             # and never rewritten through the link
-            if full.is_file() and not full.is_symlink():
-                found.setdefault(full, SourceFile(full, _display(full, cwd), language))
+            try:
+                regular = stat.S_ISREG(os.lstat(full).st_mode)
+            except OSError:
+                continue
+            if regular:
+                found.setdefault(full, SourceFile(full, prefix + rel if prefix is not None else _display(full, cwd), language))
     return sorted(found.values(), key=lambda f: f.display)
+
+
+def _prefix(root: Path, cwd: Path) -> str | None:
+    """How paths under `root` start when shown relative to `cwd` (None when root is outside it)."""
+    try:
+        rel = root.relative_to(cwd).as_posix()
+    except ValueError:
+        return None
+    return "" if rel == "." else rel + "/"
 
 
 def _display(path: Path, cwd: Path) -> str:
@@ -114,6 +129,8 @@ def _git_listed(root: Path) -> list[str] | None:
 
 def _walk(root: Path) -> Iterator[str]:
     """os.walk honouring every .gitignore on the way down (outside a git work tree)."""
+    import pathspec
+
     specs: list[tuple[Path, pathspec.GitIgnoreSpec]] = []
 
     def ignored(path: Path, is_dir: bool) -> bool:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import multiprocessing
 import os
 import pickle
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,6 +207,9 @@ def _compute(
     size = max(1, min(BATCH_MAX, len(todo) // (workers * 4)))
     batches = [todo[i : i + size] for i in range(0, len(todo), size)]
     starts = list(range(0, len(todo), size))
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(rules,)) as pool:
         for start, results in zip(starts, pool.map(_work, batches)):

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from tableshift.model import FileResult
-from tableshift.scan import typescript
+
+# The byte-level prefilters, here so that deciding to skip a file imports no parser.
+_TS_CANDIDATE = re.compile(rb"\.\s*(?:from|rpc)\s*\(|postgres_changes")
+_PY_CANDIDATE = re.compile(rb"\.\s*(?:table|from_|rpc)\s*\(")
+
+
+def _typescript():  # type: ignore[no-untyped-def]
+    from tableshift.scan import typescript
+
+    return typescript
 
 
 def _python():  # type: ignore[no-untyped-def]
@@ -15,9 +26,8 @@ def _python():  # type: ignore[no-untyped-def]
 
 def has_candidates(data: bytes, language: str) -> bool:
     """Cheap byte test: could this file hold a query call at all?"""
-    if language == "python":
-        return _python().has_candidates(data)
-    return typescript.has_candidates(data)
+    pattern = _PY_CANDIDATE if language == "python" else _TS_CANDIDATE
+    return pattern.search(data) is not None
 
 
 def scan_source(data: bytes, *, path: str, language: str) -> FileResult:
@@ -28,7 +38,7 @@ def scan_source(data: bytes, *, path: str, language: str) -> FileResult:
         if language == "python":
             calls, parse_error = _python().scan(data, path=path)
         else:
-            calls, parse_error = typescript.scan(data, path=path, language=language)
+            calls, parse_error = _typescript().scan(data, path=path, language=language)
     except Exception as exc:  # a scanner bug or an undecodable file must not stop a scan of thousands of files
         return FileResult(path=path, language=language, error=f"{type(exc).__name__}: {exc}")
     return FileResult(path=path, language=language, calls=tuple(calls), parsed=True, parse_error=parse_error)
@@ -38,4 +48,4 @@ def error_count(data: bytes, language: str) -> int:
     """Syntax errors in a file: a rewrite must never raise this number."""
     if language == "python":
         return _python().error_count(data)
-    return typescript.error_count(data, language=language)
+    return _typescript().error_count(data, language=language)
