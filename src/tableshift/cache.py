@@ -94,6 +94,24 @@ class Cache:
         assert self._key is not None
         return hmac.new(self._key, key.encode() + b"\0" + payload, hashlib.sha256).digest()
 
+    def existing(self, keys: list[str]) -> set[str]:
+        """Which of these keys have an entry (not yet verified)."""
+        if self._db is None or not keys:
+            return set()
+        found: set[str] = set()
+        try:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(k for (k,) in self._db.execute(f"SELECT key FROM entries WHERE key IN ({marks})", chunk))
+        except sqlite3.Error:
+            return set()
+        return found
+
+    def get(self, key: str) -> Any:
+        """The verified, unpickled entry, or None."""
+        return self.get_many([key]).get(key)
+
     def get_many(self, keys: list[str]) -> dict[str, Any]:
         """Verified, unpickled entries by key; anything else is left out (and recomputed)."""
         if self._db is None or not keys:
@@ -120,6 +138,8 @@ class Cache:
         """Store an already pickled value (see `dumps`)."""
         if self._db is not None:
             self._pending.append((key, self._mac(key, payload) + payload))
+            if len(self._pending) >= 256:  # bounded memory on large trees
+                self.flush()
 
     def flush(self) -> None:
         if self._db is None or not self._pending:

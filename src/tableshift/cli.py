@@ -8,7 +8,8 @@ import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Annotated, BinaryIO, Optional
 
 import typer
 
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from tableshift.config import Config
-    from tableshift.engine import ScanResult
+    from tableshift.discover import SourceFile
+    from tableshift.engine import FileOutcome, ScanResult
     from tableshift.rules import RuleSet
 
 EXIT_OK = 0
@@ -154,23 +156,34 @@ def _inputs(
     )
 
 
-def _scan(inputs: Inputs, *, only: set[Path] | None = None) -> ScanResult:
-    from tableshift import engine
+def _sources(inputs: Inputs, *, only: set[Path] | None = None) -> list[SourceFile]:
     from tableshift.discover import discover
 
     sources = discover(inputs.paths, include=inputs.include, exclude=inputs.exclude)
-    if only is not None:
-        sources = [s for s in sources if s.path.resolve() in only]
+    return sources if only is None else [s for s in sources if s.path.resolve() in only]
+
+
+def _outcomes(inputs: Inputs, sources: list[SourceFile]) -> Iterator[FileOutcome]:
+    """Every file's outcome, streamed, with a progress bar on a terminal for long scans."""
+    from tableshift import engine
+
     if not sys.stderr.isatty() or len(sources) < PROGRESS_MIN_FILES:
-        return engine.run(sources, inputs.rules, options=inputs.options)
-    err = _stderr_console()
+        yield from engine.stream(sources, inputs.rules, options=inputs.options)
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
-        TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
+        TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=_stderr_console(), transient=True
     ) as progress:
         task = progress.add_task("scan", total=len(sources))
-        return engine.run(sources, inputs.rules, options=inputs.options, on_file=lambda _: progress.advance(task))
+        yield from engine.stream(sources, inputs.rules, options=inputs.options, on_file=lambda _: progress.advance(task))
+
+
+def _scan(inputs: Inputs, *, only: set[Path] | None = None) -> ScanResult:
+    from tableshift.engine import ScanResult
+
+    sources = _sources(inputs, only=only)
+    return ScanResult(tuple(_outcomes(inputs, sources)), tuple(sources))
 
 
 @app.command()
@@ -188,21 +201,33 @@ def audit(
     max_file_size: MaxSizeOpt = 2_000_000,
 ) -> None:
     """Find and classify every Supabase query call; report usage and migration readiness."""
-    from tableshift.report import audit as audit_report
     from tableshift.report import render
+    from tableshift.report.audit import AuditBuilder
     from tableshift.report.sections import audit_sections
 
     inputs = _inputs(config, paths, rules, include, exclude, need_rules=False, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size))
-    report = audit_report.build(_scan(inputs), inputs.rules)
+    # streamed: each file's calls are written out (or counted) as soon as the file is done
+    spool = render.JsonSpool() if format is AuditFormat.json else None
+    builder = AuditBuilder(inputs.rules, spool if spool is not None else _Discard())
+    for outcome in _outcomes(inputs, _sources(inputs)):
+        builder.add(outcome)
+    report = builder.header()
     title = "tableshift audit" + (f" — rules: {inputs.rules.name}" if inputs.rules else "")
-    if format is AuditFormat.json:
-        _emit(render.to_json(report), output)
-    elif format is AuditFormat.markdown:
-        _emit(render.to_markdown(audit_sections(report), title=title), output)
+    if spool is not None:
+        _emit_with(lambda out: render.write_json(report, spool, out), output)
+        return
+    sections = audit_sections(report, builder.extras())
+    if format is AuditFormat.markdown:
+        _emit(render.to_markdown(sections, title=title), output)
     elif output is not None:
-        _emit(render.tables_to_text(audit_sections(report), title=title), output)
+        _emit(render.tables_to_text(sections, title=title), output)
     else:
-        render.print_tables(audit_sections(report), _stdout_console(), title=title)
+        render.print_tables(sections, _stdout_console(), title=title)
+
+
+class _Discard:
+    def append(self, _entry: object) -> None:
+        pass
 
 
 @app.command()
@@ -333,6 +358,18 @@ def _stdout_console() -> Console:
 
     console = Console()
     return console if console.is_terminal else Console(width=PIPED_WIDTH)
+
+
+def _emit_with(write: Callable[[BinaryIO], None], output: Path | None) -> None:
+    """Stream bytes to stdout, or to a file through a temporary file and a rename."""
+    if output is None:
+        write(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    from tableshift.fsutil import atomic_writer
+
+    with atomic_writer(output) as handle:
+        write(handle)
 
 
 def _emit(text: str, output: Path | None) -> None:

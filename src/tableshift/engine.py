@@ -7,7 +7,7 @@ import hashlib
 import os
 import pickle
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,59 +141,75 @@ def run(
     options: Options = Options(),
     on_file: Callable[[FileResult], None] | None = None,
 ) -> ScanResult:
-    """Scan every file and classify every call with the same rules, so all commands agree.
-
-    Files are read and prefiltered here; those that may hold calls and are not cached go to a
-    process pool in batches, and only small records come back.
-    """
+    """Scan every file and classify every call with the same rules, so all commands agree."""
     sources = tuple(sources)
-    outcomes: list[FileOutcome | None] = [None] * len(sources)
+    return ScanResult(tuple(stream(sources, rules, options=options, on_file=on_file)), sources)
 
-    def done(index: int, outcome: FileOutcome) -> None:
-        outcomes[index] = outcome
-        if on_file is not None:
-            on_file(outcome.result)
 
+def stream(
+    sources: Sequence[SourceFile],
+    rules: RuleSet | None,
+    *,
+    options: Options = Options(),
+    on_file: Callable[[FileResult], None] | None = None,
+) -> Iterator[FileOutcome]:
+    """Every file's outcome, in the order of `sources`, without holding them all.
+
+    A first pass reads each file once to prefilter and hash it; files that may hold calls and
+    are not cached go to a process pool in batches. The second pass yields in order: trivial
+    files, cache entries fetched as they come up, and pool results as they arrive.
+    """
     cache = None
     if options.cache_dir is not None:
         from tableshift.cache import Cache
 
         cache = Cache(options.cache_dir, rules_key=rules.digest if rules is not None else "-")
-    wanted: dict[int, str] = {}  # index -> cache key
+        if not cache.enabled:
+            cache = None
+    trivial: dict[int, FileResult] = {}
+    keys: dict[int, str] = {}  # candidate files: index -> cache key
     digests: dict[int, str] = {}
     for index, source in enumerate(sources):
         try:
             data = source.path.read_bytes()
         except OSError as exc:
-            done(index, FileOutcome(
-                FileResult(path=source.display, language=source.language, error=f"cannot read: {exc.strerror}"), (), (), ""
-            ))
+            trivial[index] = FileResult(path=source.display, language=source.language, error=f"cannot read: {exc.strerror}")
             continue
         skipped = _skip_reason(data, options.max_file_size)
         if skipped is not None:
-            done(index, FileOutcome(FileResult(path=source.display, language=source.language, skipped=skipped), (), (), ""))
+            trivial[index] = FileResult(path=source.display, language=source.language, skipped=skipped)
         elif not has_candidates(data, source.language):
-            done(index, FileOutcome(FileResult(path=source.display, language=source.language), (), (), ""))
+            trivial[index] = FileResult(path=source.display, language=source.language)
         else:
             digests[index] = digest(data)
-            wanted[index] = cache.key(source.display, digests[index]) if cache is not None else ""
-    if cache is not None:
-        hits = cache.get_many(list(wanted.values()))
-        for index, key in list(wanted.items()):
-            if key in hits:
-                restored = _from_cache(hits[key], rules is not None)
-                if restored is not None and restored.digest == digests[index]:
-                    done(index, restored)
-                    del wanted[index]
-    for index, blob in _compute([sources[i] for i in wanted], list(wanted), rules, options.jobs):
-        outcome = _from_cache(pickle.loads(blob), rules is not None)
-        assert outcome is not None
-        done(index, outcome)
-        if cache is not None and outcome.digest == digests[index]:
-            cache.put(wanted[index], blob)
-    if cache is not None:
-        cache.flush()
-    return ScanResult(tuple(outcomes), sources)  # type: ignore[arg-type]
+            keys[index] = cache.key(source.display, digests[index]) if cache is not None else ""
+    cached = cache.existing(list(keys.values())) if cache is not None else set()
+    todo = [i for i in keys if keys[i] not in cached]
+    computed = iter(_compute([sources[i] for i in todo], todo, rules, options.jobs))
+    try:
+        for index, source in enumerate(sources):
+            if index in trivial:
+                outcome = FileOutcome(trivial.pop(index), (), (), "")
+            elif keys[index] in cached:
+                assert cache is not None
+                restored = _from_cache(cache.get(keys[index]), rules is not None)
+                if restored is None or restored.digest != digests[index]:
+                    blob = dumps(_to_cache(scan_file(source, rules)))
+                    restored = _from_cache(pickle.loads(blob), rules is not None)
+                    cache.put(keys[index], blob)
+                outcome = restored  # type: ignore[assignment]
+            else:
+                computed_index, blob = next(computed)
+                assert computed_index == index
+                outcome = _from_cache(pickle.loads(blob), rules is not None)  # type: ignore[assignment]
+                if cache is not None and outcome.digest == digests[index]:
+                    cache.put(keys[index], blob)
+            if on_file is not None:
+                on_file(outcome.result)
+            yield outcome
+    finally:
+        if cache is not None:
+            cache.flush()
 
 
 def _compute(

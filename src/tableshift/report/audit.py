@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from tableshift import __version__
-from tableshift.engine import ScanResult
+from tableshift.engine import FileOutcome, ScanResult
 from tableshift.model import Call, Column, Embedded, Kind, Opaque, Operation, Status, Verdict
 from tableshift.rewrite import Fix, Plan
 from tableshift.rules import RuleSet
@@ -15,130 +15,200 @@ SCHEMA_VERSION = 1
 _OPS = [op.value for op in Operation] + ["unknown"]
 
 
-def build(result: ScanResult, rules: RuleSet | None) -> dict[str, Any]:
-    """The whole audit as JSON-ready data, sorted so that it diffs well."""
-    plans = {id(p.verdict): p for p in result.plans}
-    verdicts = sorted(result.verdicts, key=lambda v: (v.call.file, v.call.start.line, v.call.start.column))
-    calls = [v.call for v in verdicts]
-    tables = _tables(verdicts, rules)
-    by_kind = Counter(c.kind for c in calls)
-    table_calls = [c for c in calls if c.kind is Kind.TABLE]
-    summary: dict[str, Any] = {
-        "files_scanned": len(result.files),
-        "files_with_calls": len({c.file for c in calls}),
-        "calls": len(table_calls),
-        "certain_calls": sum(1 for c in table_calls if c.table and c.table.certain),
-        "dynamic_calls": sum(1 for c in table_calls if c.table and not c.table.certain),
-        "tables": len({c.table.name for c in table_calls if c.table and c.table.certain}),
-        "storage_calls": by_kind[Kind.STORAGE],
-        "rpc_calls": by_kind[Kind.RPC],
-        "realtime_calls": by_kind[Kind.REALTIME],
-        "parse_errors": sum(1 for f in result.files if f.parse_error),
-        "calls_in_error_regions": sum(1 for c in calls if c.in_error_region),
-        "suppressed_calls": sum(1 for c in calls if c.suppression),
-        "unreadable_files": sum(1 for f in result.files if f.error),
-    }
-    report: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "tableshift", "version": __version__},
-        "rules": None if rules is None else {"name": rules.name, "path": rules.path},
-        "summary": summary,
-        "tables": tables,
-    }
-    if rules is not None:
-        statuses = Counter(v.status.value for v in verdicts if v.status is not None)
-        summary["status"] = {s.value: statuses.get(s.value, 0) for s in Status}
-        fixes = Counter(p.fix.value for p in plans.values())
-        summary["fix"] = {f.value: fixes.get(f.value, 0) for f in Fix}
-        report["legacy"] = _legacy(verdicts, rules, plans)
-    report["storage"] = _named(calls, Kind.STORAGE, "bucket")
-    report["rpc"] = _named(calls, Kind.RPC, "function")
-    report["files"] = {
-        "parse_errors": sorted(f.path for f in result.files if f.parse_error),
-        "unreadable": [{"path": f.path, "error": f.error} for f in result.files if f.error],
-    }
-    report["calls"] = [call_json(v, plans.get(id(v))) for v in verdicts]
-    return report
+class AuditBuilder:
+    """The audit, built one file at a time: counters and small sets only, calls streamed out.
 
+    Memory stays flat however large the tree: each call's JSON goes to `sink` (a list, or a
+    spool file) as soon as its file is done.
+    """
 
-def _tables(verdicts: list[Verdict], rules: RuleSet | None) -> list[dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
-    files: dict[str, set[str]] = defaultdict(set)
+    def __init__(self, rules: RuleSet | None, sink: Any = None) -> None:
+        self.rules = rules
+        self.sink: Any = sink if sink is not None else []
+        self.summary = Counter()  # type: Counter[str]
+        self.statuses = Counter()  # type: Counter[str]
+        self.fixes = Counter()  # type: Counter[str]
+        self.tables: dict[str, dict[str, Any]] = {}
+        self.table_files: dict[str, set[str]] = defaultdict(set)
+        self.legacy = {rule.legacy: Counter() for rule in rules.tables} if rules is not None else {}
+        self.legacy_files: dict[str, set[str]] = defaultdict(set)
+        self.named = {Kind.STORAGE: Counter(), Kind.RPC: Counter()}  # type: dict[Kind, Counter[str | None]]
+        self.named_files: dict[tuple[Kind, str | None], set[str]] = defaultdict(set)
+        self.files_with_calls = 0
+        self.certain_names: set[str] = set()
+        self.parse_errors: list[str] = []
+        self.unreadable: list[dict[str, Any]] = []
+        # for the human formats: small per-file counts and the dynamic calls
+        self.per_file: Counter[str] = Counter()
+        self.dynamic_per_file: Counter[str] = Counter()
+        self.flagged_per_file: Counter[str] = Counter()
+        self.dynamic_calls: list[dict[str, Any]] = []
 
-    def row(name: str) -> dict[str, Any]:
-        if name not in rows:
-            rule = rules.lookup(name) if rules is not None else None
-            rows[name] = {
+    def add(self, outcome: FileOutcome) -> None:
+        result = outcome.result
+        self.summary["files_scanned"] += 1
+        if result.parse_error:
+            self.parse_errors.append(result.path)
+        if result.error:
+            self.unreadable.append({"path": result.path, "error": result.error})
+        plans = {id(p.verdict): p for p in outcome.plans}
+        verdicts = sorted(outcome.verdicts, key=lambda v: (v.call.file, v.call.start.line, v.call.start.column))
+        if verdicts:
+            self.files_with_calls += 1
+        for verdict in verdicts:
+            plan = plans.get(id(verdict))
+            self._count(verdict, plan)
+            entry = call_json(verdict, plan)
+            self.per_file[entry["file"]] += 1
+            if entry["dynamic"]:
+                self.dynamic_per_file[entry["file"]] += 1
+                self.dynamic_calls.append(
+                    {k: entry[k] for k in ("file", "line", "kind", "candidates", "status", "reasons", "dynamic")}
+                )
+            if entry["in_error_region"]:
+                self.flagged_per_file[entry["file"]] += 1
+            self.sink.append(entry)
+
+    def _count(self, verdict: Verdict, plan: Plan | None) -> None:
+        call = verdict.call
+        s = self.summary
+        certain = call.table is not None and call.table.certain
+        if call.kind is Kind.TABLE:
+            s["calls"] += 1
+            s["certain_calls" if certain else "dynamic_calls"] += 1
+            if certain and call.table is not None and call.table.name:
+                self.certain_names.add(call.table.name)
+        elif call.kind in self.named:
+            self.named[call.kind][call.name] += 1
+            self.named_files[(call.kind, call.name)].add(call.file)
+        if call.kind is Kind.REALTIME:
+            s["realtime_calls"] += 1
+        s["calls_in_error_regions"] += call.in_error_region
+        s["suppressed_calls"] += bool(call.suppression)
+        if verdict.status is not None:
+            self.statuses[verdict.status.value] += 1
+        if plan is not None:
+            self.fixes[plan.fix.value] += 1
+        if certain and call.table is not None and call.table.name:
+            row = self._row(call.table.name)
+            if call.kind is Kind.TABLE:
+                row["calls"] += 1
+                row["operations"][call.operation.value if call.operation else "unknown"] += 1
+            else:
+                row["realtime"] += 1
+            self.table_files[call.table.name].add(call.file)
+        for name in dict.fromkeys(e.table for e in call.columns.all_embedded()):  # calls, not occurrences
+            self._row(name)["embedded"] += 1
+            self.table_files[name].add(call.file)
+        self._count_legacy(verdict, plan)
+
+    def _count_legacy(self, verdict: Verdict, plan: Plan | None) -> None:
+        call = verdict.call
+        for legacy in verdict.legacy_tables:
+            if legacy not in self.legacy:
+                continue
+            c = self.legacy[legacy]
+            self.legacy_files[legacy].add(call.file)
+            own = call.table is not None and call.table.name == legacy
+            if not own:
+                c["embedded"] += 1
+            elif call.kind is Kind.REALTIME:
+                c["realtime"] += 1
+            elif call.kind is Kind.TABLE:
+                c["calls"] += 1
+                op = call.operation.value if call.operation else "unknown"
+                c["reads" if op == "select" else "unknown" if op == "unknown" else "writes"] += 1
+                if plan is not None and plan.fix.value in ("auto", "review"):
+                    c[plan.fix.value] += 1
+        if verdict.status is Status.DYNAMIC and call.table is not None:
+            for candidate in dict.fromkeys(call.table.candidates):
+                if candidate in self.legacy:
+                    self.legacy[candidate]["dynamic"] += 1
+
+    def _row(self, name: str) -> dict[str, Any]:
+        if name not in self.tables:
+            rule = self.rules.lookup(name) if self.rules is not None else None
+            self.tables[name] = {
                 "name": name,
                 "calls": 0,
                 "embedded": 0,
                 "realtime": 0,
                 "files": 0,
                 "operations": dict.fromkeys(_OPS, 0),
-                "legacy": None if rules is None else rule is not None,
+                "legacy": None if self.rules is None else rule is not None,
                 "target": rule.target if rule is not None else None,
             }
-        return rows[name]
+        return self.tables[name]
 
-    for verdict in verdicts:
-        call = verdict.call
-        if call.table is not None and call.table.certain and call.table.name:
-            entry = row(call.table.name)
-            if call.kind is Kind.TABLE:
-                entry["calls"] += 1
-                entry["operations"][call.operation.value if call.operation else "unknown"] += 1
-            else:
-                entry["realtime"] += 1
-            files[call.table.name].add(call.file)
-        for name in dict.fromkeys(e.table for e in call.columns.all_embedded()):  # calls, not occurrences
-            row(name)["embedded"] += 1
-            files[name].add(call.file)
-    for name, entry in rows.items():
-        entry["files"] = len(files[name])
-    return sorted(rows.values(), key=lambda r: (-(r["calls"] + r["embedded"] + r["realtime"]), r["name"]))
+    def header(self) -> dict[str, Any]:
+        """Everything but the calls, in the schema's key order."""
+        s = self.summary
+        summary: dict[str, Any] = {
+            "files_scanned": s["files_scanned"],
+            "files_with_calls": self.files_with_calls,
+            "calls": s["calls"],
+            "certain_calls": s["certain_calls"],
+            "dynamic_calls": s["dynamic_calls"],
+            "tables": len(self.certain_names),
+            "storage_calls": sum(self.named[Kind.STORAGE].values()),
+            "rpc_calls": sum(self.named[Kind.RPC].values()),
+            "realtime_calls": s["realtime_calls"],
+            "parse_errors": len(self.parse_errors),
+            "calls_in_error_regions": s["calls_in_error_regions"],
+            "suppressed_calls": s["suppressed_calls"],
+            "unreadable_files": len(self.unreadable),
+        }
+        for name, row in self.tables.items():
+            row["files"] = len(self.table_files[name])
+        tables = sorted(self.tables.values(), key=lambda r: (-(r["calls"] + r["embedded"] + r["realtime"]), r["name"]))
+        report: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "tableshift", "version": __version__},
+            "rules": None if self.rules is None else {"name": self.rules.name, "path": self.rules.path},
+            "summary": summary,
+            "tables": tables,
+        }
+        if self.rules is not None:
+            summary["status"] = {st.value: self.statuses.get(st.value, 0) for st in Status}
+            summary["fix"] = {f.value: self.fixes.get(f.value, 0) for f in Fix}
+            report["legacy"] = [
+                {
+                    "table": rule.legacy,
+                    "target": rule.target,
+                    "group": rule.group,
+                    **{k: self.legacy[rule.legacy].get(k, 0) for k in ("calls", "embedded", "realtime", "dynamic")},
+                    "files": len(self.legacy_files[rule.legacy]),
+                    **{k: self.legacy[rule.legacy].get(k, 0) for k in ("reads", "writes", "unknown", "auto", "review")},
+                }
+                for rule in self.rules.tables
+            ]
+        report["storage"] = self._named(Kind.STORAGE, "bucket")
+        report["rpc"] = self._named(Kind.RPC, "function")
+        report["files"] = {"parse_errors": sorted(self.parse_errors), "unreadable": self.unreadable}
+        return report
+
+    def _named(self, kind: Kind, key: str) -> list[dict[str, Any]]:
+        rows = [{key: name, "calls": n, "files": len(self.named_files[(kind, name)])} for name, n in self.named[kind].items()]
+        return sorted(rows, key=lambda r: (-r["calls"], r[key] or ""))
+
+    def extras(self) -> dict[str, Any]:
+        """What the human formats need beyond the header, without the full call list."""
+        return {
+            "per_file": self.per_file,
+            "dynamic_per_file": self.dynamic_per_file,
+            "flagged_per_file": self.flagged_per_file,
+            "dynamic_calls": self.dynamic_calls,
+        }
 
 
-def _legacy(verdicts: list[Verdict], rules: RuleSet, plans: dict[int, Plan]) -> list[dict[str, Any]]:
-    """Per legacy table, in rules-file order: how much code still uses it, and how."""
-    out = []
-    for rule in rules.tables:
-        mine = [v for v in verdicts if rule.legacy in v.legacy_tables]
-        own = [v for v in mine if v.call.table is not None and v.call.table.name == rule.legacy]
-        maybe = [
-            v
-            for v in verdicts
-            if v.status is Status.DYNAMIC and v.call.table is not None and rule.legacy in v.call.table.candidates
-        ]
-        ops = Counter(v.call.operation.value if v.call.operation else "unknown" for v in own if v.call.kind is Kind.TABLE)
-        fixes = Counter(plans[id(v)].fix.value for v in own if id(v) in plans and v.call.kind is Kind.TABLE)
-        out.append(
-            {
-                "table": rule.legacy,
-                "target": rule.target,
-                "group": rule.group,
-                "calls": sum(1 for v in own if v.call.kind is Kind.TABLE),
-                "embedded": len(mine) - len(own),
-                "realtime": sum(1 for v in own if v.call.kind is Kind.REALTIME),
-                "dynamic": len(maybe),
-                "files": len({v.call.file for v in mine}),
-                "reads": ops.get("select", 0),
-                "writes": sum(ops.get(op, 0) for op in ("insert", "update", "upsert", "delete")),
-                "unknown": ops.get("unknown", 0),
-                "auto": fixes.get("auto", 0),
-                "review": fixes.get("review", 0),
-            }
-        )
-    return out
-
-
-def _named(calls: list[Call], kind: Kind, key: str) -> list[dict[str, Any]]:
-    counts = Counter(c.name for c in calls if c.kind is kind)
-    files: dict[str | None, set[str]] = defaultdict(set)
-    for c in calls:
-        if c.kind is kind:
-            files[c.name].add(c.file)
-    rows = [{key: name, "calls": n, "files": len(files[name])} for name, n in counts.items()]
-    return sorted(rows, key=lambda r: (-r["calls"], r[key] or ""))
+def build(result: ScanResult, rules: RuleSet | None) -> dict[str, Any]:
+    """The whole audit as JSON-ready data, sorted so that it diffs well."""
+    builder = AuditBuilder(rules)
+    for outcome in result.outcomes:
+        builder.add(outcome)
+    report = builder.header()
+    report["calls"] = builder.sink
+    return report
 
 
 def call_json(verdict: Verdict, plan: Plan | None = None) -> dict[str, Any]:

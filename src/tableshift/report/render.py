@@ -20,6 +20,38 @@ def to_json(report: dict[str, Any]) -> str:
     return orjson.dumps(report, option=orjson.OPT_INDENT_2).decode("utf-8") + "\n"
 
 
+class JsonSpool:
+    """Calls as indented JSON, kept on disk past a few MB: the audit's memory stays flat."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.file = tempfile.SpooledTemporaryFile(max_size=8 << 20)
+        self.count = 0
+
+    def append(self, entry: dict[str, Any]) -> None:
+        text = orjson.dumps(entry, option=orjson.OPT_INDENT_2)
+        if self.count:
+            self.file.write(b",\n")
+        self.file.write(b"    " + text.replace(b"\n", b"\n    "))
+        self.count += 1
+
+
+def write_json(header: dict[str, Any], spool: JsonSpool, out: Any) -> None:
+    """The same bytes as `to_json` of the whole report, written without holding the calls."""
+    head = orjson.dumps(header, option=orjson.OPT_INDENT_2)
+    out.write(head[:-2] + b",\n  \"calls\": [")
+    if spool.count:
+        out.write(b"\n")
+        spool.file.seek(0)
+        while chunk := spool.file.read(1 << 20):
+            out.write(chunk)
+        out.write(b"\n  ]")
+    else:
+        out.write(b"]")
+    out.write(b"\n}\n")
+
+
 def _md_cell(value: str) -> str:
     return value.replace("|", "\\|").replace("\n", " ") or " "
 

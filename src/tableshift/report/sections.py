@@ -17,7 +17,19 @@ class Section:
     note: str = ""
 
 
-def audit_sections(report: dict[str, Any]) -> list[Section]:
+def extras_from_calls(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "per_file": Counter(c["file"] for c in calls),
+        "dynamic_per_file": Counter(c["file"] for c in calls if c["dynamic"]),
+        "flagged_per_file": Counter(c["file"] for c in calls if c["in_error_region"]),
+        "dynamic_calls": [c for c in calls if c["dynamic"]],
+    }
+
+
+def audit_sections(report: dict[str, Any], extras: dict[str, Any] | None = None) -> list[Section]:
+    """The human report: `extras` (per-file counts, dynamic calls) come from the builder or the calls."""
+    if extras is None:
+        extras = extras_from_calls(report["calls"])
     s = report["summary"]
     out = [
         Section(
@@ -73,8 +85,8 @@ def audit_sections(report: dict[str, Any]) -> list[Section]:
             ),
         )
     )
-    per_file = Counter(c["file"] for c in report["calls"])
-    dyn_file = Counter(c["file"] for c in report["calls"] if c["dynamic"])
+    per_file = extras["per_file"]
+    dyn_file = extras["dynamic_per_file"]
     out.append(
         Section(
             f"Files with the most calls (top {TOP_FILES})",
@@ -82,7 +94,7 @@ def audit_sections(report: dict[str, Any]) -> list[Section]:
             tuple((f, str(n), str(dyn_file[f])) for f, n in sorted(per_file.items(), key=lambda x: (-x[1], x[0]))[:TOP_FILES]),
         )
     )
-    dynamic = [c for c in report["calls"] if c["dynamic"]]
+    dynamic = extras["dynamic_calls"]
     out.append(
         Section(
             "Dynamic calls (table not known statically)",
@@ -95,12 +107,12 @@ def audit_sections(report: dict[str, Any]) -> list[Section]:
     )
     out.append(Section("Storage buckets", ("bucket", "calls", "files"), tuple((r["bucket"] or "(dynamic)", str(r["calls"]), str(r["files"])) for r in report["storage"])))
     out.append(Section("RPC functions", ("function", "calls", "files"), tuple((r["function"] or "(dynamic)", str(r["calls"]), str(r["files"])) for r in report["rpc"])))
-    flagged = [c for c in report["calls"] if c["in_error_region"]]
+    flagged = extras["flagged_per_file"]
     out.append(
         Section(
             "Files with parse errors",
             ("file", "calls in error regions"),
-            tuple((f, str(sum(1 for c in flagged if c["file"] == f))) for f in report["files"]["parse_errors"]),
+            tuple((f, str(flagged[f])) for f in report["files"]["parse_errors"]),
             note="tree-sitter recovers from syntax errors; calls inside error regions are flagged",
         )
     )
