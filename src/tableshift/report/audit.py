@@ -38,6 +38,7 @@ class AuditBuilder:
         self.certain_names: set[str] = set()
         self.parse_errors: list[str] = []
         self.unreadable: list[dict[str, Any]] = []
+        self.skipped: list[dict[str, Any]] = []
         # for the human formats: small per-file counts and the dynamic calls
         self.per_file: Counter[str] = Counter()
         self.dynamic_per_file: Counter[str] = Counter()
@@ -51,6 +52,8 @@ class AuditBuilder:
             self.parse_errors.append(result.path)
         if result.error:
             self.unreadable.append({"path": result.path, "error": result.error})
+        if result.skipped:
+            self.skipped.append({"path": result.path, "reason": result.skipped})
         plans = {id(p.verdict): p for p in outcome.plans}
         verdicts = sorted(outcome.verdicts, key=lambda v: (v.call.file, v.call.start.line, v.call.start.column))
         if verdicts:
@@ -157,6 +160,7 @@ class AuditBuilder:
             "calls_in_error_regions": s["calls_in_error_regions"],
             "suppressed_calls": s["suppressed_calls"],
             "unreadable_files": len(self.unreadable),
+            "skipped_files": len(self.skipped),
         }
         for name, row in self.tables.items():
             row["files"] = len(self.table_files[name])
@@ -184,7 +188,7 @@ class AuditBuilder:
             ]
         report["storage"] = self._named(Kind.STORAGE, "bucket")
         report["rpc"] = self._named(Kind.RPC, "function")
-        report["files"] = {"parse_errors": sorted(self.parse_errors), "unreadable": self.unreadable}
+        report["files"] = {"parse_errors": sorted(self.parse_errors), "unreadable": self.unreadable, "skipped": self.skipped}
         return report
 
     def _named(self, kind: Kind, key: str) -> list[dict[str, Any]]:

@@ -116,6 +116,15 @@ def audit_sections(report: dict[str, Any], extras: dict[str, Any] | None = None)
             note="tree-sitter recovers from syntax errors; calls inside error regions are flagged",
         )
     )
+    if report["files"]["skipped"]:
+        out.append(
+            Section(
+                "Skipped files",
+                ("file", "reason"),
+                tuple((u["path"], u["reason"]) for u in report["files"]["skipped"]),
+                note="not scanned: raise --max-file-size to include large files",
+            )
+        )
     if report["files"]["unreadable"]:
         out.append(Section("Unreadable files", ("file", "error"), tuple((u["path"], u["error"]) for u in report["files"]["unreadable"])))
     return out

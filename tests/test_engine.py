@@ -1,0 +1,102 @@
+"""The engine around the scanner: limits, parallel runs, and a cache that is never trusted blindly."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tableshift import engine
+from tableshift.cache import Cache
+from tableshift.discover import discover
+from tableshift.report import audit
+from tableshift.report.render import to_json
+from tableshift.rules import load_rules
+
+from conftest import FIXTURES, RULES
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    (tmp_path / "src").mkdir()
+    for i in range(40):
+        (tmp_path / "src" / f"m{i}.ts").write_text(
+            f"export const f{i} = () => supabase.from('{'tweets' if i % 2 else 'profiles'}').select('id').eq('n', {i});\n"
+        )
+    (tmp_path / "src" / "big.ts").write_text("// x\n" * 50_000 + "supabase.from('tweets').select();\n")
+    (tmp_path / "src" / "bundle.min.js").write_text("var a=1;" * 5_000 + "x.from('tweets').select();")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
+    return tmp_path
+
+
+def _json(result, rules) -> str:
+    return to_json(audit.build(result, rules))
+
+
+def test_large_and_minified_files_are_skipped_and_listed(tree):
+    rules = load_rules(RULES)
+    report = audit.build(engine.run(discover(["."]), rules, options=engine.Options(max_file_size=100_000)), rules)
+    skipped = {s["path"]: s["reason"] for s in report["files"]["skipped"]}
+    assert skipped["src/big.ts"].startswith("larger than 100,000 bytes")
+    assert skipped["src/bundle.min.js"].startswith("minified or generated")
+    assert report["summary"]["skipped_files"] == 2
+
+
+def test_parallel_and_serial_runs_agree(tree):
+    rules = load_rules(RULES)
+    serial = _json(engine.run(discover(["."]), rules, options=engine.Options(jobs=1)), rules)
+    parallel = _json(engine.run(discover(["."]), rules, options=engine.Options(jobs=2)), rules)
+    assert serial == parallel
+
+
+def test_cache_hits_give_the_same_report_and_a_changed_file_is_rescanned(tree):
+    rules = load_rules(RULES)
+    options = engine.Options(jobs=1, cache_dir=tree / ".tableshift-cache")
+    cold = _json(engine.run(discover(["."]), rules, options=options), rules)
+    assert (tree / ".tableshift-cache" / ".gitignore").is_file()
+    warm = _json(engine.run(discover(["."]), rules, options=options), rules)
+    assert cold == warm
+    (tree / "src" / "m1.ts").write_text("export const g = () => supabase.from('posts').delete();\n")
+    changed = audit.build(engine.run(discover(["."]), rules, options=options), rules)
+    assert [c["table"] for c in changed["calls"] if c["file"] == "src/m1.ts"] == ["posts"]
+
+
+def _entries(cache_dir: Path) -> sqlite3.Connection:
+    return sqlite3.connect(cache_dir / "cache.sqlite")
+
+
+def test_tampered_or_foreign_entries_are_ignored_and_rewritten(tree):
+    rules = load_rules(RULES)
+    cache_dir = tree / ".tableshift-cache"
+    options = engine.Options(jobs=1, cache_dir=cache_dir)
+    expected = _json(engine.run(discover(["."]), rules, options=options), rules)
+    with _entries(cache_dir) as db:
+        db.execute("UPDATE entries SET value = X'00'")  # corrupt every entry
+    assert _json(engine.run(discover(["."]), rules, options=options), rules) == expected
+    # an entry signed with another key (a cache planted in a checkout) is never unpickled
+    planted = Cache(cache_dir, rules_key=rules.digest, key=b"k" * 32)
+    key = planted.key("src/m1.ts", "x")
+    planted.put(key, b"\x80\x04K\x01.")
+    planted.flush()
+    mine = Cache(cache_dir, rules_key=rules.digest)
+    assert mine.get(key) is None
+    assert _json(engine.run(discover(["."]), rules, options=options), rules) == expected
+
+
+def test_corrupt_cache_file_is_replaced(tree):
+    rules = load_rules(RULES)
+    cache_dir = tree / ".tableshift-cache"
+    cache_dir.mkdir()
+    (cache_dir / "cache.sqlite").write_bytes(b"this is not a database" * 100)
+    options = engine.Options(jobs=1, cache_dir=cache_dir)
+    first = _json(engine.run(discover(["."]), rules, options=options), rules)
+    assert first == _json(engine.run(discover(["."]), rules, options=options), rules)
+
+
+def test_other_rules_do_not_share_entries(tree):
+    rules = load_rules(RULES)
+    other = load_rules(FIXTURES.parent / "rules" / "content-consolidation.toml")
+    assert Cache(tree / "c", rules_key=rules.digest).key("a", "b") == Cache(tree / "c", rules_key=other.digest).key("a", "b")
+    assert Cache(tree / "c", rules_key="x").key("a", "b") != Cache(tree / "c", rules_key="y").key("a", "b")
