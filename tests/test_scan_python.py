@@ -197,3 +197,8 @@ def list_queue(client, status=None, topic=None):
     first, second = calls(src)
     assert [c.name for c in first.columns.filter] == ["status", "topic_cluster"]
     assert [c.name for c in second.columns.filter] == ["after_reset", "scheduled_at"]
+
+
+def test_builder_passed_on_is_noted():
+    src = "def f(client):\n    q = client.table('posts').select('*')\n    return paginate(q)\n"
+    assert any("is passed on" in note for note in only(src).notes)

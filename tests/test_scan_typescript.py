@@ -325,3 +325,11 @@ def test_deeply_nested_argument_does_not_crash():
     deep = "a" + ".b" * 3000
     call = only(f"supabase.from({deep}).select();")
     assert call.table.name is None
+
+
+def test_builder_passed_on_is_noted():
+    src = "async function f() {\n  const q = supabase.from('posts').select('*');\n  return paginate(q, 10);\n}\n"
+    call = only(src)
+    assert any("is passed on" in note for note in call.notes)
+    plain = only("async function f() {\n  const q = supabase.from('posts').select('*');\n  const { data } = await q.eq('a', 1);\n}\n")
+    assert plain.notes == ()

@@ -79,6 +79,7 @@ class _Collector(cst.CSTVisitor):
         self._classes: list[str] = []
         self.method_calls: dict[str, list[cst.Call]] = {}  # `q.eq(...)`, by the variable's name
         self.assigns: dict[str, list[cst.Assign]] = {}
+        self.escapes: dict[str, list[cst.Name]] = {}  # a variable passed as an argument or returned
         self._depth = 0  # function nesting
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
@@ -114,6 +115,14 @@ class _Collector(cst.CSTVisitor):
             else:
                 self.module_assigns.setdefault(node.target.value, []).append(node.value)
 
+    def visit_Arg(self, node: cst.Arg) -> None:
+        if isinstance(node.value, cst.Name):
+            self.escapes.setdefault(node.value.value, []).append(node.value)
+
+    def visit_Return(self, node: cst.Return) -> None:
+        if isinstance(node.value, cst.Name):
+            self.escapes.setdefault(node.value.value, []).append(node.value)
+
     def visit_Call(self, node: cst.Call) -> None:
         self.calls.append(node)
         if isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name):
@@ -148,6 +157,7 @@ class _FileScan:
         self.encoding = module.encoding
         self.bom = len(BOM) if data.startswith(BOM) else 0
         self._text: str | None = None
+        self.escaped: dict[int, str] = {}
 
     # -- positions --------------------------------------------------------
 
@@ -300,6 +310,8 @@ class _FileScan:
             self._columns(link, found)
         if continuation and not links:
             found.notes.append("the query chain continues in a variable")
+        if id(top) in self.escaped:
+            found.notes.append(self.escaped[id(top)])
         return Call(
             **self._base(Kind.TABLE, func, top, client),
             schema=schema,
@@ -333,6 +345,11 @@ class _FileScan:
             if _chain_base(a.value) != name and self.span(a.value).start > end
         ]
         boundary = min(resets, default=None)
+        for escape in self.collector.escapes.get(name, []):
+            start = self.span(escape).start
+            if start > end and (boundary is None or start < boundary) and self._scope(escape) is scope:
+                self.escaped[id(top)] = f"the query builder `{name}` is passed on or returned: what is chained onto it there is not visible"
+                break
         links: list[Link] = []
         for call in self.collector.method_calls.get(name, []):
             start = self.span(call).start

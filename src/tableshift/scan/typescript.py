@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
@@ -39,6 +39,15 @@ _QUERIES = {
     "calls": "(call_expression function: (_) @callee arguments: (arguments) @args)",
     "errors": "(ERROR) @error (MISSING) @missing",
     "assignments": "(assignment_expression left: (identifier) @name right: (_) @value)",
+    # a builder held in a variable escapes where the variable is passed, returned or stored
+    "escapes": """
+        [(arguments (identifier) @name)
+         (return_statement (identifier) @name)
+         (arrow_function body: (identifier) @name)
+         (array (identifier) @name)
+         (pair value: (identifier) @name)
+         (shorthand_property_identifier) @name] @escape
+    """,
     "method_calls": """
         (call_expression
           function: (member_expression object: (identifier) @object property: (property_identifier))) @call
@@ -140,6 +149,7 @@ class _Uses:
 
     calls: list[Node]
     resets: list[int]
+    escapes: list[Node] = field(default_factory=list)
 
 
 def _chain_base(node: Node) -> str | None:
@@ -205,6 +215,7 @@ class _FileScan:
         self.grammar = grammar
         self.resolver = Resolver(root, grammar.queries)
         self._uses: dict[str, _Uses] | None = None
+        self._escaped: dict[int, str] = {}  # chain top node id -> why its builder escapes
 
     # -- detection --------------------------------------------------------
 
@@ -317,6 +328,11 @@ class _FileScan:
         uses = self._uses_of(name)
         starts = [c.start_byte for c in uses.calls]
         boundary = next((b for b in uses.resets if b > top.end_byte), None)
+        for escape in uses.escapes:
+            if escape.start_byte > top.end_byte and (boundary is None or escape.start_byte < boundary) and n.contains(scope, escape):
+                where = escape.parent if escape.parent is not None else escape
+                self._escaped[top.id] = f"the query builder `{name}` is passed on (`{_short(where)}`): what is chained onto it there is not visible"
+                break
         links: list[Link] = []
         for call in uses.calls[bisect_left(starts, top.end_byte) :]:
             if boundary is not None and call.start_byte >= boundary:
@@ -342,6 +358,9 @@ class _FileScan:
                 target = n.text(m["name"][0])
                 if _chain_base(value) != target:  # `q = q.eq(...)` continues; anything else resets
                     self._uses.setdefault(target, _Uses([], [])).resets.append(value.start_byte)
+            for _, m in QueryCursor(self.grammar.queries["escapes"]).matches(self.root):
+                node = m["name"][0]
+                self._uses.setdefault(n.text(node), _Uses([], [])).escapes.append(node)
             for uses in self._uses.values():
                 uses.calls.sort(key=lambda c: c.start_byte)
                 uses.resets.sort()
@@ -392,6 +411,8 @@ class _FileScan:
         notes = list(found.notes)
         if continuation and not links:
             notes.append("the query chain continues in a variable")
+        if top.id in self._escaped:
+            notes.append(self._escaped[top.id])
         return Call(
             **self._base(Kind.TABLE, node, method, top, client),
             schema=schema,
