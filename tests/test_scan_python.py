@@ -202,3 +202,10 @@ def list_queue(client, status=None, topic=None):
 def test_builder_passed_on_is_noted():
     src = "def f(client):\n    q = client.table('posts').select('*')\n    return paginate(q)\n"
     assert any("is passed on" in note for note in only(src).notes)
+
+
+def test_schema_from_a_constant_and_from_an_unknown():
+    known = only("S = 'analytics'\nsupabase.schema(S).table('events').select('*').execute()\n")
+    assert known.schema == "analytics" and known.table.name == "events"
+    unknown = only("import os\nsupabase.schema(os.environ['S']).table('tweets').select('*').execute()\n")
+    assert unknown.table.name is None and unknown.table.candidates == ("tweets",)

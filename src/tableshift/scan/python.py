@@ -12,7 +12,7 @@ from libcst.metadata import ByteSpanPositionProvider, MetadataWrapper, ParentNod
 from tableshift.model import Call, Column, Columns, Confidence, Kind, Opaque, Operation, Role, Span, TableArg, TableSource
 from tableshift.scan import columns as col
 from tableshift.scan.source import BOM, SourceText, StringLiteral
-from tableshift.scan.typescript import fold
+from tableshift.scan.typescript import UNKNOWN_SCHEMA, fold
 
 _PREFILTER = re.compile(rb"\.\s*(?:table|from_|rpc)\s*\(")
 OPERATIONS = frozenset(op.value for op in Operation)
@@ -232,20 +232,17 @@ class _FileScan:
 
     def _schema_of(self, receiver: cst.BaseExpression) -> tuple[str | None, cst.BaseExpression]:
         if isinstance(receiver, cst.Call) and isinstance(receiver.func, cst.Attribute) and receiver.func.attr.value == "schema":
-            lit = self.string(receiver.args[0].value) if receiver.args else None
-            return (lit.value if lit else "?"), receiver.func.value
+            resolved = self.table_arg(receiver.args[0].value, receiver) if receiver.args else None
+            name = resolved.name if resolved is not None and resolved.certain else None
+            return (name or UNKNOWN_SCHEMA), receiver.func.value
         return None, receiver
 
     def _chain_evidence(self, links: list[Link]) -> bool:
-        for link in links:
-            if link.name not in POSTGREST:
-                continue
-            if link.name not in _AMBIGUOUS:
-                return True
-            first = link.args[0].value if link.args else None
-            if first is not None and (self.string(first) is not None or isinstance(first, cst.Dict)):
-                return True
-        return False
+        return col.chain_evidence(
+            ((link.name, bool(link.args) and (self.string(link.args[0].value) is not None or isinstance(link.args[0].value, cst.Dict))) for link in links),
+            postgrest=POSTGREST,
+            ambiguous=_AMBIGUOUS,
+        )
 
     def _chain_up(self, node: cst.CSTNode) -> tuple[list[Link], cst.CSTNode]:
         links: list[Link] = []
@@ -292,6 +289,15 @@ class _FileScan:
 
     def _table(self, node, func, client, schema, arg, links, top, evidence) -> Call:  # type: ignore[no-untyped-def]
         table = self.table_arg(arg, node)
+        if schema == UNKNOWN_SCHEMA:
+            # the same name in another schema is another table: the call is only "maybe" this one
+            table = TableArg(
+                None,
+                TableSource.DYNAMIC,
+                candidates=(table.name,) if table.certain and table.name else table.candidates,
+                reasons=("the .schema() argument is not known statically", *table.reasons),
+            )
+            schema = None
         if table.certain and table.name and "." in table.name and schema is None:
             schema, name = table.name.split(".", 1)
             span = table.span

@@ -300,15 +300,11 @@ class _FileScan:
         return None, inner
 
     def _chain_evidence(self, links: list[Link]) -> bool:
-        for link in links:
-            if link.name not in POSTGREST:
-                continue
-            if link.name not in _AMBIGUOUS:
-                return True
-            first = link.args[0] if link.args else None
-            if first is not None and (n.string_literal(first) is not None or first.type == "object"):
-                return True
-        return False
+        return col.chain_evidence(
+            ((link.name, bool(link.args) and (n.string_literal(link.args[0]) is not None or link.args[0].type == "object")) for link in links),
+            postgrest=POSTGREST,
+            ambiguous=_AMBIGUOUS,
+        )
 
     def _continuation(self, top: Node) -> list[Link]:
         """Method calls on the variable a builder was stored in: `let q = ...; q = q.eq(...)`.
