@@ -209,3 +209,45 @@ def test_schema_from_a_constant_and_from_an_unknown():
     assert known.schema == "analytics" and known.table.name == "events"
     unknown = only("import os\nsupabase.schema(os.environ['S']).table('tweets').select('*').execute()\n")
     assert unknown.table.name is None and unknown.table.candidates == ("tweets",)
+
+
+@pytest.mark.parametrize(
+    "noise",
+    [
+        "db = TinyDB('x.json')\ntweets = db.table('tweets')\n",
+        "spark.table('posts').select('id').filter('id > 1').collect()\n",
+    ],
+)
+def test_other_table_apis_are_noise(noise):
+    assert calls(noise) == []
+
+
+def test_upper_case_client_with_execute_counts():
+    assert only("SUPABASE.table('tweets').select('id').execute()\n").table.name == "tweets"
+
+
+def test_class_attribute_is_resolved_per_class():
+    src = '''
+class C:
+    table_name = "tweets"
+    def get(self):
+        return self.client.table(self.table_name).select("*").execute()
+
+class D:
+    table_name = "outcomes"
+    def get(self):
+        return self.client.table(self.table_name).select("*").execute()
+'''
+    first, second = calls(src)
+    assert (first.table.name, second.table.name) == ("tweets", "outcomes")
+
+
+def test_local_variable_shadows_module_constant():
+    src = 'TW = "tweets"\ndef f(sb):\n    TW = "posted_content"\n    return sb.table(TW).select("*").execute()\n'
+    call = only(src)
+    assert call.table.name is None and call.table.candidates == ("posted_content",)
+
+
+def test_executed_response_in_a_variable_is_not_a_builder():
+    call = only("def f(supabase):\n    res = supabase.table('tweets').select('id').execute()\n    return res\n")
+    assert call.notes == ()

@@ -65,9 +65,10 @@ def uses(plans: Iterable[Plan], *, cwd: Path, base: Path) -> list[Use]:
         if call.suppression:
             continue
         key = file_key(call.file, cwd=cwd, base=base)
-        if plan.verdict.status is Status.LEGACY:
-            out.extend(Use(key, table, plan) for table in plan.verdict.legacy_tables)
-        elif plan.verdict.status is Status.DYNAMIC:
+        # certain legacy usage: the call's own legacy table and every legacy embed, even in a
+        # call whose own table is dynamic
+        out.extend(Use(key, table, plan) for table in plan.verdict.legacy_tables)
+        if plan.verdict.status is Status.DYNAMIC:
             out.append(Use(key, DYNAMIC, plan))
     return out
 
@@ -86,11 +87,18 @@ def build(items: Iterable[Use], rules: RuleSet) -> Baseline:
     return Baseline(rules.name, dict(files))
 
 
-def ratchet(old: Baseline, items: Iterable[Use]) -> Baseline:
-    """Lower every allowance to today's usage; never raise one, never add one."""
+def ratchet(old: Baseline, items: Iterable[Use], *, judged) -> Baseline:  # type: ignore[no-untyped-def]
+    """Lower every allowance to today's usage; never raise one, never add one.
+
+    Only files this run could judge are lowered (`judged(key)`): a file outside the paths, or one
+    that was skipped or did not parse, keeps its allowances.
+    """
     now = _grouped(items)
     files: dict[str, dict[str, Allowance]] = {}
     for key, tables in old.files.items():
+        if not judged(key):
+            files[key] = dict(tables)
+            continue
         for table, allowance in tables.items():
             current = now.get((key, table), [])
             if len(current) >= allowance.allowed:
@@ -152,9 +160,14 @@ def load(path: Path, rules: RuleSet) -> Baseline:
         for table, entry in tables.items():
             allowed = entry.get("allowed") if isinstance(entry, dict) else None
             code = entry.get("code", []) if isinstance(entry, dict) else None
-            if not isinstance(allowed, int) or allowed < 0 or not isinstance(code, list):
-                raise bad(f"files.{key}.{table} needs a whole 'allowed' and a 'code' list")
-            out.setdefault(key, {})[table] = Allowance(allowed, tuple(str(c) for c in code))
+            if type(allowed) is not int or allowed < 0 or not isinstance(code, list) or not all(isinstance(c, str) for c in code):
+                raise bad(f"files.{key}.{table} needs a whole 'allowed' and a 'code' list of strings")
+            if table != DYNAMIC and rules.lookup(table) is None:
+                raise UsageError(
+                    f"{path}: baseline names {table!r}, which is not a legacy table in {rules.path}: "
+                    "run `tableshift baseline` to make a new one"
+                )
+            out.setdefault(key, {})[table] = Allowance(allowed, tuple(code))
     return Baseline(rules.name, out)
 
 
@@ -186,30 +199,44 @@ class Comparison:
 def compare(
     baseline: Baseline, items: list[Use], plans: Iterable[Plan], *, scanned: set[str], exists
 ) -> Comparison:  # type: ignore[no-untyped-def]
-    """New usage per file and table: more calls than allowed; the unmatched (else last) ones are new."""
+    """New usage per file and table: more calls than allowed; the unmatched (else last) ones are new.
+
+    `scanned` holds the files this run could judge. Allowances of files that no longer exist
+    travel with their code: a moved file's calls match them and are not new.
+    """
     plans = list(plans)
     new: list[Finding] = []
     warnings: list[Finding] = []
     tight: list[Tightenable] = []
     groups = _grouped(items)
+    orphans: dict[str, Counter[str]] = defaultdict(Counter)  # table -> code of deleted files' calls
+    for key, tables in baseline.files.items():
+        if key not in scanned and not exists(key):
+            for table, allowance in tables.items():
+                orphans[table].update(allowance.code[: allowance.allowed])
     for (key, table), group in sorted(groups.items()):
         allowance = baseline.allowance(key, table)
         group.sort(key=lambda u: (u.plan.call.start.line, u.plan.call.start.column))
         if len(group) > allowance.allowed:
             picked = _pick_new(group, allowance, len(group) - allowance.allowed)
+            moved = [u for u in picked if orphans[table][u.fingerprint] > 0]
+            for use in moved:
+                orphans[table][use.fingerprint] -= 1
+            picked = [u for u in picked if u not in moved]
             into = warnings if table == DYNAMIC else new
             into.extend(Finding(u, len(group), allowance.allowed) for u in picked)
         elif len(group) < allowance.allowed:
             tight.append(Tightenable(key, table, len(group), allowance.allowed))
     for key, tables in sorted(baseline.files.items()):
         if key not in scanned and exists(key):
-            continue  # outside this run's paths (or --changed-since): not judged
+            continue  # outside this run's paths (or --changed-since), skipped, or unparsed: not judged
         for table, allowance in sorted(tables.items()):
             if (key, table) not in groups and allowance.allowed:
                 tight.append(Tightenable(key, table, 0, allowance.allowed))
     unreasoned = tuple(p for p in plans if p.call.suppression == "" and p.verdict.status in (Status.LEGACY, Status.DYNAMIC))
     suppressed = sum(1 for p in plans if p.call.suppression and p.verdict.status in (Status.LEGACY, Status.DYNAMIC))
-    return Comparison(tuple(new), tuple(warnings), tuple(tight), unreasoned, suppressed, len(items))
+    order = lambda f: (f.use.plan.call.file, f.use.plan.call.start.line, f.use.plan.call.start.column)  # noqa: E731
+    return Comparison(tuple(sorted(new, key=order)), tuple(sorted(warnings, key=order)), tuple(tight), unreasoned, suppressed, len(items))
 
 
 def _pick_new(group: list[Use], allowance: Allowance, excess: int) -> list[Use]:

@@ -20,12 +20,23 @@ class GateResult:
     exit_status: int
 
 
+def _can_judge(f) -> bool:  # type: ignore[no-untyped-def]
+    # LibCST has no error recovery: a Python file with a syntax error yields no calls at all
+    return not (f.skipped or f.error or (f.parse_error and f.language == "python"))
+
+
+def _judged(result: ScanResult, *, cwd: Path, base: Path) -> set[str]:
+    """Baseline keys of the files this run could read in full."""
+    return {bl.file_key(f.path, cwd=cwd, base=base) for f in result.files if _can_judge(f)}
+
+
 def write_baseline(result: ScanResult, rules: RuleSet, path: Path, *, update: bool, cwd: Path) -> tuple[bl.Baseline, bl.Baseline | None]:
     """Write a baseline from scratch, or (update) lower the existing one to today's usage."""
     base = path.parent
     items = bl.uses(result.plans, cwd=cwd, base=base)
     old = bl.load(path, rules) if update else None
-    new = bl.ratchet(old, items) if old is not None else bl.build(items, rules)
+    judged = _judged(result, cwd=cwd, base=base)
+    new = bl.ratchet(old, items, judged=lambda key: key in judged or not (base / key).exists()) if old is not None else bl.build(items, rules)
     write_atomic(path, bl.dump(new))
     return new, old
 
@@ -36,10 +47,16 @@ def run_check(
     base = path.parent.resolve()
     baseline = bl.load(path, rules)
     items = bl.uses(result.plans, cwd=cwd, base=base)
-    scanned = {bl.file_key(f.path, cwd=cwd, base=base) for f in result.files}
+    scanned = _judged(result, cwd=cwd, base=base)
     comparison = bl.compare(
         baseline, items, result.plans, scanned=scanned, exists=lambda key: (base / key).exists()
     )
     display = lambda key: Path(os.path.relpath(base / key, cwd)).as_posix()  # noqa: E731
     data = check_report.build(comparison, rules, strict=strict, files_scanned=len(result.files), display=display)
+    data["not_checked"] = [
+        {"file": f.path, "reason": f.skipped or f.error or "syntax error: the file could not be parsed"}
+        for f in result.files
+        if not _can_judge(f)
+    ]
+    data["summary"]["not_checked"] = len(data["not_checked"])
     return GateResult(data, comparison, 0 if data["summary"]["passed"] else 1)

@@ -27,9 +27,10 @@ def _message(f: Finding, rules: RuleSet) -> str:
     tail = f"{f.count} call{'s' if f.count != 1 else ''} here, baseline allows {f.allowed}"
     if use.table == DYNAMIC:
         table = use.plan.call.table
-        maybe = ", ".join(repr(c) for c in (table.candidates if table else ()) if rules.lookup(c)) or "any table"
+        maybe = ", ".join(repr(c) for c in (table.candidates if table else ()) if rules.lookup(c))
         why = "; ".join(table.reasons) if table and table.reasons else "not known statically"
-        return f"table may be legacy {maybe} ({why}): {tail}"
+        what = f"table may be legacy {maybe}" if maybe else "table is not known statically and may be legacy"
+        return f"{what} ({why}): {tail}"
     rule = rules.lookup(use.table)
     target = f" (use {rule.target!r})" if rule is not None else ""
     own = use.plan.call.table
@@ -68,7 +69,9 @@ def build(comparison: Comparison, rules: RuleSet, *, strict: bool, files_scanned
             "file": p.call.file,
             "line": p.call.start.line,
             "column": p.call.start.column,
-            "message": "tableshift-ignore needs a reason: `// tableshift-ignore: why this call may stay`",
+            "message": "tableshift-ignore needs a reason: `"
+            + ("#" if p.call.language == "python" else "//")
+            + " tableshift-ignore: why this call may stay`",
         }
         for p in comparison.unreasoned
     ]
@@ -106,6 +109,8 @@ def summary_line(data: dict[str, Any]) -> str:
     if s["suppressed"]:
         parts.append(f"{s['suppressed']} suppressed")
     line = f"{head}: " + ", ".join(parts)
+    if s.get("not_checked"):
+        line += f"; {s['not_checked']} file{'s' if s['not_checked'] != 1 else ''} not checked (skipped or unparsable)"
     if s["tightenable"]:
         line += f"; usage dropped in {s['tightenable']} place{'s' if s['tightenable'] != 1 else ''}: run `tableshift baseline --update` to tighten the baseline"
     return line
@@ -116,6 +121,7 @@ def to_text(data: dict[str, Any]) -> str:
     lines += [f"{f['file']}:{f['line']}:{f['column']}: {f['level']}: {f['message']}" for f in data["warnings"]]
     lines += [f"{e['file']}:{e['line']}:{e['column']}: {e['message']}" for e in data["errors"]]
     lines += [f"{t['file']}: {t['table']}: {t['count']} calls now, baseline allows {t['allowed']} (can be tightened)" for t in data["tightenable"]]
+    lines += [f"{u['file']}: not checked: {u['reason']}" for u in data.get("not_checked", [])]
     lines.append(summary_line(data))
     return "\n".join(lines) + "\n"
 
@@ -134,8 +140,13 @@ def to_github(data: dict[str, Any]) -> str:
     for f in data["new"] + data["warnings"]:
         kind = "error" if f["level"] == "error" else "warning"
         title = f"tableshift: {f['table'] or 'dynamic table'}"
-        props = f"file={_gh_prop(f['file'])},line={f['line']},col={f['column']},endLine={f['end_line']},title={_gh_prop(title)}"
+        props = (
+            f"file={_gh_prop(f['file'])},line={f['line']},col={f['column']},endLine={f['end_line']},"
+            f"endColumn={f['end_column']},title={_gh_prop(title)}"
+        )
         lines.append(f"::{kind} {props}::{_gh_data(f['message'])}")
+    for u in data.get("not_checked", []):
+        lines.append(f"::warning file={_gh_prop(u['file'])},title={_gh_prop('tableshift: not checked')}::{_gh_data(u['reason'])}")
     for e in data["errors"]:
         props = f"file={_gh_prop(e['file'])},line={e['line']},col={e['column']},title={_gh_prop('tableshift: suppression')}"
         lines.append(f"::error {props}::{_gh_data(e['message'])}")

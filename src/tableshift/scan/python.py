@@ -77,6 +77,7 @@ class _Collector(cst.CSTVisitor):
         self.module_assigns: dict[str, list[cst.BaseExpression]] = {}
         self.class_attrs: dict[str, list[tuple[str, cst.BaseExpression]]] = {}  # attr -> (class, value)
         self._classes: list[str] = []
+        self.bases: dict[str, list[str]] = {}  # class -> the names of its bases defined anywhere
         self.method_calls: dict[str, list[cst.Call]] = {}  # `q.eq(...)`, by the variable's name
         self.assigns: dict[str, list[cst.Assign]] = {}
         self.escapes: dict[str, list[cst.Name]] = {}  # a variable passed as an argument or returned
@@ -84,6 +85,7 @@ class _Collector(cst.CSTVisitor):
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self._classes.append(node.name.value)
+        self.bases[node.name.value] = [b.value.value for b in node.bases if isinstance(b.value, cst.Name)]
 
     def leave_ClassDef(self, node: cst.ClassDef) -> None:
         self._classes.pop()
@@ -210,17 +212,23 @@ class _FileScan:
         assert isinstance(func, cst.Attribute)
         method = func.attr.value
         receiver = func.value
-        if isinstance(receiver, cst.Name) and receiver.value[:1].isupper():
-            return None  # a class: pypika's Query.from_, rich's Table...
         links, top = self._chain_up(node)
         storage = isinstance(receiver, cst.Attribute) and receiver.attr.value == "storage"
         if method == "from_" and storage:
             return self._named(Kind.STORAGE, node, func, receiver.value, links, top)  # type: ignore[union-attr]
         schema, client = self._schema_of(receiver)
-        evidence = schema is not None or self._chain_evidence(links)
-        clientish = _CLIENTISH.search(_name(client)) is not None
-        if not evidence and not clientish:
+        continuation = self._continuation(top, links)
+        # supabase-py queries run through `.execute()`: without it, `.table(` is as likely TinyDB,
+        # PySpark or pypika, so only a receiver named for Supabase still counts
+        executes = any(link.name == "execute" for link in (*links, *continuation))
+        postgrest = self._chain_evidence([*links, *continuation])
+        evidence = schema is not None or (executes and postgrest)
+        client_code = _name(client)
+        likely = "supabase" in client_code.lower() or (postgrest and _CLIENTISH.search(client_code) is not None)
+        if not evidence and not likely:
             return None
+        if isinstance(receiver, cst.Name) and receiver.value[:1].isupper() and not evidence:
+            return None  # a class: pypika's Query.from_, rich's Table...
         positional = [a for a in node.args if a.keyword is None and not a.star]
         if not positional:
             return None
@@ -228,7 +236,7 @@ class _FileScan:
             return self._named(Kind.RPC, node, func, client, links, top, schema=schema)
         if len(node.args) != 1 or len(positional) != 1:
             return None
-        return self._table(node, func, client, schema, positional[0].value, links, top, evidence)
+        return self._table(node, func, client, schema, positional[0].value, links, top, evidence, continuation)
 
     def _schema_of(self, receiver: cst.BaseExpression) -> tuple[str | None, cst.BaseExpression]:
         if isinstance(receiver, cst.Call) and isinstance(receiver.func, cst.Attribute) and receiver.func.attr.value == "schema":
@@ -276,8 +284,17 @@ class _FileScan:
             "client": " ".join(_name(client).split()),
             "code": self.src.line_text(start.line).strip(),
             "chain": fold(self.src.text(top_span)),
-            "suppression": self.src.suppression(tuple(dict.fromkeys((start.line, start.line - 1, first, first - 1)))),
+            "suppression": self.src.suppression(
+                tuple(dict.fromkeys((start.line, first))),
+                tuple(dict.fromkeys((start.line - 1, first - 1, self._statement_line(top) - 1))),
+            ),
         }
+
+    def _statement_line(self, node: cst.CSTNode) -> int:
+        current: cst.CSTNode | None = node
+        while current is not None and not isinstance(current, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+            current = self.parent(current)
+        return self.src.position(self.span(current if current is not None else node).start).line
 
     def _named(self, kind, node, func, client, links, top, *, schema=None) -> Call | None:  # type: ignore[no-untyped-def]
         args = [a for a in node.args if a.keyword is None and not a.star]
@@ -287,7 +304,7 @@ class _FileScan:
         notes = () if resolved.certain else tuple(f"{'bucket' if kind is Kind.STORAGE else 'function'}: {r}" for r in resolved.reasons)
         return Call(**self._base(kind, func, top, client), schema=schema, name=resolved.name, notes=notes)
 
-    def _table(self, node, func, client, schema, arg, links, top, evidence) -> Call:  # type: ignore[no-untyped-def]
+    def _table(self, node, func, client, schema, arg, links, top, evidence, continuation) -> Call:  # type: ignore[no-untyped-def]
         table = self.table_arg(arg, node)
         if schema == UNKNOWN_SCHEMA:
             # the same name in another schema is another table: the call is only "maybe" this one
@@ -311,7 +328,6 @@ class _FileScan:
             if operation is None and link.name in OPERATIONS:
                 operation = Operation(link.name)
                 operation_span = self.span(link.node)
-        continuation = self._continuation(top)
         for link in [*links, *continuation]:
             self._columns(link, found)
         if continuation and not links:
@@ -337,8 +353,10 @@ class _FileScan:
             payload_objects=tuple(found.payload_objects),
         )
 
-    def _continuation(self, top: cst.CSTNode) -> list[Link]:
+    def _continuation(self, top: cst.CSTNode, links: list[Link]) -> list[Link]:
         """Method calls on the variable a builder was stored in (`q = q.eq(...)`), up to its next new value."""
+        if any(link.name == "execute" for link in links):
+            return []  # the variable holds a response, not a builder
         holder = self.parent(top)
         if not isinstance(holder, cst.Assign) or len(holder.targets) != 1 or not isinstance(holder.targets[0].target, cst.Name):
             return []
@@ -397,6 +415,17 @@ class _FileScan:
         fn = self._param_owner(name, at)
         if fn is not None:
             return self._parameter(name, fn)
+        scope = self._scope(at)
+        if not isinstance(scope, cst.Module):
+            local = [a.value for a in self.collector.assigns.get(name, []) if self._scope(a) is scope]
+            if local:
+                literals = [self.string(v) for v in local]
+                return TableArg(
+                    None,
+                    TableSource.DYNAMIC,
+                    candidates=tuple(dict.fromkeys(lit.value for lit in literals if lit is not None)),
+                    reasons=(f"`{name}` is a local variable",),
+                )
         values = self.collector.module_assigns.get(name, [])
         if len(values) == 1:
             inner = self.table_arg(values[0], at, depth + 1)
@@ -413,8 +442,26 @@ class _FileScan:
             )
         return TableArg(None, TableSource.DYNAMIC, reasons=(f"`{name}` is imported, local or global: not a module constant of this file",))
 
+    def _lineage(self, name: str) -> list[str]:
+        seen: list[str] = []
+        todo = [name]
+        while todo:
+            current = todo.pop(0)
+            if current in seen:
+                continue
+            seen.append(current)
+            todo.extend(self.collector.bases.get(current, []))
+        return seen
+
     def _class_attr(self, attr: str, code: str, depth: int, at: cst.CSTNode) -> TableArg:
         assigned = self.collector.class_attrs.get(attr, [])
+        owner = self._enclosing_class(at)
+        if owner is not None:
+            # the value this class sees: its own or its nearest base's, and what subclasses override
+            definer = next((c for c in self._lineage(owner) if any(o == c for o, _ in assigned)), None)
+            if definer is not None:
+                family = {definer} | {c for c in self.collector.bases if c != owner and owner in self._lineage(c)}
+                assigned = [(o, v) for o, v in assigned if o in family]
         literals = [(owner, self.string(v)) for owner, v in assigned]
         names = tuple(dict.fromkeys(lit.value for _, lit in literals if lit is not None))
         if len(assigned) == 1 and literals[0][1] is not None:
@@ -427,6 +474,12 @@ class _FileScan:
             candidates=names,
             reasons=(f"class attribute `{code}` is assigned in several places (subclasses, methods)",),
         )
+
+    def _enclosing_class(self, node: cst.CSTNode) -> str | None:
+        current = self.parent(node)
+        while current is not None and not isinstance(current, cst.ClassDef):
+            current = self.parent(current)
+        return current.name.value if isinstance(current, cst.ClassDef) else None
 
     def _fallback(self, arg: cst.BaseExpression, code: str, at: cst.CSTNode, depth: int) -> TableArg:
         """`os.environ.get("X", "t")`, `os.getenv("X") or "t"`, `settings.TABLE or "t"`."""

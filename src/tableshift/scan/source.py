@@ -10,7 +10,8 @@ from functools import cached_property
 from tableshift.model import Position, Span
 
 BOM = b"\xef\xbb\xbf"
-_SUPPRESSION = re.compile(r"(?://|#|/\*)\s*tableshift-ignore\b(?:\s*:)?(?P<reason>.*?)\s*(?:\*/.*)?$")
+_SUPPRESSION = re.compile(r"(?://|#|/\*)\s*tableshift-ignore(?![-\w])(?:\s*:)?(?P<reason>.*?)\s*(?:\*/.*)?$")
+_COMMENT_ONLY = re.compile(r"^\s*(?://|#|/\*|\*)")
 
 
 class SourceText:
@@ -48,17 +49,41 @@ class SourceText:
             raw = raw[len(BOM) :]
         return raw.decode("utf-8", "replace")
 
-    def suppression(self, lines: tuple[int, ...]) -> str | None:
-        """The reason of a `tableshift-ignore: reason` comment on any of these lines ("" if it gives none)."""
-        for line in lines:
-            if 1 <= line <= len(self.line_starts):
-                match = _SUPPRESSION.search(self.line_text(line))
-                if match is not None:
-                    return match.group("reason").strip()
+    def suppression(self, own: tuple[int, ...], above: tuple[int, ...]) -> str | None:
+        """The reason of a `tableshift-ignore: reason` comment ("" when it gives none), or None.
+
+        A comment counts at the end of one of the call's `own` lines, or alone on one of the
+        lines `above` it, never inside a string and never from a neighbouring statement's line.
+        """
+        for line, alone in [*((n, False) for n in own), *((n, True) for n in above)]:
+            if not 1 <= line <= len(self.line_starts):
+                continue
+            text = self.line_text(line)
+            if alone and not _COMMENT_ONLY.match(text):
+                continue
+            match = _SUPPRESSION.search(text)
+            if match is not None and _outside_strings(text, match.start()):
+                return match.group("reason").strip()
         return None
 
     def text(self, span: Span) -> str:
         return self.data[span.start : span.end].decode("utf-8", "surrogateescape")
+
+
+def _outside_strings(text: str, index: int) -> bool:
+    """Whether position `index` of a line is outside string literals (quotes before it balance)."""
+    quote = None
+    escaped = False
+    for char in text[:index]:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif quote is None and char in "'\"`":
+            quote = char
+        elif char == quote:
+            quote = None
+    return quote is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -367,9 +367,11 @@ class _FileScan:
     def _base(self, kind: Kind, node: Node, method: Node, top: Node, client: Node) -> dict:
         start = self.src.position(method.start_byte)
         first = self.src.position(top.start_byte).line
-        lines = tuple(dict.fromkeys((start.line, start.line - 1, first, first - 1)))
+        statement = self.src.position(_statement(top).start_byte).line
         return {
-            "suppression": self.src.suppression(lines),
+            "suppression": self.src.suppression(
+                tuple(dict.fromkeys((start.line, first))), tuple(dict.fromkeys((start.line - 1, first - 1, statement - 1)))
+            ),
             "file": self.path,
             "language": self.language,
             "kind": kind,
@@ -631,7 +633,7 @@ _SPACE_AROUND = re.compile(r"\s*([.()\[\]{},:])\s*")
 
 def fold(code: str, limit: int = 240) -> str:
     """Code on one line, white space around punctuation removed: stable under reformatting."""
-    folded = _SPACE_AROUND.sub(r"\1", " ".join(code.split()))
+    folded = _SPACE_AROUND.sub(r"\1", " ".join(code.split())).replace('"', "'").replace("`", "'")
     return folded if len(folded) <= limit else folded[: limit - 1] + "…"
 
 
