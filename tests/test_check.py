@@ -244,3 +244,43 @@ def test_config_is_found_from_a_subdirectory(repo):
 
 def test_check_without_rules_anywhere(tmp_path):
     assert "no rules file" in _one_line_error(run_cli("check", cwd=tmp_path))
+
+
+def test_update_keeps_files_outside_the_paths(repo):
+    assert run_cli("baseline", "--update", "src/queue.ts", cwd=repo).returncode == 0
+    data = json.loads((repo / "tableshift-baseline.json").read_text())
+    assert "src/metrics.ts" in data["files"]
+
+
+def test_unparsable_python_file_is_not_judged_and_is_listed(repo):
+    (repo / "src/job.py").write_text("def f(supabase):\n    return supabase.table('tweets').select('id').execute()\n")
+    assert run_cli("baseline", cwd=repo).returncode == 0
+    (repo / "src/job.py").write_text("def f(supabase:\n    return supabase.table('tweets').select('id').execute()\n")
+    proc = check(repo)
+    assert proc.returncode == 0
+    assert "src/job.py: not checked: syntax error" in proc.stdout
+    assert "can be tightened" not in proc.stdout
+    assert run_cli("baseline", "--update", cwd=repo).returncode == 0
+    assert "src/job.py" in json.loads((repo / "tableshift-baseline.json").read_text())["files"]
+
+
+def test_a_moved_file_keeps_its_allowances(repo):
+    git(repo, "mv", "src/queue.ts", "src/queue2.ts")
+    proc = check(repo)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_config_exclude_is_relative_to_the_config(repo):
+    (repo / "src/generated").mkdir()
+    (repo / "src/generated/g.ts").write_text("export const g = () => supabase.from('tweets').select();\n")
+    (repo / "tableshift.toml").write_text(f'rules = "{RULES.as_posix()}"\npaths = ["src"]\nexclude = ["src/generated/"]\n')
+    assert check(repo).returncode == 0
+
+
+def test_broken_pyproject_is_reported_not_hidden(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.tableshift]\nrules = \n")
+    assert "invalid TOML" in _one_line_error(run_cli("check", cwd=tmp_path))
+
+
+def test_unknown_ref_for_changed_since(repo):
+    assert "--changed-since nosuchref:" in _one_line_error(check(repo, "--changed-since", "nosuchref"))

@@ -7,6 +7,7 @@ in a checkout) is ignored and rewritten, and is never unpickled.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -46,6 +47,17 @@ def user_key(home: Path | None = None) -> bytes | None:
         return None
 
 
+@functools.cache
+def code_fingerprint() -> str:
+    """Of tableshift's own source: a build of another commit with the same version never shares entries."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def dumps(value: Any) -> bytes:
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -55,7 +67,7 @@ class Cache:
 
     def __init__(self, directory: Path, *, rules_key: str, key: bytes | None = None) -> None:
         self.directory = directory
-        self.salt = f"{__version__}\0{FORMAT}\0{rules_key}"
+        self.salt = f"{__version__}\0{code_fingerprint()}\0{FORMAT}\0{rules_key}"
         self._key = key if key is not None else user_key()
         self._db: sqlite3.Connection | None = None
         self._pending: list[tuple[str, bytes]] = []

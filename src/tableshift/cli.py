@@ -159,7 +159,7 @@ def _inputs(
 def _sources(inputs: Inputs, *, only: set[Path] | None = None) -> list[SourceFile]:
     from tableshift.discover import discover
 
-    sources = discover(inputs.paths, include=inputs.include, exclude=inputs.exclude)
+    sources = discover(inputs.paths, include=inputs.include, exclude=inputs.exclude, pattern_base=inputs.config.root)
     return sources if only is None else [s for s in sources if s.path.resolve() in only]
 
 
@@ -331,7 +331,10 @@ def check(
     inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size))
     assert inputs.rules is not None
     path = _baseline_path(baseline_file, inputs.config)
-    only = changed(changed_since, cwd=Path.cwd()) if changed_since else None
+    # git runs where the code is: the first path's folder (or the config's), not necessarily here
+    first = inputs.paths[0] if inputs.paths else Path(".")
+    where = first if first.is_dir() else first.parent
+    only = changed(changed_since, cwd=where.resolve()) if changed_since else None
     result = gate.run_check(
         _scan(inputs, only=only),
         inputs.rules,

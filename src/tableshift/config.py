@@ -35,9 +35,18 @@ def find_config(start: Path) -> Path | None:
         if own.is_file():
             return own
         pyproject = folder / "pyproject.toml"
-        if pyproject.is_file() and _tool_table(pyproject) is not None:
-            return pyproject
+        if pyproject.is_file() and _mentions_tool(pyproject):
+            return pyproject  # loading it reports a broken file instead of hiding it
+        if (folder / ".git").exists():
+            return None  # the repository root: a config above it belongs to something else
     return None
+
+
+def _mentions_tool(pyproject: Path) -> bool:
+    try:
+        return "[tool.tableshift]" in pyproject.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
 
 
 def _tool_table(pyproject: Path) -> dict[str, Any] | None:

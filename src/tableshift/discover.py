@@ -43,9 +43,15 @@ def discover(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     cwd: Path | None = None,
+    pattern_base: Path | None = None,
 ) -> list[SourceFile]:
-    """Every supported source file under `paths`, sorted by display path, each once."""
+    """Every supported source file under `paths`, sorted by display path, each once.
+
+    Include / exclude globs match paths relative to each PATH, and also relative to
+    `pattern_base` (the config file's folder), so `exclude = ["src/generated/"]` works either way.
+    """
     cwd = (cwd or Path.cwd()).resolve()
+    base = pattern_base.resolve() if pattern_base is not None else None
     import pathspec
 
     include_spec = pathspec.GitIgnoreSpec.from_lines(include) if include else None
@@ -72,9 +78,10 @@ def discover(
             language = language_of(rel)
             if language is None:
                 continue
-            if include_spec is not None and not include_spec.match_file(rel):
+            also = _relative(root / rel, base)
+            if include_spec is not None and not (include_spec.match_file(rel) or (also and include_spec.match_file(also))):
                 continue
-            if exclude_spec is not None and exclude_spec.match_file(rel):
+            if exclude_spec is not None and (exclude_spec.match_file(rel) or (also and exclude_spec.match_file(also))):
                 continue
             full = root / rel
             # a symlink is scanned as its target where the target is in the tree, never twice
@@ -86,6 +93,15 @@ def discover(
             if regular:
                 found.setdefault(full, SourceFile(full, prefix + rel if prefix is not None else _display(full, cwd), language))
     return sorted(found.values(), key=lambda f: f.display)
+
+
+def _relative(path: Path, base: Path | None) -> str | None:
+    if base is None:
+        return None
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return None
 
 
 def _prefix(root: Path, cwd: Path) -> str | None:
@@ -172,7 +188,7 @@ def changed_since(ref: str, *, cwd: Path) -> set[Path]:
             raise UsageError("--changed-since needs git, which is not installed") from None
         if proc.returncode != 0:
             message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise UsageError(f"--changed-since {ref}: {message[0] if message else 'git failed'}")
+            raise UsageError(f"--changed-since {ref}: {message[0] if message else 'not a commit in this repository'}")
         return proc.stdout.decode("utf-8", "surrogateescape")
 
     top = Path(git("rev-parse", "--show-toplevel").strip())

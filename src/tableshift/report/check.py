@@ -102,7 +102,8 @@ def build(comparison: Comparison, rules: RuleSet, *, strict: bool, files_scanned
 def summary_line(data: dict[str, Any]) -> str:
     s = data["summary"]
     head = "tableshift check: " + ("passed" if s["passed"] else "FAILED")
-    parts = [f"{s['new']} new legacy call{'s' if s['new'] != 1 else ''}", f"{s['warnings']} dynamic warning{'s' if s['warnings'] != 1 else ''}"]
+    kind = "error" if s["strict"] else "warning"
+    parts = [f"{s['new']} new legacy call{'s' if s['new'] != 1 else ''}", f"{s['warnings']} dynamic {kind}{'s' if s['warnings'] != 1 else ''}"]
     if s["errors"]:
         parts.append(f"{s['errors']} suppression{'s' if s['errors'] != 1 else ''} without a reason")
     parts.append(f"{s['legacy_uses']} legacy uses in {s['files_scanned']} files")
