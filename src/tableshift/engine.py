@@ -258,6 +258,8 @@ def rewrite_file(source: SourceFile, outcome: FileOutcome, chosen: Sequence[Plan
         new = apply_edits(old, (e for p in chosen for e in p.edits))
     except OverlappingEdits as exc:
         return Rewrite(path, source.path, old, old, tuple(chosen), f"edits overlap: {exc}")
-    if error_count(new, source.language) > error_count(old, source.language):
+    # the scan already knows whether the original parsed cleanly: parse it again only if not
+    before = error_count(old, source.language) if outcome.result.parse_error else 0
+    if error_count(new, source.language) > before:
         return Rewrite(path, source.path, old, old, tuple(chosen), "the rewritten file would not parse as well as the original")
     return Rewrite(path, source.path, old, new, tuple(chosen))

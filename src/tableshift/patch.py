@@ -54,6 +54,43 @@ def quote_path(path: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+class _SameLength(SequenceMatcher):
+    """Opcodes for two texts with the same number of lines, compared line by line.
+
+    Renames never add or remove lines, so this is the usual case, and it is linear where a
+    general diff is not; difflib's own grouping then makes the hunks.
+    """
+
+    def __init__(self, a: list[bytes], b: list[bytes]) -> None:
+        ops: list[tuple[str, int, int, int, int]] = []
+        start = 0
+        changed = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        i = 0
+        while i < len(changed):
+            first = changed[i]
+            last = first
+            while i + 1 < len(changed) and changed[i + 1] == last + 1:
+                i += 1
+                last = changed[i]
+            if first > start:
+                ops.append(("equal", start, first, start, first))
+            ops.append(("replace", first, last + 1, first, last + 1))
+            start = last + 1
+            i += 1
+        if start < len(a):
+            ops.append(("equal", start, len(a), start, len(a)))
+        self._ops = ops or [("equal", 0, 0, 0, 0)]
+
+    def get_opcodes(self) -> list[tuple[str, int, int, int, int]]:  # type: ignore[override]
+        return self._ops
+
+
+def _matcher(a: list[bytes], b: list[bytes]) -> SequenceMatcher:
+    if len(a) == len(b):
+        return _SameLength(a, b)
+    return SequenceMatcher(None, a, b, autojunk=False)
+
+
 def file_diff(path: str, old: bytes, new: bytes, *, context: int = CONTEXT) -> bytes:
     """One file's unified diff in git's format (a/ and b/ prefixes); empty when nothing changed."""
     if old == new:
@@ -61,7 +98,7 @@ def file_diff(path: str, old: bytes, new: bytes, *, context: int = CONTEXT) -> b
     a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
     pa, pb = quote_path(f"a/{path}"), quote_path(f"b/{path}")
     out = [f"diff --git {pa} {pb}\n--- {pa}\n+++ {pb}\n".encode()]
-    for group in SequenceMatcher(None, a, b, autojunk=False).get_grouped_opcodes(context):
+    for group in _matcher(a, b).get_grouped_opcodes(context):
         i1, i2, j1, j2 = group[0][1], group[-1][2], group[0][3], group[-1][4]
         out.append(f"@@ -{_range(i1, i2 - i1)} +{_range(j1, j2 - j1)} @@\n".encode())
         for tag, x1, x2, y1, y2 in group:
