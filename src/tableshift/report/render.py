@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
-import orjson
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+import orjson
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 from tableshift.report.sections import Section
 
@@ -73,6 +74,8 @@ def to_markdown(sections: list[Section], *, title: str) -> str:
 
 
 def print_tables(sections: list[Section], console: Console, *, title: str) -> None:
+    from rich.table import Table
+
     console.print(f"[bold]{title}[/bold]")
     for section in sections:
         if not section.rows:
@@ -93,6 +96,8 @@ def print_tables(sections: list[Section], console: Console, *, title: str) -> No
 
 
 def tables_to_text(sections: list[Section], *, title: str, width: int = 160) -> str:
+    from rich.console import Console
+
     buffer = io.StringIO()
     print_tables(sections, Console(file=buffer, width=width, color_system=None, force_terminal=False), title=title)
     return buffer.getvalue()
