@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import stat
 import subprocess
-from pathlib import Path
 
 import pytest
 

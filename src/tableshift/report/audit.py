@@ -7,7 +7,7 @@ from typing import Any
 
 from tableshift import __version__
 from tableshift.engine import FileOutcome, ScanResult
-from tableshift.model import Call, Column, Embedded, Kind, Opaque, Operation, Status, Verdict
+from tableshift.model import Column, Embedded, Kind, Opaque, Operation, Status, Verdict
 from tableshift.rewrite import Fix, Plan
 from tableshift.rules import RuleSet
 

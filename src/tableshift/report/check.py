@@ -159,8 +159,8 @@ def to_sarif(data: dict[str, Any], comparison: Comparison, rules: RuleSet) -> di
     """SARIF 2.1.0; `auto` calls carry a fix with the replacement, so code scanning can suggest it."""
     rule_index = {rid: i for i, (rid, *_rest) in enumerate(RULES)}
     results = []
-    findings = [(f, "legacy-table", d) for f, d in zip(comparison.new, data["new"])]
-    findings += [(f, "dynamic-legacy-table", d) for f, d in zip(comparison.warnings, data["warnings"])]
+    findings = [(f, "legacy-table", d) for f, d in zip(comparison.new, data["new"], strict=True)]
+    findings += [(f, "dynamic-legacy-table", d) for f, d in zip(comparison.warnings, data["warnings"], strict=True)]
     for finding, rule_id, entry in findings:
         call = finding.use.plan.call
         result: dict[str, Any] = {

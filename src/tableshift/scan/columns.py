@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tableshift import postgrest
@@ -22,16 +21,6 @@ class Found:
     opaque: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     payload_objects: list[Span] = field(default_factory=list)
-
-
-def chain_evidence(links: Iterable[tuple[str, bool]], *, postgrest: frozenset[str], ambiguous: frozenset[str]) -> bool:
-    """Whether a chain reads as PostgREST: a method only it has, or a shared name (`filter`,
-    `match`...) called with PostgREST-shaped arguments. Each link is (method, first argument is
-    a string literal or an object/dict literal)."""
-    for name, shaped in links:
-        if name in postgrest and (name not in ambiguous or shaped):
-            return True
-    return False
 
 
 def _where(lit: StringLiteral, src: SourceText, start: int, end: int) -> tuple[Span | None, Position]:

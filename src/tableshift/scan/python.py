@@ -12,7 +12,7 @@ from libcst.metadata import ByteSpanPositionProvider, MetadataWrapper, ParentNod
 from tableshift.model import Call, Column, Columns, Confidence, Kind, Opaque, Operation, Role, Span, TableArg, TableSource
 from tableshift.scan import columns as col
 from tableshift.scan.source import BOM, SourceText, StringLiteral
-from tableshift.scan.typescript import UNKNOWN_SCHEMA, fold
+from tableshift.scan.shared import UNKNOWN_SCHEMA, chain_evidence, fold, in_unknown_schema
 
 _PREFILTER = re.compile(rb"\.\s*(?:table|from_|rpc)\s*\(")
 OPERATIONS = frozenset(op.value for op in Operation)
@@ -246,7 +246,7 @@ class _FileScan:
         return None, receiver
 
     def _chain_evidence(self, links: list[Link]) -> bool:
-        return col.chain_evidence(
+        return chain_evidence(
             ((link.name, bool(link.args) and (self.string(link.args[0].value) is not None or isinstance(link.args[0].value, cst.Dict))) for link in links),
             postgrest=POSTGREST,
             ambiguous=_AMBIGUOUS,
@@ -307,14 +307,7 @@ class _FileScan:
     def _table(self, node, func, client, schema, arg, links, top, evidence, continuation) -> Call:  # type: ignore[no-untyped-def]
         table = self.table_arg(arg, node)
         if schema == UNKNOWN_SCHEMA:
-            # the same name in another schema is another table: the call is only "maybe" this one
-            table = TableArg(
-                None,
-                TableSource.DYNAMIC,
-                candidates=(table.name,) if table.certain and table.name else table.candidates,
-                reasons=("the .schema() argument is not known statically", *table.reasons),
-            )
-            schema = None
+            table, schema = in_unknown_schema(table), None
         if table.certain and table.name and "." in table.name and schema is None:
             schema, name = table.name.split(".", 1)
             span = table.span

@@ -181,8 +181,8 @@ def parameter_names(fn: Node) -> list[tuple[str, Node | None]]:
         return []
     items = [params] if params.type == "identifier" else params.named_children
     out: list[tuple[str, Node | None]] = []
-    for index, param in enumerate(items):
-        out.extend((name, default) for name, default in _pattern_names(param))
+    for param in items:
+        out.extend(_pattern_names(param))
     return out
 
 

@@ -24,6 +24,7 @@ from tableshift.model import (
 )
 from tableshift.scan import columns as col
 from tableshift.scan import ts_nodes as n
+from tableshift.scan.shared import UNKNOWN_SCHEMA, chain_evidence, fold, in_unknown_schema
 from tableshift.scan.source import BOM, SourceText
 from tableshift.scan.ts_resolve import Resolver
 
@@ -90,13 +91,12 @@ NOISE_RECEIVERS = frozenset(
     {"Array", "Buffer", "Object", "Set", "Map", "WeakMap", "WeakSet", "Promise", "String", "Number", "Date",
      "Symbol", "Iterator", "AsyncIterator", "Observable", "Rx", "rxjs", "Stream", "Readable", "Blob", "gsap",
      "TweenMax", "TweenLite", "anime", "Velocity", "moment", "dayjs", "Temporal", "Intl", "Immutable", "List",
-     "Seq", "_", "R", "knex", "kysely", "drizzle", "sequelize", "prisma", "qb", "sql", "Effect", "Stream",
+     "Seq", "_", "R", "knex", "kysely", "drizzle", "sequelize", "prisma", "qb", "sql", "Effect",
      "Chunk", "HashSet", "HashMap", "Option", "Either"}
 )  # fmt: skip
 _TYPED_ARRAY = re.compile(r"^(Big)?(U?[Ii]nt|Float)\d+(Clamped)?Array$")
 _CLIENTISH = re.compile(r"supabase|client|admin|(?<![a-z])db|database|(?<![a-z])sb(?![a-z])|postgrest", re.I)
 _PREFILTER = re.compile(rb"\.\s*(?:from|rpc)\s*\(|postgres_changes")
-UNKNOWN_SCHEMA = "?"
 # Receivers that are clients of something else: their `.from()` / `.rpc()` is not PostgREST.
 _OTHER_CLIENTS = frozenset(
     {"http", "https", "mail", "email", "smtp", "ws", "websocket", "socket", "redis", "kafka", "s3", "grpc",
@@ -300,7 +300,7 @@ class _FileScan:
         return None, inner
 
     def _chain_evidence(self, links: list[Link]) -> bool:
-        return col.chain_evidence(
+        return chain_evidence(
             ((link.name, bool(link.args) and (n.string_literal(link.args[0]) is not None or link.args[0].type == "object")) for link in links),
             postgrest=POSTGREST,
             ambiguous=_AMBIGUOUS,
@@ -387,14 +387,7 @@ class _FileScan:
     def _table(self, node, method, client, schema, arg, links, top, continuation, evidence) -> Call:  # type: ignore[no-untyped-def]
         table = self.resolver.table(arg, node)
         if schema == UNKNOWN_SCHEMA:
-            # the same name in another schema is another table: the call is only "maybe" this one
-            table = TableArg(
-                None,
-                TableSource.DYNAMIC,
-                candidates=(table.name,) if table.certain and table.name else table.candidates,
-                reasons=("the .schema() argument is not known statically", *table.reasons),
-            )
-            schema = None
+            table, schema = in_unknown_schema(table), None
         found = col.Found()
         operation = None
         operation_span = None
@@ -626,15 +619,6 @@ def _destructures_result(top: Node) -> bool:
     names = {name for name, _ in n._pattern_names(target)}
     keys = {n.text(c.child_by_field_name("key")) for c in target.named_children if c.type == "pair_pattern" and c.child_by_field_name("key")}
     return bool({"data", "error", "count"} & (names | keys))
-
-
-_SPACE_AROUND = re.compile(r"\s*([.()\[\]{},:])\s*")
-
-
-def fold(code: str, limit: int = 240) -> str:
-    """Code on one line, white space around punctuation removed: stable under reformatting."""
-    folded = _SPACE_AROUND.sub(r"\1", " ".join(code.split())).replace('"', "'").replace("`", "'")
-    return folded if len(folded) <= limit else folded[: limit - 1] + "…"
 
 
 def _star(src: SourceText, call: Node) -> Column:

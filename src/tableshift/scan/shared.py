@@ -1,0 +1,39 @@
+"""What both scanners share past their parsers: evidence, fingerprints, unknown schemas."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from tableshift.model import TableArg, TableSource
+
+UNKNOWN_SCHEMA = "?"
+_SPACE_AROUND = re.compile(r"\s*([.()\[\]{},:])\s*")
+
+
+def chain_evidence(links: Iterable[tuple[str, bool]], *, postgrest: frozenset[str], ambiguous: frozenset[str]) -> bool:
+    """Whether a chain reads as PostgREST: a method only it has, or a shared name (`filter`,
+    `match`...) called with PostgREST-shaped arguments. Each link is (method, first argument is
+    a string literal or an object/dict literal)."""
+    for name, shaped in links:
+        if name in postgrest and (name not in ambiguous or shaped):
+            return True
+    return False
+
+
+def fold(code: str, limit: int = 240) -> str:
+    """Code on one line, white space around punctuation removed and quotes made alike:
+    stable under reformatting, so a baseline can match a call that a formatter touched."""
+    folded = _SPACE_AROUND.sub(r"\1", " ".join(code.split())).replace('"', "'").replace("`", "'")
+    return folded if len(folded) <= limit else folded[: limit - 1] + "…"
+
+
+def in_unknown_schema(table: TableArg) -> TableArg:
+    """A table named through `.schema(expr)`: the same name in another schema is another table,
+    so the call only may be this one."""
+    return TableArg(
+        None,
+        TableSource.DYNAMIC,
+        candidates=(table.name,) if table.certain and table.name else table.candidates,
+        reasons=("the .schema() argument is not known statically", *table.reasons),
+    )
