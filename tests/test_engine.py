@@ -73,7 +73,7 @@ def test_tampered_or_foreign_entries_are_ignored_and_rewritten(tree):
     options = engine.Options(jobs=1, cache_dir=cache_dir)
     expected = _json(engine.run(discover(["."]), rules, options=options), rules)
     with _entries(cache_dir) as db:
-        db.execute("UPDATE entries SET value = X'00'")  # corrupt every entry
+        db.execute("UPDATE entries_v2 SET value = X'00'")  # corrupt every entry
     assert _json(engine.run(discover(["."]), rules, options=options), rules) == expected
     # an entry signed with another key (a cache planted in a checkout) is never unpickled
     planted = Cache(cache_dir, rules_key=rules.digest, key=b"k" * 32)
@@ -100,3 +100,18 @@ def test_other_rules_do_not_share_entries(tree):
     other = load_rules(FIXTURES.parent / "rules" / "content-consolidation.toml")
     assert Cache(tree / "c", rules_key=rules.digest).key("a", "b") == Cache(tree / "c", rules_key=other.digest).key("a", "b")
     assert Cache(tree / "c", rules_key="x").key("a", "b") != Cache(tree / "c", rules_key="y").key("a", "b")
+
+
+def test_entries_unused_for_a_month_are_pruned(tree):
+    rules = load_rules(RULES)
+    cache = Cache(tree / "c", rules_key=rules.digest)
+    for i in range(5):
+        cache.put(f"old{i}", b"x")
+    cache.flush()
+    with _entries(tree / "c") as db:
+        db.execute("UPDATE entries_v2 SET used = 0")
+    fresh = Cache(tree / "c", rules_key=rules.digest)
+    fresh.put("new", b"y")
+    fresh.prune()
+    with _entries(tree / "c") as db:
+        assert [k for (k,) in db.execute("SELECT key FROM entries_v2")] == ["new"]

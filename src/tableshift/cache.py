@@ -14,6 +14,7 @@ import os
 import pickle
 import secrets
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,7 @@ class Cache:
         self._key = key if key is not None else user_key()
         self._db: sqlite3.Connection | None = None
         self._pending: list[tuple[str, bytes]] = []
+        self._used: set[str] = set()  # keys read or written by this run
         if self._key is None:
             return
         try:
@@ -89,14 +91,14 @@ class Cache:
     def _open(self, path: Path) -> sqlite3.Connection:
         try:
             db = sqlite3.connect(path, isolation_level=None)
-            db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
-            db.execute("SELECT count(*) FROM entries").fetchone()
+            db.execute("CREATE TABLE IF NOT EXISTS entries_v2 (key TEXT PRIMARY KEY, value BLOB NOT NULL, used INTEGER NOT NULL DEFAULT 0)")
+            db.execute("SELECT count(*) FROM entries_v2").fetchone()
             return db
         except sqlite3.DatabaseError:
             # a corrupt file: start over rather than trust it or fail
             path.unlink(missing_ok=True)
             db = sqlite3.connect(path, isolation_level=None)
-            db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+            db.execute("CREATE TABLE IF NOT EXISTS entries_v2 (key TEXT PRIMARY KEY, value BLOB NOT NULL, used INTEGER NOT NULL DEFAULT 0)")
             return db
 
     def key(self, display: str, data_digest: str) -> str:
@@ -115,7 +117,7 @@ class Cache:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                found.update(k for (k,) in self._db.execute(f"SELECT key FROM entries WHERE key IN ({marks})", chunk))
+                found.update(k for (k,) in self._db.execute(f"SELECT key FROM entries_v2 WHERE key IN ({marks})", chunk))
         except sqlite3.Error:
             return set()
         return found
@@ -133,7 +135,8 @@ class Cache:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                for key, blob in self._db.execute(f"SELECT key, value FROM entries WHERE key IN ({marks})", chunk):
+                for key, blob in self._db.execute(f"SELECT key, value FROM entries_v2 WHERE key IN ({marks})", chunk):
+                    self._used.add(key)
                     blob = bytes(blob)
                     mac, payload = blob[:_MAC], blob[_MAC:]
                     if len(mac) != _MAC or not hmac.compare_digest(mac, self._mac(key, payload)):
@@ -149,16 +152,36 @@ class Cache:
     def put(self, key: str, payload: bytes) -> None:
         """Store an already pickled value (see `dumps`)."""
         if self._db is not None:
+            self._used.add(key)
             self._pending.append((key, self._mac(key, payload) + payload))
             if len(self._pending) >= 256:  # bounded memory on large trees
                 self.flush()
+
+    def prune(self, *, max_age_days: int = 30) -> None:
+        """Mark what this run used, and drop entries no run has used for a month: edits leave old
+        entries behind, and the cache must not grow without bound (a partial run, such as
+        --changed-since, keeps everything younger)."""
+        if self._db is None:
+            return
+        self.flush()
+        now = int(time.time())
+        try:
+            self._db.execute("BEGIN")
+            self._db.executemany("UPDATE entries_v2 SET used = ? WHERE key = ?", ((now, k) for k in self._used))
+            self._db.execute("DELETE FROM entries_v2 WHERE used < ?", (now - max_age_days * 86_400,))
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            pass
 
     def flush(self) -> None:
         if self._db is None or not self._pending:
             return
         try:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", self._pending)
+            now = int(time.time())
+            self._db.executemany(
+                "INSERT OR REPLACE INTO entries_v2 (key, value, used) VALUES (?, ?, ?)", ((k, v, now) for k, v in self._pending)
+            )
             self._db.execute("COMMIT")
         except sqlite3.Error:
             pass

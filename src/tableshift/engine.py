@@ -209,7 +209,7 @@ def stream(
             yield outcome
     finally:
         if cache is not None:
-            cache.flush()
+            cache.prune()  # also flushes
 
 
 def _compute(
