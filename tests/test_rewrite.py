@@ -171,7 +171,7 @@ def test_where_on_a_continued_chain_is_review(rules):
         ("supabase.from('content_metadata').update({ ...row });", "update spreads `...row`"),
         ("supabase.from('content_metadata').select('a, b(');", "select string does not parse"),
         ("supabase.from('content_metadata').or('status.eq');", "or() string does not parse"),
-        ("const T = 'content_metadata';\nsupabase.from(T).select('id');", "table name comes from a constant"),
+        ("export const T = 'content_metadata';\nsupabase.from(T).select('id');", "table name comes from a constant"),
         ("supabase.from('outcomes').insert({ likes_count: 1 });", "insert omits NOT NULL column(s) of 'engagement_metrics' without a default: tweet_id"),
         ("supabase.from('content_metadata').select('id');\nfunction broken( {\nsupabase.from('content_metadata').select('id');", None),
     ],
@@ -247,3 +247,35 @@ def test_python_where_and_set_use_python_syntax(rules):
 def test_python_noop(rules):
     src = 'client.table("content_queue").select("raw_topic").execute()\n'
     assert rewrite(src, rules, "python") == src
+
+
+def _settled(source: str, rules):
+    from tableshift.rewrite import settle_shared
+
+    data, found = plans(source, rules)
+    return data, settle_shared(tuple(found))
+
+
+def test_a_private_constant_used_only_by_rewritable_calls_is_rewritten(rules):
+    src = "const T = 'outcomes';\nexport const a = () => supabase.from(T).select('likes_count');\nexport const b = () => supabase.from(T).delete().eq('tweet_id', 1);\n"
+    data, found = _settled(src, rules)
+    assert [p.fix for p in found] == [Fix.AUTO, Fix.AUTO]
+    new = apply_edits(data, [e for p in found for e in p.edits]).decode()
+    assert new == (
+        "const T = 'engagement_metrics';\nexport const a = () => supabase.from(T).select('likes_count:likes');\n"
+        "export const b = () => supabase.from(T).delete().eq('tweet_id', 1);\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "export { T };\n",  # exported: other files may use it
+        "console.log(T);\n",  # used for something else too
+        "export const c = () => supabase.from(T).insert(row);\n",  # a sibling that needs review
+    ],
+)
+def test_a_constant_with_other_uses_is_review(rules, extra):
+    src = "const T = 'outcomes';\nexport const a = () => supabase.from(T).select('likes_count');\n" + extra
+    _, found = _settled(src, rules)
+    assert all(p.fix is Fix.REVIEW and p.edits == () for p in found if p.verdict.status.value == "legacy")

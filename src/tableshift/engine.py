@@ -16,7 +16,7 @@ from tableshift.classify import classify
 from tableshift.discover import SourceFile
 from tableshift.model import FileResult, Verdict
 from tableshift.patch import OverlappingEdits, apply_edits
-from tableshift.rewrite import Plan, plan
+from tableshift.rewrite import Plan, plan, settle_shared
 from tableshift.rules import RuleSet
 from tableshift.scan import error_count, has_candidates, scan_source
 
@@ -82,7 +82,7 @@ def analyse(source: SourceFile, data: bytes, rules: RuleSet | None) -> FileOutco
     """The per-file unit of work, on bytes already read: scan, classify, plan. Never raises."""
     result = scan_source(data, path=source.display, language=source.language)
     verdicts = tuple(classify(call, rules) for call in result.calls)
-    plans = tuple(plan(v, rules, data) for v in verdicts) if rules is not None else ()
+    plans = settle_shared(tuple(plan(v, rules, data) for v in verdicts)) if rules is not None else ()
     return FileOutcome(result, verdicts, plans, digest(data))
 
 

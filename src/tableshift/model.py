@@ -162,6 +162,9 @@ class TableArg:
     span: Span | None = None  # the literal's content, for a rewrite; None unless LITERAL
     candidates: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
+    # a file-private constant holding the name: its literal, and how often the file names it
+    binding: Span | None = None
+    binding_refs: int = 0
 
     @property
     def certain(self) -> bool:

@@ -20,7 +20,7 @@ from tableshift.fsutil import write_atomic
 from tableshift.patch import patch_of
 from tableshift.report import coverage
 from tableshift.report.coverage import Selection
-from tableshift.rewrite import Fix, Plan
+from tableshift.rewrite import Fix, Plan, shared_binding
 from tableshift.rules import RuleSet
 
 
@@ -58,6 +58,7 @@ def run(result: ScanResult, rules: RuleSet, chosen: Selection, *, split: bool) -
     by_group: dict[str, list[Rewrite]] = defaultdict(list)
     for outcome in result.outcomes:
         picked = [p for p in outcome.plans if p.fix is Fix.AUTO and chosen.why_not(p, rules) is None]
+        picked = _whole_constants(picked, outcome.plans)
         if not picked:
             continue
         source = sources[outcome.result.path]
@@ -70,6 +71,21 @@ def run(result: ScanResult, rules: RuleSet, chosen: Selection, *, split: bool) -
                 by_group[group].append(rewrite_file(source, outcome, plans))
     report = coverage.build(list(result.plans), rewrites, rules, chosen)
     return PatchOutcome(tuple(rewrites), {g: tuple(r) for g, r in by_group.items()}, report)
+
+
+def _whole_constants(picked: list[Plan], plans: Sequence[Plan]) -> list[Plan]:
+    """A shared constant is edited only with all its calls: drop a group the selection split."""
+    by_binding: dict[object, int] = {}
+    for p in plans:
+        binding = shared_binding(p)
+        if binding is not None:
+            by_binding[binding] = by_binding.get(binding, 0) + 1
+    chosen: dict[object, int] = {}
+    for p in picked:
+        binding = shared_binding(p)
+        if binding is not None:
+            chosen[binding] = chosen.get(binding, 0) + 1
+    return [p for p in picked if shared_binding(p) is None or chosen[shared_binding(p)] == by_binding[shared_binding(p)]]
 
 
 def _changes(rewrites: Sequence[Rewrite]) -> list[tuple[str, bytes, bytes]]:

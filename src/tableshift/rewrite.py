@@ -122,7 +122,10 @@ class _Planner:
     def _table(self, rule: TableRule) -> None:
         table = self.call.table
         assert table is not None
-        if table.source is TableSource.CONSTANT:
+        if table.source is TableSource.CONSTANT and table.binding is not None and self._same_schema(rule.target):
+            # a file-private constant: rewritten only if every use of it is (see `settle_shared`)
+            self.edits.append(Edit(table.binding, _table_part(rule.target)))
+        elif table.source is TableSource.CONSTANT:
             self.reasons.append("table name comes from a constant: change the constant (it may serve other calls)")
         elif table.span is None:
             self.reasons.append("table name is a string with escape sequences")
@@ -268,6 +271,46 @@ class _Planner:
         missing = [c for c in target.required if c not in given]
         if missing:
             self.reasons.append(f"insert omits NOT NULL column(s) of {rule.target!r} without a default: {', '.join(missing)}")
+
+
+SHARED_CONSTANT = "table name comes from a constant that other code uses too: change the constant by hand"
+
+
+def settle_shared(plans: tuple[Plan, ...]) -> tuple[Plan, ...]:
+    """Calls that share a file-private constant are rewritten together or not at all.
+
+    The constant's literal is edited only when every use of the constant in the file is one of
+    these calls, all of them `auto`, all going to the same target; otherwise each becomes `review`.
+    """
+    groups: dict[Span, list[int]] = {}
+    for index, p in enumerate(plans):
+        table = p.call.table
+        if table is not None and table.binding is not None and p.verdict.status is Status.LEGACY:
+            groups.setdefault(table.binding, []).append(index)
+    if not groups:
+        return plans
+    out = list(plans)
+    for binding, members in groups.items():
+        group = [plans[i] for i in members]
+        refs = group[0].call.table.binding_refs  # type: ignore[union-attr]
+        targets = {p.verdict.target for p in group}
+        if len(group) != refs or len(targets) != 1:
+            why = SHARED_CONSTANT
+        elif not all(p.fix is Fix.AUTO for p in group):
+            why = "table name comes from a constant shared with a call that needs review: rewrite them together"
+        else:
+            continue
+        for i in members:
+            p = plans[i]
+            if p.fix is Fix.AUTO:  # the others are review for reasons of their own already
+                out[i] = Plan(p.verdict, Fix.REVIEW, (), (*p.reasons, why), p.fates)
+    return tuple(out)
+
+
+def shared_binding(p: Plan) -> Span | None:
+    """The constant a rewrite of this plan edits, which its siblings must be rewritten with."""
+    table = p.call.table
+    return table.binding if table is not None and p.fix is Fix.AUTO else None
 
 
 def _table_part(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import cached_property
 
 from tree_sitter import Node, Query, QueryCursor
@@ -47,6 +48,26 @@ class Resolver:
         for match in self._matches("fields"):
             out.setdefault(n.text(match["name"][0]), []).append(match["value"][0])
         return out
+
+    @cached_property
+    def references(self) -> Counter[str]:
+        """How often each name appears as an identifier (declarations included)."""
+        return Counter(n.text(m["id"][0]) for m in self._matches("identifiers"))
+
+    def _file_private(self, decl: Node) -> bool:
+        """A module-level `const` that no `export` reaches: only this file can use it."""
+        statement = decl.parent
+        return (
+            statement is not None
+            and statement.parent is not None
+            and statement.parent.type == "program"
+            and not self.exports_names
+        )
+
+    @cached_property
+    def exports_names(self) -> bool:
+        # `export { X }` or `export default X`: be conservative about every constant in the file
+        return bool(self._matches("exports"))
 
     @cached_property
     def calls(self) -> list[tuple[str, Node]]:
@@ -124,6 +145,14 @@ class Resolver:
         inner = self.table(value, decl, depth + 1)
         if self.is_const(decl):
             if inner.certain:
+                lit = n.string_literal(value)
+                if lit is not None and lit.content_span is not None and self._file_private(decl):
+                    return TableArg(
+                        inner.name,
+                        TableSource.CONSTANT,
+                        binding=lit.content_span,
+                        binding_refs=self.references[name] - 1,
+                    )
                 return TableArg(inner.name, TableSource.CONSTANT)
             return TableArg(None, TableSource.DYNAMIC, candidates=inner.candidates, reasons=inner.reasons)
         candidates = list(inner.candidates) if not inner.certain else [inner.name]

@@ -36,6 +36,8 @@ _QUERIES = {
           (#any-of? @method "from" "rpc" "on")) @call
     """,
     "declarators": "(variable_declarator name: (_)) @decl",
+    "identifiers": "[(identifier) (shorthand_property_identifier)] @id",
+    "exports": "[(export_clause) (export_statement value: (_))] @export",
     "pairs": "(pair key: (_) @key value: (_) @value) @pair",
     "calls": "(call_expression function: (_) @callee arguments: (arguments) @args)",
     "errors": "(ERROR) @error (MISSING) @missing",
