@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tableshift import postgrest
-from tableshift.model import Column, Embedded, Position, Role, Span
+from tableshift.model import Column, Columns, Embedded, Operation, Position, Role, Span
+
+_OPERATIONS = frozenset(op.value for op in Operation)
 from tableshift.scan.source import SourceText, StringLiteral
 
 
@@ -21,6 +24,24 @@ class Found:
     opaque: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     payload_objects: list[Span] = field(default_factory=list)
+
+    def freeze(self) -> Columns:
+        return Columns(
+            select=tuple(self.select),
+            embedded=tuple(self.embedded),
+            filter=tuple(self.filter),
+            write=tuple(self.write),
+            on_conflict=tuple(self.on_conflict),
+            opaque=tuple(self.opaque),
+        )
+
+
+def first_operation(links: Iterable[tuple[str, Span]]) -> tuple[Operation | None, Span | None]:
+    """The chain's operation: the first select / insert / update / upsert / delete, and its call's span."""
+    for name, span in links:
+        if name in _OPERATIONS:
+            return Operation(name), span
+    return None, None
 
 
 def _where(lit: StringLiteral, src: SourceText, start: int, end: int) -> tuple[Span | None, Position]:

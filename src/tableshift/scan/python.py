@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import ByteSpanPositionProvider, MetadataWrapper, ParentNodeProvider
 
-from tableshift.model import Call, Column, Columns, Confidence, Kind, Opaque, Operation, Role, Span, TableArg, TableSource
+from tableshift.model import Call, Column, Confidence, Kind, Opaque, Operation, Role, Span, TableArg, TableSource
 from tableshift.scan import columns as col
 from tableshift.scan.source import BOM, SourceText, StringLiteral
 from tableshift.scan.shared import UNKNOWN_SCHEMA, chain_evidence, fold, in_unknown_schema
@@ -315,12 +315,7 @@ class _FileScan:
                 span = Span(span.start + len(schema) + 1, span.end)
             table = TableArg(name, table.source, span=span)
         found = col.Found()
-        operation = None
-        operation_span = None
-        for link in links:
-            if operation is None and link.name in OPERATIONS:
-                operation = Operation(link.name)
-                operation_span = self.span(link.node)
+        operation, operation_span = col.first_operation((link.name, self.span(link.node)) for link in links)
         for link in [*links, *continuation]:
             self._columns(link, found)
         if continuation and not links:
@@ -332,14 +327,7 @@ class _FileScan:
             schema=schema,
             table=table,
             operation=operation,
-            columns=Columns(
-                select=tuple(found.select),
-                embedded=tuple(found.embedded),
-                filter=tuple(found.filter),
-                write=tuple(found.write),
-                on_conflict=tuple(found.on_conflict),
-                opaque=tuple(found.opaque),
-            ),
+            columns=found.freeze(),
             confidence=Confidence.HIGH if evidence else Confidence.MEDIUM,
             notes=tuple(found.notes),
             operation_span=operation_span,

@@ -12,7 +12,6 @@ from tree_sitter import Language, Node, Parser, Query, QueryCursor
 from tableshift.model import (
     Call,
     Column,
-    Columns,
     Confidence,
     Kind,
     Opaque,
@@ -391,12 +390,7 @@ class _FileScan:
         if schema == UNKNOWN_SCHEMA:
             table, schema = in_unknown_schema(table), None
         found = col.Found()
-        operation = None
-        operation_span = None
-        for link in links:
-            if operation is None and link.name in OPERATIONS:
-                operation = Operation(link.name)
-                operation_span = _span(link.call)
+        operation, operation_span = col.first_operation((link.name, _span(link.call)) for link in links)
         # Methods called later on the variable holding the builder still name columns,
         # but the operation stays unknown: which branch runs is not visible statically.
         for link in [*links, *continuation]:
@@ -411,7 +405,7 @@ class _FileScan:
             schema=schema,
             table=table,
             operation=operation,
-            columns=_freeze(found),
+            columns=found.freeze(),
             confidence=Confidence.HIGH if evidence else Confidence.MEDIUM,
             notes=tuple(notes),
             operation_span=operation_span,
@@ -465,7 +459,7 @@ class _FileScan:
             schema=None if schema == "public" else schema,
             table=table,
             event=event_lit.value if event_lit is not None else None,
-            columns=_freeze(found),
+            columns=found.freeze(),
             notes=tuple(found.notes),
         )
 
@@ -638,14 +632,3 @@ def _short(node: Node, limit: int = 60) -> str:
 
 def _client_text(node: Node) -> str:
     return re.sub(r"\s*\n\s*", "", n.text(node))
-
-
-def _freeze(found: col.Found) -> Columns:
-    return Columns(
-        select=tuple(found.select),
-        embedded=tuple(found.embedded),
-        filter=tuple(found.filter),
-        write=tuple(found.write),
-        on_conflict=tuple(found.on_conflict),
-        opaque=tuple(found.opaque),
-    )
