@@ -188,3 +188,18 @@ def test_suppressed_calls_are_left_alone_and_reported(project):
     report = json.loads((project / "cov.json").read_text())
     [entry] = report["left_out"]
     assert entry["why"] == "suppressed: parity check reads the old table on purpose"
+
+
+def test_a_selection_that_splits_a_shared_constant_leaves_its_calls_alone(project):
+    (project / "src/shared.ts").write_text(
+        "const T = 'tweets';\n"
+        "export const r = () => supabase.from(T).select('tweet_id');\n"
+        "export const w = () => supabase.from(T).delete().eq('tweet_id', 'x');\n"
+    )
+    proc = run_cli("patch", "src/shared.ts", "--rules", str(RULES), "--only", "reads", "--report", "cov.json", cwd=project)
+    assert proc.returncode == 0 and proc.stdout == ""
+    report = json.loads((project / "cov.json").read_text())
+    whys = sorted(e["why"] for e in report["left_out"])
+    assert whys == ["--only reads", "the constant naming its table also serves calls outside this selection"]
+    full = run_cli("patch", "src/shared.ts", "--rules", str(RULES), cwd=project)
+    assert "+const T = 'posted_content';" in full.stdout

@@ -56,9 +56,12 @@ def run(result: ScanResult, rules: RuleSet, chosen: Selection, *, split: bool) -
     sources = {s.display: s for s in result.sources}
     rewrites: list[Rewrite] = []
     by_group: dict[str, list[Rewrite]] = defaultdict(list)
+    torn: list[Plan] = []  # left out because the selection splits the constant they share
     for outcome in result.outcomes:
         picked = [p for p in outcome.plans if p.fix is Fix.AUTO and chosen.why_not(p, rules) is None]
-        picked = _whole_constants(picked, outcome.plans)
+        kept = _whole_constants(picked, outcome.plans)
+        torn.extend(p for p in picked if p not in kept)
+        picked = kept
         if not picked:
             continue
         source = sources[outcome.result.path]
@@ -69,7 +72,7 @@ def run(result: ScanResult, rules: RuleSet, chosen: Selection, *, split: bool) -
                 groups[_group_of(p, rules)].append(p)
             for group, plans in groups.items():
                 by_group[group].append(rewrite_file(source, outcome, plans))
-    report = coverage.build(list(result.plans), rewrites, rules, chosen)
+    report = coverage.build(list(result.plans), rewrites, rules, chosen, split=torn)
     return PatchOutcome(tuple(rewrites), {g: tuple(r) for g, r in by_group.items()}, report)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,13 +54,17 @@ def _pct(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 1) if whole else None
 
 
-def build(plans: list[Plan], rewrites: list[Rewrite], rules: RuleSet, selection: Selection) -> dict[str, Any]:
+def build(
+    plans: list[Plan], rewrites: list[Rewrite], rules: RuleSet, selection: Selection, *, split: Sequence[Plan] = ()
+) -> dict[str, Any]:
     """Coverage per legacy table and group, the calls that need a person, and every column's fate."""
     plans = sorted(plans, key=lambda p: (p.call.file, p.call.start.line, p.call.start.column))
     done = {id(p) for r in rewrites if r.refused is None and r.new != r.old for p in r.plans}
     refused = {id(p) for r in rewrites if r.refused is not None for p in r.plans}
     left_out = [(p, selection.why_not(p, rules)) for p in plans if p.fix is Fix.AUTO]
     left_out = [(p, why) for p, why in left_out if why is not None]
+    left_out += [(p, "the constant naming its table also serves calls outside this selection") for p in split]
+    left_out.sort(key=lambda pw: (pw[0].call.file, pw[0].call.start.line, pw[0].call.start.column))
 
     def stats(match) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         mine = [p for p in plans if match(p)]
