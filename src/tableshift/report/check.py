@@ -13,7 +13,6 @@ from tableshift.rewrite import Fix
 from tableshift.rules import RuleSet
 
 SCHEMA_VERSION = 1
-FORMATS = ("text", "github", "sarif", "json")
 
 RULES = (
     ("legacy-table", "LegacyTableUsage", "New use of a legacy table", "error"),

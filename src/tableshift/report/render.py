@@ -12,7 +12,6 @@ if TYPE_CHECKING:
 
 from tableshift.report.sections import Section
 
-FORMATS = ("table", "json", "markdown")
 # Prose columns give way when the terminal is narrow; names and numbers never fold.
 WRAPPING = frozenset({"reasons", "candidates", "error", "code"})
 

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 from tableshift.model import FileResult
-
-# The byte-level prefilters, here so that deciding to skip a file imports no parser.
-_TS_CANDIDATE = re.compile(rb"\.\s*(?:from|rpc)\s*\(|postgres_changes")
-_PY_CANDIDATE = re.compile(rb"\.\s*(?:table|from_|rpc)\s*\(")
+from tableshift.scan.shared import PY_CANDIDATE, TS_CANDIDATE  # no parser imported to skip a file
 
 
 def _typescript():  # type: ignore[no-untyped-def]
@@ -27,11 +22,11 @@ def _python():  # type: ignore[no-untyped-def]
 def has_candidates(data: bytes, language: str) -> bool:
     """Cheap byte test: could this file hold a query call at all?"""
     if language == "python":
-        return _PY_CANDIDATE.search(data) is not None
+        return PY_CANDIDATE.search(data) is not None
     # `in` is memchr-fast; the regex only runs on files that could match at all
     if b"rpc" not in data and b"postgres_changes" not in data and b"from" not in data:
         return False
-    return _TS_CANDIDATE.search(data) is not None
+    return TS_CANDIDATE.search(data) is not None
 
 
 def scan_source(data: bytes, *, path: str, language: str) -> FileResult:

@@ -14,7 +14,6 @@ from tableshift.scan import columns as col
 from tableshift.scan.source import BOM, SourceText, StringLiteral
 from tableshift.scan.shared import UNKNOWN_SCHEMA, chain_evidence, fold, in_unknown_schema
 
-_PREFILTER = re.compile(rb"\.\s*(?:table|from_|rpc)\s*\(")
 OPERATIONS = frozenset(op.value for op in Operation)
 COLUMN_FILTERS = frozenset(
     {"eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "like_all_of", "like_any_of", "ilike_all_of",
@@ -28,10 +27,6 @@ POSTGREST = OPERATIONS | COLUMN_FILTERS | MODIFIERS
 _AMBIGUOUS = frozenset({"filter", "match", "contains", "range", "count", "limit", "offset", "order"})
 _CLIENTISH = re.compile(r"supabase|client|admin|(?<![a-z])db|database|(?<![a-z])sb(?![a-z])|postgrest", re.I)
 _ENV = ("os.environ", "os.getenv", "environ.get", "getenv", "settings.", "config.")
-
-
-def has_candidates(data: bytes) -> bool:
-    return _PREFILTER.search(data) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,10 @@ from collections.abc import Iterable
 from tableshift.model import TableArg, TableSource
 
 UNKNOWN_SCHEMA = "?"
+# Byte-level prefilters: a file that matches none is never parsed. TypeScript also matches
+# around each hit, so the two must stay one pattern.
+TS_CANDIDATE = re.compile(rb"\.\s*(?:from|rpc)\s*\(|postgres_changes")
+PY_CANDIDATE = re.compile(rb"\.\s*(?:table|from_|rpc)\s*\(")
 _SPACE_AROUND = re.compile(r"\s*([.()\[\]{},:])\s*")
 
 

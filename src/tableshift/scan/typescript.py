@@ -23,7 +23,7 @@ from tableshift.model import (
 )
 from tableshift.scan import columns as col
 from tableshift.scan import ts_nodes as n
-from tableshift.scan.shared import UNKNOWN_SCHEMA, chain_evidence, fold, in_unknown_schema
+from tableshift.scan.shared import TS_CANDIDATE, UNKNOWN_SCHEMA, chain_evidence, fold, in_unknown_schema
 from tableshift.scan.source import BOM, SourceText
 from tableshift.scan.ts_resolve import Resolver
 
@@ -97,7 +97,6 @@ NOISE_RECEIVERS = frozenset(
 )  # fmt: skip
 _TYPED_ARRAY = re.compile(r"^(Big)?(U?[Ii]nt|Float)\d+(Clamped)?Array$")
 _CLIENTISH = re.compile(r"supabase|client|admin|(?<![a-z])db|database|(?<![a-z])sb(?![a-z])|postgrest", re.I)
-_PREFILTER = re.compile(rb"\.\s*(?:from|rpc)\s*\(|postgres_changes")
 # Receivers that are clients of something else: their `.from()` / `.rpc()` is not PostgREST.
 _OTHER_CLIENTS = frozenset(
     {"http", "https", "mail", "email", "smtp", "ws", "websocket", "socket", "redis", "kafka", "s3", "grpc",
@@ -128,11 +127,6 @@ def grammar(name: str) -> Grammar:
     fields = _JS_FIELDS if name == "javascript" else _TS_FIELDS
     queries["fields"] = Query(lang, fields)
     return Grammar(lang, queries)
-
-
-def has_candidates(data: bytes) -> bool:
-    """Cheap byte test: could this file hold a query call at all?"""
-    return _PREFILTER.search(data) is not None
 
 
 def error_count(data: bytes, *, language: str) -> int:
@@ -192,7 +186,7 @@ def scan(data: bytes, *, path: str, language: str) -> tuple[list[Call], bool]:
     seen: set[tuple[int, int]] = set()
     cursor = QueryCursor(g.queries["candidates"])
     # Only the neighbourhood of each byte-level hit is matched: most of a large file is never visited.
-    for hit in _PREFILTER.finditer(data):
+    for hit in TS_CANDIDATE.finditer(data):
         cursor.set_byte_range(hit.start(), hit.end())
         for _, match in cursor.matches(root):
             node = match["call"][0]
