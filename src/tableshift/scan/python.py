@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import libcst as cst
 from libcst.metadata import ByteSpanPositionProvider, MetadataWrapper, ParentNodeProvider
 
-from tableshift.model import Call, Column, Confidence, Kind, Opaque, Operation, Role, Span, TableArg, TableSource
+from tableshift.model import Call, Column, Kind, Opaque, Operation, Role, Span, TableArg, TableSource
 from tableshift.scan import columns as col
 from tableshift.scan.source import BOM, SourceText, StringLiteral
-from tableshift.scan.shared import UNKNOWN_SCHEMA, chain_evidence, fold, in_unknown_schema
+from tableshift.scan.shared import CLIENTISH, UNKNOWN_SCHEMA, chain_evidence, fold, in_unknown_schema, table_call
 
 OPERATIONS = frozenset(op.value for op in Operation)
 COLUMN_FILTERS = frozenset(
@@ -25,7 +24,6 @@ MODIFIERS = frozenset(
 )  # fmt: skip
 POSTGREST = OPERATIONS | COLUMN_FILTERS | MODIFIERS
 _AMBIGUOUS = frozenset({"filter", "match", "contains", "range", "count", "limit", "offset", "order"})
-_CLIENTISH = re.compile(r"supabase|client|admin|(?<![a-z])db|database|(?<![a-z])sb(?![a-z])|postgrest", re.I)
 _ENV = ("os.environ", "os.getenv", "environ.get", "getenv", "settings.", "config.")
 
 
@@ -219,7 +217,7 @@ class _FileScan:
         postgrest = self._chain_evidence([*links, *continuation])
         evidence = schema is not None or (executes and postgrest)
         client_code = _name(client)
-        likely = "supabase" in client_code.lower() or (postgrest and _CLIENTISH.search(client_code) is not None)
+        likely = "supabase" in client_code.lower() or (postgrest and CLIENTISH.search(client_code) is not None)
         if not evidence and not likely:
             return None
         if isinstance(receiver, cst.Name) and receiver.value[:1].isupper() and not evidence:
@@ -313,20 +311,16 @@ class _FileScan:
         operation, operation_span = col.first_operation((link.name, self.span(link.node)) for link in links)
         for link in [*links, *continuation]:
             self._columns(link, found)
-        if continuation and not links:
-            found.notes.append("the query chain continues in a variable")
-        if id(top) in self.escaped:
-            found.notes.append(self.escaped[id(top)])
-        return Call(
-            **self._base(Kind.TABLE, func, top, client),
+        return table_call(
+            self._base(Kind.TABLE, func, top, client),
+            found,
             schema=schema,
             table=table,
             operation=operation,
-            columns=found.freeze(),
-            confidence=Confidence.HIGH if evidence else Confidence.MEDIUM,
-            notes=tuple(found.notes),
             operation_span=operation_span,
-            payload_objects=tuple(found.payload_objects),
+            evidence=evidence,
+            continued=bool(continuation) and not links,
+            escaped=self.escaped.get(id(top)),
         )
 
     def _continuation(self, top: cst.CSTNode, links: list[Link]) -> list[Link]:

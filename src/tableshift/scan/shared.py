@@ -1,13 +1,19 @@
-"""What both scanners share past their parsers: evidence, fingerprints, unknown schemas."""
+"""What both scanners share past their parsers: prefilters, evidence, fingerprints, the table call."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from tableshift.model import TableArg, TableSource
+from tableshift.model import Call, Confidence, Operation, Span, TableArg, TableSource
+
+if TYPE_CHECKING:
+    from tableshift.scan.columns import Found
 
 UNKNOWN_SCHEMA = "?"
+# Receiver names that read as a database client, in either language.
+CLIENTISH = re.compile(r"supabase|client|admin|(?<![a-z])db|database|(?<![a-z])sb(?![a-z])|postgrest", re.I)
 # Byte-level prefilters: a file that matches none is never parsed. TypeScript also matches
 # around each hit, so the two must stay one pattern.
 TS_CANDIDATE = re.compile(rb"\.\s*(?:from|rpc)\s*\(|postgres_changes")
@@ -40,4 +46,35 @@ def in_unknown_schema(table: TableArg) -> TableArg:
         TableSource.DYNAMIC,
         candidates=(table.name,) if table.certain and table.name else table.candidates,
         reasons=("the .schema() argument is not known statically", *table.reasons),
+    )
+
+
+def table_call(
+    base: dict,  # type: ignore[type-arg]
+    found: Found,
+    *,
+    schema: str | None,
+    table: TableArg,
+    operation: Operation | None,
+    operation_span: Span | None,
+    evidence: bool,
+    continued: bool,
+    escaped: str | None,
+) -> Call:
+    """A table call from what either scanner found, with the notes both add about its chain."""
+    notes = list(found.notes)
+    if continued:
+        notes.append("the query chain continues in a variable")
+    if escaped is not None:
+        notes.append(escaped)
+    return Call(
+        **base,
+        schema=schema,
+        table=table,
+        operation=operation,
+        columns=found.freeze(),
+        confidence=Confidence.HIGH if evidence else Confidence.MEDIUM,
+        notes=tuple(notes),
+        operation_span=operation_span,
+        payload_objects=tuple(found.payload_objects),
     )

@@ -12,7 +12,6 @@ from tree_sitter import Language, Node, Parser, Query, QueryCursor
 from tableshift.model import (
     Call,
     Column,
-    Confidence,
     Kind,
     Opaque,
     Operation,
@@ -23,7 +22,15 @@ from tableshift.model import (
 )
 from tableshift.scan import columns as col
 from tableshift.scan import ts_nodes as n
-from tableshift.scan.shared import TS_CANDIDATE, UNKNOWN_SCHEMA, chain_evidence, fold, in_unknown_schema
+from tableshift.scan.shared import (
+    CLIENTISH,
+    TS_CANDIDATE,
+    UNKNOWN_SCHEMA,
+    chain_evidence,
+    fold,
+    in_unknown_schema,
+    table_call,
+)
 from tableshift.scan.source import BOM, SourceText
 from tableshift.scan.ts_resolve import Resolver
 
@@ -96,7 +103,6 @@ NOISE_RECEIVERS = frozenset(
      "Chunk", "HashSet", "HashMap", "Option", "Either"}
 )  # fmt: skip
 _TYPED_ARRAY = re.compile(r"^(Big)?(U?[Ii]nt|Float)\d+(Clamped)?Array$")
-_CLIENTISH = re.compile(r"supabase|client|admin|(?<![a-z])db|database|(?<![a-z])sb(?![a-z])|postgrest", re.I)
 # Receivers that are clients of something else: their `.from()` / `.rpc()` is not PostgREST.
 _OTHER_CLIENTS = frozenset(
     {"http", "https", "mail", "email", "smtp", "ws", "websocket", "socket", "redis", "kafka", "s3", "grpc",
@@ -237,7 +243,7 @@ class _FileScan:
         if not evidence and continuation and self._chain_evidence(continuation):
             evidence = True
         client_code = n.text(client_node)
-        clientish = _CLIENTISH.search(client_code) is not None and not _OTHER_CLIENTS.intersection(
+        clientish = CLIENTISH.search(client_code) is not None and not _OTHER_CLIENTS.intersection(
             w.lower() for w in _WORDS.findall(client_code)
         )
         if name == "rpc":
@@ -389,21 +395,16 @@ class _FileScan:
         # but the operation stays unknown: which branch runs is not visible statically.
         for link in [*links, *continuation]:
             self._columns(link, found)
-        notes = list(found.notes)
-        if continuation and not links:
-            notes.append("the query chain continues in a variable")
-        if top.id in self._escaped:
-            notes.append(self._escaped[top.id])
-        return Call(
-            **self._base(Kind.TABLE, node, method, top, client),
+        return table_call(
+            self._base(Kind.TABLE, node, method, top, client),
+            found,
             schema=schema,
             table=table,
             operation=operation,
-            columns=found.freeze(),
-            confidence=Confidence.HIGH if evidence else Confidence.MEDIUM,
-            notes=tuple(notes),
             operation_span=operation_span,
-            payload_objects=tuple(found.payload_objects),
+            evidence=evidence,
+            continued=bool(continuation) and not links,
+            escaped=self._escaped.get(top.id),
         )
 
     def _rpc(self, node, method, client, schema, args, links, top, evidence) -> Call | None:  # type: ignore[no-untyped-def]
