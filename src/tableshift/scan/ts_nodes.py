@@ -99,18 +99,52 @@ def arguments(args: Node | None) -> list[Node]:
     return [a for a in args.named_children if a.type != "comment"]
 
 
-def ancestors(node: Node) -> Iterator[Node]:
-    parent = node.parent
-    while parent is not None:
-        yield parent
-        parent = parent.parent
+class Parents:
+    """Parents of one tree's nodes, remembered once found.
 
+    tree-sitter's `Node.parent` searches down from the root on every call, so walking up a
+    chain n calls deep with it costs n² steps; one cursor descent records a whole path instead.
+    """
 
-def enclosing_scope(node: Node) -> Node:
-    for anc in ancestors(node):
-        if anc.type in SCOPES:
-            return anc
-    return node
+    def __init__(self, root: Node) -> None:
+        self.root = root
+        self.steps = 0  # cursor moves made: the work spent finding parents
+        self._of: dict[int, Node | None] = {root.id: None}
+
+    def parent(self, node: Node) -> Node | None:
+        if node.id not in self._of and not self._descend(node):
+            return node.parent  # a node the cursor cannot reach by its start byte (zero-width)
+        return self._of[node.id]
+
+    def ancestors(self, node: Node) -> Iterator[Node]:
+        parent = self.parent(node)
+        while parent is not None:
+            yield parent
+            parent = self.parent(parent)
+
+    def enclosing_scope(self, node: Node) -> Node:
+        for anc in self.ancestors(node):
+            if anc.type in SCOPES:
+                return anc
+        return node
+
+    def _descend(self, target: Node) -> bool:
+        """Walk a cursor from the root down to `target`, remembering each node's parent on the way."""
+        cursor = self.root.walk()
+        parent = self.root
+        while parent != target:
+            self.steps += 1
+            if cursor.goto_first_child_for_byte(target.start_byte) is None:
+                return False
+            child = cursor.node
+            while not contains(child, target):  # a zero-width sibling may end where target starts
+                self.steps += 1
+                if not cursor.goto_next_sibling():
+                    return False
+                child = cursor.node
+            self._of[child.id] = parent  # type: ignore[union-attr]
+            parent = child  # type: ignore[assignment]
+        return True
 
 
 def contains(outer: Node, inner: Node) -> bool:
@@ -225,12 +259,12 @@ def _pattern_names(node: Node) -> Iterator[tuple[str, Node | None]]:
             yield from _pattern_names(child)
 
 
-def function_name(fn: Node) -> str | None:
+def function_name(fn: Node, parents: Parents) -> str | None:
     """The name a function is called by in the same file, where one is visible."""
     name = fn.child_by_field_name("name")
     if name is not None:
         return text(name)
-    parent = fn.parent
+    parent = parents.parent(fn)
     if parent is None:
         return None
     if parent.type == "variable_declarator":

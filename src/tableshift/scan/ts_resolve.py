@@ -17,9 +17,10 @@ _MAX_DEPTH = 4
 class Resolver:
     """Per-file lookups, built lazily: only files with a non-literal argument pay for them."""
 
-    def __init__(self, root: Node, queries: dict[str, Query]) -> None:
+    def __init__(self, root: Node, queries: dict[str, Query], parents: n.Parents) -> None:
         self.root = root
         self.queries = queries
+        self.parents = parents
 
     def _matches(self, name: str) -> list[dict[str, list[Node]]]:
         return [m for _, m in QueryCursor(self.queries[name]).matches(self.root)]
@@ -56,13 +57,9 @@ class Resolver:
 
     def _file_private(self, decl: Node) -> bool:
         """A module-level `const` that no `export` reaches: only this file can use it."""
-        statement = decl.parent
-        return (
-            statement is not None
-            and statement.parent is not None
-            and statement.parent.type == "program"
-            and not self.exports_names
-        )
+        statement = self.parents.parent(decl)
+        holder = self.parents.parent(statement) if statement is not None else None
+        return holder is not None and holder.type == "program" and not self.exports_names
 
     @cached_property
     def exports_names(self) -> bool:
@@ -74,8 +71,10 @@ class Resolver:
         """(callee name, arguments) of every call in the file: `f(...)` and `x.f(...)`."""
         out = []
         for match in self._matches("calls"):
-            callee = match["callee"][0]
-            args = match["args"][0]
+            callee = match["call"][0].child_by_field_name("function")
+            args = match["call"][0].child_by_field_name("arguments")
+            if callee is None or args is None or args.type != "arguments":
+                continue
             if callee.type == "identifier":
                 out.append((n.text(callee), args))
             elif callee.type == "member_expression":
@@ -91,7 +90,7 @@ class Resolver:
         best: Node | None = None
         best_scope: Node | None = None
         for decl in self.declarators.get(name, ()):
-            scope = n.enclosing_scope(decl.parent or decl)
+            scope = self.parents.enclosing_scope(self.parents.parent(decl) or decl)
             if not n.contains(scope, at):
                 continue
             if best_scope is None or n.contains(best_scope, scope):
@@ -99,13 +98,13 @@ class Resolver:
         return best
 
     def is_const(self, decl: Node) -> bool:
-        parent = decl.parent
+        parent = self.parents.parent(decl)
         return parent is not None and parent.type == "lexical_declaration" and parent.child(0) is not None and (
             parent.child(0).type == "const"  # type: ignore[union-attr]
         )
 
     def param_owner(self, name: str, at: Node) -> Node | None:
-        for anc in n.ancestors(at):
+        for anc in self.parents.ancestors(at):
             if anc.type in n.FUNCTIONS and n.parameter_index(anc, name) is not None:
                 return anc
         return None
@@ -164,7 +163,7 @@ class Resolver:
         )
 
     def _parameter(self, name: str, fn: Node) -> TableArg:
-        fname = n.function_name(fn)
+        fname = n.function_name(fn, self.parents)
         candidates: list[str] = []
         for pname, default in n.parameter_names(fn):
             if pname == name and default is not None:
@@ -228,8 +227,8 @@ class Resolver:
             if lit is None:
                 continue
             if parent_key is not None:
-                obj = pair.parent
-                holder = obj.parent if obj is not None else None
+                obj = self.parents.parent(pair)
+                holder = self.parents.parent(obj) if obj is not None else None
                 hkey = holder.child_by_field_name("key") if holder is not None and holder.type == "pair" else None
                 if hkey is None or n.property_name(hkey) != parent_key:
                     continue

@@ -35,17 +35,14 @@ from tableshift.scan.source import BOM, SourceText
 from tableshift.scan.ts_resolve import Resolver
 
 _QUERIES = {
-    "candidates": """
-        (call_expression
-          function: (member_expression property: (property_identifier) @method)
-          arguments: (arguments) @args
-          (#any-of? @method "from" "rpc" "on")) @call
-    """,
+    # Calls are matched bare and their parts read in Python: a pattern that waits for a later
+    # child (`arguments:` after `function:`) keeps one state open per call nested in the first,
+    # and a method chain nests every call in the next, which made chains quadratic.
+    "calls": "(call_expression) @call",
     "declarators": "(variable_declarator name: (_)) @decl",
     "identifiers": "[(identifier) (shorthand_property_identifier)] @id",
     "exports": "[(export_clause) (export_statement value: (_))] @export",
     "pairs": "(pair key: (_) @key value: (_) @value) @pair",
-    "calls": "(call_expression function: (_) @callee arguments: (arguments) @args)",
     "errors": "(ERROR) @error (MISSING) @missing",
     "assignments": "(assignment_expression left: (identifier) @name right: (_) @value)",
     # a builder held in a variable escapes where the variable is passed, returned or stored
@@ -63,6 +60,8 @@ _QUERIES = {
     """,
 }
 
+# The methods a query call starts with: `.from(`, `.rpc(`, `.on('postgres_changes', ...)`.
+_STARTS = frozenset({"from", "rpc", "on"})
 _TS_FIELDS = "(public_field_definition name: (_) @name value: (_) @value)"
 _JS_FIELDS = "(field_definition property: (_) @name value: (_) @value)"
 OPERATIONS = frozenset(op.value for op in Operation)
@@ -190,7 +189,7 @@ def scan(data: bytes, *, path: str, language: str) -> tuple[list[Call], bool]:
     ctx = _FileScan(path=path, language=language, src=src, root=root, grammar=g)
     calls: list[Call] = []
     seen: set[tuple[int, int]] = set()
-    cursor = QueryCursor(g.queries["candidates"])
+    cursor = QueryCursor(g.queries["calls"])
     # Only the neighbourhood of each byte-level hit is matched: most of a large file is never visited.
     for hit in TS_CANDIDATE.finditer(data):
         cursor.set_byte_range(hit.start(), hit.end())
@@ -200,7 +199,8 @@ def scan(data: bytes, *, path: str, language: str) -> tuple[list[Call], bool]:
             if key in seen:
                 continue
             seen.add(key)
-            call = ctx.call_at(node, match["method"][0])
+            method = _start_method(node)
+            call = ctx.call_at(node, method) if method is not None else None
             if call is not None:
                 calls.append(call)
     calls.sort(key=lambda c: (c.span.start, c.start.line, c.start.column))
@@ -214,7 +214,8 @@ class _FileScan:
         self.src = src
         self.root = root
         self.grammar = grammar
-        self.resolver = Resolver(root, grammar.queries)
+        self.parents = n.Parents(root)
+        self.resolver = Resolver(root, grammar.queries, self.parents)
         self._uses: dict[str, _Uses] | None = None
         self._escaped: dict[int, str] = {}  # chain top node id -> why its builder escapes
 
@@ -234,11 +235,11 @@ class _FileScan:
             return None
         if name == "from" and self._is_storage(inner):
             return self._storage(node, method, inner, args)
-        links, top = _chain_up(node)
+        links, top = _chain_up(node, self.parents)
         if any(link.name in SQL_AFTER_FROM for link in links):
             return None
         schema, client_node = self._schema_of(inner)
-        evidence = schema is not None or self._chain_evidence(links) or _destructures_result(top)
+        evidence = schema is not None or self._chain_evidence(links) or _destructures_result(top, self.parents)
         continuation = self._continuation(top)
         if not evidence and continuation and self._chain_evidence(continuation):
             evidence = True
@@ -312,7 +313,7 @@ class _FileScan:
 
         They end where the variable is given a new builder (`q = supabase.from(...)`).
         """
-        holder = top.parent
+        holder = self.parents.parent(top)
         name_node: Node | None = None
         if holder is not None and holder.type == "variable_declarator":
             name_node = holder.child_by_field_name("name")
@@ -321,13 +322,13 @@ class _FileScan:
         if name_node is None or name_node.type != "identifier":
             return []
         name = n.text(name_node)
-        scope = n.enclosing_scope(holder)  # type: ignore[arg-type]
+        scope = self.parents.enclosing_scope(holder)  # type: ignore[arg-type]
         uses = self._uses_of(name)
         starts = [c.start_byte for c in uses.calls]
         boundary = next((b for b in uses.resets if b > top.end_byte), None)
         for escape in uses.escapes:
             if escape.start_byte > top.end_byte and (boundary is None or escape.start_byte < boundary) and n.contains(scope, escape):
-                where = escape.parent if escape.parent is not None else escape
+                where = self.parents.parent(escape) or escape
                 self._escaped[top.id] = f"the query builder `{name}` is passed on (`{_short(where)}`): what is chained onto it there is not visible"
                 break
         links: list[Link] = []
@@ -341,7 +342,7 @@ class _FileScan:
             if prop is None:
                 continue
             links.append(Link(n.text(prop), call, n.arguments(call.child_by_field_name("arguments"))))
-            more, _ = _chain_up(call)
+            more, _ = _chain_up(call, self.parents)
             links.extend(more)
         return links
 
@@ -368,7 +369,8 @@ class _FileScan:
     def _base(self, kind: Kind, node: Node, method: Node, top: Node, client: Node) -> dict:
         start = self.src.position(method.start_byte)
         first = self.src.position(top.start_byte).line
-        statement = self.src.position(_statement(top).start_byte).line
+        statement_node = _statement(top, self.parents)
+        statement = self.src.position(statement_node.start_byte).line
         return {
             "suppression": self.src.suppression(
                 tuple(dict.fromkeys((start.line, first))), tuple(dict.fromkeys((start.line - 1, first - 1, statement - 1)))
@@ -382,7 +384,7 @@ class _FileScan:
             "client": _client_text(client),
             "code": self.src.line_text(start.line).strip(),
             "chain": fold(n.text(top)),
-            "in_error_region": _statement(top).has_error or any(a.type == "ERROR" for a in n.ancestors(top)),
+            "in_error_region": statement_node.has_error or any(a.type == "ERROR" for a in self.parents.ancestors(top)),
         }
 
     def _table(self, node, method, client, schema, arg, links, top, continuation, evidence) -> Call:  # type: ignore[no-untyped-def]
@@ -420,7 +422,7 @@ class _FileScan:
     def _storage(self, node, method, inner, args) -> Call | None:  # type: ignore[no-untyped-def]
         if len(args) != 1:
             return None
-        _, top = _chain_up(node)
+        _, top = _chain_up(node, self.parents)
         bucket = self.resolver.table(args[0], node)
         client = inner
         path_obj = inner.child_by_field_name("object") if inner.type == "member_expression" else None
@@ -568,17 +570,29 @@ class _FileScan:
         return Opaque(role, reason, self.src.position(node.start_byte))
 
 
-def _chain_up(node: Node) -> tuple[list[Link], Node]:
+def _start_method(call: Node) -> Node | None:
+    """The `from` of `x.from(...)` when a call's method is one a query starts with, else None."""
+    func = call.child_by_field_name("function")
+    args = call.child_by_field_name("arguments")
+    if func is None or func.type != "member_expression" or args is None or args.type != "arguments":
+        return None
+    prop = func.child_by_field_name("property")
+    if prop is None or prop.type != "property_identifier" or n.text(prop) not in _STARTS:
+        return None
+    return prop
+
+
+def _chain_up(node: Node, parents: n.Parents) -> tuple[list[Link], Node]:
     """The method calls chained onto `node`, in order, and the outermost node of the chain."""
     links: list[Link] = []
     cur = node
     while True:
-        parent = cur.parent
+        parent = parents.parent(cur)
         while parent is not None and parent.type in n.WRAPPERS:
-            cur, parent = parent, parent.parent
+            cur, parent = parent, parents.parent(parent)
         if parent is None or parent.type != "member_expression" or parent.child_by_field_name("object") != cur:
             break
-        grand = parent.parent
+        grand = parents.parent(parent)
         prop = parent.child_by_field_name("property")
         if grand is None or grand.type != "call_expression" or grand.child_by_field_name("function") != parent:
             break
@@ -589,19 +603,19 @@ def _chain_up(node: Node) -> tuple[list[Link], Node]:
     return links, cur
 
 
-def _statement(node: Node) -> Node:
+def _statement(node: Node, parents: n.Parents) -> Node:
     """The statement a chain belongs to: a syntax error anywhere in it makes the chain's reading unsure."""
-    for anc in (node, *n.ancestors(node)):
+    for anc in (node, *parents.ancestors(node)):
         if anc.type.endswith(("statement", "declaration")) or anc.type in ("program", "statement_block", "class_body"):
             return anc if anc.type not in ("program", "statement_block", "class_body") else node
     return node
 
 
-def _destructures_result(top: Node) -> bool:
+def _destructures_result(top: Node, parents: n.Parents) -> bool:
     """`const { data, error } = await ...`: the signature of a supabase-js result."""
-    node = top.parent
+    node = parents.parent(top)
     while node is not None and node.type in ("await_expression", "parenthesized_expression"):
-        node = node.parent
+        node = parents.parent(node)
     if node is None or node.type != "variable_declarator":
         return False
     target = node.child_by_field_name("name")
