@@ -333,3 +333,42 @@ def test_builder_passed_on_is_noted():
     assert any("is passed on" in note for note in call.notes)
     plain = only("async function f() {\n  const q = supabase.from('posts').select('*');\n  const { data } = await q.eq('a', 1);\n}\n")
     assert plain.notes == ()
+
+
+def test_helper_called_with_a_constant_lists_the_constant_table():
+    src = """
+const INVOICE_TABLE = 'receipts';
+async function countRows(client: SupabaseClient, table: string) {
+  return client.from(table).select('id', { count: 'exact' });
+}
+await countRows(supabase, INVOICE_TABLE);
+"""
+    call = only(src)
+    assert call.table.source is TableSource.DYNAMIC
+    assert call.table.candidates == ("receipts",)
+    assert call.table.reasons == ("parameter `table` of `countRows`",)
+
+
+def test_helper_call_site_arguments_resolve_like_a_table_argument():
+    src = """
+const TABLES = Object.freeze({ posts: 'posts_v2' });
+class Store { static readonly TABLE = 'stores'; }
+const LOG = process.env.LOG_TABLE ?? 'usage_log';
+const DEFAULT = 'defaults';
+function list(table = DEFAULT) { return supabase.from(table).select('*'); }
+list('tweets'); list(TABLES.posts); list(Store.TABLE); list(LOG); list(flag ? 'a' : 'b'); list(unknown);
+"""
+    call = only(src)
+    assert call.table.candidates == ("defaults", "tweets", "posts_v2", "stores", "usage_log", "a", "b")
+    assert call.table.reasons == ("parameter `table` of `list`",)
+
+
+def test_helper_passing_its_parameter_on_lists_its_own_callers_tables():
+    src = """
+function inner(t) { return supabase.from(t).select('*'); }
+function outer(name) { return inner(name); }
+const T = 'posts';
+outer(T); inner('tweets');
+"""
+    call = only(src)
+    assert call.table.candidates == ("posts", "tweets")

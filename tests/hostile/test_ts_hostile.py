@@ -7,6 +7,7 @@ from tree_sitter import Parser, QueryCursor
 
 from tableshift.model import Operation, TableSource
 from tableshift.scan import scan_source, ts_nodes
+from tableshift.scan.ts_resolve import Resolver
 from tableshift.scan.typescript import grammar
 
 
@@ -87,3 +88,21 @@ def test_a_long_continued_chain_is_read_whole(parents):
     call = _only(source)
     assert len(call.columns.filter) == links
     assert sum(p.steps for p in parents) <= 5 * links
+
+
+def test_a_helper_calling_itself_from_many_sites_resolves_each_site_a_few_times(monkeypatch):
+    # each call site passes the parameter on: unremembered, every level of the search would
+    # multiply the sites of the one before
+    sites = 10  # few enough that a search without memory fails here rather than hangs
+    resolved = []
+    table = Resolver.table
+
+    def counted(self, arg, at, depth=0):  # type: ignore[no-untyped-def]
+        resolved.append(arg)
+        return table(self, arg, at, depth)
+
+    monkeypatch.setattr(Resolver, "table", counted)
+    source = "function f(t) {\n" + "  f(t);\n" * sites + "  return supabase.from(t).select('id');\n}\nf('posts');\n"
+    call = _only(source)
+    assert call.table.candidates == ("posts",)
+    assert len(resolved) <= 10 * sites

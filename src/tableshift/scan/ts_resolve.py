@@ -21,6 +21,7 @@ class Resolver:
         self.root = root
         self.queries = queries
         self.parents = parents
+        self._parameters: dict[tuple[str, int, int], TableArg] = {}
 
     def _matches(self, name: str) -> list[dict[str, list[Node]]]:
         return [m for _, m in QueryCursor(self.queries[name]).matches(self.root)]
@@ -67,20 +68,20 @@ class Resolver:
         return bool(self._matches("exports"))
 
     @cached_property
-    def calls(self) -> list[tuple[str, Node]]:
-        """(callee name, arguments) of every call in the file: `f(...)` and `x.f(...)`."""
-        out = []
+    def calls(self) -> dict[str, list[Node]]:
+        """Callee name -> the arguments of each call to it in the file: `f(...)` and `x.f(...)`."""
+        out: dict[str, list[Node]] = {}
         for match in self._matches("calls"):
             callee = match["call"][0].child_by_field_name("function")
             args = match["call"][0].child_by_field_name("arguments")
             if callee is None or args is None or args.type != "arguments":
                 continue
-            if callee.type == "identifier":
-                out.append((n.text(callee), args))
-            elif callee.type == "member_expression":
-                prop = callee.child_by_field_name("property")
-                if prop is not None:
-                    out.append((n.text(prop), args))
+            if callee.type == "member_expression":
+                callee = callee.child_by_field_name("property")
+            elif callee.type != "identifier":
+                continue
+            if callee is not None:
+                out.setdefault(n.text(callee), []).append(args)
         return out
 
     # -- bindings ---------------------------------------------------------
@@ -134,7 +135,7 @@ class Resolver:
         owner = self.param_owner(name, at)
         decl = self.binding(name, at)
         if owner is not None and (decl is None or not n.contains(owner, decl)):
-            return self._parameter(name, owner)
+            return self._parameter(name, owner, depth)
         if decl is None:
             return TableArg(None, TableSource.DYNAMIC, reasons=(f"`{name}` is imported or global: not defined in this file",))
         value = decl.child_by_field_name("value")
@@ -162,24 +163,24 @@ class Resolver:
             reasons=(f"`{name}` is a variable (let/var), not a constant", *inner.reasons),
         )
 
-    def _parameter(self, name: str, fn: Node) -> TableArg:
+    def _parameter(self, name: str, fn: Node, depth: int) -> TableArg:
+        """A parameter's candidates: its default and what each call site passes, each resolved as
+        a table argument is, so `count(INVOICE_TABLE)` lists the constant's table."""
+        key = (name, fn.id, depth)
+        if key not in self._parameters:  # helpers passing a parameter on would otherwise multiply call sites
+            self._parameters[key] = self._parameter_uncached(name, fn, depth)
+        return self._parameters[key]
+
+    def _parameter_uncached(self, name: str, fn: Node, depth: int) -> TableArg:
         fname = n.function_name(fn, self.parents)
-        candidates: list[str] = []
-        for pname, default in n.parameter_names(fn):
-            if pname == name and default is not None:
-                lit = n.string_literal(default)
-                if lit is not None:
-                    candidates.append(lit.value)
+        given: list[Node] = [default for pname, default in n.parameter_names(fn) if pname == name and default is not None]
         index = n.parameter_index(fn, name)
         if fname is not None and index is not None:
-            for callee, args in self.calls:
-                if callee != fname:
-                    continue
-                given = n.arguments(args)
-                if index < len(given):
-                    lit = n.string_literal(given[index])
-                    if lit is not None:
-                        candidates.append(lit.value)
+            for args in self.calls.get(fname, ()):
+                passed = n.arguments(args)
+                if index < len(passed):
+                    given.append(passed[index])
+        candidates = [c for arg in given for c in _names(self.table(arg, arg, depth + 1))]
         owner = f"`{fname}`" if fname else "an anonymous function"
         return TableArg(
             None, TableSource.DYNAMIC, candidates=_unique(candidates), reasons=(f"parameter `{name}` of {owner}",)
@@ -283,6 +284,11 @@ def _follow(obj: Node, keys: list[str]) -> Node | None:
         node = n.object_value(node, key)
         node = _unfreeze(n.unwrap(node)) if node is not None else None
     return node
+
+
+def _names(arg: TableArg) -> tuple[str, ...]:
+    """The table an argument names, or the tables it may name."""
+    return (arg.name,) if arg.certain and arg.name else arg.candidates
 
 
 def _unique(items) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
