@@ -106,3 +106,10 @@ def test_a_helper_calling_itself_from_many_sites_resolves_each_site_a_few_times(
     call = _only(source)
     assert call.table.candidates == ("posts",)
     assert len(resolved) <= 10 * sites
+
+
+def test_deeply_nested_payload_arrays_are_read():
+    depth = 5_000
+    call = _only("await supabase.from('t').insert(" + "[" * depth + "{ a: 1 }, row" + "]" * depth + ");\n")
+    assert [c.name for c in call.columns.write] == ["a"]
+    assert [o.reason for o in call.columns.opaque] == ["insert payload is a variable: `row`"]

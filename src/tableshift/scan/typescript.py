@@ -530,18 +530,17 @@ class _FileScan:
             col.add_conflict(found, lit, self.src, op="onConflict")
 
     def _payload(self, payload: Node, found: col.Found, op: str) -> None:
-        node = n.unwrap(payload)
-        if node.type == "object":
-            found.payload_objects.append(_span(node))
-            self._keys(node, found, Role.WRITE, op, found.write)
-        elif node.type == "array":
-            for element in node.named_children:
-                if element.type == "comment":
-                    continue
-                self._payload(element, found, op)
-        else:
-            what = "a variable" if node.type == "identifier" else "an expression"
-            found.opaque.append(self._opaque(Role.WRITE, f"{op} payload is {what}: `{_short(node)}`", node))
+        pending = [payload]
+        while pending:  # iterative: generated payloads nest arrays deeper than Python recurses
+            node = n.unwrap(pending.pop())
+            if node.type == "object":
+                found.payload_objects.append(_span(node))
+                self._keys(node, found, Role.WRITE, op, found.write)
+            elif node.type == "array":
+                pending.extend(reversed([e for e in node.named_children if e.type != "comment"]))
+            else:
+                what = "a variable" if node.type == "identifier" else "an expression"
+                found.opaque.append(self._opaque(Role.WRITE, f"{op} payload is {what}: `{_short(node)}`", node))
 
     def _keys(self, obj: Node, found: col.Found, role: Role, op: str, into: list) -> None:  # type: ignore[type-arg]
         obj = n.unwrap(obj)
