@@ -169,7 +169,7 @@ def test_ddl_syntax_error_names_its_line(project):
     (project / "r.toml").write_text("schema = 's.sql'\n[[table]]\nlegacy='tweets'\ntarget='posted_content'\n")
     proc = run_cli("patch", "--rules", "r.toml", cwd=project)
     assert proc.returncode == 2
-    assert proc.stderr.startswith("tableshift: error: s.sql:3: SQL syntax error")
+    assert proc.stderr.startswith("tableshift: error: s.sql:3:18: SQL syntax error")
     assert len(proc.stderr.strip().splitlines()) == 1
 
 

@@ -43,7 +43,7 @@ def test_shipped_schema_matches_the_plan():
 @pytest.mark.parametrize(
     ("sql", "message"),
     [
-        ("CREATE TABLE x (\n  a int,\n  b intt intt\n);", "s.sql:3: SQL syntax error"),
+        ("CREATE TABLE x (\n  a int,\n  b intt intt\n);", "s.sql:3:10: SQL syntax error"),
         ("CREATE TABLE x (a int);\n\nALTER TABLE zz ADD COLUMN b int;", "s.sql:3: table 'zz' is altered before any CREATE TABLE of it"),
         ("CREATE TABLE x (a int);\nALTER TABLE x DROP COLUMN nope;", "s.sql:2: DROP COLUMN 'nope': 'x' has no such column"),
         ("CREATE TABLE x (a int);\nALTER TABLE x RENAME COLUMN nope TO b;", "s.sql:2: RENAME COLUMN 'nope': 'x' has no such column"),

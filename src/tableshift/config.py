@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tableshift.errors import UsageError
+from tableshift.rules import read_toml
 
 CONFIG_NAME = "tableshift.toml"
 DEFAULT_BASELINE = "tableshift-baseline.json"
@@ -52,7 +53,7 @@ def _mentions_tool(pyproject: Path) -> bool:
 def _tool_table(pyproject: Path) -> dict[str, Any] | None:
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError, ValueError):
         return None
     tool = data.get("tool", {})
     table = tool.get("tableshift") if isinstance(tool, dict) else None
@@ -67,11 +68,10 @@ def load_config(explicit: Path | None, *, cwd: Path) -> Config:
     if not path.is_file():
         raise UsageError(f"{path}: config file not found")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: config file is not UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: invalid TOML: {exc}") from None
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read config file: {exc.strerror}") from None
+    data = read_toml(raw, str(path), what="config file")
     prefix = ""
     if path.name == "pyproject.toml":
         table = _tool_table(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ _TOP_KEYS = {"version", "name", "description", "schema", "table"}
 _TABLE_KEYS = {"legacy", "target", "group", "notes", "renames", "drop", "where", "set"}
 Scalar = str | int | float | bool
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+# a group names a file under --split-dir: no separators, no leading dot, nothing a shell or a path reads twice
+_GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 SUPPORTED_VERSION = 1
 
 
@@ -87,12 +90,7 @@ def load_rules(path: str | Path) -> RuleSet:
 
 def parse_rules(raw: bytes, where: str, *, base: Path | None = None) -> RuleSet:
     """Validate rules from bytes; `where` names the file in messages."""
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise UsageError(f"{where}: rules file is not UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{where}: invalid TOML: {exc}") from None
+    data = read_toml(raw, where, what="rules file")
 
     def fail(key: str, what: str) -> UsageError:
         return UsageError(f"{where}: {key}: {what}")
@@ -101,7 +99,7 @@ def parse_rules(raw: bytes, where: str, *, base: Path | None = None) -> RuleSet:
     if unknown:
         raise fail(unknown[0], f"unknown key (expected one of: {', '.join(sorted(_TOP_KEYS))})")
     version = data.get("version", SUPPORTED_VERSION)
-    if version != SUPPORTED_VERSION:
+    if type(version) is not int or version != SUPPORTED_VERSION:  # `true == 1` in Python: not a version
         raise fail("version", f"unsupported rules version {version!r} (this tableshift reads {SUPPORTED_VERSION})")
     name = data.get("name", Path(where).stem)
     description = data.get("description", "")
@@ -132,12 +130,10 @@ def parse_rules(raw: bytes, where: str, *, base: Path | None = None) -> RuleSet:
             raise fail(f"table[{i + 1}].target", f"target {rule.target!r} is itself a legacy table in this file")
     target_schema = None
     if schema_name is not None:
-        schema_path = (base or Path(".")) / schema_name
-        if schema_path.is_dir():
-            raise fail("schema", f"{str(schema_path)!r} is a directory, not a SQL file")
-        if not schema_path.is_file():
-            raise fail("schema", f"schema file {str(schema_path)!r} not found")
+        schema_path = _schema_path(base or Path("."), schema_name, fail)
         target_schema = load_schema(schema_path)
+        for i, rule in enumerate(rules):
+            _against_schema(rule, target_schema, f"table[{i + 1}]", fail)
     return RuleSet(
         name=name,
         path=where,
@@ -147,6 +143,63 @@ def parse_rules(raw: bytes, where: str, *, base: Path | None = None) -> RuleSet:
         target_schema=target_schema,
         _index=index,
     )
+
+
+def read_toml(raw: bytes, where: str, *, what: str) -> dict[str, Any]:
+    """TOML from bytes; any mistake, however deep or long, is one line naming the file."""
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(f"{where}: {what} is not UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{where}: invalid TOML: {exc}") from None
+    except (RecursionError, MemoryError, ValueError):  # 5,000-deep arrays, 5,000-digit integers
+        raise UsageError(f"{where}: invalid TOML: nested too deeply or a value too large") from None
+
+
+def _schema_path(base: Path, name: str, fail: Any) -> Path:
+    """The target DDL: a regular .sql file beside the rules or inside their repository, nothing else.
+
+    A rules file can come from a pull request; it must not make tableshift read (and quote in
+    CI logs) a file of the machine such as /etc/shadow or /proc/self/environ.
+    """
+    path = base / name
+    if path.suffix.lower() != ".sql":
+        raise fail("schema", f"{name!r} is not a .sql file")
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise fail("schema", f"schema file {str(path)!r} not found") from None
+    if real.is_dir():
+        raise fail("schema", f"{str(path)!r} is a directory, not a SQL file")
+    if not real.is_file():
+        raise fail("schema", f"{str(path)!r} is not a regular file")
+    home = base.resolve()
+    repository = _repository_of(home)
+    if not real.is_relative_to(home) and (repository is None or not real.is_relative_to(repository)):
+        raise fail("schema", f"{str(path)!r} is outside the rules file's folder and repository")
+    return path
+
+
+def _repository_of(folder: Path) -> Path | None:
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+def _against_schema(rule: TableRule, schema: TargetSchema, key: str, fail: Any) -> None:
+    """Every column the rules name in the target must exist there: found at load, not call by call."""
+    target = schema.table(rule.target)
+    if target is None:
+        raise fail(f"{key}.target", f"table {rule.target!r} is not in the schema {schema.path}")
+    for old, new in rule.renames:
+        if new not in target.columns:
+            raise fail(f"{key}.renames.{old}", f"target {rule.target!r} has no column {new!r}")
+    for name, pairs in (("where", rule.where), ("set", rule.set)):
+        for column, _ in pairs:
+            if column not in target.columns:
+                raise fail(f"{key}.{name}.{column}", f"target {rule.target!r} has no column {column!r}")
 
 
 def _table_rule(entry: dict[str, Any], key: str, fail: Any) -> TableRule:
@@ -160,6 +213,8 @@ def _table_rule(entry: dict[str, Any], key: str, fail: Any) -> TableRule:
         if name in entry and not isinstance(entry[name], str):
             raise fail(f"{key}.{name}", "must be a string")
     legacy, target = entry["legacy"], entry["target"]
+    if "group" in entry and not _GROUP.match(entry["group"]):
+        raise fail(f"{key}.group", f"{entry['group']!r} is not a group name (letters, digits, '.', '_', '-'; names a patch file)")
     for name, value in (("legacy", legacy), ("target", target)):
         if not _IDENT.match(value):
             raise fail(f"{key}.{name}", f"{value!r} is not a table name")
@@ -222,5 +277,7 @@ def _scalars(entry: dict[str, Any], name: str, key: str, fail: Any) -> tuple[tup
             raise fail(f"{key}.{name}.{column}", "is not a column name")
         if not isinstance(value, str | int | float | bool):
             raise fail(f"{key}.{name}.{column}", "must be a string, number or boolean")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise fail(f"{key}.{name}.{column}", f"must be a finite number, not {value!r}")
         out.append((column, value))
     return tuple(out)

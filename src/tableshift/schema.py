@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tableshift.errors import UsageError
+
+_UNQUOTED = re.compile(r'\s*at or near ".*"|\s*at end of input', re.S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +65,17 @@ def parse_schema(sql: str, where: str) -> TargetSchema:
         statements = parse_sql(sql)
     except ParseError as exc:
         message, location = (exc.args + (None,))[:2]
-        line = sql.count("\n", 0, location) + 1 if isinstance(location, int) else "?"
-        raise UsageError(f"{where}:{line}: SQL syntax error: {message}") from None
+        if isinstance(location, int):
+            line = sql.count("\n", 0, location) + 1
+            column = location - (sql.rfind("\n", 0, location) + 1) + 1
+            place = f"{line}:{column}"
+        else:
+            place = "?"
+        # never quote the file: a schema path that names a secret must not print it into CI logs
+        what = _UNQUOTED.sub("", str(message)).strip() or "syntax error"
+        raise UsageError(f"{where}:{place}: SQL {what}") from None
+    except RecursionError:
+        raise UsageError(f"{where}: SQL nested too deeply to read") from None
 
     columns: dict[str, dict[str, ColumnInfo]] = {}
     refs: dict[str, set[str]] = {}
