@@ -252,13 +252,13 @@ def test_update_keeps_files_outside_the_paths(repo):
     assert "src/metrics.ts" in data["files"]
 
 
-def test_unparsable_python_file_is_not_judged_and_is_listed(repo):
+def test_unparsable_python_file_fails_closed(repo):
     (repo / "src/job.py").write_text("def f(supabase):\n    return supabase.table('tweets').select('id').execute()\n")
     assert run_cli("baseline", cwd=repo).returncode == 0
     (repo / "src/job.py").write_text("def f(supabase:\n    return supabase.table('tweets').select('id').execute()\n")
     proc = check(repo)
-    assert proc.returncode == 0
-    assert "src/job.py: not checked: syntax error" in proc.stdout
+    assert proc.returncode == 1
+    assert "src/job.py: error: not checked (syntax error" in proc.stdout
     assert "can be tightened" not in proc.stdout
     assert run_cli("baseline", "--update", cwd=repo).returncode == 0
     assert "src/job.py" in json.loads((repo / "tableshift-baseline.json").read_text())["files"]

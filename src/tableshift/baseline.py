@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tableshift.errors import UsageError
+from tableshift.report.escape import clean_text, json_text
 from tableshift.model import Status
 from tableshift.rewrite import Plan
 from tableshift.rules import RuleSet
@@ -28,7 +29,8 @@ class Use:
 
     @property
     def fingerprint(self) -> str:
-        return self.plan.call.chain or self.plan.call.code
+        # as the baseline file stores it: bytes that were not UTF-8 become U+FFFD, so they match again
+        return clean_text(self.plan.call.chain or self.plan.call.code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +124,7 @@ def dump(baseline: Baseline) -> bytes:
             for key, tables in sorted(baseline.files.items())
         },
     }
-    return (json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
+    return json_text(data).encode("utf-8")
 
 
 def load(path: Path, rules: RuleSet) -> Baseline:
@@ -137,6 +139,8 @@ def load(path: Path, rules: RuleSet) -> Baseline:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"{path}: corrupt baseline: {exc}") from None
+    except (RecursionError, ValueError):  # 100,000 nested arrays; a 5,000-digit number
+        raise UsageError(f"{path}: corrupt baseline: nested too deeply or a number too large") from None
 
     def bad(what: str) -> UsageError:
         return UsageError(f"{path}: corrupt baseline: {what}")

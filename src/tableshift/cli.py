@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from enum import StrEnum
@@ -93,6 +94,10 @@ CacheDirOpt = Annotated[
 MaxSizeOpt = Annotated[
     int, typer.Option("--max-file-size", min=1, help="Skip (and list) files larger than this many bytes.")
 ]
+MinifiedOpt = Annotated[
+    bool,
+    typer.Option("--skip-minified/--no-skip-minified", help="Skip (and list) files that look minified or generated."),
+]
 ConfigOpt = Annotated[
     Optional[Path], typer.Option("--config", help="Config file (default: nearest tableshift.toml or pyproject.toml [tool.tableshift]).")
 ]
@@ -116,6 +121,7 @@ class RunFlags:
     no_cache: bool = False
     cache_dir: Path | None = None
     max_file_size: int = 2_000_000
+    skip_minified: bool = True
 
 
 def _cache_dir(flags: RunFlags, config: Config) -> Path | None:
@@ -152,7 +158,12 @@ def _inputs(
         paths=tuple(paths) if paths else (config.paths or (Path("."),)),
         include=tuple(include) if include else config.include,
         exclude=tuple(exclude) if exclude else config.exclude,
-        options=EngineOptions(jobs=flags.jobs, cache_dir=_cache_dir(flags, config), max_file_size=flags.max_file_size),
+        options=EngineOptions(
+            jobs=flags.jobs,
+            cache_dir=_cache_dir(flags, config),
+            max_file_size=flags.max_file_size,
+            skip_minified=flags.skip_minified,
+        ),
     )
 
 
@@ -199,13 +210,14 @@ def audit(
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
     max_file_size: MaxSizeOpt = 2_000_000,
+    skip_minified: MinifiedOpt = True,
 ) -> None:
     """Find and classify every Supabase query call; report usage and migration readiness."""
     from tableshift.report import render
     from tableshift.report.audit import AuditBuilder
     from tableshift.report.sections import audit_sections
 
-    inputs = _inputs(config, paths, rules, include, exclude, need_rules=False, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size))
+    inputs = _inputs(config, paths, rules, include, exclude, need_rules=False, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size, skip_minified))
     # streamed: each file's calls are written out (or counted) as soon as the file is done
     spool = render.JsonSpool() if format is AuditFormat.json else None
     builder = AuditBuilder(inputs.rules, spool if spool is not None else _Discard())
@@ -248,6 +260,7 @@ def patch(
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
     max_file_size: MaxSizeOpt = 2_000_000,
+    skip_minified: MinifiedOpt = True,
 ) -> None:
     """Rewrite legacy-table calls to the consolidated tables; print a unified diff and a coverage summary."""
     from tableshift import patching
@@ -259,7 +272,7 @@ def patch(
     for target in (report, output):
         if target is not None and not (target.parent if str(target.parent) else Path(".")).is_dir():
             raise UsageError(f"{target}: directory {target.parent} does not exist")
-    inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size))
+    inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size, skip_minified))
     assert inputs.rules is not None
     selection = patching.selection(inputs.rules, only=only.value if only else None, tables=table or (), groups=group or ())
     outcome = patching.run(_scan(inputs), inputs.rules, selection, split=split_dir is not None)
@@ -291,11 +304,12 @@ def baseline(
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
     max_file_size: MaxSizeOpt = 2_000_000,
+    skip_minified: MinifiedOpt = True,
 ) -> None:
     """Record today's legacy-table usage, so that `check` fails only on new usage."""
     from tableshift import gate
 
-    inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size))
+    inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size, skip_minified))
     assert inputs.rules is not None
     path = _baseline_path(output, inputs.config)
     new, old = gate.write_baseline(_scan(inputs), inputs.rules, path, update=update, cwd=Path.cwd())
@@ -322,13 +336,14 @@ def check(
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
     max_file_size: MaxSizeOpt = 2_000_000,
+    skip_minified: MinifiedOpt = True,
 ) -> None:
     """Fail (exit 1) when code adds legacy-table usage beyond the committed baseline."""
     from tableshift import gate
     from tableshift.discover import changed_since as changed
     from tableshift.report import check as check_report
 
-    inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size))
+    inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size, skip_minified))
     assert inputs.rules is not None
     path = _baseline_path(baseline_file, inputs.config)
     # git runs where the code is: the first path's folder (or the config's), not necessarily here
@@ -350,9 +365,10 @@ def check(
 
 
 def _stderr_console() -> Console:
+    """Messages are lines a script may read: never hard-wrapped, whatever the width."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)
 
 
 def _stdout_console() -> Console:
@@ -388,16 +404,14 @@ def main() -> None:
     """Entry point: every error is one line on stderr with its exit status, never a traceback."""
     # A short-lived run that builds many small acyclic records: the cycle collector only costs time.
     gc.disable()
+    _signals()
     try:
         status = app(standalone_mode=False)
     except UsageError as exc:
         print(f"tableshift: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     except (KeyboardInterrupt, typer.Abort):
-        print("tableshift: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.exit(EXIT_OK)
+        _SIGNAL[0] = _SIGNAL[0] or signal.SIGINT
     except Exception as exc:
         if _is_cli_usage_error(exc):
             sys.exit(_usage_error(exc))
@@ -408,7 +422,28 @@ def main() -> None:
             file=sys.stderr,
         )
         sys.exit(EXIT_INTERNAL)
+    if _SIGNAL[0]:
+        # typer turns an interrupt into a silent 130; temporary files are gone, workers killed
+        print("tableshift: terminated" if _SIGNAL[0] == signal.SIGTERM else "tableshift: interrupted", file=sys.stderr)
+        sys.exit(128 + _SIGNAL[0])
     sys.exit(status if isinstance(status, int) else EXIT_OK)
+
+
+_SIGNAL = [0]  # the signal that ended the run, if one did
+
+
+def _signals() -> None:
+    """SIGTERM ends a run as Ctrl-C does: cleanly, with no temporary file left beside user code.
+    A reader that goes away (`| head`) ends it quietly, as it does `cat` or `grep`."""
+
+    def terminate(signum: int, _frame: object) -> None:
+        _SIGNAL[0] = signum
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, terminate)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
 def _is_cli_usage_error(exc: BaseException) -> bool:

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import os
 import pickle
+import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from tableshift.model import FileResult, Verdict
 from tableshift.patch import OverlappingEdits, apply_edits
 from tableshift.rewrite import Plan, plan, settle_shared
 from tableshift.rules import RuleSet
-from tableshift.scan import error_count, has_candidates, scan_source
+from tableshift.scan import candidate_pattern, error_count, has_candidates, scan_source
 
 DEFAULT_MAX_FILE_SIZE = 2_000_000
 MINIFIED_MIN_SIZE = 20_000
@@ -66,16 +67,28 @@ class Options:
     jobs: int = 0  # 0: one process per core
     cache_dir: Path | None = None  # None: no cache
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    skip_minified: bool = True
 
 
-def _skip_reason(data: bytes, limit: int) -> str | None:
-    if len(data) > limit:
-        return f"larger than {limit:,} bytes (--max-file-size)"
-    if len(data) > MINIFIED_MIN_SIZE:
+def _skip_reason(data: bytes, language: str, options: Options) -> str | None:
+    if len(data) > options.max_file_size:
+        return f"larger than {options.max_file_size:,} bytes (--max-file-size)"
+    if options.skip_minified and len(data) > MINIFIED_MIN_SIZE:
         lines = data.count(b"\n") + 1
-        if len(data) / lines > MINIFIED_LINE_LENGTH:
-            return "minified or generated (average line longer than 1,000 characters)"
+        if len(data) / lines > MINIFIED_LINE_LENGTH and not _ordinary_candidate_line(data, language):
+            return "minified or generated (average line longer than 1,000 characters; --no-skip-minified scans it)"
     return None
+
+
+def _ordinary_candidate_line(data: bytes, language: str) -> bool:
+    """Whether a query call may sit on a line of ordinary length: then the file is code, whatever
+    its long lines (a 25,000-character comment must not hide a call below it)."""
+    for match in candidate_pattern(language).finditer(data):
+        start = data.rfind(b"\n", 0, match.start()) + 1
+        end = data.find(b"\n", match.end())
+        if (len(data) if end == -1 else end) - start <= MINIFIED_LINE_LENGTH:
+            return True
+    return False
 
 
 def analyse(source: SourceFile, data: bytes, rules: RuleSet | None) -> FileOutcome:
@@ -101,6 +114,9 @@ _WORKER_RULES: RuleSet | None = None
 def _init_worker(rules: RuleSet | None) -> None:
     global _WORKER_RULES
     _WORKER_RULES = rules
+    # Ctrl-C reaches the whole process group: the main process alone decides, and kills the workers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _work(batch: list[SourceFile]) -> list[bytes]:
@@ -175,9 +191,10 @@ def stream(
         except OSError as exc:
             trivial[index] = FileResult(path=source.display, language=source.language, error=f"cannot read: {exc.strerror}")
             continue
-        skipped = _skip_reason(data, options.max_file_size)
+        skipped = _skip_reason(data, source.language, options)
         if skipped is not None:
-            trivial[index] = FileResult(path=source.display, language=source.language, skipped=skipped)
+            candidates = has_candidates(data, source.language)
+            trivial[index] = FileResult(path=source.display, language=source.language, skipped=skipped, candidates=candidates)
         elif not has_candidates(data, source.language):
             trivial[index] = FileResult(path=source.display, language=source.language)
         else:
@@ -221,16 +238,69 @@ def _compute(
             yield index, dumps(_to_cache(scan_file(source, rules)))
         return
     size = max(1, min(BATCH_MAX, len(todo) // (workers * 4)))
-    batches = [todo[i : i + size] for i in range(0, len(todo), size)]
-    starts = list(range(0, len(todo), size))
+    batches = [(indices[i : i + size], todo[i : i + size]) for i in range(0, len(todo), size)]
+    workers = min(workers, len(batches))  # never more processes than there is work
+    yield from _pooled(batches, rules, workers)
+
+
+def _pool(rules: RuleSet | None, workers: int):  # type: ignore[no-untyped-def]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(rules,)) as pool:
-        for start, results in zip(starts, pool.map(_work, batches)):
-            for offset, blob in enumerate(results):
-                yield indices[start + offset], blob
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(rules,))
+
+
+def _pooled(
+    batches: list[tuple[list[int], list[SourceFile]]], rules: RuleSet | None, workers: int
+) -> Iterator[tuple[int, bytes]]:
+    """Batches through a process pool, in order. A worker that dies (a parser's native crash) costs
+    only its own file: that batch is retried one file per process, and a new pool takes the rest.
+    Interrupted, the workers are killed at once rather than left to finish."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    remaining = batches
+    while remaining:
+        pool = _pool(rules, workers)
+        futures = [pool.submit(_work, files) for _, files in remaining]
+        try:
+            for k, (indices, files) in enumerate(remaining):
+                try:
+                    results = futures[k].result()
+                except BrokenProcessPool:
+                    results = [_isolated(source, rules) for source in files]
+                    remaining = remaining[k + 1 :]
+                    _kill(pool)
+                    break
+                futures[k] = None  # type: ignore[call-overload]  # memory stays flat: results are not kept
+                yield from zip(indices, results)
+            else:
+                remaining = []
+        except BaseException:
+            _kill(pool)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=False)
+
+
+def _isolated(source: SourceFile, rules: RuleSet | None) -> bytes:
+    """One file in a process of its own: if it dies again, the file is reported, never the run."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    with _pool(rules, 1) as pool:
+        try:
+            return pool.submit(_work, [source]).result()[0]
+        except BrokenProcessPool:
+            failed = FileResult(path=source.display, language=source.language, error="the parser crashed on this file")
+            return dumps(_to_cache(FileOutcome(failed, (), (), "")))
+
+
+def _kill(pool) -> None:  # type: ignore[no-untyped-def]
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            process.kill()
+        except (OSError, ValueError):
+            pass
 
 
 @dataclass(frozen=True, slots=True)

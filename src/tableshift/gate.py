@@ -53,10 +53,25 @@ def run_check(
     )
     display = lambda key: Path(os.path.relpath(base / key, cwd)).as_posix()  # noqa: E731
     data = check_report.build(comparison, rules, strict=strict, files_scanned=len(result.files), display=display)
-    data["not_checked"] = [
-        {"file": f.path, "reason": f.skipped or f.error or "syntax error: the file could not be parsed"}
-        for f in result.files
-        if not _can_judge(f)
+    unjudged = [f for f in result.files if not _can_judge(f)]
+    data["not_checked"] = [{"file": f.path, "reason": _why_not(f), "may_hold_calls": _may_hold_calls(f)} for f in unjudged]
+    # fail closed: a file the gate could not read that may hold a query call is a finding
+    data["unchecked"] = [
+        {"file": f.path, "level": "error", "message": check_report.unchecked_message(_why_not(f))}
+        for f in unjudged
+        if _may_hold_calls(f)
     ]
-    data["summary"]["not_checked"] = len(data["not_checked"])
-    return GateResult(data, comparison, 0 if data["summary"]["passed"] else 1)
+    summary = data["summary"]
+    summary["not_checked"] = len(data["not_checked"])
+    summary["unchecked"] = len(data["unchecked"])
+    summary["passed"] = summary["passed"] and not data["unchecked"]
+    return GateResult(data, comparison, 0 if summary["passed"] else 1)
+
+
+def _why_not(f) -> str:  # type: ignore[no-untyped-def]
+    return f.skipped or f.error or "syntax error: the file could not be parsed"
+
+
+def _may_hold_calls(f) -> bool:  # type: ignore[no-untyped-def]
+    """Skipped files were prefiltered; an unreadable file cannot be, so it may."""
+    return f.candidates or f.error is not None or f.parse_error

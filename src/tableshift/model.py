@@ -224,6 +224,7 @@ class FileResult:
     parse_error: bool = False
     error: str | None = None  # could not read or decode the file at all
     skipped: str | None = None  # why the file was not scanned
+    candidates: bool = False  # a skipped file mentions `.from(` or the like: a gate must not pass it unseen
 
 
 @compact_pickle

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 from urllib.parse import quote
 
 from tableshift import __version__
 from tableshift.baseline import DYNAMIC, Comparison, Finding
+from tableshift.report.escape import clean_text, json_text, printable
 from tableshift.rewrite import Fix
 from tableshift.rules import RuleSet
 
@@ -18,7 +18,15 @@ RULES = (
     ("legacy-table", "LegacyTableUsage", "New use of a legacy table", "error"),
     ("dynamic-legacy-table", "DynamicLegacyTableUsage", "New call whose table is not known and may be legacy", "warning"),
     ("suppression-without-reason", "SuppressionWithoutReason", "A tableshift-ignore comment must give a reason", "error"),
+    ("unchecked-file", "UncheckedFile", "A file that may hold query calls could not be checked", "error"),
 )
+
+
+def unchecked_message(reason: str) -> str:
+    return (
+        f"not checked ({reason}) yet it mentions a query call: make it readable, raise --max-file-size, "
+        "pass --no-skip-minified, or exclude it in tableshift.toml"
+    )
 
 
 def _message(f: Finding, rules: RuleSet) -> str:
@@ -109,6 +117,8 @@ def summary_line(data: dict[str, Any]) -> str:
     if s["suppressed"]:
         parts.append(f"{s['suppressed']} suppressed")
     line = f"{head}: " + ", ".join(parts)
+    if s.get("unchecked"):
+        line += f"; {s['unchecked']} file{'s' if s['unchecked'] != 1 else ''} that may hold calls could not be checked"
     if s.get("not_checked"):
         line += f"; {s['not_checked']} file{'s' if s['not_checked'] != 1 else ''} not checked (skipped or unparsable)"
     if s["tightenable"]:
@@ -117,16 +127,19 @@ def summary_line(data: dict[str, Any]) -> str:
 
 
 def to_text(data: dict[str, Any]) -> str:
-    lines = [f"{f['file']}:{f['line']}:{f['column']}: {f['message']}" for f in data["new"]]
-    lines += [f"{f['file']}:{f['line']}:{f['column']}: {f['level']}: {f['message']}" for f in data["warnings"]]
-    lines += [f"{e['file']}:{e['line']}:{e['column']}: {e['message']}" for e in data["errors"]]
-    lines += [f"{t['file']}: {t['table']}: {t['count']} calls now, baseline allows {t['allowed']} (can be tightened)" for t in data["tightenable"]]
-    lines += [f"{u['file']}: not checked: {u['reason']}" for u in data.get("not_checked", [])]
+    p = printable
+    lines = [f"{p(f['file'])}:{f['line']}:{f['column']}: {p(f['message'])}" for f in data["new"]]
+    lines += [f"{p(f['file'])}:{f['line']}:{f['column']}: {f['level']}: {p(f['message'])}" for f in data["warnings"]]
+    lines += [f"{p(e['file'])}:{e['line']}:{e['column']}: {p(e['message'])}" for e in data["errors"]]
+    lines += [f"{p(t['file'])}: {t['table']}: {t['count']} calls now, baseline allows {t['allowed']} (can be tightened)" for t in data["tightenable"]]
+    lines += [f"{p(u['file'])}: error: {p(u['message'])}" for u in data.get("unchecked", [])]
+    lines += [f"{p(u['file'])}: not checked: {p(u['reason'])}" for u in data.get("not_checked", []) if not u.get("may_hold_calls")]
     lines.append(summary_line(data))
     return "\n".join(lines) + "\n"
 
 
 def _gh_data(text: str) -> str:
+    text = "\n".join(printable(line) for line in text.split("\n"))  # newlines are escaped below; other controls here
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
@@ -145,8 +158,11 @@ def to_github(data: dict[str, Any]) -> str:
             f"endColumn={f['end_column']},title={_gh_prop(title)}"
         )
         lines.append(f"::{kind} {props}::{_gh_data(f['message'])}")
+    for u in data.get("unchecked", []):
+        lines.append(f"::error file={_gh_prop(u['file'])},title={_gh_prop('tableshift: not checked')}::{_gh_data(u['message'])}")
     for u in data.get("not_checked", []):
-        lines.append(f"::warning file={_gh_prop(u['file'])},title={_gh_prop('tableshift: not checked')}::{_gh_data(u['reason'])}")
+        if not u.get("may_hold_calls"):
+            lines.append(f"::warning file={_gh_prop(u['file'])},title={_gh_prop('tableshift: not checked')}::{_gh_data(u['reason'])}")
     for e in data["errors"]:
         props = f"file={_gh_prop(e['file'])},line={e['line']},col={e['column']},title={_gh_prop('tableshift: suppression')}"
         lines.append(f"::error {props}::{_gh_data(e['message'])}")
@@ -169,7 +185,7 @@ def to_sarif(data: dict[str, Any], comparison: Comparison, rules: RuleSet) -> di
             "message": {"text": entry["message"]},
             "locations": [_location(entry["file"], entry["line"], entry["column"], entry["end_line"], entry["end_column"])],
             "partialFingerprints": {
-                "tableshift/v1": hashlib.sha256(f"{entry['file']}\0{finding.use.table}\0{call.chain}".encode()).hexdigest()[:32]
+                "tableshift/v1": hashlib.sha256(clean_text(f"{entry['file']}\0{finding.use.table}\0{call.chain}").encode()).hexdigest()[:32]
             },
         }
         plan = finding.use.plan
@@ -192,6 +208,16 @@ def to_sarif(data: dict[str, Any], comparison: Comparison, rules: RuleSet) -> di
                 }
             ]
         results.append(result)
+    for u in data.get("unchecked", []):
+        results.append(
+            {
+                "ruleId": "unchecked-file",
+                "ruleIndex": rule_index["unchecked-file"],
+                "level": "error",
+                "message": {"text": u["message"]},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(u["file"]), "uriBaseId": "%SRCROOT%"}}}],
+            }
+        )
     for e in data["errors"]:
         results.append(
             {
@@ -244,9 +270,9 @@ def _location(file: str, line: int, column: int, end_line: int | None, end_colum
 
 def render(fmt: str, data: dict[str, Any], comparison: Comparison, rules: RuleSet) -> str:
     if fmt == "json":
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        return json_text(data)
     if fmt == "sarif":
-        return json.dumps(to_sarif(data, comparison, rules), indent=2, ensure_ascii=False) + "\n"
+        return json_text(to_sarif(data, comparison, rules))
     if fmt == "github":
         return to_github(data)
     return to_text(data)

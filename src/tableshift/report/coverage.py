@@ -10,6 +10,7 @@ from typing import Any
 from tableshift import __version__
 from tableshift.engine import Rewrite
 from tableshift.model import Operation
+from tableshift.report.escape import md_code, printable
 from tableshift.rewrite import Fix, Plan
 from tableshift.rules import RuleSet
 
@@ -151,7 +152,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         why = Counter(e["why"] for e in report["left_out"])
         lines.append("  left out: " + ", ".join(f"{n} by {w}" for w, n in sorted(why.items())))
     for refused in report["refused_files"]:
-        lines.append(f"  refused {refused['file']}: {refused['reason']}")
+        lines.append(f"  refused {printable(refused['file'])}: {printable(refused['reason'])}")
     return lines
 
 
@@ -196,12 +197,13 @@ def to_markdown(report: dict[str, Any]) -> str:
             out.append("_none_")
         for e in report[key]:
             note = f" (suppressed: {e['suppressed']})" if e.get("suppressed") else ""
-            out.append(f"- `{e['file']}:{e['line']}` `{_code(e['code'])}`{note}")
+            where = md_code(f"{e['file']}:{e['line']}")
+            out.append(f"- {where} {md_code(e['code'][:160])}{_md(note)}")
             out += [f"  - {_md(r)}" for r in e["reasons"]]
     out += ["", "## Columns used in code, and their fate", ""]
     if report["columns"]:
         out += ["| legacy table | column | fate | new name | calls |", "|---|---|---|---|---|"]
-        out += [f"| {c['table']} | {c['column']} | {c['fate']} | {c['new'] or ''} | {c['calls']} |" for c in report["columns"]]
+        out += [f"| {c['table']} | {_md(c['column'])} | {c['fate']} | {c['new'] or ''} | {c['calls']} |" for c in report["columns"]]
     else:
         out.append("_none_")
     if report["left_out"]:
@@ -210,12 +212,12 @@ def to_markdown(report: dict[str, Any]) -> str:
             by_why[e["why"]].append(e)
         out += ["", "## Left out by this run's selection", ""]
         for why, entries in sorted(by_why.items()):
-            where = ", ".join(f"`{e['file']}:{e['line']}`" for e in entries[:10])
+            where = ", ".join(md_code(f"{e['file']}:{e['line']}") for e in entries[:10])
             more = ", …" if len(entries) > 10 else ""
             out.append(f"- {why}: {len(entries)} auto calls ({where}{more})")
     if report["refused_files"]:
         out += ["", "## Files refused", ""]
-        out += [f"- `{r['file']}`: {r['reason']}" for r in report["refused_files"]]
+        out += [f"- {md_code(r['file'])}: {_md(r['reason'])}" for r in report["refused_files"]]
     return "\n".join(out) + "\n"
 
 
@@ -223,9 +225,5 @@ def _pct_text(value: float | None) -> str:
     return "–" if value is None else f"{value}"
 
 
-def _code(text: str) -> str:
-    return text.replace("`", "'")[:160]
-
-
 def _md(text: str) -> str:
-    return text.replace("|", "\\|")
+    return printable(text).replace("|", "\\|")

@@ -10,14 +10,23 @@ import orjson
 if TYPE_CHECKING:
     from rich.console import Console
 
+from tableshift.report.escape import printable, scrub
 from tableshift.report.sections import Section
 
 # Prose columns give way when the terminal is narrow; names and numbers never fold.
 WRAPPING = frozenset({"reasons", "candidates", "error", "code"})
 
 
+def _orjson(value: Any) -> bytes:
+    """orjson refuses text that is not valid Unicode: such (rare) values are scrubbed first."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(scrub(value), option=orjson.OPT_INDENT_2)
+
+
 def to_json(report: dict[str, Any]) -> str:
-    return orjson.dumps(report, option=orjson.OPT_INDENT_2).decode("utf-8") + "\n"
+    return _orjson(report).decode("utf-8") + "\n"
 
 
 class JsonSpool:
@@ -30,7 +39,7 @@ class JsonSpool:
         self.count = 0
 
     def append(self, entry: dict[str, Any]) -> None:
-        text = orjson.dumps(entry, option=orjson.OPT_INDENT_2)
+        text = _orjson(entry)
         if self.count:
             self.file.write(b",\n")
         self.file.write(b"    " + text.replace(b"\n", b"\n    "))
@@ -39,7 +48,7 @@ class JsonSpool:
 
 def write_json(header: dict[str, Any], spool: JsonSpool, out: Any) -> None:
     """The same bytes as `to_json` of the whole report, written without holding the calls."""
-    head = orjson.dumps(header, option=orjson.OPT_INDENT_2)
+    head = _orjson(header)
     out.write(head[:-2] + b",\n  \"calls\": [")
     if spool.count:
         out.write(b"\n")
@@ -53,7 +62,7 @@ def write_json(header: dict[str, Any], spool: JsonSpool, out: Any) -> None:
 
 
 def _md_cell(value: str) -> str:
-    return value.replace("|", "\\|").replace("\n", " ") or " "
+    return printable(value).replace("|", "\\|") or " "
 
 
 def to_markdown(sections: list[Section], *, title: str) -> str:
@@ -74,8 +83,9 @@ def to_markdown(sections: list[Section], *, title: str) -> str:
 
 def print_tables(sections: list[Section], console: Console, *, title: str) -> None:
     from rich.table import Table
+    from rich.text import Text
 
-    console.print(f"[bold]{title}[/bold]")
+    console.print(Text(printable(title), style="bold"))
     for section in sections:
         if not section.rows:
             continue
@@ -90,7 +100,8 @@ def print_tables(sections: list[Section], console: Console, *, title: str) -> No
                 min_width=len(header) if numeric else None,
             )
         for row in section.rows:
-            table.add_row(*row)
+            # Text, never markup: `app/[id]/route.ts` keeps its brackets, an ESC byte stays visible
+            table.add_row(*(Text(printable(cell)) for cell in row))
         console.print(table)
 
 

@@ -19,6 +19,11 @@ def _python():  # type: ignore[no-untyped-def]
     return python
 
 
+def candidate_pattern(language: str):  # type: ignore[no-untyped-def]
+    """The prefilter of a language: what a line must contain to hold a query call."""
+    return PY_CANDIDATE if language == "python" else TS_CANDIDATE
+
+
 def has_candidates(data: bytes, language: str) -> bool:
     """Cheap byte test: could this file hold a query call at all?"""
     if language == "python":
