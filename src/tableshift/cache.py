@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tableshift import __version__
+from tableshift.errors import UsageError
 
 CACHE_DIR = ".tableshift-cache"
 FORMAT = 2
@@ -63,6 +64,24 @@ def dumps(value: Any) -> bytes:
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def refuse_links(directory: Path) -> None:
+    """A cache folder, or a file in it, that is a symbolic link could make a run write outside the
+    repository (a link committed to `.tableshift-cache/`): refuse, never follow."""
+    for path in (directory, directory / "cache.sqlite", directory / ".gitignore", directory / "cache.sqlite-journal"):
+        if path.is_symlink():
+            raise UsageError(f"{path}: the cache is a symbolic link: refusing to follow it (remove it, or pass --no-cache)")
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Create a file that does not exist yet, never through a link."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
 class Cache:
     """An SQLite file of signed entries; any failure to open, read or write it just means no cache."""
 
@@ -75,11 +94,11 @@ class Cache:
         self._used: set[str] = set()  # keys read or written by this run
         if self._key is None:
             return
+        refuse_links(directory)
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            gitignore = directory / ".gitignore"
-            if not gitignore.exists():
-                gitignore.write_text("# tableshift's cache: never commit it\n*\n")
+            refuse_links(directory)  # made by another run between the check and mkdir
+            _write_new(directory / ".gitignore", b"# tableshift's cache: never commit it\n*\n")
             self._db = self._open(directory / "cache.sqlite")
         except (OSError, sqlite3.Error):
             self._db = None

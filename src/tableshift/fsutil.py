@@ -1,15 +1,31 @@
-"""Writing files so that nothing is ever half-written: a temporary file, then a rename."""
+"""Writing files so that nothing is ever half-written, replaced by mistake, or written outside its place.
+
+Regular files are replaced atomically: a temporary file beside them, then a rename, with the old
+file's mode, owner and group. A device, a FIFO or `/dev/stdout` is written directly, never
+replaced. A symbolic link is written through to its target only when that target is a regular
+file inside the allowed places (the repository, the current directory, the link's own folder).
+Writers of one folder take a lock on it, so concurrent runs never lose each other's updates.
+"""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import re
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 from tableshift.errors import UsageError
+
+_TMP_MARK = ".tableshift-"
+# `.{name}.tableshift-{pid}-{random}.tmp`: the pid tells a later run whether the writer is gone
+_TMP_NAME = re.compile(r"^\..*\.tableshift-(\d+)-[^.]+\.tmp$")
+_swept: set[Path] = set()
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:
@@ -20,26 +36,76 @@ def write_atomic(path: str | Path, data: bytes) -> None:
 
 @contextmanager
 def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
-    """A file handle whose content replaces `path` in one rename when the block ends without error."""
-    target = Path(path)
+    """A handle whose content becomes `path` when the block ends without error.
+
+    A regular (or new) file is replaced in one rename; a device or FIFO is written in place.
+    """
+    target = _resolve_output(Path(path))
+    try:
+        info = target.stat()
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise UsageError(f"{path}: is a directory")
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        # /dev/null, /dev/stdout, a FIFO: replacing it would break the system or the pipe
+        try:
+            with open(target, "wb") as handle:
+                yield handle
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
+        return
+    with _replacing(target, info, shown=Path(path)) as handle:
+        yield handle
+
+
+def _resolve_output(path: Path) -> Path:
+    """Follow a symbolic link only to a regular file in an allowed place; refuse anything else."""
+    try:
+        if not path.is_symlink():
+            return path
+        real = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: is a symbolic link to a missing file: refusing to write through it") from None
+    except (OSError, RuntimeError) as exc:
+        raise UsageError(f"{path}: cannot follow symbolic link: {getattr(exc, 'strerror', None) or exc}") from None
+    if not real.is_file():
+        return real  # /dev/stdout -> /proc/self/fd/1 -> a pipe or a terminal: written in place
+    if not any(real.is_relative_to(place) for place in allowed_places(path)):
+        raise UsageError(f"{path}: is a symbolic link to {real}, outside the repository: refusing to write through it")
+    return real
+
+
+def allowed_places(link: Path) -> list[Path]:
+    """Where a written-through link may point: the repository (or the current directory) and the link's folder."""
+    from tableshift.discover import repository_root
+
+    cwd = Path.cwd().resolve()
+    places = [cwd, link.absolute().parent.resolve()]
+    root = repository_root(cwd)
+    if root is not None:
+        places.append(root.resolve())
+    return places
+
+
+@contextmanager
+def _replacing(target: Path, info: os.stat_result | None, *, shown: Path) -> Iterator[BinaryIO]:
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
-        raise UsageError(f"{target}: directory {directory} does not exist")
+        raise UsageError(f"{shown}: directory {directory} does not exist")
+    sweep_stale(directory)
     try:
-        mode = target.stat().st_mode & 0o7777 if target.exists() else None
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}{_TMP_MARK}{os.getpid()}-", suffix=".tmp", dir=directory)
     except OSError as exc:
-        raise UsageError(f"{target}: cannot write: {exc.strerror}") from None
+        raise UsageError(f"{shown}: cannot write: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        if mode is None:  # a new file gets the usual permissions, not mkstemp's 0600
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
+        _take_over(tmp, info, shown)
         os.replace(tmp, target)
     except BaseException as exc:
         try:
@@ -47,5 +113,95 @@ def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
         except OSError:
             pass
         if isinstance(exc, OSError):
-            raise UsageError(f"{target}: cannot write: {exc.strerror}") from None
+            raise UsageError(f"{shown}: cannot write: {exc.strerror}") from None
         raise
+
+
+def _take_over(tmp: str, info: os.stat_result | None, shown: Path) -> None:
+    """Give the new file the old one's mode, owner and group (a new file: the usual permissions)."""
+    if info is None:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        return
+    if (info.st_uid, info.st_gid) != (os.geteuid(), os.getegid()):
+        try:
+            os.chown(tmp, info.st_uid, info.st_gid)
+        except PermissionError:
+            raise UsageError(f"{shown}: belongs to another user, who would lose it: not replaced") from None
+    os.chmod(tmp, stat.S_IMODE(info.st_mode))
+
+
+def sweep_stale(directory: Path) -> None:
+    """Remove temporary files that a killed run left in `directory` (once per folder per run)."""
+    key = directory.absolute()
+    if key in _swept:
+        return
+    _swept.add(key)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        match = _TMP_NAME.match(name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        try:
+            os.unlink(directory / name)
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+@contextmanager
+def folder_lock(directory: Path) -> Iterator[None]:
+    """Serialise writers of one folder across processes (flock on the folder itself, no lock file)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def replace_if_unchanged(path: Path, new: bytes, *, expected: Callable[[bytes], bool]) -> str | None:
+    """Rewrite a user's file in place of the old one, under the folder's lock, if its content is
+    still what was scanned. Returns why it was not written, or None when it was."""
+    try:
+        info = path.lstat()
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_nlink > 1:
+        return f"has {info.st_nlink} hard links: replacing it would split them (apply the patch by hand)"
+    if not info.st_mode & stat.S_IWUSR or not os.access(path.parent, os.W_OK):
+        return "file is read-only"
+    try:
+        with folder_lock(path.parent):
+            try:
+                current = path.read_bytes()
+            except OSError as exc:
+                return f"cannot read: {exc.strerror}"
+            if not expected(current):
+                return "file changed since it was scanned"
+            write_atomic(path, new)
+    except UsageError as exc:
+        message = str(exc)
+        return message[len(str(path)) + 2 :] if message.startswith(f"{path}: ") else message
+    except OSError as exc:
+        if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP):
+            return "cannot lock its folder"
+        return f"cannot write: {exc.strerror}"
+    return None

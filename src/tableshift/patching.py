@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import stat
+import dataclasses
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,19 +14,22 @@ from rich.console import Console
 
 from tableshift.engine import Rewrite, ScanResult, rewrite_file
 from tableshift.errors import UsageError
-from tableshift.fsutil import write_atomic
+from tableshift.fsutil import replace_if_unchanged, write_atomic
 from tableshift.patch import patch_of
 from tableshift.report import coverage
 from tableshift.report.coverage import Selection
+from tableshift.report.escape import json_text, printable
 from tableshift.rewrite import Fix, Plan, shared_binding
 from tableshift.rules import RuleSet
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PatchOutcome:
     rewrites: tuple[Rewrite, ...]
     by_group: dict[str, tuple[Rewrite, ...]]
     report: dict[str, Any]
+    # the report again for other rewrites: after --apply, for what was really written
+    rebuild: Callable[[Sequence[Rewrite]], dict[str, Any]]
 
 
 def selection(rules: RuleSet, *, only: str | None, tables: Sequence[str], groups: Sequence[str]) -> Selection:
@@ -72,8 +73,9 @@ def run(result: ScanResult, rules: RuleSet, chosen: Selection, *, split: bool) -
                 groups[_group_of(p, rules)].append(p)
             for group, plans in groups.items():
                 by_group[group].append(rewrite_file(source, outcome, plans))
-    report = coverage.build(list(result.plans), rewrites, rules, chosen, split=torn)
-    return PatchOutcome(tuple(rewrites), {g: tuple(r) for g, r in by_group.items()}, report)
+    plans = list(result.plans)
+    rebuild = lambda done: coverage.build(plans, list(done), rules, chosen, split=torn)  # noqa: E731
+    return PatchOutcome(tuple(rewrites), {g: tuple(r) for g, r in by_group.items()}, rebuild(rewrites), rebuild)
 
 
 def _whole_constants(picked: list[Plan], plans: Sequence[Plan]) -> list[Plan]:
@@ -99,7 +101,7 @@ def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, 
     """Print, write or apply; the summary goes to stderr. Returns the exit status."""
     status = 0
     if apply:
-        status = _apply(outcome.rewrites, err)
+        status = _apply(outcome, err)
     elif split_dir is not None:
         try:
             split_dir.mkdir(parents=True, exist_ok=True)
@@ -108,7 +110,7 @@ def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, 
         for group, rewrites in sorted(outcome.by_group.items()):
             target = split_dir / f"{group}.patch"
             write_atomic(target, patch_of(_changes(rewrites)))
-            err.print(f"wrote {target}", highlight=False)
+            err.print(f"wrote {printable(str(target))}", markup=False, highlight=False, soft_wrap=True)
     elif output is not None:
         write_atomic(output, patch_of(_changes(outcome.rewrites)))
     else:
@@ -119,41 +121,30 @@ def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, 
     return status
 
 
-def _apply(rewrites: Sequence[Rewrite], err: Console) -> int:
-    """Write each changed file through a temporary file and a rename; skip, never half-write."""
+def _apply(outcome: PatchOutcome, err: Console) -> int:
+    """Write each changed file under its folder's lock, if it is still what was scanned; skip, never half-write.
+
+    The summary then counts what was written, not what was planned.
+    """
     from tableshift.engine import digest
 
     status = 0
-    for rewrite in rewrites:
-        if rewrite.refused is not None:
-            err.print(f"skipped {rewrite.path}: {rewrite.refused}", markup=False)
+    done: list[Rewrite] = []
+    for rewrite in outcome.rewrites:
+        why = rewrite.refused
+        if why is None and rewrite.new == rewrite.old:
+            continue
+        if why is None:
+            old = digest(rewrite.old)
+            why = replace_if_unchanged(rewrite.source, rewrite.new, expected=lambda data: digest(data) == old)
+        if why is not None:
+            err.print(f"skipped {printable(rewrite.path)}: {why}", markup=False, highlight=False, soft_wrap=True)
+            done.append(dataclasses.replace(rewrite, new=rewrite.old, refused=why))
             status = 1
             continue
-        if rewrite.new == rewrite.old:
-            continue
-        path = rewrite.source
-        try:
-            current = path.read_bytes()
-            mode = path.stat().st_mode
-        except OSError as exc:
-            err.print(f"skipped {rewrite.path}: cannot read: {exc.strerror}", markup=False)
-            status = 1
-            continue
-        if digest(current) != digest(rewrite.old):
-            err.print(f"skipped {rewrite.path}: file changed since it was scanned", markup=False)
-            status = 1
-            continue
-        if not mode & stat.S_IWUSR or not os.access(path.parent, os.W_OK):
-            err.print(f"skipped {rewrite.path}: file is read-only", markup=False)
-            status = 1
-            continue
-        try:
-            write_atomic(path, rewrite.new)
-        except UsageError as exc:
-            err.print(f"skipped {rewrite.path}: {exc}", markup=False)
-            status = 1
-            continue
-        err.print(f"rewrote {rewrite.path}", markup=False)
+        done.append(rewrite)
+        err.print(f"rewrote {printable(rewrite.path)}", markup=False, highlight=False, soft_wrap=True)
+    outcome.report = outcome.rebuild(done)
     return status
 
 
@@ -161,7 +152,7 @@ def write_report(outcome: PatchOutcome, path: Path | None) -> None:
     if path is None:
         return
     if path.suffix.lower() == ".json":
-        text = json.dumps(outcome.report, indent=2, ensure_ascii=False) + "\n"
+        text = json_text(outcome.report)
     else:
         text = coverage.to_markdown(outcome.report)
     write_atomic(path, text.encode("utf-8"))
