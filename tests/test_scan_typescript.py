@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from tree_sitter import Parser
 
 from tableshift.model import Confidence, Kind, Operation, TableSource
-from tableshift.scan import scan_source
+from tableshift.scan import scan_source, ts_nodes
+from tableshift.scan.typescript import grammar
 
 
 def calls(source: str, language: str = "typescript"):
@@ -372,3 +374,10 @@ outer(T); inner('tweets');
 """
     call = only(src)
     assert call.table.candidates == ("posts", "tweets")
+
+
+def test_parameter_defaults_inside_patterns():
+    src = "function f(a = 'x', { b = 'y', c: { d } = {} } = {}, [e, g = 'z'] = [], h?: string, ...{ i = 'w' }) {}"
+    fn = Parser(grammar("typescript").language).parse(src.encode()).root_node.named_children[0]
+    names = [(name, ts_nodes.text(d) if d is not None else None) for name, d in ts_nodes.parameter_names(fn)]
+    assert names == [("a", "'x'"), ("b", "'y'"), ("d", "{}"), ("e", "[]"), ("g", "'z'"), ("h", None), ("i", "'w'")]

@@ -113,3 +113,12 @@ def test_deeply_nested_payload_arrays_are_read():
     call = _only("await supabase.from('t').insert(" + "[" * depth + "{ a: 1 }, row" + "]" * depth + ");\n")
     assert [c.name for c in call.columns.write] == ["a"]
     assert [o.reason for o in call.columns.opaque] == ["insert payload is a variable: `row`"]
+
+
+def test_deeply_nested_destructuring_does_not_lose_the_file():
+    depth = 5_000
+    pattern = "{ a: " * depth + "{ t }" + " }" * depth
+    source = f"const {pattern} = obj;\nfunction f({pattern}) {{ return supabase.from(t).select('id'); }}\nawait supabase.from('posts').select('id');\n"
+    result = scan_source(source.encode(), path="x.ts", language="typescript")
+    assert result.error is None, result.error
+    assert [(c.table.name, c.table.reasons) for c in result.calls] == [(None, ("parameter `t` of `f`",)), ("posts", ())]

@@ -232,31 +232,34 @@ def parameter_index(fn: Node, name: str) -> int | None:
 
 
 def _pattern_names(node: Node) -> Iterator[tuple[str, Node | None]]:
-    kind = node.type
-    if kind in ("identifier", "shorthand_property_identifier_pattern"):
-        yield text(node), None
-    elif kind in ("required_parameter", "optional_parameter"):
-        pattern = node.child_by_field_name("pattern")
-        default = node.child_by_field_name("value")
-        if pattern is not None:
-            for name, inner_default in _pattern_names(pattern):
-                yield name, inner_default or default
-    elif kind in ("assignment_pattern", "object_assignment_pattern"):
-        left = node.child_by_field_name("left")
-        right = node.child_by_field_name("right")
-        if left is not None:
-            for name, _ in _pattern_names(left):
-                yield name, right
-    elif kind in ("object_pattern", "array_pattern"):
-        for child in node.named_children:
-            yield from _pattern_names(child)
-    elif kind == "pair_pattern":
-        value = node.child_by_field_name("value")
-        if value is not None:
-            yield from _pattern_names(value)
-    elif kind == "rest_pattern":
-        for child in node.named_children:
-            yield from _pattern_names(child)
+    """(name, default) of each name a binding pattern declares, in source order.
+
+    Iterative: generated code nests patterns deeper than Python recurses. A default is carried
+    down: a parameter's default holds unless an inner `= x` names another, and a nested
+    `{ ... } = x` gives x to every name inside it (`settled`).
+    """
+    pending: list[tuple[Node, Node | None, bool]] = [(node, None, False)]
+    while pending:
+        current, default, settled = pending.pop()
+        kind = current.type
+        if kind in ("identifier", "shorthand_property_identifier_pattern"):
+            yield text(current), default
+        elif kind in ("required_parameter", "optional_parameter"):
+            pattern = current.child_by_field_name("pattern")
+            value = current.child_by_field_name("value")
+            if pattern is not None:
+                pending.append((pattern, default if settled or value is None else value, settled))
+        elif kind in ("assignment_pattern", "object_assignment_pattern"):
+            left = current.child_by_field_name("left")
+            right = current.child_by_field_name("right")
+            if left is not None:
+                pending.append((left, default if settled or right is None else right, True))
+        elif kind in ("object_pattern", "array_pattern", "rest_pattern"):
+            pending.extend((child, default, settled) for child in reversed(current.named_children))
+        elif kind == "pair_pattern":
+            value = current.child_by_field_name("value")
+            if value is not None:
+                pending.append((value, default, settled))
 
 
 def function_name(fn: Node, parents: Parents) -> str | None:
