@@ -157,6 +157,70 @@ def test_set_clashing_with_payload_is_review(rules):
     assert reasons == ["payload already sets 'kind', which the rules set too"]
 
 
+def test_realtime_on_a_merged_table_gets_the_where_as_its_filter(rules):
+    source = "ch.on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'tweets' }, cb);"
+    assert rewrite(source, rules) == (
+        "ch.on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'posted_content', filter: 'kind=eq.tweet' }, cb);"
+    )
+
+
+def test_realtime_on_a_table_without_where_gets_no_filter(rules):
+    source = "ch.on('postgres_changes', { event: '*', table: 'outcomes' }, cb);"
+    assert rewrite(source, rules) == "ch.on('postgres_changes', { event: '*', table: 'engagement_metrics' }, cb);"
+
+
+@pytest.mark.parametrize(
+    "options",
+    ["{ event: '*', table: 'tweets', filter: 'tweet_id=eq.1' }", "{ event: '*', table: 'tweets', filter }", "{ event: '*', table: 'tweets', filter: f }"],
+)
+def test_realtime_with_a_filter_of_its_own_is_review(rules, options):
+    _, found = plans(f"ch.on('postgres_changes', {options}, cb);", rules)
+    [p] = [p for p in found if p.fix is not Fix.OK]
+    assert p.fix is Fix.REVIEW and p.edits == ()
+    assert "subscription has a filter already, and realtime takes one: add the rules' where by hand" in p.reasons
+
+
+def test_an_embedded_merged_table_is_filtered_to_its_own_rows(rules):
+    source = "supabase.from('content_queue').select('id, tweets(tweet_id)').limit(3);"
+    assert rewrite(source, rules) == (
+        "supabase.from('content_queue').select('id, tweets:posted_content(tweet_id)').eq('tweets.kind', 'tweet').limit(3);"
+    )
+
+
+def test_an_aliased_embed_is_filtered_through_its_alias(rules):
+    source = "supabase.from('content_queue').select('id, posted:tweets(tweet_id)');"
+    assert rewrite(source, rules) == (
+        "supabase.from('content_queue').select('id, posted:posted_content(tweet_id)').eq('posted.kind', 'tweet');"
+    )
+
+
+def test_an_embed_filter_already_present_is_not_repeated(rules):
+    source = "supabase.from('content_queue').select('id, tweets(tweet_id)').eq('tweets.kind', 'tweet');"
+    assert rewrite(source, rules) == (
+        "supabase.from('content_queue').select('id, tweets:posted_content(tweet_id)').eq('tweets.kind', 'tweet');"
+    )
+
+
+def test_an_embedded_merged_table_in_a_write_is_review(rules):
+    source = "supabase.from('content_queue').insert({ content: c }).select('id, tweets(tweet_id)');"
+    _, found = plans(source, rules)
+    [p] = [p for p in found if p.fix is not Fix.OK]
+    assert p.fix is Fix.REVIEW
+    assert "embed 'tweets' reads merged table 'posted_content': its where filter cannot be placed on this call" in p.reasons
+
+
+def test_an_insert_into_a_merged_table_must_set_what_reads_filter_on(tmp_path):
+    (tmp_path / "schema.sql").write_text(SCHEMA)
+    body = b"schema = 'schema.sql'\n[[table]]\nlegacy = 'tweets'\ntarget = 'posted_content'\n[table.where]\nkind = 'tweet'\n"
+    only_where = parse_rules(body, "r.toml", base=tmp_path)
+    _, found = plans("supabase.from('tweets').insert({ tweet_id: t });", only_where)
+    [p] = [p for p in found if p.fix is not Fix.OK]
+    assert p.fix is Fix.REVIEW
+    assert any("does not set 'kind', which the rules' where filters on" in r for r in p.reasons)
+    _, found = plans("supabase.from('tweets').insert({ tweet_id: t, kind: k });", only_where)
+    assert [p.fix for p in found] == [Fix.AUTO]
+
+
 def test_where_on_a_continued_chain_is_review(rules):
     reasons = review_reasons("let q = supabase.from('tweets'); q = q.select('*');", rules)
     assert any("where filter cannot be placed" in r for r in reasons)

@@ -105,11 +105,14 @@ class _Planner:
             for column in (*call.columns.select, *call.columns.filter, *call.columns.write, *call.columns.on_conflict):
                 if column.qualifier is None:
                     self._column(column, rule)
-            self._where(rule)
+            if call.kind is Kind.REALTIME:
+                self._realtime_where(rule)
+            else:
+                self._where(rule)
             self._set(rule)
             self._required(rule)
         for embed in call.columns.embedded:
-            self._embed(embed, parent=table_now, parent_moved=rule is not None)
+            self._embed(embed, parent=table_now, parent_moved=rule is not None, path=())
         for column in call.columns.filter:
             if column.qualifier is not None:
                 self._qualified(column)
@@ -198,8 +201,9 @@ class _Planner:
         if rule is not None:
             self._column(column, rule)
 
-    def _embed(self, embed: Embedded, *, parent: str | None, parent_moved: bool) -> None:
+    def _embed(self, embed: Embedded, *, parent: str | None, parent_moved: bool, path: tuple[str, ...]) -> None:
         rule = self.rules.lookup(embed.table, self.call.schema)
+        path = (*path, embed.alias or embed.table)  # how filters name it: the alias kept by the rewrite
         now = _table_part(rule.target) if rule is not None else embed.table
         constraint_hints = [h for h in embed.hints if h not in _JOIN_HINTS]
         if constraint_hints and (rule is not None or parent_moved):
@@ -215,11 +219,12 @@ class _Planner:
         if rule is not None:
             for column in embed.columns:
                 self._column(column, rule)
+            self._embed_where(rule, ".".join(path))
         if parent is not None and self.schema is not None and (rule is not None or self.rules.lookup(parent) is None):
             if self.schema.table(parent) and self.schema.table(now) and not self.schema.linked(parent, now):
                 self.reasons.append(f"no foreign key between {parent!r} and {now!r} in the target schema: the embed would fail")
         for child in embed.embedded:
-            self._embed(child, parent=now, parent_moved=rule is not None)
+            self._embed(child, parent=now, parent_moved=rule is not None, path=path)
 
     def _where(self, rule: TableRule) -> None:
         op = self.call.operation
@@ -238,7 +243,49 @@ class _Planner:
             end = self.call.operation_span.end
             self.edits.append(Edit(Span(end, end), text))
 
+    def _embed_where(self, rule: TableRule, path: str) -> None:
+        """A merged table read through an embed keeps only its own rows: a filter on the embed."""
+        if not rule.where:
+            return
+        if self.call.operation is not Operation.SELECT or self.call.operation_span is None:
+            self.reasons.append(
+                f"embed {path!r} reads merged table {rule.target!r}: its where filter cannot be placed on this call"
+            )
+            return
+        present = {(c.qualifier, c.name) for c in self.call.columns.filter if c.op == "eq"}
+        quote, lang = self.quote, self.call.language
+        text = "".join(
+            f".eq({_literal(f'{path}.{col}', quote, lang)}, {_literal(value, quote, lang)})"
+            for col, value in rule.where
+            if (path, col) not in present
+        )
+        if text:
+            end = self.call.operation_span.end
+            self.edits.append(Edit(Span(end, end), text))
+
+    def _realtime_where(self, rule: TableRule) -> None:
+        """A subscription to a merged table must still hear only its own rows: `filter: 'kind=eq.x'`."""
+        if not rule.where:
+            return
+        table = self.call.table
+        if len(rule.where) > 1:
+            self.reasons.append(f"realtime takes one filter, and the rules filter {rule.target!r} on {len(rule.where)} columns")
+            return
+        if b"filter" in self.data[self.call.span.start : self.call.span.end]:
+            self.reasons.append("subscription has a filter already, and realtime takes one: add the rules' where by hand")
+            return
+        span = table.span if table is not None and table.source is TableSource.LITERAL else None
+        if span is None or self.data[span.end : span.end + 1] not in (b"'", b'"', b"`"):
+            self.reasons.append(f"subscription to merged table {rule.target!r} needs a filter, and its table is not a plain string")
+            return
+        [(column, value)] = rule.where
+        shown = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        condition = _literal(f"{column}=eq.{shown}", self.quote, self.call.language)
+        self.edits.append(Edit(Span(span.end + 1, span.end + 1), f", filter: {condition}"))
+
     def _set(self, rule: TableRule) -> None:
+        if self.call.operation in (Operation.INSERT, Operation.UPSERT):
+            self._discriminated(rule)
         if not rule.set or self.call.operation not in (Operation.INSERT, Operation.UPSERT):
             return
         if any(o.role is Role.WRITE for o in self.call.columns.opaque) or not self.call.payload_objects:
@@ -260,6 +307,16 @@ class _Planner:
             else:
                 text = f"{pairs}, "
             self.edits.append(Edit(Span(obj.start + 1, obj.start + 1), text))
+
+    def _discriminated(self, rule: TableRule) -> None:
+        """Rows written to a merged table must carry what its reads filter on, or they vanish from them."""
+        given = {c for c, _ in rule.set} | {rule.rename(c.name) or c.name for c in self.call.columns.write}
+        unset = [c for c, _ in rule.where if c not in given]
+        if unset:
+            self.reasons.append(
+                f"insert into merged table {rule.target!r} does not set {unset[0]!r}, which the rules' where filters on: "
+                "add it to [table.set]"
+            )
 
     def _required(self, rule: TableRule) -> None:
         if self.call.operation not in (Operation.INSERT, Operation.UPSERT) or self.schema is None:
