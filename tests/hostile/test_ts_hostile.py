@@ -25,7 +25,7 @@ def _only(source: str):
 
 @pytest.fixture
 def parents(monkeypatch):
-    """Every parent table a scan makes: its step count is the work spent walking up the tree."""
+    """The Parents each scan makes: their steps are the work spent walking up the tree."""
     made: list[ts_nodes.Parents] = []
 
     class Counted(ts_nodes.Parents):
