@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import signal
@@ -103,6 +104,26 @@ ConfigOpt = Annotated[
 ]
 
 
+def _quiet_pipe(command: Callable[..., None]) -> Callable[..., None]:
+    """A reader that goes away (`| head`) ends the run as it ends `cat`: killed by SIGPIPE, silent.
+
+    SIGPIPE stays ignored while the run works (the process pool's own pipes must not kill it);
+    only a closed standard output ends it, once the command has nothing else to finish.
+    """
+
+    @functools.wraps(command)
+    def run(*args: object, **kwargs: object) -> None:
+        try:
+            command(*args, **kwargs)
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # nothing more reaches the closed pipe at exit
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGPIPE)
+
+    return run
+
+
 @dataclass(frozen=True, slots=True)
 class Inputs:
     """What to scan and with which rules: flags first, then the config file, then defaults."""
@@ -198,6 +219,7 @@ def _scan(inputs: Inputs, *, only: set[Path] | None = None) -> ScanResult:
 
 
 @app.command()
+@_quiet_pipe
 def audit(
     paths: PathsArg = None,
     rules: RulesOpt = None,
@@ -217,6 +239,7 @@ def audit(
     from tableshift.report.audit import AuditBuilder
     from tableshift.report.sections import audit_sections
 
+    _check_targets(output)
     inputs = _inputs(config, paths, rules, include, exclude, need_rules=False, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size, skip_minified))
     # streamed: each file's calls are written out (or counted) as soon as the file is done
     spool = render.JsonSpool() if format is AuditFormat.json else None
@@ -243,6 +266,7 @@ class _Discard:
 
 
 @app.command()
+@_quiet_pipe
 def patch(
     paths: PathsArg = None,
     rules: RulesOpt = None,
@@ -269,9 +293,12 @@ def patch(
         raise UsageError("--output, --split-dir and --apply exclude each other: pick one")
     if report is not None and report.suffix.lower() not in (".md", ".json"):
         raise UsageError(f"{report}: --report takes a .md or .json file")
-    for target in (report, output):
-        if target is not None and not (target.parent if str(target.parent) else Path(".")).is_dir():
-            raise UsageError(f"{target}: directory {target.parent} does not exist")
+    if split_dir is not None:  # made first, so that --report may point into it
+        try:
+            split_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{split_dir}: cannot create directory: {exc.strerror}") from None
+    _check_targets(report, output)
     inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size, skip_minified))
     assert inputs.rules is not None
     selection = patching.selection(inputs.rules, only=only.value if only else None, tables=table or (), groups=group or ())
@@ -279,6 +306,14 @@ def patch(
     status = patching.emit(outcome, output=output, split_dir=split_dir, apply=apply, err=_stderr_console())
     patching.write_report(outcome, report)
     raise typer.Exit(status)
+
+
+def _check_targets(*paths: Path | None) -> None:
+    from tableshift.fsutil import check_target
+
+    for path in paths:
+        if path is not None:
+            check_target(path)
 
 
 def _baseline_path(flag: Path | None, config: Config) -> Path:
@@ -292,6 +327,7 @@ def _baseline_path(flag: Path | None, config: Config) -> Path:
 
 
 @app.command()
+@_quiet_pipe
 def baseline(
     paths: PathsArg = None,
     rules: RulesOpt = None,
@@ -312,6 +348,7 @@ def baseline(
     inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size, skip_minified))
     assert inputs.rules is not None
     path = _baseline_path(output, inputs.config)
+    _check_targets(path)
     new, old = gate.write_baseline(_scan(inputs), inputs.rules, path, update=update, cwd=Path.cwd())
     err = _stderr_console()
     if old is None:
@@ -321,6 +358,7 @@ def baseline(
 
 
 @app.command()
+@_quiet_pipe
 def check(
     paths: PathsArg = None,
     rules: RulesOpt = None,
@@ -345,6 +383,7 @@ def check(
 
     inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size, skip_minified))
     assert inputs.rules is not None
+    _check_targets(output)
     path = _baseline_path(baseline_file, inputs.config)
     # git runs where the code is: the first path's folder (or the config's), not necessarily here
     first = inputs.paths[0] if inputs.paths else Path(".")
@@ -376,7 +415,13 @@ def _stdout_console() -> Console:
     from rich.console import Console
 
     console = Console()
-    return console if console.is_terminal else Console(width=PIPED_WIDTH)
+    console = console if console.is_terminal else Console(width=PIPED_WIDTH)
+    console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]  # rich would exit 1; see _quiet_pipe
+    return console
+
+
+def _broken_pipe() -> None:
+    raise BrokenPipeError
 
 
 def _emit_with(write: Callable[[BinaryIO], None], output: Path | None) -> None:
@@ -434,7 +479,7 @@ _SIGNAL = [0]  # the signal that ended the run, if one did
 
 def _signals() -> None:
     """SIGTERM ends a run as Ctrl-C does: cleanly, with no temporary file left beside user code.
-    A reader that goes away (`| head`) ends it quietly, as it does `cat` or `grep`."""
+    """
 
     def terminate(signum: int, _frame: object) -> None:
         _SIGNAL[0] = signum
@@ -443,7 +488,6 @@ def _signals() -> None:
     signal.signal(signal.SIGTERM, terminate)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, terminate)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
 def _is_cli_usage_error(exc: BaseException) -> bool:

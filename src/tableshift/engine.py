@@ -266,14 +266,15 @@ def _pooled(
         try:
             for k, (indices, files) in enumerate(remaining):
                 try:
-                    results = futures[k].result()
+                    results, broken = futures[k].result(), False
                 except BrokenProcessPool:
-                    results = [_isolated(source, rules) for source in files]
+                    results, broken = [_isolated(source, rules) for source in files], True
+                futures[k] = None  # type: ignore[call-overload]  # memory stays flat: results are not kept
+                yield from zip(indices, results)
+                if broken:  # every later batch of this pool is lost too: a new pool takes them
                     remaining = remaining[k + 1 :]
                     _kill(pool)
                     break
-                futures[k] = None  # type: ignore[call-overload]  # memory stays flat: results are not kept
-                yield from zip(indices, results)
             else:
                 remaining = []
         except BaseException:

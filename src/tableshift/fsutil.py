@@ -61,6 +61,16 @@ def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
         yield handle
 
 
+def check_target(path: Path) -> None:
+    """Refuse a bad output target before any work is done, with the message writing would give."""
+    target = _resolve_output(path)
+    if target.is_dir():
+        raise UsageError(f"{path}: is a directory")
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise UsageError(f"{path}: directory {directory} does not exist")
+
+
 def _resolve_output(path: Path) -> Path:
     """Follow a symbolic link only to a regular file in an allowed place; refuse anything else."""
     try:
