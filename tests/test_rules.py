@@ -95,3 +95,65 @@ def test_bad_toml_names_its_line():
 def test_missing_rules_file(tmp_path):
     with pytest.raises(UsageError, match="rules file not found"):
         load_rules(tmp_path / "nope.toml")
+
+
+SCHEMA_SQL = "CREATE TABLE invoices (id bigserial primary key, kind text not null, total_cents int, note text);\n"
+
+
+def _with_schema(tmp_path, table: str):
+    (tmp_path / "s.sql").write_text(SCHEMA_SQL)
+    body = f"schema = 's.sql'\n[[table]]\nlegacy = 'receipts'\ntarget = 'invoices'\n{table}"
+    return parse_rules(body.encode(), "rules.toml", base=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ("[table.renames]\namount = 'amount_cents'\n", "table[1].renames.amount: target 'invoices' has no column 'amount_cents'"),
+        ("[table.where]\ntype = 'receipt'\n", "table[1].where.type: target 'invoices' has no column 'type'"),
+        ("[table.set]\nsource = 'legacy'\n", "table[1].set.source: target 'invoices' has no column 'source'"),
+    ],
+)
+def test_columns_the_target_lacks_are_errors_at_load(tmp_path, table, expected):
+    with pytest.raises(UsageError) as info:
+        _with_schema(tmp_path, table)
+    assert str(info.value) == f"rules.toml: {expected}"
+
+
+def test_a_target_missing_from_the_schema_is_an_error_at_load(tmp_path):
+    (tmp_path / "s.sql").write_text(SCHEMA_SQL)
+    body = b"schema = 's.sql'\n[[table]]\nlegacy = 'receipts'\ntarget = 'bills'\n"
+    with pytest.raises(UsageError, match=r"table\[1\]\.target: table 'bills' is not in the schema"):
+        parse_rules(body, "rules.toml", base=tmp_path)
+
+
+def test_columns_the_target_has_load(tmp_path):
+    rules = _with_schema(tmp_path, "[table.renames]\namount = 'total_cents'\n[table.where]\nkind = 'receipt'\n[table.set]\nkind = 'receipt'\n")
+    assert rules.tables[0].where == (("kind", "receipt"),)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"[[table]]\nlegacy='a'\ntarget='b'\n[table.set]\nx = nan\n", "table[1].set.x: must be a finite number, not nan"),
+        (b"[[table]]\nlegacy='a'\ntarget='b'\n[table.where]\nx = inf\n", "table[1].where.x: must be a finite number, not inf"),
+        (b"[[table]]\nlegacy='a'\ntarget='b'\n[table.set]\nx = -inf\n", "must be a finite number, not -inf"),
+        (b"[[table]]\nlegacy='a'\ntarget='b'\n[table.set]\nx = 1e400\n", "must be a finite number, not inf"),
+        (b"version = true\n[[table]]\nlegacy='a'\ntarget='b'\n", "version: unsupported rules version True"),
+        (b"[[table]]\nlegacy='a'\ntarget='b'\ngroup='../../x'\n", "table[1].group: '../../x' is not a group name"),
+        (b"[[table]]\nlegacy='a'\ntarget='b'\ngroup='/abs/x'\n", "table[1].group: '/abs/x' is not a group name"),
+        (b"[[table]]\nlegacy='a'\ntarget='b'\ngroup='.hidden'\n", "is not a group name"),
+        (b"[[table]]\nlegacy='a'\ntarget='b'\ngroup=''\n", "is not a group name"),
+        (b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n", "invalid TOML: nested too deeply or a value too large"),
+        (b"x = " + b"9" * 5001 + b"\n", "invalid TOML"),
+    ],
+)
+def test_hostile_values_are_one_line_errors(body, expected):
+    with pytest.raises(UsageError) as info:
+        parse_rules(body, "r.toml")
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_group_name_may_hold_dots_dashes_and_underscores():
+    rules = parse_rules(b"[[table]]\nlegacy='a'\ntarget='b'\ngroup='wave-2.posted_content'\n", "r.toml")
+    assert rules.groups == ("wave-2.posted_content",)
