@@ -251,3 +251,39 @@ def test_local_variable_shadows_module_constant():
 def test_executed_response_in_a_variable_is_not_a_builder():
     call = only("def f(supabase):\n    res = supabase.table('tweets').select('id').execute()\n    return res\n")
     assert call.notes == ()
+
+
+def test_call_site_constants_are_candidates_of_a_helper():
+    src = '''
+INVOICE_TABLE = "receipts"
+
+class Jobs:
+    TABLE = "job_runs"
+    def run(self, client):
+        return count_rows(client, self.TABLE)
+
+def count_rows(client, table):
+    return client.table(table).select("id", count="exact").execute()
+
+count_rows(supabase, INVOICE_TABLE)
+count_rows(supabase, table="posts")
+'''
+    call = only(src)
+    assert call.table.candidates == ("job_runs", "receipts", "posts")
+    assert call.table.reasons == ("parameter `table` of `count_rows`",)
+
+
+def test_a_helper_that_calls_itself_with_its_parameter_terminates():
+    src = '''
+def walk(client, table, depth=0):
+    if depth:
+        return walk(client, table, depth - 1)
+    return client.table(table).select("*").execute()
+
+def other(client, table):
+    return walk(client, table)
+
+walk(supabase, "posts")
+'''
+    call = only(src)
+    assert call.table.candidates == ("posts",) and call.table.name is None

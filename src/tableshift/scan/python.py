@@ -66,7 +66,7 @@ class _Collector(cst.CSTVisitor):
 
     def __init__(self) -> None:
         self.candidates: list[cst.Call] = []
-        self.calls: list[cst.Call] = []
+        self.calls: dict[str, list[cst.Call]] = {}  # by the name called: `f(...)` and `x.f(...)` under "f"
         self.module_assigns: dict[str, list[cst.BaseExpression]] = {}
         self.class_attrs: dict[str, list[tuple[str, cst.BaseExpression]]] = {}  # attr -> (class, value)
         self._classes: list[str] = []
@@ -119,10 +119,12 @@ class _Collector(cst.CSTVisitor):
             self.escapes.setdefault(node.value.value, []).append(node.value)
 
     def visit_Call(self, node: cst.Call) -> None:
-        self.calls.append(node)
-        if isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name):
-            self.method_calls.setdefault(node.func.value.value, []).append(node)
         func = node.func
+        called = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else None
+        if called is not None:
+            self.calls.setdefault(called, []).append(node)
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
+            self.method_calls.setdefault(func.value.value, []).append(node)
         if isinstance(func, cst.Attribute) and func.attr.value in ("table", "from_", "rpc"):
             self.candidates.append(node)
 
@@ -384,7 +386,7 @@ class _FileScan:
     def _name_arg(self, name: str, at: cst.CSTNode, depth: int) -> TableArg:
         fn = self._param_owner(name, at)
         if fn is not None:
-            return self._parameter(name, fn)
+            return self._parameter(name, fn, depth)
         scope = self._scope(at)
         if not isinstance(scope, cst.Module):
             local = [a.value for a in self.collector.assigns.get(name, []) if self._scope(a) is scope]
@@ -478,7 +480,7 @@ class _FileScan:
             node = self.parent(node)
         return None
 
-    def _parameter(self, name: str, fn: cst.FunctionDef) -> TableArg:
+    def _parameter(self, name: str, fn: cst.FunctionDef, depth: int) -> TableArg:
         params = [*fn.params.posonly_params, *fn.params.params]
         candidates: list[str] = []
         index = None
@@ -495,26 +497,26 @@ class _FileScan:
                     candidates.append(lit.value)
         is_method = index is not None and params and params[0].name.value in ("self", "cls")
         fname = fn.name.value
-        for call in self.collector.calls:
+        for call in self.collector.calls.get(fname, []):
             callee = call.func
-            called = callee.value if isinstance(callee, cst.Name) else callee.attr.value if isinstance(callee, cst.Attribute) else None
-            if called != fname:
-                continue
             for a in call.args:
                 if a.keyword is not None and a.keyword.value == name:
-                    lit = self.string(a.value)
-                    if lit is not None:
-                        candidates.append(lit.value)
+                    candidates.extend(self._call_site(a.value, call, depth))
             positional = [a for a in call.args if a.keyword is None and not a.star]
             if index is not None:
                 at = index - 1 if is_method and isinstance(callee, cst.Attribute) else index
                 if 0 <= at < len(positional):
-                    lit = self.string(positional[at].value)
-                    if lit is not None:
-                        candidates.append(lit.value)
+                    candidates.extend(self._call_site(positional[at].value, call, depth))
         return TableArg(
             None, TableSource.DYNAMIC, candidates=tuple(dict.fromkeys(candidates)), reasons=(f"parameter `{name}` of `{fname}`",)
         )
+
+    def _call_site(self, arg: cst.BaseExpression, call: cst.Call, depth: int) -> list[str]:
+        """The tables an argument may name, resolved as `.table()`'s own argument is: a literal, a module
+        constant, a class attribute, the caller's own parameter (one level deeper each time, so a helper
+        that passes its parameter on to itself ends)."""
+        resolved = self.table_arg(arg, call, depth + 1)
+        return [resolved.name] if resolved.certain and resolved.name else list(resolved.candidates)
 
     # -- columns ----------------------------------------------------------
 
