@@ -174,6 +174,53 @@ supabase.channel('x').on('postgres_changes', { event: 'INSERT', schema: 'public'
     assert found[4].table.name == "posts" and found[4].event == "INSERT"
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "const { data } = await supabaseAdmin(c).storage.from('images').list('avatars/');",
+        "const { data } = await useSupabase().storage.from('images').createSignedUrl(path, 60);",
+        "await getSupabaseClient().storage.from('images').remove([path]);",
+        "await (await client()).storage.from('images').upload(path, file);",
+        "class Media { async drop(p: string) { await this.supabase.storage.from('images').remove([p]); } }",
+        "await (supabase.storage as any).from('images').list();",
+        "await supabase?.storage?.from('images').list();",
+        "await supabase['storage'].from('images').list();",
+        "await this.db.getClient()\n  .storage\n  .from('images')\n  .list();",
+        "const store = getClient().storage;\nawait store.from('images').list();",
+        "const store = (await client()).storage;\nawait store.from('images').list();",
+        "const bucket = getClient().storage.from('images');\nconst { data, error } = await bucket.upload(path, file);",
+    ],
+)
+def test_storage_from_on_any_receiver_is_the_bucket(source):
+    call = only(source)
+    assert (call.kind, call.name, call.table) == (Kind.STORAGE, "images", None)
+
+
+def test_storage_receivers_in_javascript_name_the_client():
+    src = "const { data } = await supabaseAdmin(c).storage.from('images').list();\nconst removed = (await client()).storage.from('docs').remove([p]);\n"
+    found = calls(src, "javascript")
+    assert [(c.kind, c.name, c.client) for c in found] == [
+        (Kind.STORAGE, "images", "supabaseAdmin(c)"),
+        (Kind.STORAGE, "docs", "(await client())"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "await db.from('images').select('*');",
+        "await getClient().from('images').select('id');",
+        "await (await client()).from('images').select('id');",
+        "const store = getClient();\nawait store.from('images').select('id');",
+        "const storage = supabase;\nawait storage.from('images').select('id');",
+        "await supabase.storageUsage.from('images').select('id');",
+    ],
+)
+def test_from_on_a_client_that_is_not_storage_stays_a_table_call(source):
+    call = only(source)
+    assert (call.kind, call.table.name, call.name) == (Kind.TABLE, "images", None)
+
+
 def test_split_builder_collects_continued_filters():
     src = """
 async function list(status?: string) {

@@ -271,8 +271,8 @@ class _FileScan:
         return False
 
     def _is_storage(self, inner: Node) -> bool:
-        path = n.member_path(inner)
-        if path is not None and path[-1] == "storage" and len(path) > 1:
+        """`X.storage.from(...)` whatever X is (a call, `await`, `this.db`), or a variable holding `X.storage`."""
+        if _storage_member(inner):
             return True
         if inner.type == "identifier":
             decl = self.resolver.binding(n.text(inner), inner)
@@ -282,8 +282,7 @@ class _FileScan:
             target = decl.child_by_field_name("name")
             if target is not None and target.type == "object_pattern":
                 return n.text(inner) == "storage"
-            vpath = n.member_path(value) if value is not None else None
-            return vpath is not None and vpath[-1] == "storage"
+            return value is not None and _storage_member(value)
         return False
 
     def _schema_of(self, inner: Node) -> tuple[str | None, Node]:
@@ -425,7 +424,7 @@ class _FileScan:
         _, top = _chain_up(node, self.parents)
         bucket = self.resolver.table(args[0], node)
         client = inner
-        path_obj = inner.child_by_field_name("object") if inner.type == "member_expression" else None
+        path_obj = inner.child_by_field_name("object") if inner.type in ("member_expression", "subscript_expression") else None
         if path_obj is not None:
             client = path_obj
         notes = () if bucket.certain else tuple(f"bucket: {r}" for r in bucket.reasons)
@@ -600,6 +599,21 @@ def _chain_up(node: Node, parents: n.Parents) -> tuple[list[Link], Node]:
         links.append(Link(n.text(prop), grand, n.arguments(grand.child_by_field_name("arguments"))))
         cur = grand
     return links, cur
+
+
+def _storage_member(node: Node) -> bool:
+    """`X.storage` or `X['storage']`, under parentheses, casts and `await`: the storage API of any client."""
+    node = n.unwrap(node)
+    while node.type == "await_expression" and node.named_children:
+        node = n.unwrap(node.named_children[0])
+    if node.type == "member_expression":
+        prop = node.child_by_field_name("property")
+        return prop is not None and prop.type == "property_identifier" and n.text(prop) == "storage"
+    if node.type == "subscript_expression":
+        index = node.child_by_field_name("index")
+        lit = n.string_literal(index) if index is not None else None
+        return lit is not None and lit.value == "storage"
+    return False
 
 
 def _statement(node: Node, parents: n.Parents) -> Node:
