@@ -15,6 +15,7 @@ from pathlib import Path
 from tableshift.cache import dumps
 from tableshift.classify import classify
 from tableshift.discover import SourceFile
+from tableshift.link.linker import Linker
 from tableshift.model import FileResult, Verdict
 from tableshift.patch import OverlappingEdits, apply_edits
 from tableshift.rewrite import Plan, plan, settle_shared
@@ -68,6 +69,15 @@ class Options:
     cache_dir: Path | None = None  # None: no cache
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     skip_minified: bool = True
+    root: Path | None = None  # the project the link pass resolves modules in (default: the repository)
+
+
+def _root(sources: Sequence[SourceFile]) -> Path:
+    """The repository the scanned files live in (else the current directory): imports resolve inside it."""
+    from tableshift.discover import repository_root
+
+    start = sources[0].path.parent if sources else Path.cwd()
+    return repository_root(start) or repository_root(Path.cwd()) or Path.cwd()
 
 
 def _skip_reason(data: bytes, language: str, options: Options) -> str | None:
@@ -97,6 +107,35 @@ def analyse(source: SourceFile, data: bytes, rules: RuleSet | None) -> FileOutco
     verdicts = tuple(classify(call, rules) for call in result.calls)
     plans = settle_shared(tuple(plan(v, rules, data) for v in verdicts)) if rules is not None else ()
     return FileOutcome(result, verdicts, plans, digest(data))
+
+
+def _needs_link(outcome: FileOutcome) -> bool:
+    return any(c.table is not None and (c.table.link or c.table.candidate_links) for c in outcome.result.calls)
+
+
+def link_outcome(outcome: FileOutcome, source: SourceFile, rules: RuleSet | None, linker: Linker) -> FileOutcome:
+    """Names imported from other modules, followed by the link pass; then the file's calls are
+    judged again. Run every time, cached or not: the other modules may have changed."""
+    from tableshift.link.apply import linked_table
+
+    calls = tuple(
+        dataclasses.replace(c, table=linked_table(c, linker, source.path))
+        if c.table is not None and (c.table.link or c.table.candidate_links)
+        else c
+        for c in outcome.result.calls
+    )
+    result = dataclasses.replace(outcome.result, calls=calls)
+    verdicts = tuple(classify(call, rules) for call in calls)
+    if rules is None:
+        return FileOutcome(result, verdicts, (), outcome.digest)
+    try:
+        data = source.path.read_bytes()
+    except OSError:
+        return outcome
+    if digest(data) != outcome.digest:
+        return outcome  # changed under this run: its verdicts stand as scanned, and --apply refuses it
+    plans = settle_shared(tuple(plan(v, rules, data) for v in verdicts))
+    return FileOutcome(result, verdicts, plans, outcome.digest)
 
 
 def scan_file(source: SourceFile, rules: RuleSet | None) -> FileOutcome:
@@ -182,6 +221,7 @@ def stream(
         cache = Cache(options.cache_dir, rules_key=rules.digest if rules is not None else "-")
         if not cache.enabled:
             cache = None
+    linker = Linker(options.root or _root(sources))
     trivial: dict[int, FileResult] = {}
     keys: dict[int, str] = {}  # candidate files: index -> cache key
     digests: dict[int, str] = {}
@@ -221,6 +261,8 @@ def stream(
                 outcome = _from_cache(pickle.loads(blob), rules is not None)  # type: ignore[assignment]
                 if cache is not None and outcome.digest == digests[index]:
                     cache.put(keys[index], blob)
+            if _needs_link(outcome):
+                outcome = link_outcome(outcome, source, rules, linker)
             if on_file is not None:
                 on_file(outcome.result)
             yield outcome

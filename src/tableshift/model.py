@@ -165,6 +165,9 @@ class TableArg:
     # a file-private constant holding the name: its literal, and how often the file names it
     binding: Span | None = None
     binding_refs: int = 0
+    # an imported name, for the project-wide link pass: (module specifier, imported name, member path...)
+    link: tuple[str, ...] = ()
+    candidate_links: tuple[tuple[str, ...], ...] = ()  # imported names a parameter is given at call sites
 
     @property
     def certain(self) -> bool:

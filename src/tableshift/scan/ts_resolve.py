@@ -7,6 +7,7 @@ from functools import cached_property
 
 from tree_sitter import Node, Query, QueryCursor
 
+from tableshift.link.facts import Import, imports_of, required
 from tableshift.model import TableArg, TableSource
 from tableshift.scan import ts_nodes as n
 
@@ -137,9 +138,13 @@ class Resolver:
         if owner is not None and (decl is None or not n.contains(owner, decl)):
             return self._parameter(name, owner, depth)
         if decl is None:
-            return TableArg(None, TableSource.DYNAMIC, reasons=(f"`{name}` is imported or global: not defined in this file",))
+            if name in self.imports:
+                return self._imported(name, [])
+            return TableArg(None, TableSource.DYNAMIC, reasons=(f"`{name}` is global: not defined or imported in this file",))
         value = decl.child_by_field_name("value")
         target = decl.child_by_field_name("name")
+        if name in self.imports and value is not None and required(value) is not None:
+            return self._imported(name, [])  # `const { POSTS } = require('./tables')`
         if value is None or target is None or target.type != "identifier":
             return TableArg(None, TableSource.DYNAMIC, reasons=(f"`{name}` is destructured or has no value",))
         inner = self.table(value, decl, depth + 1)
@@ -163,6 +168,21 @@ class Resolver:
             reasons=(f"`{name}` is a variable (let/var), not a constant", *inner.reasons),
         )
 
+    @cached_property
+    def imports(self) -> dict[str, Import]:
+        return imports_of(self.root)
+
+    def _imported(self, name: str, path: list[str]) -> TableArg:
+        """A name bound by an import: left for the link pass, which reads the other module."""
+        imp = self.imports[name]
+        shown = ".".join([name, *path])
+        return TableArg(
+            None,
+            TableSource.DYNAMIC,
+            reasons=(f"`{shown}` is imported from '{imp.specifier}'",),
+            link=(imp.specifier, imp.imported, *path),
+        )
+
     def _parameter(self, name: str, fn: Node, depth: int) -> TableArg:
         """A parameter's candidates: its default and what each call site passes, each resolved as
         a table argument is, so `count(INVOICE_TABLE)` lists the constant's table."""
@@ -180,10 +200,16 @@ class Resolver:
                 passed = n.arguments(args)
                 if index < len(passed):
                     given.append(passed[index])
-        candidates = [c for arg in given for c in _names(self.table(arg, arg, depth + 1))]
+        resolved = [self.table(arg, arg, depth + 1) for arg in given]
+        candidates = [c for arg in resolved for c in _names(arg)]
+        links = [link for arg in resolved for link in ((arg.link,) if arg.link else ()) + arg.candidate_links]
         owner = f"`{fname}`" if fname else "an anonymous function"
         return TableArg(
-            None, TableSource.DYNAMIC, candidates=_unique(candidates), reasons=(f"parameter `{name}` of {owner}",)
+            None,
+            TableSource.DYNAMIC,
+            candidates=_unique(candidates),
+            reasons=(f"parameter `{name}` of {owner}",),
+            candidate_links=tuple(dict.fromkeys(links)),
         )
 
     def _member(self, node: Node, at: Node, depth: int) -> TableArg:
@@ -196,6 +222,9 @@ class Resolver:
         if path[0] != "this":
             decl = self.binding(path[0], at)
             value = decl.child_by_field_name("value") if decl is not None else None
+            bound = decl is None or (value is not None and required(value) is not None)
+            if bound and path[0] in self.imports and self.param_owner(path[0], at) is None:
+                return self._imported(path[0], path[1:])
             if decl is not None and value is not None and self.is_const(decl):
                 found = _follow(_unfreeze(n.unwrap(value)), path[1:])
                 lit = n.string_literal(found) if found is not None else None

@@ -1,0 +1,146 @@
+"""The project-wide link pass: a table name imported from another module, followed to its string.
+
+Per-file scans leave a `link` on each table argument bound to an import: the module specifier,
+the imported name and a member path. The linker follows it through re-exports, namespaces and
+CommonJS, reading each module it reaches once per run (never from the cache: an edit to a
+constants module alone changes every verdict that depends on it). Every failure is a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tableshift.link.facts import Import, ModuleFacts, Value, module_facts
+from tableshift.link.modules import Modules, Unresolved
+from tableshift.model import Span
+
+_MAX_STEPS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A string constant: its value, and where its literal stands."""
+
+    text: str
+    file: Path
+    span: Span | None
+    via: str  # `TABLES.ISSUES` in src/constants.ts: for reasons and reports
+
+
+class Linker:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.modules = Modules(self.root)
+        self._facts: dict[Path, ModuleFacts | str] = {}
+
+    def resolve(self, importer: Path, link: tuple[str, ...]) -> Resolved | str:
+        """The string that `link` (specifier, imported name, member path...) names, or why not."""
+        specifier, imported, *path = link
+        try:
+            return self._import(importer.resolve(), Import("", specifier, imported), tuple(path), steps=[0], seen=set())
+        except Unresolved as exc:
+            return str(exc)
+
+    # -- following names ----------------------------------------------------
+
+    def _import(self, importer: Path, imp: Import, path: tuple[str, ...], *, steps: list[int], seen: set) -> Resolved:  # type: ignore[type-arg]
+        module = self.modules.resolve(importer, imp.specifier)
+        if imp.imported == "*":
+            if not path:
+                raise Unresolved(f"'{imp.specifier}' is a whole module, not a string")
+            return self._export(module, path[0], path[1:], steps=steps, seen=seen)
+        return self._export(module, imp.imported, path, steps=steps, seen=seen)
+
+    def _export(self, module: Path, name: str, path: tuple[str, ...], *, steps: list[int], seen: set) -> Resolved:  # type: ignore[type-arg]
+        key = (module, name, path)
+        if key in seen:
+            raise Unresolved(f"import cycle through '{self._show(module)}'")
+        seen.add(key)
+        steps[0] += 1
+        if steps[0] > _MAX_STEPS:
+            raise Unresolved("too many re-exports to follow")
+        facts = self.facts(module)
+        if name == "default" and "default" not in facts.exports and facts.commonjs:
+            return self._member(module, facts, Value(members=tuple(facts.exports.items())), path, name, steps=steps, seen=seen)
+        if name in facts.exports:
+            return self._member(module, facts, facts.exports[name], path, name, steps=steps, seen=seen)
+        for spec in facts.star:
+            if name == "default":
+                break  # `export *` never re-exports a default
+            try:
+                return self._import(module, Import("", spec, name), path, steps=steps, seen=seen)
+            except Unresolved as exc:
+                if "cycle" in str(exc) or "outside" in str(exc):
+                    raise
+                continue
+        raise Unresolved(f"'{self._show(module)}' exports no `{name}`")
+
+    def _member(self, module: Path, facts: ModuleFacts, value: Value, path: tuple[str, ...], shown: str, *, steps: list[int], seen: set) -> Resolved:  # type: ignore[type-arg]
+        if value.ref:
+            return self._local(module, facts, value.ref[0], (*value.ref[1:], *path), steps=steps, seen=seen)
+        for index, key in enumerate(path):
+            inner = value.member(key)
+            if inner is None:
+                raise Unresolved(f"`{'.'.join((shown, *path[: index + 1]))}` is not defined in '{self._show(module)}'")
+            if inner.ref:
+                return self._local(module, facts, inner.ref[0], (*inner.ref[1:], *path[index + 1 :]), steps=steps, seen=seen)
+            value = inner
+        if value.text is None:
+            what = "an object" if value.members else "not a string constant"
+            raise Unresolved(f"`{'.'.join((shown, *path))}` in '{self._show(module)}' is {what}")
+        return Resolved(value.text, module, value.span, f"`{'.'.join((shown, *path))}` in {self._show(module)}")
+
+    def _local(self, module: Path, facts: ModuleFacts, name: str, path: tuple[str, ...], *, steps: list[int], seen: set) -> Resolved:  # type: ignore[type-arg]
+        """A name used inside `module`: its own constant, or one it imports."""
+        if name in facts.locals:
+            key = (module, f"\0local:{name}", path)
+            if key in seen:
+                raise Unresolved(f"`{name}` refers to itself in '{self._show(module)}'")
+            seen.add(key)
+            return self._member(module, facts, facts.locals[name], path, name, steps=steps, seen=seen)
+        if name in facts.imports:
+            return self._import(module, facts.imports[name], path, steps=steps, seen=seen)
+        raise Unresolved(f"`{name}` is not a constant of '{self._show(module)}'")
+
+    # -- modules --------------------------------------------------------------
+
+    def facts(self, module: Path) -> ModuleFacts:
+        """A module's facts, read once per run."""
+        cached = self._facts.get(module)
+        if isinstance(cached, str):
+            raise Unresolved(cached)
+        if cached is not None:
+            return cached
+        try:
+            found = _read_facts(module)
+        except Unresolved as exc:
+            self._facts[module] = str(exc)
+            raise
+        self._facts[module] = found
+        return found
+
+    def _show(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def _read_facts(module: Path) -> ModuleFacts:
+    from tree_sitter import Parser
+
+    from tableshift.discover import language_of
+    from tableshift.scan.typescript import grammar
+
+    language = language_of(module)
+    if language is None or language == "python":
+        raise Unresolved(f"'{module.name}' is not a TypeScript or JavaScript module")
+    try:
+        data = module.read_bytes()
+    except OSError as exc:
+        raise Unresolved(f"cannot read '{module.name}': {exc.strerror}") from None
+    if language in ("vue", "svelte", "astro"):
+        raise Unresolved(f"'{module.name}': constants exported from components are not followed")
+    tree = Parser(grammar(language).language).parse(data)
+    return module_facts(tree.root_node)

@@ -1,0 +1,296 @@
+"""Module resolution as TypeScript and bundlers do it: relative paths, tsconfig paths, workspaces.
+
+Every answer is a file inside the repository, or the reason there is none; nothing here guesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# The order TypeScript probes in, then plain JavaScript.
+EXTENSIONS = (".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs")
+_JS_TO_TS = {".js": (".ts", ".tsx"), ".jsx": (".tsx",), ".mjs": (".mts",), ".cjs": (".cts",)}
+_CONFIGS = ("tsconfig.json", "jsconfig.json")
+_MAX_EXTENDS = 16
+
+
+class Unresolved(Exception):
+    """Why a specifier leads to no file of the repository."""
+
+
+@dataclass(frozen=True, slots=True)
+class PathsConfig:
+    """What one tsconfig (with its `extends`) says about module names."""
+
+    source: Path
+    base_url: Path | None
+    paths: tuple[tuple[str, tuple[str, ...], Path], ...]  # pattern, substitutions, the folder they are relative to
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Modules:
+    """Resolves specifiers for files of one repository; remembers configs and packages it read."""
+
+    root: Path
+    _configs: dict[Path, PathsConfig | None] = field(default_factory=dict)
+    _packages: dict[str, Path] | None = None
+
+    # -- the entry point ----------------------------------------------------
+
+    def resolve(self, importer: Path, specifier: str) -> Path:
+        """The file `specifier` names when `importer` imports it; raises Unresolved with the reason."""
+        if specifier.startswith(("./", "../")) or specifier in (".", ".."):
+            base = Path(os.path.normpath(importer.parent / specifier))
+            if not base.is_relative_to(self.root):
+                raise Unresolved(f"'{specifier}' points outside the repository")
+            return self._inside(self._probe(base), specifier)
+        if specifier.startswith("/"):
+            raise Unresolved(f"'{specifier}' is an absolute path")
+        config = self.config_of(importer.parent)
+        if config is not None and config.error is not None:
+            raise Unresolved(config.error)
+        if config is not None:
+            for pattern, substitutions, base in config.paths:
+                star = _match(pattern, specifier)
+                if star is None:
+                    continue
+                for sub in substitutions:
+                    candidate = base / sub.replace("*", star)
+                    try:
+                        return self._inside(self._probe(candidate), specifier)
+                    except Unresolved as exc:
+                        if "outside the repository" in str(exc):
+                            raise
+                raise Unresolved(f"'{specifier}' matches paths '{pattern}' in {self._show(config.source)}, but no file does")
+            if config.base_url is not None:
+                try:
+                    return self._inside(self._probe(config.base_url / specifier), specifier)
+                except Unresolved as exc:
+                    if "outside the repository" in str(exc):
+                        raise
+        package = self._package(specifier)
+        if package is not None:
+            return package
+        raise Unresolved(f"'{specifier}' is a package outside the repository")
+
+    # -- files ------------------------------------------------------------
+
+    def _probe(self, base: Path) -> Path:
+        """`./x` as TypeScript finds it: the file, x.ts ... x.cjs, `.js` naming `.ts`, x/index.*."""
+        suffix = base.suffix
+        if suffix in EXTENSIONS or suffix in (".vue", ".svelte", ".astro"):
+            if base.is_file():
+                return base
+            for alternative in _JS_TO_TS.get(suffix, ()):
+                if base.with_suffix(alternative).is_file():
+                    return base.with_suffix(alternative)
+        for ext in EXTENSIONS:
+            candidate = base.with_name(base.name + ext)
+            if candidate.is_file():
+                return candidate
+        if base.is_dir():
+            for ext in EXTENSIONS:
+                candidate = base / f"index{ext}"
+                if candidate.is_file():
+                    return candidate
+        raise Unresolved(f"no file '{self._show(base)}' (tried {', '.join(EXTENSIONS)} and index files)")
+
+    def _inside(self, path: Path, specifier: str) -> Path:
+        real = path.resolve()
+        if not real.is_relative_to(self.root):
+            raise Unresolved(f"'{specifier}' points outside the repository")
+        return real
+
+    def _show(self, path: Path) -> str:
+        try:
+            return path.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    # -- tsconfig / jsconfig --------------------------------------------------
+
+    def config_of(self, folder: Path) -> PathsConfig | None:
+        """The nearest tsconfig.json or jsconfig.json at or above `folder`, inside the repository."""
+        folder = folder.resolve()
+        chain: list[Path] = []
+        current: Path | None = folder
+        found: PathsConfig | None = None
+        while current is not None and current.is_relative_to(self.root):
+            if current in self._configs:
+                found = self._configs[current]
+                break
+            chain.append(current)
+            own = next((current / name for name in _CONFIGS if (current / name).is_file()), None)
+            if own is not None:
+                found = self._load(own)
+                break
+            current = current.parent if current != self.root else None
+        for visited in chain:
+            self._configs[visited] = found
+        return found
+
+    def _load(self, path: Path) -> PathsConfig:
+        try:
+            base_url, paths = _options(path, 0)
+        except Unresolved as exc:
+            return PathsConfig(path, None, (), error=f"{self._show(path)}: {exc}")
+        return PathsConfig(path, base_url, paths)
+
+    # -- workspace packages ------------------------------------------------------
+
+    def _package(self, specifier: str) -> Path | None:
+        packages = self._workspace_packages()
+        parts = specifier.split("/")
+        for size in (2, 1) if specifier.startswith("@") else (1,):
+            name = "/".join(parts[:size])
+            folder = packages.get(name)
+            if folder is None:
+                continue
+            rest = "/".join(parts[size:])
+            return self._package_entry(folder, rest, specifier)
+        return None
+
+    def _package_entry(self, folder: Path, rest: str, specifier: str) -> Path:
+        if rest:
+            for base in (folder / rest, folder / "src" / rest):
+                try:
+                    return self._inside(self._probe(base), specifier)
+                except Unresolved:
+                    continue
+            raise Unresolved(f"'{specifier}': no file '{rest}' in workspace package {self._show(folder)}")
+        manifest = _json(folder / "package.json")
+        entries: list[str] = []
+        exports = manifest.get("exports")
+        if isinstance(exports, str):
+            entries.append(exports)
+        elif isinstance(exports, dict):
+            dot = exports.get(".", exports)
+            for key in ("types", "import", "default", "require"):
+                if isinstance(dot, dict) and isinstance(dot.get(key), str):
+                    entries.append(dot[key])
+            if isinstance(dot, str):
+                entries.append(dot)
+        entries += [manifest[k] for k in ("types", "typings", "module", "main", "source") if isinstance(manifest.get(k), str)]
+        for entry in [*entries, "src/index", "index"]:
+            try:
+                return self._inside(self._probe(folder / entry), specifier)
+            except Unresolved:
+                continue
+        raise Unresolved(f"'{specifier}': workspace package {self._show(folder)} has no entry file")
+
+    def _workspace_packages(self) -> dict[str, Path]:
+        """Package name -> folder, for every package.json of the repository's workspaces."""
+        if self._packages is not None:
+            return self._packages
+        found: dict[str, Path] = {}
+        root_manifest = _json(self.root / "package.json")
+        patterns: list[str] = []
+        workspaces = root_manifest.get("workspaces")
+        if isinstance(workspaces, dict):
+            workspaces = workspaces.get("packages")
+        if isinstance(workspaces, list):
+            patterns += [w for w in workspaces if isinstance(w, str)]
+        patterns += _pnpm_workspaces(self.root / "pnpm-workspace.yaml")
+        patterns += ["packages/*", "apps/*", "libs/*", "packages/*/*"]
+        for pattern in dict.fromkeys(patterns):
+            if pattern.startswith("!") or ".." in pattern:
+                continue
+            for manifest in self.root.glob(f"{pattern.rstrip('/')}/package.json"):
+                name = _json(manifest).get("name")
+                folder = manifest.parent.resolve()
+                if isinstance(name, str) and folder.is_relative_to(self.root):
+                    found.setdefault(name, folder)
+        self._packages = found
+        return found
+
+
+def _match(pattern: str, specifier: str) -> str | None:
+    """What `*` stands for when `specifier` matches a tsconfig `paths` pattern, else None."""
+    if "*" not in pattern:
+        return "" if pattern == specifier else None
+    head, _, tail = pattern.partition("*")
+    if specifier.startswith(head) and specifier.endswith(tail) and len(specifier) >= len(head) + len(tail):
+        return specifier[len(head) : len(specifier) - len(tail)]
+    return None
+
+
+def _options(path: Path, depth: int = 0) -> tuple[Path | None, tuple[tuple[str, tuple[str, ...], Path], ...]]:
+    """baseUrl and paths of a tsconfig, its `extends` applied first. `paths` are relative to the
+    effective baseUrl, or without one to the config that declares them."""
+    base_url, raw, declared_in = _raw_options(path, depth)
+    relative_to = base_url or declared_in
+    return base_url, tuple((pattern, subs, relative_to) for pattern, subs in raw)
+
+
+def _raw_options(path: Path, depth: int) -> tuple[Path | None, tuple[tuple[str, tuple[str, ...]], ...], Path]:
+    if depth > _MAX_EXTENDS:
+        raise Unresolved("`extends` goes round in a cycle")
+    data = _jsonc(path)
+    base_url: Path | None = None
+    paths: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    declared_in = path.parent.resolve()
+    extends = data.get("extends")
+    for parent in [extends] if isinstance(extends, str) else extends if isinstance(extends, list) else []:
+        if not isinstance(parent, str) or not parent.startswith((".", "/")):
+            continue  # a package's config (`@tsconfig/node18`): it sets no paths of this repository
+        target = (path.parent / parent).resolve()
+        if not target.suffix:
+            target = target.with_suffix(".json")
+        if not target.is_file():
+            raise Unresolved(f"extends '{parent}', which does not exist")
+        inherited_base, inherited_paths, inherited_dir = _raw_options(target, depth + 1)
+        base_url = inherited_base or base_url
+        if inherited_paths:
+            paths, declared_in = inherited_paths, inherited_dir
+    options = data.get("compilerOptions")
+    if isinstance(options, dict):
+        if isinstance(options.get("baseUrl"), str):
+            base_url = (path.parent / options["baseUrl"]).resolve()
+        if isinstance(options.get("paths"), dict):
+            paths = tuple(
+                (pattern, tuple(s for s in subs if isinstance(s, str)))
+                for pattern, subs in options["paths"].items()
+                if isinstance(subs, list)
+            )
+            declared_in = path.parent.resolve()
+    return base_url, paths, declared_in
+
+
+def _jsonc(path: Path) -> dict[str, Any]:
+    """tsconfig.json is JSONC: comments and trailing commas are normal."""
+    import json5
+
+    try:
+        data = json5.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise Unresolved(f"does not parse: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}") from None
+    if not isinstance(data, dict):
+        raise Unresolved("is not an object")
+    return data
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _pnpm_workspaces(path: Path) -> list[str]:
+    """The `packages:` globs of pnpm-workspace.yaml."""
+    if not path.is_file():
+        return []
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return []
+    packages = data.get("packages") if isinstance(data, dict) else None
+    return [p for p in packages if isinstance(p, str)] if isinstance(packages, list) else []

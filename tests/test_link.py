@@ -1,0 +1,244 @@
+"""The link pass: table names imported from other modules, each resolution rule and each way it breaks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import run_cli
+
+CALL = "export const q{n} = () => supabase.from({arg}).select('id');\n"
+
+
+def project(root: Path, files: dict[str, str]) -> Path:
+    for rel, body in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    return root
+
+
+def tables(root: Path, *extra: str) -> dict[tuple[str, int], dict]:
+    proc = run_cli("audit", "-f", "json", *extra, cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    return {(c["file"], c["line"]): c for c in json.loads(proc.stdout)["calls"] if c["kind"] == "table"}
+
+
+def only(root: Path, *extra: str) -> dict:
+    [call] = tables(root, *extra).values()
+    return call
+
+
+CONSTANTS = """export const QUEUE = 'content_queue';
+export const TABLES = { ISSUES: 'issues', content: { queue: 'content_metadata', posted: { done: 'posts' } } } as const;
+export default { MESSAGES: 'messages' };
+export enum Table { Tweets = 'tweets', Outcomes = "outcomes" }
+export const FROZEN = Object.freeze({ METRICS: 'tweet_metrics' });
+const PRIVATE = 'secret';
+export { PRIVATE as RENAMED };
+"""
+
+
+@pytest.mark.parametrize(
+    ("imports", "arg", "table"),
+    [
+        ("import { QUEUE } from './constants';", "QUEUE", "content_queue"),
+        ("import { QUEUE as Q } from './constants';", "Q", "content_queue"),
+        ("import { TABLES } from './constants';", "TABLES.ISSUES", "issues"),
+        ("import { TABLES } from './constants';", "TABLES.content.queue", "content_metadata"),
+        ("import { TABLES } from './constants';", "TABLES.content.posted.done", "posts"),
+        ("import names from './constants';", "names.MESSAGES", "messages"),
+        ("import * as db from './constants';", "db.TABLES.ISSUES", "issues"),
+        ("import * as db from './constants';", "db.QUEUE", "content_queue"),
+        ("import { Table } from './constants';", "Table.Tweets", "tweets"),
+        ("import { Table } from './constants';", "Table.Outcomes", "outcomes"),
+        ("import { FROZEN } from './constants';", "FROZEN.METRICS", "tweet_metrics"),
+        ("import { RENAMED } from './constants';", "RENAMED", "secret"),
+        ("import { QUEUE } from './constants.js';", "QUEUE", "content_queue"),  # a .js specifier naming a .ts file
+        ("import { QUEUE } from './constants.ts';", "QUEUE", "content_queue"),
+    ],
+)
+def test_es_module_names_resolve(tmp_path, imports, arg, table):
+    root = project(tmp_path, {"src/constants.ts": CONSTANTS, "src/use.ts": imports + "\n" + CALL.format(n=1, arg=arg)})
+    call = only(root)
+    assert (call["table"], call["table_source"], call["dynamic"]) == (table, "constant", False), call
+
+
+def test_reexport_chains_through_index_files(tmp_path):
+    root = project(
+        tmp_path,
+        {
+            "src/db/tables.ts": "export const POSTS = 'posts';\nexport const TWEETS = 'tweets';\n",
+            "src/db/names.ts": "export { TWEETS as TWEET_TABLE } from './tables';\n",
+            "src/db/index.ts": "export * from './tables';\nexport * from './names';\nexport * as all from './tables';\n",
+            "src/index.ts": "export * from './db';\n",
+            "src/use.ts": "import { POSTS, TWEET_TABLE, all } from '.';\n"
+            + CALL.format(n=1, arg="POSTS")
+            + CALL.format(n=2, arg="TWEET_TABLE")
+            + CALL.format(n=3, arg="all.TWEETS"),
+        },
+    )
+    found = tables(root)
+    assert [found[("src/use.ts", line)]["table"] for line in (2, 3, 4)] == ["posts", "tweets", "tweets"]
+
+
+@pytest.mark.parametrize(
+    ("module", "use", "table"),
+    [
+        ("module.exports = { POSTS: 'posts' };", "const { POSTS } = require('./t');", "POSTS"),
+        ("module.exports = { POSTS: 'posts' };", "const t = require('./t');", "t.POSTS"),
+        ("exports.POSTS = 'posts';", "const { POSTS: P } = require('./t');", "P"),
+        ("module.exports.POSTS = 'posts';", "const t = require('./t.js');", "t.POSTS"),
+        ("module.exports = { POSTS: 'posts' };", "import t from './t';", "t.POSTS"),
+    ],
+)
+def test_commonjs_names_resolve(tmp_path, module, use, table):
+    root = project(tmp_path, {"scripts/t.js": module + "\n", "scripts/use.js": use + "\n" + CALL.format(n=1, arg=table)})
+    call = only(root)
+    assert (call["table"], call["dynamic"]) == ("posts", False), call
+
+
+def test_a_directory_import_finds_its_index(tmp_path):
+    root = project(tmp_path, {"src/names/index.js": "export const X = 'posts';\n", "src/use.mjs": "import { X } from './names';\n" + CALL.format(n=1, arg="X")})
+    assert only(root)["table"] == "posts"
+
+
+TSCONFIG = """{
+  // comments and trailing commas are normal in tsconfig files
+  "extends": "./tsconfig.base.json",
+  "compilerOptions": {
+    "strict": true,
+  },
+}
+"""
+TSCONFIG_BASE = """{
+  "compilerOptions": {
+    "baseUrl": ".",
+    /* path aliases */
+    "paths": { "@/*": ["src/*"], "@tables": ["src/constants/tables.ts"], },
+  },
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("imports", "arg"),
+    [
+        ("import { POSTS } from '@/constants/tables';", "POSTS"),
+        ("import { POSTS } from '@tables';", "POSTS"),
+        ("import { POSTS } from 'src/constants/tables';", "POSTS"),  # baseUrl
+    ],
+)
+def test_tsconfig_paths_and_base_url_through_extends(tmp_path, imports, arg):
+    root = project(
+        tmp_path,
+        {
+            "tsconfig.json": TSCONFIG,
+            "tsconfig.base.json": TSCONFIG_BASE,
+            "src/constants/tables.ts": "export const POSTS = 'posts';\n",
+            "src/app/use.ts": imports + "\n" + CALL.format(n=1, arg=arg),
+        },
+    )
+    assert only(root)["table"] == "posts"
+
+
+def test_the_nearest_tsconfig_applies_in_a_monorepo(tmp_path):
+    root = project(
+        tmp_path,
+        {
+            "tsconfig.json": '{ "compilerOptions": { "paths": { "@/*": ["wrong/*"] } } }',
+            "apps/web/tsconfig.json": '{ "compilerOptions": { "paths": { "@/*": ["./src/*"] } } }',
+            "apps/web/src/tables.ts": "export const POSTS = 'posts';\n",
+            "apps/web/src/use.ts": "import { POSTS } from '@/tables';\n" + CALL.format(n=1, arg="POSTS"),
+        },
+    )
+    assert only(root)["table"] == "posts"
+
+
+def test_workspace_packages_resolve_by_name(tmp_path):
+    root = project(
+        tmp_path,
+        {
+            "package.json": '{ "private": true, "workspaces": ["packages/*"] }',
+            "packages/db/package.json": '{ "name": "@acme/db", "main": "src/index.ts" }',
+            "packages/db/src/index.ts": "export * from './tables';\n",
+            "packages/db/src/tables.ts": "export const TABLES = { POSTS: 'posts' } as const;\n",
+            "packages/web/package.json": '{ "name": "@acme/web" }',
+            "packages/web/src/use.ts": "import { TABLES } from '@acme/db';\nimport { TABLES as T2 } from '@acme/db/src/tables';\n"
+            + CALL.format(n=1, arg="TABLES.POSTS")
+            + CALL.format(n=2, arg="T2.POSTS"),
+        },
+    )
+    assert {c["table"] for c in tables(root).values()} == {"posts"}
+
+
+@pytest.mark.parametrize(
+    ("files", "reason"),
+    [
+        ({"src/use.ts": "import { X } from './missing';\n"}, "not resolved: no file 'src/missing'"),
+        (
+            {"src/a.ts": "export { X } from './b';\n", "src/b.ts": "export { X } from './a';\n", "src/use.ts": "import { X } from './a';\n"},
+            "not resolved: import cycle through",
+        ),
+        ({"src/t.ts": "export const X = { a: 'b' };\n", "src/use.ts": "import { X } from './t';\n"}, "is an object"),
+        ({"src/t.ts": "export let X = 'posts';\n", "src/use.ts": "import { X } from './t';\n"}, "not a string constant"),
+        ({"src/t.ts": "export const Y = 'posts';\n", "src/use.ts": "import { X } from './t';\n"}, "'src/t.ts' exports no `X`"),
+        ({"src/use.ts": "import { X } from 'lodash';\n"}, "'lodash' is a package outside the repository"),
+        ({"src/use.ts": "import { X } from '../../../outside';\n"}, "points outside the repository"),
+        ({"tsconfig.json": "{ not json", "src/use.ts": "import { X } from '@/t';\n"}, "tsconfig.json: does not parse"),
+        ({"tsconfig.json": '{ "compilerOptions": { "paths": { "@/*": ["../elsewhere/*"] } } }', "src/use.ts": "import { X } from '@/t';\n"}, "no file does"),
+    ],
+)
+def test_a_broken_link_leaves_the_call_dynamic_and_says_why(tmp_path, files, reason):
+    files = dict(files)
+    files["src/use.ts"] += CALL.format(n=1, arg="X")
+    call = only(project(tmp_path / "repo", files))
+    assert call["dynamic"] is True and call["table"] is None
+    assert any(reason in r for r in call["reasons"]), call["reasons"]
+
+
+def test_a_non_literal_require_is_not_followed(tmp_path):
+    root = project(tmp_path, {"src/use.js": "const t = require(process.env.T);\n" + CALL.format(n=1, arg="t.POSTS")})
+    call = only(root)
+    assert call["dynamic"] is True
+
+
+def test_a_same_named_constant_in_another_module_is_another_constant(tmp_path):
+    root = project(
+        tmp_path,
+        {
+            "src/db/tables.ts": "export const TABLES = { A: 'posts' };\n",
+            "src/jobs/tables.ts": "export const TABLES = { A: 'tweets' };\n",
+            "src/db/use.ts": "import { TABLES } from './tables';\n" + CALL.format(n=1, arg="TABLES.A"),
+            "src/jobs/use.ts": "import { TABLES } from './tables';\n" + CALL.format(n=1, arg="TABLES.A"),
+        },
+    )
+    found = tables(root)
+    assert found[("src/db/use.ts", 2)]["table"] == "posts" and found[("src/jobs/use.ts", 2)]["table"] == "tweets"
+
+
+def test_helper_call_sites_pass_imported_constants_as_candidates(tmp_path):
+    root = project(
+        tmp_path,
+        {
+            "src/tables.ts": "export const TABLES = { POSTS: 'posts', TWEETS: 'tweets' } as const;\n",
+            "src/helper.ts": "import { TABLES } from './tables';\n"
+            "export async function rows(table: string) { return supabase.from(table).select('id'); }\n"
+            "rows(TABLES.POSTS);\nrows(TABLES.TWEETS);\nrows('outcomes');\n",
+        },
+    )
+    call = only(root)
+    assert call["dynamic"] is True
+    assert sorted(call["candidates"]) == ["outcomes", "posts", "tweets"]
+
+
+def test_an_edit_to_the_constants_module_alone_changes_verdicts_on_a_warm_cache(tmp_path):
+    root = project(tmp_path, {"src/tables.ts": "export const T = 'posts';\n", "src/use.ts": "import { T } from './tables';\n" + CALL.format(n=1, arg="T")})
+    assert only(root)["table"] == "posts"
+    assert only(root)["table"] == "posts"  # warm
+    (root / "src/tables.ts").write_text("export const T = 'tweets';\n")
+    assert only(root)["table"] == "tweets"
