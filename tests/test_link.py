@@ -242,3 +242,51 @@ def test_an_edit_to_the_constants_module_alone_changes_verdicts_on_a_warm_cache(
     assert only(root)["table"] == "posts"  # warm
     (root / "src/tables.ts").write_text("export const T = 'tweets';\n")
     assert only(root)["table"] == "tweets"
+
+
+HELPERS = {
+    "src/constants.js": "export const TABLES = { POSTS: 'posts', ISSUES: 'issues' };\n",
+    "src/helpers/db.js": "export async function getRowsByTable(table, limit) {\n"
+    "  return supabase.from(table).select('*').limit(limit);\n}\n"
+    "export const countRows = async (client, table) => client.from(table).select('id', { count: 'exact' });\n",
+    "src/helpers/index.js": "export * from './db';\n",
+    "src/pages/posts.js": "import { TABLES } from '../constants';\nimport { getRowsByTable, countRows as count } from '../helpers';\n"
+    "export const load = () => getRowsByTable(TABLES.POSTS, 10);\n"
+    "export const total = () => count(supabase, TABLES.ISSUES);\n",
+    "src/pages/other.js": "import * as helpers from '../helpers/db';\n"
+    "export const load = () => helpers.getRowsByTable('outcomes', 5);\n"
+    "function getRowsByTable(t) { return t; }\nexport const local = () => getRowsByTable('not_a_helper_call');\n",
+}
+
+
+def test_helpers_carry_their_callers_tables_from_other_files(tmp_path):
+    found = tables(project(tmp_path, HELPERS))
+    rows, count = found[("src/helpers/db.js", 2)], found[("src/helpers/db.js", 4)]
+    assert sorted(rows["candidates"]) == ["outcomes", "posts"]
+    assert "called from src/pages/posts.js:3 with `TABLES.POSTS`" in rows["reasons"]
+    assert "called from src/pages/other.js:2 with `'outcomes'`" in rows["reasons"]
+    assert count["candidates"] == ["issues"]
+
+
+def test_a_helper_call_site_is_a_use_of_the_table_it_passes(tmp_path):
+    proc = run_cli("audit", "-f", "json", cwd=project(tmp_path, HELPERS))
+    sites = [c for c in json.loads(proc.stdout)["calls"] if c["kind"] == "helper"]
+    assert sorted((c["file"], c["line"], tuple(c["candidates"])) for c in sites) == [
+        ("src/pages/other.js", 2, ("outcomes",)),
+        ("src/pages/posts.js", 3, ("posts",)),
+        ("src/pages/posts.js", 4, ("issues",)),
+    ]
+
+
+def test_the_gate_sees_a_legacy_table_passed_to_a_helper(tmp_path):
+    from conftest import RULES
+
+    files = dict(HELPERS)
+    files["tableshift.toml"] = f'rules = "{RULES.as_posix()}"\n'
+    root = project(tmp_path, files)
+    assert run_cli("baseline", cwd=root).returncode == 0
+    (root / "src/pages/new.js").write_text("import { getRowsByTable } from '../helpers';\nexport const f = () => getRowsByTable('tweets', 1);\n")
+    proc = run_cli("check", cwd=root)
+    assert proc.returncode == 0 and "src/pages/new.js:2:" in proc.stdout and "warning" in proc.stdout
+    strict = run_cli("check", "--strict", cwd=root)
+    assert strict.returncode == 1 and "src/pages/new.js:2:" in strict.stdout

@@ -15,8 +15,10 @@ from pathlib import Path
 from tableshift.cache import dumps
 from tableshift.classify import classify
 from tableshift.discover import SourceFile
+from tableshift.link import callsites
+from tableshift.link.callsites import CallSite, Helper
 from tableshift.link.linker import Linker
-from tableshift.model import FileResult, Verdict
+from tableshift.model import Call, FileResult, Verdict
 from tableshift.patch import OverlappingEdits, apply_edits
 from tableshift.rewrite import Plan, plan, settle_shared
 from tableshift.rules import RuleSet
@@ -124,6 +126,11 @@ def link_outcome(outcome: FileOutcome, source: SourceFile, rules: RuleSet | None
         else c
         for c in outcome.result.calls
     )
+    return _rejudge(outcome, source, rules, calls)
+
+
+def _rejudge(outcome: FileOutcome, source: SourceFile, rules: RuleSet | None, calls: tuple[Call, ...]) -> FileOutcome:
+    """A file's calls, changed by the link pass, classified and planned again."""
     result = dataclasses.replace(outcome.result, calls=calls)
     verdicts = tuple(classify(call, rules) for call in calls)
     if rules is None:
@@ -132,7 +139,7 @@ def link_outcome(outcome: FileOutcome, source: SourceFile, rules: RuleSet | None
         data = source.path.read_bytes()
     except OSError:
         return outcome
-    if digest(data) != outcome.digest:
+    if outcome.digest and digest(data) != outcome.digest:
         return outcome  # changed under this run: its verdicts stand as scanned, and --apply refuses it
     plans = settle_shared(tuple(plan(v, rules, data) for v in verdicts))
     return FileOutcome(result, verdicts, plans, outcome.digest)
@@ -210,9 +217,99 @@ def stream(
 ) -> Iterator[FileOutcome]:
     """Every file's outcome, in the order of `sources`, without holding them all.
 
+    Per-file work (scanned, or from the cache) and names imported from other modules come
+    first, spooled to disk in order; then helpers defined in one file and called from others
+    are joined with their call sites, and the outcomes are replayed.
+    """
+    linker = Linker(options.root or _root(sources))
+    spool = _Spool()
+    helpers: set[Helper] = set()
+    try:
+        for source, outcome in zip(sources, _per_file(sources, rules, options, linker)):
+            helpers.update(_helpers_of(source, outcome))
+            if on_file is not None:
+                on_file(outcome.result)
+            spool.append(outcome)
+        sites = callsites.find(sources, helpers, linker) if helpers else []
+        joined = _Sites(sites)
+        for source, outcome in zip(sources, spool):
+            yield joined.apply(outcome, source, rules) if joined.touches(outcome, source) else outcome
+    finally:
+        spool.close()
+
+
+def _helpers_of(source: SourceFile, outcome: FileOutcome) -> Iterator[Helper]:
+    for call in outcome.result.calls:
+        table = call.table
+        if table is not None and table.parameter is not None and not table.certain:
+            yield Helper(source.path.resolve(), *table.parameter)
+
+
+class _Spool:
+    """Outcomes pickled to a temporary file, in order: memory stays flat however large the tree."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.file = tempfile.SpooledTemporaryFile(max_size=16 << 20)
+        self.count = 0
+
+    def append(self, outcome: FileOutcome) -> None:
+        pickle.dump(_to_cache(outcome), self.file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.count += 1
+
+    def __iter__(self) -> Iterator[FileOutcome]:
+        self.file.seek(0)
+        for _ in range(self.count):
+            value = pickle.load(self.file)
+            restored = _from_cache(value, with_rules=isinstance(value[1], tuple) and bool(value[1]) and isinstance(value[1][0], Plan))
+            yield restored if restored is not None else FileOutcome(value[0], (), (), value[2])
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _Sites:
+    """Helper call sites, by the helper they call and by the file they stand in."""
+
+    def __init__(self, sites: list[CallSite]) -> None:
+        self.by_helper: dict[Helper, list[CallSite]] = {}
+        self.by_file: dict[str, list[CallSite]] = {}
+        for site in sites:
+            self.by_helper.setdefault(site.helper, []).append(site)
+            self.by_file.setdefault(site.file, []).append(site)
+
+    def touches(self, outcome: FileOutcome, source: SourceFile) -> bool:
+        if source.display in self.by_file:
+            return True
+        return bool(self.by_helper) and any(h in self.by_helper for h in _helpers_of(source, outcome))
+
+    def apply(self, outcome: FileOutcome, source: SourceFile, rules: RuleSet | None) -> FileOutcome:
+        from tableshift.link.apply import site_call, with_callers
+
+        module = source.path.resolve()
+        calls = [
+            dataclasses.replace(c, table=with_callers(c.table, self.by_helper.get(Helper(module, *c.table.parameter), [])))
+            if c.table is not None and c.table.parameter is not None and not c.table.certain
+            else c
+            for c in outcome.result.calls
+        ]
+        own = self.by_file.get(source.display, [])
+        if own:
+            try:
+                data = source.path.read_bytes()
+            except OSError:
+                data = b""
+            calls.extend(site_call(site, data, source.language) for site in own)
+            calls.sort(key=lambda c: c.span.start)
+        return _rejudge(outcome, source, rules, tuple(calls))
+
+
+def _per_file(sources: Sequence[SourceFile], rules: RuleSet | None, options: Options, linker: Linker) -> Iterator[FileOutcome]:
+    """Each file's outcome in order: trivial files, cache entries, pool results; imports linked.
+
     A first pass reads each file once to prefilter and hash it; files that may hold calls and
-    are not cached go to a process pool in batches. The second pass yields in order: trivial
-    files, cache entries fetched as they come up, and pool results as they arrive.
+    are not cached go to a process pool in batches.
     """
     cache = None
     if options.cache_dir is not None:
@@ -221,7 +318,6 @@ def stream(
         cache = Cache(options.cache_dir, rules_key=rules.digest if rules is not None else "-")
         if not cache.enabled:
             cache = None
-    linker = Linker(options.root or _root(sources))
     trivial: dict[int, FileResult] = {}
     keys: dict[int, str] = {}  # candidate files: index -> cache key
     digests: dict[int, str] = {}
@@ -263,8 +359,6 @@ def stream(
                     cache.put(keys[index], blob)
             if _needs_link(outcome):
                 outcome = link_outcome(outcome, source, rules, linker)
-            if on_file is not None:
-                on_file(outcome.result)
             yield outcome
     finally:
         if cache is not None:

@@ -26,6 +26,7 @@ class Kind(StrEnum):
     STORAGE = "storage"
     RPC = "rpc"
     REALTIME = "realtime"
+    HELPER = "helper"  # a call of a helper that queries the table it is given (found by the link pass)
 
 
 class Operation(StrEnum):
@@ -168,6 +169,7 @@ class TableArg:
     # an imported name, for the project-wide link pass: (module specifier, imported name, member path...)
     link: tuple[str, ...] = ()
     candidate_links: tuple[tuple[str, ...], ...] = ()  # imported names a parameter is given at call sites
+    parameter: tuple[str, int] | None = None  # (function, index) of the parameter it is: callers elsewhere are linked
 
     @property
     def certain(self) -> bool:

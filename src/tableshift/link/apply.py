@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+from tableshift.link.callsites import CallSite
 from tableshift.link.linker import Linker, Resolved
-from tableshift.model import Call, TableArg, TableSource
+from tableshift.model import Call, Kind, Span, TableArg, TableSource
+from tableshift.scan.shared import fold
+from tableshift.scan.source import SourceText
 
 
 def linked_table(call: Call, linker: Linker, path: Path) -> TableArg:
@@ -30,4 +34,45 @@ def linked_table(call: Call, linker: Linker, path: Path) -> TableArg:
         TableSource.DYNAMIC,
         candidates=tuple(dict.fromkeys(candidates)),
         reasons=(*table.reasons, *dict.fromkeys(broken)),
+    )
+
+
+_SHOWN_SITES = 5
+
+
+def with_callers(table: TableArg, sites: list[CallSite]) -> TableArg:
+    """A helper's parameter with the tables its callers in other files pass, each caller a reason."""
+    if not sites:
+        return table
+    names = [name for site in sites for name in site.names]
+    shown = [f"called from {s.file}:{s.line} with `{s.argument}`" + (f" ({s.broken})" if s.broken else "") for s in sites[:_SHOWN_SITES]]
+    if len(sites) > _SHOWN_SITES:
+        shown.append(f"and {len(sites) - _SHOWN_SITES} more call sites")
+    return dataclasses.replace(
+        table, candidates=tuple(dict.fromkeys((*table.candidates, *names))), reasons=(*table.reasons, *shown)
+    )
+
+
+def site_call(site: CallSite, data: bytes, language: str) -> Call:
+    """A helper's call site as a call of its own: for the gate, it uses the table it passes."""
+    src = SourceText(data)
+    start, end = src.position(site.start), src.position(site.end)
+    where = f"{site.helper.name}` ({site.helper_file}"
+    reason = f"passes `{site.argument}` to helper `{where}), which queries the table it is given"
+    return Call(
+        file=site.file,
+        language=language,
+        kind=Kind.HELPER,
+        span=Span(site.start, site.end),
+        start=start,
+        end=end,
+        client=site.helper.name,
+        code=src.line_text(start.line).strip(),
+        chain=fold(src.text(Span(site.start, site.end))),
+        table=TableArg(
+            None,
+            TableSource.DYNAMIC,
+            candidates=site.names,
+            reasons=(reason, *((f"not resolved: {site.broken}",) if site.broken else ())),
+        ),
     )

@@ -25,6 +25,7 @@ class Value:
     span: Span | None = None  # its literal's content, in the defining file
     members: tuple[tuple[str, Value], ...] = ()  # object, enum or namespace members
     ref: tuple[str, ...] = ()  # another name of the same module, and a member path
+    function: str | None = None  # a function of this module, by its local name: a helper's definition
 
     def member(self, key: str) -> Value | None:
         for name, value in self.members:
@@ -66,6 +67,8 @@ def module_facts(root: Node) -> ModuleFacts:
             _declaration(statement, facts, exported=False)
         elif kind == "enum_declaration":
             _enum(statement, facts, exported=False)
+        elif kind in _FUNCTION_DECLARATIONS:
+            _function(statement, facts, exported=None)
         elif kind == "expression_statement":
             _commonjs_export(statement, facts)
     return facts
@@ -125,11 +128,14 @@ def _export(statement: Node, facts: ModuleFacts, counter: int) -> int:
     value = statement.child_by_field_name("value")
     clause = next((c for c in statement.named_children if c.type == "export_clause"), None)
     namespace = next((c for c in statement.named_children if c.type == "namespace_export"), None)
+    default = any(c.type == "default" for c in statement.children)
     if declaration is not None:
         if declaration.type in ("lexical_declaration", "variable_declaration"):
             _declaration(declaration, facts, exported=True)
         elif declaration.type == "enum_declaration":
             _enum(declaration, facts, exported=True)
+        elif declaration.type in _FUNCTION_DECLARATIONS:
+            _function(declaration, facts, exported="default" if default else "")
     elif value is not None:
         facts.exports["default"] = _value(value)
     elif clause is not None:
@@ -159,6 +165,23 @@ def _export(statement: Node, facts: ModuleFacts, counter: int) -> int:
     return counter
 
 
+_FUNCTION_DECLARATIONS = frozenset({"function_declaration", "generator_function_declaration"})
+_FUNCTION_VALUES = frozenset({"arrow_function", "function_expression", "function", "generator_function"})
+
+
+def _function(declaration: Node, facts: ModuleFacts, *, exported: str | None) -> None:
+    """`function f() {}`: a module function; `exported` is its export name ("" for its own name)."""
+    name = declaration.child_by_field_name("name")
+    if name is None:
+        if exported == "default":
+            facts.exports["default"] = Value(function="default")
+        return
+    held = Value(function=n.text(name))
+    facts.locals[n.text(name)] = held
+    if exported is not None:
+        facts.exports[exported or n.text(name)] = held
+
+
 def _declaration(statement: Node, facts: ModuleFacts, *, exported: bool) -> None:
     constant = statement.type == "lexical_declaration" and statement.child(0) is not None and statement.child(0).type == "const"  # type: ignore[union-attr]
     for decl in statement.named_children:
@@ -172,7 +195,10 @@ def _declaration(statement: Node, facts: ModuleFacts, *, exported: bool) -> None
             continue
         name = n.text(target)
         # a `let` may be reassigned: it is exported as a name, never as a value
-        held = _value(value) if constant else Value()
+        if n.unwrap(value).type in _FUNCTION_VALUES:
+            held = Value(function=name)
+        else:
+            held = _value(value) if constant else Value()
         facts.locals[name] = held
         if exported:
             facts.exports[name] = held
@@ -276,6 +302,9 @@ def _value(node: Node, depth: int = 0) -> Value:
         return Value(members=tuple(members))
     if node.type == "identifier":
         return Value(ref=(n.text(node),))
+    if node.type in _FUNCTION_VALUES:
+        name = node.child_by_field_name("name")
+        return Value(function=n.text(name) if name is not None else "\0anonymous")
     if node.type == "member_expression":
         path = n.member_path(node)
         if path is not None and path[0] != "this":

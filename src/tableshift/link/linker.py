@@ -36,15 +36,30 @@ class Linker:
 
     def resolve(self, importer: Path, link: tuple[str, ...]) -> Resolved | str:
         """The string that `link` (specifier, imported name, member path...) names, or why not."""
-        specifier, imported, *path = link
         try:
-            return self._import(importer.resolve(), Import("", specifier, imported), tuple(path), steps=[0], seen=set())
+            module, value, shown = self._follow(importer, link)
         except Unresolved as exc:
             return str(exc)
+        if value.text is None:
+            what = "an object" if value.members else "a function" if value.function else "not a string constant"
+            return f"{shown} in '{self.show(module)}' is {what}"
+        return Resolved(value.text, module, value.span, f"{shown} in {self.show(module)}")
+
+    def locate(self, importer: Path, link: tuple[str, ...]) -> tuple[Path, str] | None:
+        """The module and local name of the function `link` names (a helper called from another file)."""
+        try:
+            module, value, _ = self._follow(importer, link)
+        except Unresolved:
+            return None
+        return (module, value.function) if value.function else None
 
     # -- following names ----------------------------------------------------
 
-    def _import(self, importer: Path, imp: Import, path: tuple[str, ...], *, steps: list[int], seen: set) -> Resolved:  # type: ignore[type-arg]
+    def _follow(self, importer: Path, link: tuple[str, ...]) -> tuple[Path, Value, str]:
+        specifier, imported, *path = link
+        return self._import(importer.resolve(), Import("", specifier, imported), tuple(path), steps=[0], seen=set())
+
+    def _import(self, importer: Path, imp: Import, path: tuple[str, ...], *, steps: list[int], seen: set) -> tuple[Path, Value, str]:  # type: ignore[type-arg]
         module = self.modules.resolve(importer, imp.specifier)
         if imp.imported == "*":
             if not path:
@@ -52,10 +67,10 @@ class Linker:
             return self._export(module, path[0], path[1:], steps=steps, seen=seen)
         return self._export(module, imp.imported, path, steps=steps, seen=seen)
 
-    def _export(self, module: Path, name: str, path: tuple[str, ...], *, steps: list[int], seen: set) -> Resolved:  # type: ignore[type-arg]
+    def _export(self, module: Path, name: str, path: tuple[str, ...], *, steps: list[int], seen: set) -> tuple[Path, Value, str]:  # type: ignore[type-arg]
         key = (module, name, path)
         if key in seen:
-            raise Unresolved(f"import cycle through '{self._show(module)}'")
+            raise Unresolved(f"import cycle through '{self.show(module)}'")
         seen.add(key)
         steps[0] += 1
         if steps[0] > _MAX_STEPS:
@@ -74,34 +89,31 @@ class Linker:
                 if "cycle" in str(exc) or "outside" in str(exc):
                     raise
                 continue
-        raise Unresolved(f"'{self._show(module)}' exports no `{name}`")
+        raise Unresolved(f"'{self.show(module)}' exports no `{name}`")
 
-    def _member(self, module: Path, facts: ModuleFacts, value: Value, path: tuple[str, ...], shown: str, *, steps: list[int], seen: set) -> Resolved:  # type: ignore[type-arg]
+    def _member(self, module: Path, facts: ModuleFacts, value: Value, path: tuple[str, ...], shown: str, *, steps: list[int], seen: set) -> tuple[Path, Value, str]:  # type: ignore[type-arg]
         if value.ref:
             return self._local(module, facts, value.ref[0], (*value.ref[1:], *path), steps=steps, seen=seen)
         for index, key in enumerate(path):
             inner = value.member(key)
             if inner is None:
-                raise Unresolved(f"`{'.'.join((shown, *path[: index + 1]))}` is not defined in '{self._show(module)}'")
+                raise Unresolved(f"`{'.'.join((shown, *path[: index + 1]))}` is not defined in '{self.show(module)}'")
             if inner.ref:
                 return self._local(module, facts, inner.ref[0], (*inner.ref[1:], *path[index + 1 :]), steps=steps, seen=seen)
             value = inner
-        if value.text is None:
-            what = "an object" if value.members else "not a string constant"
-            raise Unresolved(f"`{'.'.join((shown, *path))}` in '{self._show(module)}' is {what}")
-        return Resolved(value.text, module, value.span, f"`{'.'.join((shown, *path))}` in {self._show(module)}")
+        return module, value, f"`{'.'.join((shown, *path))}`"
 
-    def _local(self, module: Path, facts: ModuleFacts, name: str, path: tuple[str, ...], *, steps: list[int], seen: set) -> Resolved:  # type: ignore[type-arg]
+    def _local(self, module: Path, facts: ModuleFacts, name: str, path: tuple[str, ...], *, steps: list[int], seen: set) -> tuple[Path, Value, str]:  # type: ignore[type-arg]
         """A name used inside `module`: its own constant, or one it imports."""
         if name in facts.locals:
             key = (module, f"\0local:{name}", path)
             if key in seen:
-                raise Unresolved(f"`{name}` refers to itself in '{self._show(module)}'")
+                raise Unresolved(f"`{name}` refers to itself in '{self.show(module)}'")
             seen.add(key)
             return self._member(module, facts, facts.locals[name], path, name, steps=steps, seen=seen)
         if name in facts.imports:
             return self._import(module, facts.imports[name], path, steps=steps, seen=seen)
-        raise Unresolved(f"`{name}` is not a constant of '{self._show(module)}'")
+        raise Unresolved(f"`{name}` is not a constant of '{self.show(module)}'")
 
     # -- modules --------------------------------------------------------------
 
@@ -120,7 +132,7 @@ class Linker:
         self._facts[module] = found
         return found
 
-    def _show(self, path: Path) -> str:
+    def show(self, path: Path) -> str:
         try:
             return path.relative_to(self.root).as_posix()
         except ValueError:

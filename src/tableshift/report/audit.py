@@ -86,6 +86,8 @@ class AuditBuilder:
             self.named_files[(call.kind, call.name)].add(call.file)
         if call.kind is Kind.REALTIME:
             s["realtime_calls"] += 1
+        if call.kind is Kind.HELPER:
+            s["helper_calls"] += 1
         s["calls_in_error_regions"] += call.in_error_region
         s["suppressed_calls"] += bool(call.suppression)
         if verdict.status is not None:
@@ -156,6 +158,7 @@ class AuditBuilder:
             "storage_calls": sum(self.named[Kind.STORAGE].values()),
             "rpc_calls": sum(self.named[Kind.RPC].values()),
             "realtime_calls": s["realtime_calls"],
+            "helper_calls": s["helper_calls"],
             "parse_errors": len(self.parse_errors),
             "calls_in_error_regions": s["calls_in_error_regions"],
             "suppressed_calls": s["suppressed_calls"],

@@ -47,6 +47,7 @@ def audit_sections(report: dict[str, Any], extras: dict[str, Any] | None = None)
                     ("storage calls", "storage_calls"),
                     ("rpc calls", "rpc_calls"),
                     ("realtime subscriptions", "realtime_calls"),
+                    ("helper calls passing a table", "helper_calls"),
                     ("files with parse errors", "parse_errors"),
                 )
             )

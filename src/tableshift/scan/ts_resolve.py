@@ -210,6 +210,7 @@ class Resolver:
             candidates=_unique(candidates),
             reasons=(f"parameter `{name}` of {owner}",),
             candidate_links=tuple(dict.fromkeys(links)),
+            parameter=(fname, index) if fname is not None and index is not None else None,
         )
 
     def _member(self, node: Node, at: Node, depth: int) -> TableArg:
