@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tableshift.model import Confidence, Kind, Operation, TableSource
@@ -172,9 +174,11 @@ def test_bom_crlf_and_declared_latin1():
     assert latin[call.table.span.start : call.table.span.end] == b"posts"
 
 
-def test_syntax_error_file_is_flagged_without_calls():
+def test_syntax_error_file_is_still_scanned_and_every_call_flagged():
     result = scan_source(b"def f(:\n    supabase.table('posts').select('*')\n", path="x.py", language="python")
-    assert result.parse_error and result.calls == () and result.error is None
+    assert result.parse_error and result.error is None
+    (call,) = result.calls
+    assert (call.table.name, call.operation, call.in_error_region) == ("posts", Operation.SELECT, True)
 
 
 def test_suppression_comment():
@@ -287,3 +291,73 @@ walk(supabase, "posts")
 '''
     call = only(src)
     assert call.table.candidates == ("posts",) and call.table.name is None
+
+
+# -- files LibCST cannot parse: tree-sitter reads them, every call goes to review ---------------
+
+SAME_AS_LIBCST = [
+    "x = (supabase.table('posts')\n    .select('id, author:users(name)')\n    .eq('status', 1)\n    .order('created_at', desc=True)\n    .execute())\n",
+    "supabase.table('t').upsert([{'a': 1, **extra}, {key: 2}], on_conflict='a,b').execute()  # tableshift-ignore: ok\n",
+    "async def f(c):\n    await c.schema('analytics').from_('events').insert({'kind': 'x'}).execute()\n",
+    "supabase.table('basejump.account_user').select('*').not_.is_('x', 'null').or_('a.eq.1,b.is.null').execute()\n",
+    "supabase.storage.from_('avatars').upload('p', data)\nsupabase.rpc('get_stats', {'a': 1}).execute()\n",
+    "supabase.table('a\\\\nb').select(cols).match({'s': 1}).execute()\nsb.table(f'x{{y}}').delete().eq('id', 1).execute()\n",
+    "\ufeff# é\r\nsupabase.table('posts').select('id').execute()\r\n",
+]
+
+
+@pytest.mark.parametrize("source", SAME_AS_LIBCST)
+def test_fallback_reads_a_call_as_libcst_does(source):
+    from tableshift.scan import python, python_fallback
+
+    data = source.encode()
+    expected, broken = python.scan(data, path="x.py")
+    found = python_fallback.scan(data, path="x.py")
+    assert not broken and len(found) == len(expected) > 0
+    for ours, theirs in zip(found, expected):
+        assert ours.in_error_region
+        assert replace(ours, in_error_region=False) == theirs
+
+
+def test_undecodable_file_is_scanned_by_the_fallback():
+    result = scan_source(b"# caf\xe9\nsupabase.table('posts').select('id').execute()\n", path="x.py", language="python")
+    assert result.error is None and result.parse_error
+    (call,) = result.calls
+    assert (call.table.name, call.start.line, call.in_error_region) == ("posts", 2, True)
+
+
+def test_broken_file_keeps_the_evidence_rules():
+    src = '''
+def broken(:
+    pass
+class Repo:
+    def a(self):
+        return self.db.table("outcomes").select("id").eq("a", 1).execute()
+docs.table("summary")
+db = TinyDB("x.json")
+tweets = db.table("tweets")
+q = Query.from_("customers").select("id")
+supabase.storage.from_(BUCKET).upload("p", data)
+supabase.rpc("get_stats").execute()
+supabase.table(TABLE).select("*").execute()
+supabase.schema(S).table("events").select("*").execute()
+'''
+    result = scan_source(src.encode(), path="x.py", language="python")
+    assert result.parse_error and all(c.in_error_region for c in result.calls)
+    outcomes, storage, rpc, dynamic, events = result.calls
+    assert (outcomes.table.name, outcomes.operation, outcomes.confidence) == ("outcomes", Operation.SELECT, Confidence.HIGH)
+    assert [c.name for c in outcomes.columns.filter] == ["a"]
+    assert (storage.kind, storage.name, storage.notes) == (Kind.STORAGE, None, ("bucket: `BUCKET` is not resolved: the file does not parse",))
+    assert (rpc.kind, rpc.name) == (Kind.RPC, "get_stats")
+    assert dynamic.table.name is None and dynamic.table.reasons == ("`TABLE` is not resolved: the file does not parse",)
+    assert events.table.candidates == ("events",) and events.schema is None
+
+
+def test_error_count_grows_as_a_file_breaks_further():
+    from tableshift.scan import error_count
+
+    good = b"supabase.table('posts').select('id').execute()\n"
+    once = b"def f(:\n    pass\n" + good
+    twice = once + b"x = = 1\n"
+    assert error_count(good, "python") == 0
+    assert 0 < error_count(once, "python") < error_count(twice, "python")

@@ -23,7 +23,7 @@ MODIFIERS = frozenset(
     {"limit", "range", "single", "maybe_single", "execute", "csv", "explain", "match", "or_", "not_", "offset", "count"}
 )  # fmt: skip
 POSTGREST = OPERATIONS | COLUMN_FILTERS | MODIFIERS
-_AMBIGUOUS = frozenset({"filter", "match", "contains", "range", "count", "limit", "offset", "order"})
+AMBIGUOUS = frozenset({"filter", "match", "contains", "range", "count", "limit", "offset", "order"})
 _ENV = ("os.environ", "os.getenv", "environ.get", "getenv", "settings.", "config.")
 
 
@@ -34,31 +34,37 @@ class Link:
     args: Sequence[cst.Arg]
 
 
-class ParseFailure(Exception):
-    """LibCST could not parse the file: it has no error recovery, so the file yields no calls."""
-
-
 def scan(data: bytes, *, path: str) -> tuple[list[Call], bool]:
+    """All query calls in one file, and whether LibCST could not parse it: then tree-sitter found
+    the calls, every one flagged for review."""
+    from tableshift.scan import python_fallback as fallback
+
     try:
-        module = cst.parse_module(data)
-    except cst.ParserSyntaxError:
-        return [], True
-    except (UnicodeDecodeError, LookupError, SyntaxError) as exc:
-        raise ParseFailure(f"cannot decode: {exc}") from None
+        return _scan(data, path), False
+    except (cst.ParserSyntaxError, UnicodeDecodeError, LookupError, SyntaxError):
+        return fallback.scan(data, path=path), True
+
+
+def error_count(data: bytes) -> int:
+    """0 when LibCST parses the file; otherwise 1 and tree-sitter's error nodes, so that breaking a
+    broken file further still counts as worse."""
+    from tableshift.scan import python_fallback as fallback
+
+    try:
+        cst.parse_module(data)
+        return 0
+    except Exception:  # noqa: BLE001 - any failure to parse is what is being counted
+        return 1 + fallback.syntax_errors(data)
+
+
+def _scan(data: bytes, path: str) -> list[Call]:
+    module = cst.parse_module(data)
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     ctx = _FileScan(path, data, module, wrapper)
     wrapper.visit(ctx.collector)
     calls = [c for c in (ctx.call_at(node) for node in ctx.collector.candidates) if c is not None]
     calls.sort(key=lambda c: c.span.start)
-    return calls, False
-
-
-def error_count(data: bytes) -> int:
-    try:
-        cst.parse_module(data)
-    except Exception:
-        return 1
-    return 0
+    return calls
 
 
 class _Collector(cst.CSTVisitor):
@@ -244,7 +250,7 @@ class _FileScan:
         return chain_evidence(
             ((link.name, bool(link.args) and (self.string(link.args[0].value) is not None or isinstance(link.args[0].value, cst.Dict))) for link in links),
             postgrest=POSTGREST,
-            ambiguous=_AMBIGUOUS,
+            ambiguous=AMBIGUOUS,
         )
 
     def _chain_up(self, node: cst.CSTNode) -> tuple[list[Link], cst.CSTNode]:

@@ -1,0 +1,467 @@
+"""Python files LibCST cannot parse: their query calls, found with tree-sitter, which recovers from errors."""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
+
+from tableshift.model import Call, Column, Kind, Opaque, Operation, Role, Span, TableArg, TableSource
+from tableshift.scan import columns as col
+from tableshift.scan.python import AMBIGUOUS, COLUMN_FILTERS, OPERATIONS, POSTGREST
+from tableshift.scan.shared import CLIENTISH, PY_CANDIDATE, UNKNOWN_SCHEMA, chain_evidence, fold, in_unknown_schema, table_call
+from tableshift.scan.source import BOM, SourceText, StringLiteral
+
+if TYPE_CHECKING:
+    from tree_sitter import Node, Parser, TreeCursor
+
+_READ_LIMIT = 4_096  # bytes of an expression read to judge or quote it: nested chains must not cost their square
+_STATEMENTS = frozenset({"module", "block", "ERROR"})  # what a statement's parent is
+
+
+@cache
+def _language():  # type: ignore[no-untyped-def]
+    # imported when a file needs it: most runs never meet a file LibCST cannot parse
+    import tree_sitter_python
+    from tree_sitter import Language
+
+    return Language(tree_sitter_python.language())
+
+
+def _parser() -> Parser:
+    from tree_sitter import Parser
+
+    return Parser(_language())
+
+
+def _body(data: bytes) -> tuple[bytes, int]:
+    """What tree-sitter parses, and the bytes cut off before it: a BOM is not Python."""
+    return (data[len(BOM) :], len(BOM)) if data.startswith(BOM) else (data, 0)
+
+
+def syntax_errors(data: bytes) -> int:
+    """tree-sitter's ERROR and MISSING nodes: how broken a file is, whatever its nesting."""
+    root = _parser().parse(_body(data)[0]).root_node
+    if not root.has_error:
+        return 0
+    count = 0
+    cursor = root.walk()
+    while True:  # depth first, iterative, entering only subtrees that hold an error
+        node = cursor.node
+        count += node.is_error or node.is_missing  # type: ignore[union-attr]
+        if node.has_error and cursor.goto_first_child():  # type: ignore[union-attr]
+            continue
+        while not cursor.goto_next_sibling():
+            if not cursor.goto_parent():
+                return count
+
+
+def scan(data: bytes, *, path: str) -> list[Call]:
+    """Query calls in a file LibCST cannot parse, found as python.py finds them, columns included;
+    every one is `in_error_region`, so none is ever rewritten without review."""
+    body, base = _body(data)
+    root = _parser().parse(body).root_node
+    ctx = _FileScan(path, data, base)
+    walker = _Walker(root)
+    calls: list[Call] = []
+    done: set[int] = set()  # method names already met in the chain of an earlier one: each chain is read once
+    for hit in PY_CANDIDATE.finditer(data, base):
+        name = hit.start() + 1
+        while data[name : name + 1].isspace():
+            name += 1
+        if name not in done:
+            calls.extend(ctx.chain_calls(walker.to(name - base), walker.statements, done))
+    calls.sort(key=lambda c: c.span.start)
+    return calls
+
+
+class _Walker:
+    """The path from the root to a byte, moved along as the bytes asked for grow: each node on the
+    way is entered once, however deep the file nests."""
+
+    def __init__(self, root: Node) -> None:
+        self.cursor: TreeCursor = root.walk()
+        self.path: list[Node] = [root]
+        self.statements: list[int] = [0]  # per node on the path: where its statement sits on the path
+
+    def to(self, offset: int) -> list[Node]:
+        cursor = self.cursor
+        while len(self.path) > 1 and not (self.path[-1].start_byte <= offset < self.path[-1].end_byte):
+            cursor.goto_parent()
+            self.path.pop()
+            self.statements.pop()
+        while cursor.goto_first_child_for_byte(offset) is not None:
+            node = cursor.node
+            assert node is not None
+            if node.start_byte > offset:  # the offset falls between two children
+                cursor.goto_parent()
+                break
+            parent = self.path[-1]
+            self.statements.append(len(self.path) if parent.type in _STATEMENTS else self.statements[-1])
+            self.path.append(node)
+        return self.path
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    name: str
+    node: Node  # the call, or the attribute of a property link (`.not_`)
+    args: tuple[Node, ...]
+    method: Node | None  # the attribute whose name this is, when the link is a call
+
+
+class _FileScan:
+    def __init__(self, path: str, data: bytes, base: int) -> None:
+        self.path = path
+        self.data = data
+        self.base = base
+        self.src = SourceText(data)
+
+    # -- text and strings ------------------------------------------------------
+
+    def span(self, node: Node) -> Span:
+        return Span(node.start_byte + self.base, node.end_byte + self.base)
+
+    def text(self, node: Node, limit: int | None = None) -> str:
+        start = node.start_byte + self.base
+        end = node.end_byte + self.base if limit is None else min(node.end_byte + self.base, start + limit)
+        return self.data[start:end].decode("utf-8", "replace")
+
+    def string(self, node: Node | None) -> StringLiteral | None:
+        """A str literal (any quotes, any prefix but b) or an f-string without placeholders."""
+        if node is None or node.type != "string" or node.child_count < 2:
+            return None
+        first, last = node.children[0], node.children[-1]
+        if first.type != "string_start" or last.type != "string_end" or last.is_missing:
+            return None
+        if any(c.type == "interpolation" for c in node.children):
+            return None
+        opener = self.text(first)
+        quote = opener.lstrip("rRbBuUfFtT")
+        prefix = opener[: len(opener) - len(quote)].lower()
+        if "b" in prefix or "t" in prefix:
+            return None
+        start, end = first.end_byte + self.base, last.start_byte + self.base
+        try:
+            raw = self.data[start:end].decode("utf-8")
+        except UnicodeDecodeError:
+            return None  # not the text the file declares: no name can be read from it
+        if "f" in prefix:
+            value = raw.replace("{{", "{").replace("}}", "}")
+            return StringLiteral(value, start, value == raw and "\\" not in raw, quote)
+        if "r" in prefix or "\\" not in raw:
+            return StringLiteral(raw, start, True, quote)
+        value = _evaluate(self.text(node))
+        return None if value is None else StringLiteral(value, start, False, quote)
+
+    # -- chains -----------------------------------------------------------------
+
+    def chain_calls(self, path: list[Node], statements: list[int], done: set[int]) -> list[Call]:
+        """The calls of the chain whose method name the path ends on: its own and those of any
+        `.table(` / `.from_(` / `.rpc(` further up the same chain, whose names go into `done`."""
+        if len(path) < 3 or path[-1].type != "identifier":
+            return []
+        method, call = path[-2], path[-3]
+        if method.type != "attribute" or method.child_by_field_name("attribute") != path[-1]:
+            return []
+        if call.type != "call" or call.child_by_field_name("function") != method:
+            return []
+        links, top = self._chain_up(path, len(path) - 3)
+        chain = [_Link(self.text(path[-1]), call, _arguments(call), method), *links]
+        statement = path[statements[top]]
+        out: list[Call] = []
+        # from the top down, what lies above each link is known when it is reached: linear in the chain
+        executes = postgrest = False
+        operation: _Link | None = None
+        upper = len(chain)  # columns of a call stop at the next query call above it
+        for i in range(len(chain) - 1, -1, -1):
+            link = chain[i]
+            if link.method is not None and link.name in ("table", "from_", "rpc"):
+                done.add(self.span(link.method.child_by_field_name("attribute")).start)  # type: ignore[arg-type]
+                built = self._call(link, _Above(chain[i + 1 : upper], executes, postgrest, operation), path[top], statement)
+                if built is not None:
+                    out.append(built)
+                upper = i
+            executes = executes or link.name == "execute"
+            postgrest = postgrest or self._evidence(link)
+            if link.name in OPERATIONS:
+                operation = link
+        return out
+
+    def _chain_up(self, path: list[Node], index: int) -> tuple[list[_Link], int]:
+        """The links chained onto path[index], and the path index of the chain's top; parentheses
+        around a part of the chain are looked through, as LibCST keeps them on the node."""
+        links: list[_Link] = []
+        top = current = index
+        while True:
+            up = current - 1
+            while up >= 0 and path[up].type == "parenthesized_expression":
+                up -= 1
+            if up < 0 or path[up].type != "attribute" or path[up].child_by_field_name("object") != path[up + 1]:
+                return links, top
+            attribute = path[up]
+            name = self.text(attribute.child_by_field_name("attribute"))  # type: ignore[arg-type]
+            grand = path[up - 1] if up >= 1 else None
+            if grand is not None and grand.type == "call" and grand.child_by_field_name("function") == attribute:
+                links.append(_Link(name, grand, _arguments(grand), attribute))
+                current = up - 1
+            else:
+                links.append(_Link(name, attribute, (), None))  # a property such as `.not_`
+                current = up
+            top = current
+
+    def _evidence(self, link: _Link) -> bool:
+        first = _value(link.args[0]) if link.args else None
+        shaped = first is not None and (self.string(first) is not None or first.type == "dictionary")
+        return chain_evidence([(link.name, shaped)], postgrest=POSTGREST, ambiguous=AMBIGUOUS)
+
+    # -- building calls --------------------------------------------------------
+
+    def _call(self, link: _Link, above: _Above, top: Node, statement: Node) -> Call | None:
+        """python.py's call_at, on tree-sitter nodes: the same evidence, the same refusals."""
+        method = link.method
+        assert method is not None
+        receiver = method.child_by_field_name("object")
+        assert receiver is not None
+        storage = receiver.type == "attribute" and self._attr_name(receiver) == "storage"
+        if link.name == "from_" and storage:
+            return self._named(Kind.STORAGE, link, receiver.child_by_field_name("object"), top, statement)  # type: ignore[arg-type]
+        schema, client = self._schema_of(receiver)
+        evidence = schema is not None or (above.executes and above.postgrest)
+        client_code = self.text(client, _READ_LIMIT)
+        likely = "supabase" in client_code.lower() or (above.postgrest and CLIENTISH.search(client_code) is not None)
+        if not evidence and not likely:
+            return None
+        if receiver.type == "identifier" and self.text(receiver)[:1].isupper() and not evidence:
+            return None  # a class: pypika's Query.from_, rich's Table...
+        positional = [a for a in link.args if a.type not in _NOT_POSITIONAL]
+        if not positional:
+            return None
+        if link.name == "rpc":
+            return self._named(Kind.RPC, link, client, top, statement, schema=schema)
+        if len(link.args) != 1 or len(positional) != 1:
+            return None
+        return self._table(link, client, schema, positional[0], above, top, statement, evidence)
+
+    def _attr_name(self, attribute: Node) -> str:
+        return self.text(attribute.child_by_field_name("attribute"))  # type: ignore[arg-type]
+
+    def _schema_of(self, receiver: Node) -> tuple[str | None, Node]:
+        function = receiver.child_by_field_name("function") if receiver.type == "call" else None
+        if function is None or function.type != "attribute" or self._attr_name(function) != "schema":
+            return None, receiver
+        args = _arguments(receiver)
+        lit = self.string(_value(args[0])) if args else None
+        return (lit.value if lit is not None and lit.value else UNKNOWN_SCHEMA), function.child_by_field_name("object")  # type: ignore[return-value]
+
+    def _base(self, kind: Kind, link: _Link, top: Node, client: Node, statement: Node) -> dict:  # type: ignore[type-arg]
+        top_span = self.span(top)
+        start = self.src.position(self.span(link.method.child_by_field_name("attribute")).start)  # type: ignore[union-attr, arg-type]
+        first = self.src.position(top_span.start).line
+        above = self.src.position(self.span(statement).start).line - 1
+        return {
+            "file": self.path,
+            "language": "python",
+            "kind": kind,
+            "span": top_span,
+            "start": start,
+            "end": self.src.position(top_span.end),
+            "client": " ".join(self.text(client, _READ_LIMIT).split()),
+            "code": self.src.line_text(start.line).strip(),
+            "chain": self._fold(top_span),
+            "suppression": self.src.suppression(
+                tuple(dict.fromkeys((start.line, first))), tuple(dict.fromkeys((start.line - 1, first - 1, above)))
+            ),
+            "in_error_region": True,
+        }
+
+    def _fold(self, span: Span) -> str:
+        """fold() of a chain, reading only as much of it as the 240 characters it keeps need: a chain
+        nested in the arguments of another must not cost the length of the outer one again."""
+        size = 1024
+        while True:
+            head = self.src.text(Span(span.start, min(span.end, span.start + size)))
+            # cutting the text changes only the end of its fold: past 240 characters, fold(head) is fold(all)
+            if span.start + size >= span.end or len(fold(head, limit=len(head) + 1)) > 240:
+                return fold(head)
+            size *= 4
+
+    def _named(self, kind: Kind, link: _Link, client: Node, top: Node, statement: Node, *, schema: str | None = None) -> Call | None:
+        args = [a for a in link.args if a.type not in _NOT_POSITIONAL]
+        if not args:
+            return None
+        resolved = self._table_arg(args[0])
+        what = "bucket" if kind is Kind.STORAGE else "function"
+        notes = () if resolved.certain else tuple(f"{what}: {r}" for r in resolved.reasons)
+        return Call(**self._base(kind, link, top, client, statement), schema=schema, name=resolved.name, notes=notes)
+
+    def _table(self, link: _Link, client: Node, schema: str | None, arg: Node, above: _Above, top: Node, statement: Node, evidence: bool) -> Call:  # fmt: skip
+        table = self._table_arg(arg)
+        if schema == UNKNOWN_SCHEMA:
+            table, schema = in_unknown_schema(table), None
+        if table.certain and table.name and "." in table.name and schema is None:
+            schema, name = table.name.split(".", 1)
+            span = table.span
+            if span is not None:
+                span = Span(span.start + len(schema) + 1, span.end)
+            table = TableArg(name, table.source, span=span)
+        found = col.Found()
+        for other in above.links:
+            self._columns(other, found)
+        operation = above.operation
+        return table_call(
+            self._base(Kind.TABLE, link, top, client, statement),
+            found,
+            schema=schema,
+            table=table,
+            operation=None if operation is None else Operation(operation.name),
+            operation_span=None if operation is None else self.span(operation.node),
+            evidence=evidence,
+            continued=False,
+            escaped=None,
+        )
+
+    def _table_arg(self, arg: Node) -> TableArg:
+        lit = self.string(arg)
+        if lit is not None:
+            return TableArg(lit.value, TableSource.LITERAL, span=lit.content_span)
+        code = _short(self.text(arg, _READ_LIMIT))
+        if arg.type == "identifier":
+            return TableArg(None, TableSource.DYNAMIC, reasons=(f"`{code}` is not resolved: the file does not parse",))
+        return TableArg(None, TableSource.DYNAMIC, reasons=(f"expression `{code}`",))
+
+    # -- columns: the literal ones, as python.py reads them ---------------------------
+
+    def _columns(self, link: _Link, found: col.Found) -> None:
+        name = link.name
+        positional = [a for a in link.args if a.type not in _NOT_POSITIONAL]
+        keywords = {self.text(a.child_by_field_name("name")): a.child_by_field_name("value") for a in link.args if a.type == "keyword_argument"}  # type: ignore[arg-type]
+        if name == "select":
+            if not positional:
+                found.select.append(Column("*", Role.SELECT, "select", self.src.position(self.span(link.node).start), None))
+            for arg in positional:
+                lit = self.string(arg)
+                if lit is None:
+                    found.opaque.append(self._opaque(Role.SELECT, f"select columns are not a literal: `{_short(self.text(arg, _READ_LIMIT))}`", arg))
+                else:
+                    col.add_select(found, lit, self.src)
+        elif name in ("insert", "update", "upsert"):
+            payload = positional[0] if positional else keywords.get("json")
+            if payload is not None:
+                self._payload(payload, found, name)
+            conflict = keywords.get("on_conflict")
+            if conflict is not None:
+                lit = self.string(conflict)
+                if lit is None:
+                    found.opaque.append(self._opaque(Role.ON_CONFLICT, f"on_conflict is not a literal: `{_short(self.text(conflict, _READ_LIMIT))}`", conflict))
+                else:
+                    col.add_conflict(found, lit, self.src, op="on_conflict")
+        elif name in COLUMN_FILTERS:
+            first = positional[0] if positional else keywords.get("column")
+            if first is None:
+                return
+            lit = self.string(first)
+            if lit is None:
+                found.opaque.append(self._opaque(Role.FILTER, f"{name}() column is not a literal: `{_short(self.text(first, _READ_LIMIT))}`", first))
+            else:
+                found.filter.append(col.column_from_string(lit, self.src, role=Role.FILTER, op=name, qualifier=self._qualifier(keywords)))
+        elif name == "match" and positional:
+            self._keys(positional[0], found, Role.FILTER, "match", found.filter, record=False)
+        elif name == "or_" and positional:
+            lit = self.string(positional[0])
+            if lit is None:
+                found.opaque.append(self._opaque(Role.FILTER, f"or_() filter is not a literal: `{_short(self.text(positional[0], _READ_LIMIT))}`", positional[0]))
+            else:
+                col.add_logic(found, lit, self.src, op="or", qualifier=self._qualifier(keywords))
+
+    def _qualifier(self, keywords: dict[str, Node | None]) -> str | None:
+        qualifier = None
+        for key in ("foreign_table", "reference_table", "referenced_table"):
+            lit = self.string(keywords.get(key))
+            if lit is not None:
+                qualifier = lit.value
+        return qualifier
+
+    def _payload(self, payload: Node, found: col.Found, op: str) -> None:
+        if payload.type == "dictionary":
+            self._keys(payload, found, Role.WRITE, op, found.write, record=True)
+        elif payload.type in ("list", "tuple"):
+            for element in payload.named_children:
+                if element.type == "list_splat":
+                    found.opaque.append(self._opaque(Role.WRITE, f"{op} payload unpacks `{_short(self.text(element, _READ_LIMIT))}`", element))
+                elif element.type != "comment":
+                    self._payload(element, found, op)
+        else:
+            what = "a variable" if payload.type == "identifier" else "an expression"
+            found.opaque.append(self._opaque(Role.WRITE, f"{op} payload is {what}: `{_short(self.text(payload, _READ_LIMIT))}`", payload))
+
+    def _keys(self, obj: Node, found: col.Found, role: Role, op: str, into: list, *, record: bool) -> None:  # type: ignore[type-arg]
+        if obj.type != "dictionary":
+            found.opaque.append(self._opaque(role, f"{op} argument is not a dict literal: `{_short(self.text(obj, _READ_LIMIT))}`", obj))
+            return
+        if record:
+            found.payload_objects.append(self.span(obj))
+        for element in obj.named_children:
+            if element.type == "dictionary_splat":
+                found.opaque.append(self._opaque(role, f"{op} unpacks `{_short(self.text(element, _READ_LIMIT))}`", element))
+                continue
+            if element.type != "pair":
+                continue
+            key = element.child_by_field_name("key")
+            lit = self.string(key)
+            if lit is None:
+                found.opaque.append(self._opaque(role, f"{op} has a computed key: `{_short(self.text(key, _READ_LIMIT))}`", key))  # type: ignore[arg-type]
+                continue
+            into.append(Column(lit.value, role, op, self.src.position(lit.content_start), lit.content_span))
+
+    def _opaque(self, role: Role, reason: str, node: Node) -> Opaque:
+        return Opaque(role, reason, self.src.position(self.span(node).start))
+
+
+@dataclass(frozen=True, slots=True)
+class _Above:
+    """What the chain holds above one query call."""
+
+    links: list[_Link]  # up to the next query call: the links whose columns are this call's
+    executes: bool
+    postgrest: bool
+    operation: _Link | None  # the first select / insert / update / upsert / delete
+
+
+_NOT_POSITIONAL = frozenset({"keyword_argument", "list_splat", "dictionary_splat", "comment"})
+
+
+def _arguments(call: Node) -> tuple[Node, ...]:
+    args = call.child_by_field_name("arguments")
+    if args is None:
+        return ()
+    if args.type == "generator_expression":
+        return (args,)
+    return tuple(a for a in args.named_children if a.type != "comment")
+
+
+def _value(arg: Node) -> Node | None:
+    """The value an argument passes: `x` of `k=x`, of `*x` and of `x`."""
+    if arg.type == "keyword_argument":
+        return arg.child_by_field_name("value")
+    if arg.type in ("list_splat", "dictionary_splat"):
+        return arg.named_children[0] if arg.named_children else None
+    return arg
+
+
+def _evaluate(literal: str) -> str | None:
+    """The value of a string literal with escapes; None when it is not one."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # `"\d"` is an invalid escape, but still a string
+            value = ast.literal_eval(literal)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _short(code: str, limit: int = 60) -> str:
+    code = " ".join(code.split())
+    return code if len(code) <= limit else code[: limit - 1] + "…"
