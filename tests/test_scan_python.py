@@ -361,3 +361,43 @@ def test_error_count_grows_as_a_file_breaks_further():
     twice = once + b"x = = 1\n"
     assert error_count(good, "python") == 0
     assert 0 < error_count(once, "python") < error_count(twice, "python")
+
+
+@pytest.mark.parametrize(
+    ("source", "beyond"),
+    [
+        ("x = " + "(" * 100 + "1" + ")" * 100 + "\n", False),
+        ("x = " + "(" * 200 + "1" + ")" * 200 + "\n", True),
+        # brackets in strings and comments do not nest
+        ("x = '" + "(" * 5000 + "'  # " + "[" * 5000 + "\n", False),
+        ('x = """\n' + "{" * 5000 + '\n"""\n', False),
+        # but those of an f-string's placeholder do, even behind quotes it reuses (PEP 701)
+        ('x = f"{ "a" + ' + "(" * 200 + "1" + ")" * 200 + ' }"\n', True),
+        ("x = f'{x:>{w}}' + f'\\N{DASH}{{' + " + "(" * 200 + "1" + ")" * 200 + "\n", True),
+        ("x = (a\n" + "  .b()\n" * 300 + ")\n", True),
+        ("x = " + "-" * 600 + "1\n", True),
+        ("x = 1" + "or 1" * 600 + "\n", True),  # `1or 1` is `1 or 1`
+        ("if a:\n    pass\n" + "elif a:\n    pass\n" * 1200, True),
+        # a long implicit concatenation is cheap for LibCST, a much longer one is not
+        ("PROMPT = (\n" + "    'line'\n" * 3000 + ")\n", False),
+        ("PROMPT = (\n" + "    'line'\n" * 5000 + ")\n", True),
+        # a data table is long, not deep: each item starts afresh after its comma
+        ("ROWS = [\n" + "    (-1, 'a', f(x).y),\n" * 20000 + "]\n", False),
+        # LibCST's tokenizer would fail: no need to try it
+        ("x = 'unterminated\n", True),
+        ("x = (1]\n", True),
+    ],
+)
+def test_what_is_kept_away_from_libcst(source, beyond):
+    from tableshift.scan.python_fallback import beyond_libcst
+
+    assert beyond_libcst(source.encode()) is beyond
+
+
+def test_many_deep_statements_exhaust_libcsts_time_budget():
+    from tableshift.scan.python_fallback import MAX_COST, MAX_DEPTH, beyond_libcst, nesting
+
+    statement = "x = (a\n" + "  .b()\n" * 180 + ")\n"
+    one = nesting(statement.encode())
+    assert MAX_DEPTH / 2 < one.depth <= MAX_DEPTH and not beyond_libcst(statement.encode())
+    assert beyond_libcst((statement * (MAX_COST // one.cost + 1)).encode())

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import queue
+import sys
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import libcst as cst
 from libcst.metadata import ByteSpanPositionProvider, MetadataWrapper, ParentNodeProvider
@@ -24,6 +29,7 @@ MODIFIERS = frozenset(
 )  # fmt: skip
 POSTGREST = OPERATIONS | COLUMN_FILTERS | MODIFIERS
 AMBIGUOUS = frozenset({"filter", "match", "contains", "range", "count", "limit", "offset", "order"})
+_T = TypeVar("_T")
 _ENV = ("os.environ", "os.getenv", "environ.get", "getenv", "settings.", "config.")
 
 
@@ -39,10 +45,12 @@ def scan(data: bytes, *, path: str) -> tuple[list[Call], bool]:
     the calls, every one flagged for review."""
     from tableshift.scan import python_fallback as fallback
 
-    try:
-        return _scan(data, path), False
-    except (cst.ParserSyntaxError, UnicodeDecodeError, LookupError, SyntaxError):
-        return fallback.scan(data, path=path), True
+    if not fallback.beyond_libcst(data):
+        try:
+            return _with_deep_stack(_scan, data, path), False
+        except (cst.ParserSyntaxError, UnicodeDecodeError, LookupError, SyntaxError, RecursionError):
+            pass
+    return fallback.scan(data, path=path), True
 
 
 def error_count(data: bytes) -> int:
@@ -50,11 +58,13 @@ def error_count(data: bytes) -> int:
     broken file further still counts as worse."""
     from tableshift.scan import python_fallback as fallback
 
-    try:
-        cst.parse_module(data)
-        return 0
-    except Exception:  # noqa: BLE001 - any failure to parse is what is being counted
-        return 1 + fallback.syntax_errors(data)
+    if not fallback.beyond_libcst(data):
+        try:
+            _with_deep_stack(cst.parse_module, data)
+            return 0
+        except Exception:  # noqa: BLE001 - any failure to parse is what is being counted
+            pass
+    return 1 + fallback.syntax_errors(data)
 
 
 def _scan(data: bytes, path: str) -> list[Call]:
@@ -65,6 +75,81 @@ def _scan(data: bytes, path: str) -> list[Call]:
     calls = [c for c in (ctx.call_at(node) for node in ctx.collector.candidates) if c is not None]
     calls.sort(key=lambda c: c.span.start)
     return calls
+
+
+# LibCST recurses natively and in Python, once or more per level of nesting: python_fallback keeps
+# files deeper than ~1 MiB of its stack away from it, and LibCST runs on a 256 MiB stack anyway, so
+# that a misjudged file costs a RecursionError (a fallback scan), never the process. The memory is
+# only reserved: pages are used as deep as a parse goes.
+_STACK_SIZE = 256 << 20
+_RECURSION_LIMIT = 100_000  # LibCST's visitors take a few Python frames a level: far more than MAX_DEPTH lets through
+
+
+class _DeepStack:
+    """One thread with that stack, kept for the life of the process: LibCST compiles its
+    tokenizer's regular expressions once per thread, which a thread per file would pay each time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # one parse at a time: the recursion limit is process-wide
+        self.jobs: queue.SimpleQueue[tuple[Callable[[], object], queue.SimpleQueue[tuple[bool, object]]]] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self.unavailable = False
+
+    def run(self, fn: Callable[..., _T], *args: object) -> _T:
+        with self.lock:
+            if self.thread is None and not self.unavailable:
+                self.thread = self._start()
+                self.unavailable = self.thread is None
+            if self.thread is None:
+                return fn(*args)  # no such thread to be had here: python_fallback's limits alone keep LibCST safe
+            done: queue.SimpleQueue[tuple[bool, object]] = queue.SimpleQueue()
+            limit = sys.getrecursionlimit()
+            sys.setrecursionlimit(max(limit, _RECURSION_LIMIT))
+            try:
+                self.jobs.put((lambda: fn(*args), done))
+                ok, value = done.get()
+            finally:
+                sys.setrecursionlimit(limit)
+        if not ok:
+            raise value  # type: ignore[misc]
+        return value  # type: ignore[return-value]
+
+    def _start(self) -> threading.Thread | None:
+        try:
+            previous = threading.stack_size(_STACK_SIZE)
+        except (ValueError, RuntimeError):
+            return None
+        try:
+            thread = threading.Thread(target=self._serve, name="tableshift-libcst", daemon=True)
+            thread.start()
+        except RuntimeError:
+            return None
+        finally:
+            threading.stack_size(previous)
+        return thread
+
+    def _serve(self) -> None:
+        while True:
+            job, done = self.jobs.get()
+            try:
+                done.put((True, job()))
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller's thread
+                done.put((False, exc))
+
+
+def _fresh_deep_stack() -> None:
+    global _DEEP
+    _DEEP = _DeepStack()
+
+
+_DEEP = _DeepStack()
+if hasattr(os, "register_at_fork"):
+    # a forked worker process has no copy of the thread: it starts its own
+    os.register_at_fork(after_in_child=_fresh_deep_stack)
+
+
+def _with_deep_stack(fn: Callable[..., _T], *args: object) -> _T:
+    return _DEEP.run(fn, *args)
 
 
 class _Collector(cst.CSTVisitor):

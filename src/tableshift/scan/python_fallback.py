@@ -1,8 +1,9 @@
-"""Python files LibCST cannot parse: their query calls, found with tree-sitter, which recovers from errors."""
+"""Python files LibCST cannot take: spotted by their nesting before LibCST sees them, scanned with tree-sitter."""
 
 from __future__ import annotations
 
 import ast
+import re
 import warnings
 from dataclasses import dataclass
 from functools import cache
@@ -16,6 +17,196 @@ from tableshift.scan.source import BOM, SourceText, StringLiteral
 
 if TYPE_CHECKING:
     from tree_sitter import Node, Parser, TreeCursor
+
+# -- how deep LibCST would recurse --------------------------------------------------------------
+#
+# LibCST parses in native code that recurses once per level of nesting: a file nested deeply
+# enough overflows the C stack and the process dies (SIGSEGV), which no `except` catches. It is
+# also quadratic in depth. Measured with libcst 1.9 on x86-64, on an 8 MiB stack it crashes at
+# about 1,270 nested parentheses or lists, 3,200 links of a method chain, 5,900 attributes, 6,900
+# `+`, 8,200 unary minus; a chain of 2,000 links takes 38 s to parse. On a 1 MiB stack the same
+# crashes come at 1/8 of those counts, which gives the stack each level takes: 6.5 to 7.8 KiB for
+# a bracket or an f-string's placeholder, 1 to 2.7 KiB for an operator, a keyword, an attribute,
+# a call trailer or an `elif`, 0.84 KiB for a string joined to the one before.
+#
+# Units below are quarter KiB: a bracket 32, an operator character, a keyword, a `.` or a closed
+# trailer 8, an `elif` 5. A string is 1: implicit concatenation is common (prompts, SQL, Sphinx's
+# 2,200-string topics table), cheap in time, and even 4,000 strings take only 3.4 MiB.
+MAX_DEPTH = 4_000  # about 1 MiB of stack; real code peaks near 1,400 (pip's idna tables)
+# LibCST's time grows with the square of a statement's depth: the sum over a file's statements
+# bounds it (a few seconds at this budget; the deepest real files stay under 16,000,000).
+MAX_COST = 160_000_000
+_BRACKET, _STEP, _ELIF, _STRING = 32, 8, 5, 1
+
+_TOKEN = re.compile(
+    # LibCST's tokenizer takes a string prefix only at the start of a name: `elif"x"` is `elif` "x"
+    rb"(?P<string>(?:(?<![\w\x80-\xff])(?:[uU]|[bBfF][rR]|[rR][bBfFtT]|[rRbBfFtT]))?(?:'''|\"\"\"|'|\"))"
+    rb"|(?P<open>[(\[{])|(?P<close>[)\]}])|(?P<comma>[,;])|(?P<newline>\\?(?:\r\n|\r|\n))|#[^\r\n]*"
+    # a keyword may follow a number directly: `1or 2` is `1 or 2`
+    rb"|(?P<elif>\belif\b)|(?P<step>[-+*/%@&|^~<>=!.:]|(?<![A-Za-z_\x80-\xff])(?:not|and|or|in|is|if|else|lambda|await|for|yield)\b)"
+)
+_STRING_END = {
+    b"'": re.compile(rb"[^'\\\r\n]*(?:\\(?:\r\n|[\s\S])[^'\\\r\n]*)*'"),
+    b'"': re.compile(rb'[^"\\\r\n]*(?:\\(?:\r\n|[\s\S])[^"\\\r\n]*)*"'),
+    b"'''": re.compile(rb"[^'\\]*(?:(?:\\[\s\S]|'(?!''))[^'\\]*)*'''"),
+    b'"""': re.compile(rb'[^"\\]*(?:(?:\\[\s\S]|"(?!""))[^"\\]*)*"""'),
+}
+_FSTRING_TEXT = re.compile(rb"[^'\"\\{}\r\n]*")
+_PAIRS = {b")": b"(", b"]": b"[", b"}": b"{"}
+_ESCAPED = frozenset(b"\r\n\\'\"abfnrtvx0123456789NuU")  # what a backslash swallows in f-string text
+
+
+class _FString:
+    """One open f-string (or t-string), as LibCST's tokenizer tracks it."""
+
+    __slots__ = ("quote", "raw", "parens", "specs")
+
+    def __init__(self, quote: bytes, raw: bool) -> None:
+        self.quote = quote
+        self.raw = raw
+        self.parens = 0  # brackets open inside it, its `{` included
+        self.specs = 0  # format specs open inside it (`{x:>{w}}`)
+
+    @property
+    def in_text(self) -> bool:
+        return self.parens <= self.specs
+
+
+@dataclass(frozen=True, slots=True)
+class Nesting:
+    depth: int  # the deepest statement, in quarter KiB of LibCST's stack
+    cost: int  # the sum over statements of depth squared
+    elifs: int  # `elif` branches: each nests the next one level deeper
+    broken: bool  # LibCST's tokenizer would stop here: an unterminated string, an unmatched bracket...
+
+
+def beyond_libcst(data: bytes) -> bool:
+    """Whether LibCST must not be given this file: too deep for its stack or its time, or not even tokens."""
+    n = nesting(data)
+    return n.broken or n.depth > MAX_DEPTH or n.elifs * _ELIF > MAX_DEPTH or n.cost > MAX_COST
+
+
+def nesting(data: bytes) -> Nesting:
+    """How deep LibCST would recurse on a file, from its tokens alone: one pass, no recursion.
+
+    Strings and f-strings follow LibCST's own tokenizer, so that no bracket hides in what only
+    looks like a string. Each open bracket carries the steps (operators, attributes, trailers)
+    taken at its level since the last comma: a comma separates items that do not nest.
+    """
+    brackets: list[bytes] = []
+    steps = [0]  # per open bracket, and the statement's own level first
+    fstrings: list[_FString] = []
+    depth = deepest = statement = cost = elifs = 0
+    pos, end = 0, len(data)
+    while pos < end:
+        top = fstrings[-1] if fstrings else None
+        if top is not None and top.in_text:
+            pos = _fstring_text(data, pos, top)
+            if pos < 0:
+                return Nesting(deepest, cost, elifs, broken=True)
+            if data.startswith(top.quote, pos):
+                fstrings.pop()
+                pos += len(top.quote)
+                continue
+        m = _TOKEN.search(data, pos)
+        if m is None:
+            break
+        pos = m.end()
+        kind = m.lastgroup
+        token = m.group()
+        if kind == "step" or kind == "string":
+            weight = _STRING if kind == "string" else _STEP
+            steps[-1] += weight
+            depth += weight
+            if kind == "string":
+                quote = token.lstrip(b"rRbBuUfFtT")
+                prefix = token[: len(token) - len(quote)].lower()
+                if b"f" in prefix or b"t" in prefix:
+                    fstrings.append(_FString(quote, b"r" in prefix))
+                else:
+                    closed = _STRING_END[quote].match(data, pos)
+                    if closed is None:
+                        return Nesting(deepest, cost, elifs, broken=True)
+                    pos = closed.end()
+            elif token == b":" and top is not None and top.parens - top.specs == 1:
+                top.specs += 1  # `{x:` opens a format spec
+        elif kind == "open":
+            brackets.append(token)
+            steps.append(0)
+            depth += _BRACKET
+            if top is not None:
+                top.parens += 1
+        elif kind == "close":
+            if not brackets or brackets.pop() != _PAIRS[token]:
+                return Nesting(deepest, cost, elifs, broken=True)
+            depth -= _BRACKET + steps.pop()
+            steps[-1] += _STEP  # the closed bracket is a trailer of what precedes it: `f(x)(y)`
+            depth += _STEP
+            if top is not None:
+                if top.in_text and top.specs:  # `}` ends a format spec with its placeholder
+                    top.specs -= 1
+                top.parens -= 1
+        elif kind == "elif":
+            elifs += 1
+        elif kind == "comma" or (kind == "newline" and not brackets and not token.startswith(b"\\")):
+            depth -= steps[-1]
+            steps[-1] = 0
+            if not brackets:  # a statement ends
+                cost += statement * statement
+                statement = 0
+        deepest = max(deepest, depth)
+        statement = max(statement, depth)
+    return Nesting(deepest, cost + statement * statement, elifs, broken=bool(fstrings))
+
+
+def _fstring_text(data: bytes, pos: int, top: _FString) -> int:
+    """Past the literal text of the innermost f-string: to a brace that opens or closes a
+    placeholder or spec, or to its closing quote; -1 where LibCST's tokenizer fails."""
+    multiline = len(top.quote) == 3
+    spec = top.specs > 0
+    named = False  # inside `\N{...}`
+    end = len(data)
+    while True:
+        pos = _FSTRING_TEXT.match(data, pos).end()  # type: ignore[union-attr]
+        if pos >= end:
+            return -1
+        char = data[pos : pos + 1]
+        if char in (b"\r", b"\n"):
+            if not multiline:
+                return -1
+            pos += 1
+        elif char in (b"'", b'"'):
+            if data.startswith(top.quote, pos):
+                return pos
+            pos += 1
+        elif char == b"\\":
+            after = data[pos + 1 : pos + 2]
+            pos += 1
+            if top.raw:
+                pos += after in (b"'", b'"', b"\\")
+            elif spec:
+                pos += after not in (b"{", b"}", b"")
+            elif after and after[0] in _ESCAPED:
+                pos += 1
+                if after == b"N" and data.startswith(b"{", pos):
+                    named = True
+                    pos += 1
+        elif char == b"{":
+            if spec or not data.startswith(b"{{", pos):
+                return pos
+            pos += 2
+        elif named:
+            named = False
+            pos += 1
+        elif spec:
+            return pos
+        elif data.startswith(b"}}", pos):
+            pos += 2
+        else:
+            return -1
+
+
+# -- calls, with tree-sitter ---------------------------------------------------------------------
 
 _READ_LIMIT = 4_096  # bytes of an expression read to judge or quote it: nested chains must not cost their square
 _STATEMENTS = frozenset({"module", "block", "ERROR"})  # what a statement's parent is
