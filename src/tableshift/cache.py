@@ -145,7 +145,11 @@ class Cache:
         """The verified, unpickled entry, or None."""
         return self.get_many([key]).get(key)
 
-    def get_many(self, keys: list[str]) -> dict[str, Any]:
+    def get_blob(self, key: str) -> bytes | None:
+        """The verified entry, still pickled (it may be passed on as it is)."""
+        return self.get_many([key], raw=True).get(key)
+
+    def get_many(self, keys: list[str], *, raw: bool = False) -> dict[str, Any]:
         """Verified, unpickled entries by key; anything else is left out (and recomputed)."""
         if self._db is None or not keys:
             return {}
@@ -159,6 +163,9 @@ class Cache:
                     blob = bytes(blob)
                     mac, payload = blob[:_MAC], blob[_MAC:]
                     if len(mac) != _MAC or not hmac.compare_digest(mac, self._mac(key, payload)):
+                        continue
+                    if raw:
+                        found[key] = payload
                         continue
                     try:
                         found[key] = pickle.loads(payload)

@@ -222,14 +222,14 @@ def stream(
     are joined with their call sites, and the outcomes are replayed.
     """
     linker = Linker(options.root or _root(sources))
-    spool = _Spool()
-    helpers: set[Helper] = set()
+    spool = _Spool(with_rules=rules is not None)
+    helpers: dict[Helper, tuple[str, ...]] = {}
     try:
-        for source, outcome in zip(sources, _per_file(sources, rules, options, linker)):
+        for source, (outcome, blob) in zip(sources, _per_file(sources, rules, options, linker)):
             helpers.update(_helpers_of(source, outcome))
             if on_file is not None:
                 on_file(outcome.result)
-            spool.append(outcome)
+            spool.append(outcome, blob)
         sites = callsites.find(sources, helpers, linker) if helpers else []
         joined = _Sites(sites)
         for source, outcome in zip(sources, spool):
@@ -238,32 +238,38 @@ def stream(
         spool.close()
 
 
-def _helpers_of(source: SourceFile, outcome: FileOutcome) -> Iterator[Helper]:
+def _helpers_of(source: SourceFile, outcome: FileOutcome) -> Iterator[tuple[Helper, tuple[str, ...]]]:
+    """Exported helpers defined in this file: a parameter reaches a query's table."""
     for call in outcome.result.calls:
         table = call.table
         if table is not None and table.parameter is not None and not table.certain:
-            yield Helper(source.path.resolve(), *table.parameter)
+            yield Helper(source.path.resolve(), *table.parameter), table.exported_as
 
 
 class _Spool:
     """Outcomes pickled to a temporary file, in order: memory stays flat however large the tree."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, with_rules: bool) -> None:
         import tempfile
 
         self.file = tempfile.SpooledTemporaryFile(max_size=16 << 20)
         self.count = 0
+        self.with_rules = with_rules
 
-    def append(self, outcome: FileOutcome) -> None:
-        pickle.dump(_to_cache(outcome), self.file, protocol=pickle.HIGHEST_PROTOCOL)
+    def append(self, outcome: FileOutcome, blob: bytes | None) -> None:
+        """`blob`: the outcome already pickled (by a worker or in the cache), when it is unchanged."""
+        if blob is None:
+            pickle.dump(_to_cache(outcome), self.file, protocol=pickle.HIGHEST_PROTOCOL)
+        else:
+            self.file.write(blob)
         self.count += 1
 
     def __iter__(self) -> Iterator[FileOutcome]:
         self.file.seek(0)
         for _ in range(self.count):
-            value = pickle.load(self.file)
-            restored = _from_cache(value, with_rules=isinstance(value[1], tuple) and bool(value[1]) and isinstance(value[1][0], Plan))
-            yield restored if restored is not None else FileOutcome(value[0], (), (), value[2])
+            restored = _from_cache(pickle.load(self.file), self.with_rules)
+            assert restored is not None  # written by this run
+            yield restored
 
     def close(self) -> None:
         self.file.close()
@@ -282,7 +288,7 @@ class _Sites:
     def touches(self, outcome: FileOutcome, source: SourceFile) -> bool:
         if source.display in self.by_file:
             return True
-        return bool(self.by_helper) and any(h in self.by_helper for h in _helpers_of(source, outcome))
+        return bool(self.by_helper) and any(h in self.by_helper for h, _ in _helpers_of(source, outcome))
 
     def apply(self, outcome: FileOutcome, source: SourceFile, rules: RuleSet | None) -> FileOutcome:
         from tableshift.link.apply import site_call, with_callers
@@ -305,7 +311,9 @@ class _Sites:
         return _rejudge(outcome, source, rules, tuple(calls))
 
 
-def _per_file(sources: Sequence[SourceFile], rules: RuleSet | None, options: Options, linker: Linker) -> Iterator[FileOutcome]:
+def _per_file(
+    sources: Sequence[SourceFile], rules: RuleSet | None, options: Options, linker: Linker
+) -> Iterator[tuple[FileOutcome, bytes | None]]:
     """Each file's outcome in order: trivial files, cache entries, pool results; imports linked.
 
     A first pass reads each file once to prefilter and hash it; files that may hold calls and
@@ -341,11 +349,13 @@ def _per_file(sources: Sequence[SourceFile], rules: RuleSet | None, options: Opt
     computed = iter(_compute([sources[i] for i in todo], todo, rules, options.jobs))
     try:
         for index, source in enumerate(sources):
+            blob: bytes | None = None
             if index in trivial:
                 outcome = FileOutcome(trivial.pop(index), (), (), "")
             elif keys[index] in cached:
                 assert cache is not None
-                restored = _from_cache(cache.get(keys[index]), rules is not None)
+                blob = cache.get_blob(keys[index])
+                restored = _from_cache(_loads(blob), rules is not None) if blob is not None else None
                 if restored is None or restored.digest != digests[index]:
                     blob = dumps(_to_cache(scan_file(source, rules)))
                     restored = _from_cache(pickle.loads(blob), rules is not None)
@@ -358,11 +368,18 @@ def _per_file(sources: Sequence[SourceFile], rules: RuleSet | None, options: Opt
                 if cache is not None and outcome.digest == digests[index]:
                     cache.put(keys[index], blob)
             if _needs_link(outcome):
-                outcome = link_outcome(outcome, source, rules, linker)
-            yield outcome
+                outcome, blob = link_outcome(outcome, source, rules, linker), None
+            yield outcome, blob
     finally:
         if cache is not None:
             cache.prune()  # also flushes
+
+
+def _loads(blob: bytes) -> tuple | None:  # type: ignore[type-arg]
+    try:
+        return pickle.loads(blob)  # verified by its signature: written by tableshift itself
+    except Exception:  # an entry of an older layout: recompute it
+        return None
 
 
 def _compute(

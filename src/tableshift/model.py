@@ -170,6 +170,7 @@ class TableArg:
     link: tuple[str, ...] = ()
     candidate_links: tuple[tuple[str, ...], ...] = ()  # imported names a parameter is given at call sites
     parameter: tuple[str, int] | None = None  # (function, index) of the parameter it is: callers elsewhere are linked
+    exported_as: tuple[str, ...] = ()  # the names other modules import that function by
 
     @property
     def certain(self) -> bool:

@@ -10,7 +10,6 @@ query and, for the gate, a use of its own.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,16 +46,18 @@ class CallSite:
     broken: str | None = None  # why the argument could not be resolved
 
 
-def find(sources, helpers: set[Helper], linker: Linker) -> list[CallSite]:  # type: ignore[no-untyped-def]
-    """Every call of these helpers from files other than their own."""
-    by_name: dict[str, set[Helper]] = defaultdict(set)
-    for helper in helpers:
-        by_name[helper.name].add(helper)
-    # a call may use another name (`import { rows as getRows }`): any exported alias is found
-    # through the import, so the byte prefilter looks for every name a helper is exported under
-    names = set(by_name) | _aliases(helpers, linker)
-    # a file that calls a helper names it: in the call, or in the import that renames it
-    pattern = re.compile(rb"(?<![\w$])(?:" + b"|".join(re.escape(n.encode()) for n in sorted(names)) + rb")(?![\w$])")
+def find(sources, helpers: dict[Helper, tuple[str, ...]], linker: Linker) -> list[CallSite]:  # type: ignore[no-untyped-def]
+    """Every call of these helpers (with the names they are exported under) from other files."""
+    from ahocorasick_rs import BytesAhoCorasick
+
+    names = sorted(({h.name for h in helpers} | {alias for aliases in helpers.values() for alias in aliases}) - {"default"})
+    if not names:
+        return []  # a default import may take any name: those callers are not searched
+    own: dict[Path, set[str]] = defaultdict(set)
+    for helper, aliases in helpers.items():
+        own[helper.module].update((helper.name, *aliases))
+    # one pass over every file's bytes for all the names at once (Aho-Corasick, in Rust)
+    automaton = BytesAhoCorasick([name.encode() for name in names])
     found: list[CallSite] = []
     for source in sources:
         if source.language not in _LANGUAGES:
@@ -65,22 +66,26 @@ def find(sources, helpers: set[Helper], linker: Linker) -> list[CallSite]:  # ty
             data = source.path.read_bytes()
         except OSError:
             continue
-        if pattern.search(data) is None:
-            continue
-        found.extend(_in_file(source, data, names, linker, helpers))
+        mentioned = {
+            names[index]
+            for index, start, end in automaton.find_matches_as_indexes(data, overlapping=True)
+            if not _word_byte(data, start - 1) and not _word_byte(data, end)
+        }
+        if not mentioned or not mentioned - own.get(source.path.resolve(), set()):
+            continue  # no helper, or only this module's own, called at home: the scan saw those
+        found.extend(_in_file(source, data, set(names), linker, set(helpers)))
     return found
 
 
-def _aliases(helpers: set[Helper], linker: Linker) -> set[str]:
-    out: set[str] = set()
-    for helper in helpers:
-        try:
-            facts = linker.facts(helper.module)
-        except Exception:  # noqa: BLE001 - an unreadable module has no aliases to offer
-            continue
-        out.update(name for name, value in facts.exports.items() if value.function == helper.name or value.ref == (helper.name,))
-    out.discard("default")
-    return out
+def _word_byte(data: bytes, index: int) -> bool:
+    """Whether the byte at `index` continues an identifier (so a name found there is part of another)."""
+    if index < 0 or index >= len(data):
+        return False
+    byte = data[index]
+    return byte in _IDENTIFIER or byte >= 0x80
+
+
+_IDENTIFIER = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
 
 
 def _in_file(source, data: bytes, names: set[str], linker: Linker, helpers: set[Helper]) -> list[CallSite]:  # type: ignore[no-untyped-def]

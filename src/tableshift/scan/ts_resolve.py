@@ -7,7 +7,7 @@ from functools import cached_property
 
 from tree_sitter import Node, Query, QueryCursor
 
-from tableshift.link.facts import Import, imports_of, required
+from tableshift.link.facts import Import, imports_of, module_facts, required
 from tableshift.model import TableArg, TableSource
 from tableshift.scan import ts_nodes as n
 
@@ -169,6 +169,20 @@ class Resolver:
         )
 
     @cached_property
+    def exported_functions(self) -> dict[str, tuple[str, ...]]:
+        """Module functions other modules can import, and the names they are exported under
+        (`export function f`, `export { f as g }`, `module.exports = { f }`)."""
+        facts = module_facts(self.root)
+        out: dict[str, list[str]] = {}
+        values = [*facts.exports.items()]
+        values += [(key, member) for _, value in facts.exports.items() for key, member in value.members]
+        for exported, value in values:
+            local = value.function or (value.ref[0] if len(value.ref) == 1 else None)
+            if local is not None and local in facts.locals and facts.locals[local].function:
+                out.setdefault(local, []).append(exported)
+        return {name: tuple(dict.fromkeys(names)) for name, names in out.items()}
+
+    @cached_property
     def imports(self) -> dict[str, Import]:
         return imports_of(self.root)
 
@@ -210,7 +224,9 @@ class Resolver:
             candidates=_unique(candidates),
             reasons=(f"parameter `{name}` of {owner}",),
             candidate_links=tuple(dict.fromkeys(links)),
-            parameter=(fname, index) if fname is not None and index is not None else None,
+            # only a helper other modules can import has callers elsewhere for the link pass to find
+            parameter=(fname, index) if fname is not None and index is not None and fname in self.exported_functions else None,
+            exported_as=self.exported_functions.get(fname, ()) if fname is not None else (),
         )
 
     def _member(self, node: Node, at: Node, depth: int) -> TableArg:
