@@ -21,8 +21,9 @@ class GateResult:
 
 
 def _can_judge(f) -> bool:  # type: ignore[no-untyped-def]
-    # LibCST has no error recovery: a Python file with a syntax error yields no calls at all
-    return not (f.skipped or f.error or (f.parse_error and f.language == "python"))
+    # a file with syntax errors is judged on what the error-tolerant parse found (Python too:
+    # tree-sitter takes the files LibCST cannot), its calls flagged; skipped or unread ones are not
+    return not (f.skipped or f.error)
 
 
 def _judged(result: ScanResult, *, cwd: Path, base: Path) -> set[str]:
@@ -69,9 +70,9 @@ def run_check(
 
 
 def _why_not(f) -> str:  # type: ignore[no-untyped-def]
-    return f.skipped or f.error or "syntax error: the file could not be parsed"
+    return f.skipped or f.error or "not scanned"
 
 
 def _may_hold_calls(f) -> bool:  # type: ignore[no-untyped-def]
     """Skipped files were prefiltered; an unreadable file cannot be, so it may."""
-    return f.candidates or f.error is not None or f.parse_error
+    return f.candidates or f.error is not None
