@@ -22,6 +22,10 @@ LANGUAGES: dict[str, str] = {
     ".mjs": "javascript",
     ".cjs": "javascript",
     ".py": "python",
+    # components: their script blocks are scanned, each with the grammar its `lang` names
+    ".vue": "vue",
+    ".svelte": "svelte",
+    ".astro": "astro",
 }
 ALWAYS_SKIPPED_DIRS = frozenset({"node_modules", ".git"})
 
@@ -66,7 +70,7 @@ def discover(
             language = language_of(root)
             if language is None:
                 raise UsageError(
-                    f"{raw}: not a TypeScript, JavaScript or Python file (expected one of {', '.join(LANGUAGES)})"
+                    f"{raw}: not a TypeScript, JavaScript or Python file, nor a Vue, Svelte or Astro component (expected one of {', '.join(LANGUAGES)})"
                 )
             found.setdefault(root, SourceFile(root, _display(root, cwd), language))
             continue

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from tableshift.model import FileResult
+from tableshift.scan import components  # no parser imported either: it asks the TypeScript scanner per block
+from tableshift.scan.components import COMPONENTS
 from tableshift.scan.shared import PY_CANDIDATE, TS_CANDIDATE  # no parser imported to skip a file
 
 
@@ -41,6 +43,8 @@ def scan_source(data: bytes, *, path: str, language: str) -> FileResult:
     try:
         if language == "python":
             calls, parse_error = _python().scan(data, path=path)
+        elif language in COMPONENTS:
+            calls, parse_error = components.scan(data, path=path, language=language)
         else:
             calls, parse_error = _typescript().scan(data, path=path, language=language)
     except Exception as exc:  # a scanner bug or an undecodable file must not stop a scan of thousands of files
@@ -52,4 +56,6 @@ def error_count(data: bytes, language: str) -> int:
     """Syntax errors in a file: a rewrite must never raise this number."""
     if language == "python":
         return _python().error_count(data)
+    if language in COMPONENTS:
+        return components.error_count(data, language=language)
     return _typescript().error_count(data, language=language)
