@@ -290,3 +290,66 @@ def test_the_gate_sees_a_legacy_table_passed_to_a_helper(tmp_path):
     assert proc.returncode == 0 and "src/pages/new.js:2:" in proc.stdout and "warning" in proc.stdout
     strict = run_cli("check", "--strict", cwd=root)
     assert strict.returncode == 1 and "src/pages/new.js:2:" in strict.stdout
+
+
+PY_TABLES = '''from enum import StrEnum
+
+QUEUE_TABLE = "content_queue"
+
+
+class Tables(StrEnum):
+    POSTS = "posts"
+    METRICS = "tweet_metrics"
+'''
+
+
+@pytest.mark.parametrize(
+    ("imports", "arg", "table"),
+    [
+        ("from app.db.tables import QUEUE_TABLE", "QUEUE_TABLE", "content_queue"),
+        ("from app.db.tables import QUEUE_TABLE as Q", "Q", "content_queue"),
+        ("from app.db.tables import Tables", "Tables.POSTS", "posts"),
+        ("from app.db.tables import Tables", "Tables.METRICS.value", "tweet_metrics"),
+        ("import app.db.tables as t", "t.QUEUE_TABLE", "content_queue"),
+        ("import app.db.tables as t", "t.Tables.POSTS", "posts"),
+        ("import app.db.tables", "app.db.tables.QUEUE_TABLE", "content_queue"),
+        ("from app.db import tables", "tables.QUEUE_TABLE", "content_queue"),
+        ("from ..db.tables import QUEUE_TABLE", "QUEUE_TABLE", "content_queue"),
+        ("from app.db import QUEUE_TABLE", "QUEUE_TABLE", "content_queue"),  # re-exported by the package
+    ],
+)
+def test_python_module_constants_and_enums_resolve(tmp_path, imports, arg, table):
+    root = project(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/db/__init__.py": "from .tables import QUEUE_TABLE\n",
+            "app/db/tables.py": PY_TABLES,
+            "app/jobs/__init__.py": "",
+            "app/jobs/run.py": f"{imports}\n\n\ndef run(supabase):\n    return supabase.table({arg}).select('id').execute()\n",
+        },
+    )
+    call = only(root)
+    assert (call["table"], call["table_source"]) == (table, "constant"), call
+
+
+def test_python_packages_under_src_resolve(tmp_path):
+    root = project(
+        tmp_path,
+        {
+            "src/svc/__init__.py": "",
+            "src/svc/names.py": "POSTS = 'posts'\n",
+            "src/svc/job.py": "from svc.names import POSTS\n\ndef run(supabase):\n    return supabase.table(POSTS).select('id').execute()\n",
+        },
+    )
+    assert only(root)["table"] == "posts"
+
+
+def test_a_python_name_that_does_not_resolve_says_why(tmp_path):
+    root = project(
+        tmp_path,
+        {"job.py": "from nowhere.names import POSTS\n\ndef run(supabase):\n    return supabase.table(POSTS).select('id').execute()\n"},
+    )
+    call = only(root)
+    assert call["dynamic"] is True
+    assert any("not resolved: no module 'nowhere.names' in the project" in r for r in call["reasons"]), call["reasons"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tableshift.link.facts import Import, ModuleFacts, Value, module_facts
 from tableshift.link.modules import Modules, Unresolved
+from tableshift.link.pyfacts import PREFIX
 from tableshift.model import Span
 
 _MAX_STEPS = 64
@@ -60,7 +61,15 @@ class Linker:
         return self._import(importer.resolve(), Import("", specifier, imported), tuple(path), steps=[0], seen=set())
 
     def _import(self, importer: Path, imp: Import, path: tuple[str, ...], *, steps: list[int], seen: set) -> tuple[Path, Value, str]:  # type: ignore[type-arg]
-        module = self.modules.resolve(importer, imp.specifier)
+        if imp.specifier.startswith(PREFIX):
+            module = self.modules.resolve_python(importer, imp.specifier[len(PREFIX) :])
+            if imp.imported != "*" and module.name == "__init__.py":
+                # `from app.db import tables`: a submodule of the package, unless the package defines it
+                if imp.imported not in self.facts(module).exports and imp.imported not in self.facts(module).imports:
+                    sub = Import("", f"{imp.specifier}.{imp.imported}", "*")
+                    return self._import(importer, sub, path, steps=steps, seen=seen)
+        else:
+            module = self.modules.resolve(importer, imp.specifier)
         if imp.imported == "*":
             if not path:
                 raise Unresolved(f"'{imp.specifier}' is a whole module, not a string")
@@ -80,6 +89,8 @@ class Linker:
             return self._member(module, facts, Value(members=tuple(facts.exports.items())), path, name, steps=steps, seen=seen)
         if name in facts.exports:
             return self._member(module, facts, facts.exports[name], path, name, steps=steps, seen=seen)
+        if module.suffix == ".py" and name in facts.imports:  # every name a Python module binds is importable
+            return self._import(module, facts.imports[name], path, steps=steps, seen=seen)
         for spec in facts.star:
             if name == "default":
                 break  # `export *` never re-exports a default
@@ -95,6 +106,8 @@ class Linker:
         if value.ref:
             return self._local(module, facts, value.ref[0], (*value.ref[1:], *path), steps=steps, seen=seen)
         for index, key in enumerate(path):
+            if key == "value" and value.text is not None and index == len(path) - 1:
+                break  # `Tables.QUEUE.value`: a StrEnum member's value is its string
             inner = value.member(key)
             if inner is None:
                 raise Unresolved(f"`{'.'.join((shown, *path[: index + 1]))}` is not defined in '{self.show(module)}'")
@@ -146,13 +159,20 @@ def _read_facts(module: Path) -> ModuleFacts:
     from tableshift.scan.typescript import grammar
 
     language = language_of(module)
-    if language is None or language == "python":
-        raise Unresolved(f"'{module.name}' is not a TypeScript or JavaScript module")
+    if language is None:
+        raise Unresolved(f"'{module.name}' is not a module tableshift reads")
     try:
         data = module.read_bytes()
     except OSError as exc:
         raise Unresolved(f"cannot read '{module.name}': {exc.strerror}") from None
     if language in ("vue", "svelte", "astro"):
         raise Unresolved(f"'{module.name}': constants exported from components are not followed")
+    if language == "python":
+        import tree_sitter_python
+        from tree_sitter import Language
+
+        from tableshift.link import pyfacts
+
+        return pyfacts.module_facts(Parser(Language(tree_sitter_python.language())).parse(data).root_node)
     tree = Parser(grammar(language).language).parse(data)
     return module_facts(tree.root_node)

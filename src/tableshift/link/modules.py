@@ -78,6 +78,24 @@ class Modules:
             return package
         raise Unresolved(f"'{specifier}' is a package outside the repository")
 
+    def resolve_python(self, importer: Path, dotted: str) -> Path:
+        """A Python module name as the importer's package roots (or the repository, or src/) see it."""
+        level = len(dotted) - len(dotted.lstrip("."))
+        parts = [p for p in dotted[level:].split(".") if p]
+        if level:
+            base = importer.parent
+            for _ in range(level - 1):
+                base = base.parent
+            roots = [base]
+        else:
+            roots = list(dict.fromkeys([_package_root(importer.parent), self.root, self.root / "src"]))
+        for root in roots:
+            target = root.joinpath(*parts)
+            for candidate in (target.with_name(target.name + ".py") if parts else None, target / "__init__.py"):
+                if candidate is not None and candidate.is_file():
+                    return self._inside(candidate, dotted)
+        raise Unresolved(f"no module '{dotted}' in the project (looked in {', '.join(self._show(r) or '.' for r in roots)})")
+
     # -- files ------------------------------------------------------------
 
     def _probe(self, base: Path) -> Path:
@@ -207,6 +225,13 @@ class Modules:
                     found.setdefault(name, folder)
         self._packages = found
         return found
+
+
+def _package_root(folder: Path) -> Path:
+    """The folder above the outermost package (`__init__.py`) holding `folder`: where imports start."""
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        folder = folder.parent
+    return folder
 
 
 def _match(pattern: str, specifier: str) -> str | None:

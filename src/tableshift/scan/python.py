@@ -165,9 +165,31 @@ class _Collector(cst.CSTVisitor):
         self.method_calls: dict[str, list[cst.Call]] = {}  # `q.eq(...)`, by the variable's name
         self.assigns: dict[str, list[cst.Assign]] = {}
         self.escapes: dict[str, list[cst.Name]] = {}  # a variable passed as an argument or returned
+        self.imports: dict[str, tuple[str, str]] = {}  # local name -> (module, imported name or '*')
+        self.enums: dict[str, dict[str, cst.BaseExpression]] = {}  # module-level class -> its constant members
         self._depth = 0  # function nesting
 
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if self._depth or self._classes or isinstance(node.names, cst.ImportStar) or node.module is None and not node.relative:
+            return
+        module = "." * len(node.relative) + (_name(node.module) if node.module is not None else "")
+        for alias in node.names:
+            imported = _name(alias.name)
+            local = _name(alias.asname.name) if alias.asname is not None else imported
+            self.imports[local] = (module, imported)
+
+    def visit_Import(self, node: cst.Import) -> None:
+        if self._depth or self._classes:
+            return
+        for alias in node.names:
+            if alias.asname is not None:  # `import app.db.tables as t`: t is the module
+                self.imports[_name(alias.asname.name)] = (_name(alias.name), "*")
+            else:  # `import app.db.tables`: `app.db.tables.X` names it in full
+                self.imports[_name(alias.name).split(".")[0]] = (_name(alias.name).split(".")[0], "*")
+
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if not self._classes and not self._depth:
+            self.enums[node.name.value] = _class_constants(node)
         self._classes.append(node.name.value)
         self.bases[node.name.value] = [b.value.value for b in node.bases if isinstance(b.value, cst.Name)]
 
@@ -468,6 +490,11 @@ class _FileScan:
             return self._name_arg(arg.value, at, depth)
         if isinstance(arg, cst.Attribute) and isinstance(arg.value, cst.Name) and arg.value.value in ("self", "cls"):
             return self._class_attr(arg.attr.value, code, depth, at)
+        path = _path(arg)
+        if path is not None and len(path) > 1:
+            member = self._member(path, at)
+            if member is not None:
+                return member
         if isinstance(arg, cst.Call) or isinstance(arg, cst.BooleanOperation):
             return self._fallback(arg, code, at, depth)
         if isinstance(arg, cst.FormattedString):
@@ -503,7 +530,38 @@ class _FileScan:
                 candidates=tuple(dict.fromkeys(c.value for c in cands if c)),
                 reasons=(f"`{name}` is assigned more than once",),
             )
-        return TableArg(None, TableSource.DYNAMIC, reasons=(f"`{name}` is imported, local or global: not a module constant of this file",))
+        if name in self.collector.imports:
+            return self._imported([name])
+        return TableArg(None, TableSource.DYNAMIC, reasons=(f"`{name}` is local or global: not a module constant of this file",))
+
+    def _imported(self, path: list[str]) -> TableArg:
+        """A name bound by an import: left for the link pass, which reads the other module."""
+        module, imported = self.collector.imports[path[0]]
+        rest = path[1:]
+        if imported == "*" and "." not in module and module == path[0]:
+            # `import app.db.tables` then `app.db.tables.X`: the longest module prefix is the module
+            return TableArg(None, TableSource.DYNAMIC, reasons=(f"`{'.'.join(path)}` is imported",), link=("py:" + ".".join(path[:-1]), "*", path[-1]))
+        return TableArg(
+            None,
+            TableSource.DYNAMIC,
+            reasons=(f"`{'.'.join(path)}` is imported from '{module}'",),
+            link=("py:" + module, imported, *rest),
+        )
+
+    def _member(self, path: list[str], at: cst.CSTNode) -> TableArg | None:
+        """`Tables.QUEUE` (a same-file Enum or class constant, `.value` allowed) or `t.QUEUE` (imported)."""
+        if self._param_owner(path[0], at) is not None:
+            return None
+        if path[0] in self.collector.enums:
+            members = self.collector.enums[path[0]]
+            key = path[1] if len(path) == 2 or (len(path) == 3 and path[2] == "value") else None
+            lit = self.string(members.get(key)) if key is not None and key in members else None
+            if lit is not None:
+                return TableArg(lit.value, TableSource.CONSTANT)
+            return None
+        if path[0] in self.collector.imports and path[0] not in self.collector.module_assigns:
+            return self._imported(path)
+        return None
 
     def _lineage(self, name: str) -> list[str]:
         seen: list[str] = []
@@ -696,6 +754,29 @@ class _FileScan:
 
     def _opaque(self, role: Role, reason: str, node: cst.CSTNode) -> Opaque:
         return Opaque(role, reason, self.src.position(self.span(node).start))
+
+
+def _class_constants(node: cst.ClassDef) -> dict[str, cst.BaseExpression]:
+    """`QUEUE = "content_queue"` in a class body (an Enum, a StrEnum, a constants class): assigned once."""
+    out: dict[str, cst.BaseExpression] = {}
+    seen: set[str] = set()
+    body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+    for line in body:
+        if not isinstance(line, cst.SimpleStatementLine):
+            continue
+        for statement in line.body:
+            target = value = None
+            if isinstance(statement, cst.Assign) and len(statement.targets) == 1:
+                target, value = statement.targets[0].target, statement.value
+            elif isinstance(statement, cst.AnnAssign) and statement.value is not None:
+                target, value = statement.target, statement.value
+            if isinstance(target, cst.Name) and value is not None:
+                if target.value in seen:
+                    out.pop(target.value, None)
+                else:
+                    out[target.value] = value
+                seen.add(target.value)
+    return out
 
 
 def _chain_base(node: cst.BaseExpression) -> str | None:
