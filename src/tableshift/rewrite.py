@@ -129,7 +129,8 @@ class _Planner:
             # a file-private constant: rewritten only if every use of it is (see `settle_shared`)
             self.edits.append(Edit(table.binding, _table_part(rule.target)))
         elif table.source is TableSource.CONSTANT:
-            self.reasons.append("table name comes from a constant: change the constant (it may serve other calls)")
+            where = table.reasons[0] if table.reasons else "a constant"  # `constant X in file`, from the link pass
+            self.reasons.append(f"table name comes from {where}: change the constant (it may serve other calls)")
         elif table.span is None:
             self.reasons.append("table name is a string with escape sequences")
         elif not self._same_schema(rule.target):

@@ -32,6 +32,7 @@ class Resolved:
 class Linker:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self.cwd = Path.cwd().resolve()
         self.modules = Modules(self.root)
         self._facts: dict[Path, ModuleFacts | str] = {}
 
@@ -146,10 +147,13 @@ class Linker:
         return found
 
     def show(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
+        """A path as reports show files: relative to the current directory (else to the repository)."""
+        for base in (self.cwd, self.root):
+            try:
+                return path.relative_to(base).as_posix()
+            except ValueError:
+                continue
+        return str(path)
 
 
 def _read_facts(module: Path) -> ModuleFacts:

@@ -38,7 +38,7 @@ class Modules:
 
     root: Path
     _configs: dict[Path, PathsConfig | None] = field(default_factory=dict)
-    _packages: dict[str, Path] | None = None
+    _packages: dict[Path, dict[str, Path]] = field(default_factory=dict)  # by workspace root
 
     # -- the entry point ----------------------------------------------------
 
@@ -73,7 +73,7 @@ class Modules:
                 except Unresolved as exc:
                     if "outside the repository" in str(exc):
                         raise
-        package = self._package(specifier)
+        package = self._package(importer, specifier)
         if package is not None:
             return package
         raise Unresolved(f"'{specifier}' is a package outside the repository")
@@ -161,8 +161,8 @@ class Modules:
 
     # -- workspace packages ------------------------------------------------------
 
-    def _package(self, specifier: str) -> Path | None:
-        packages = self._workspace_packages()
+    def _package(self, importer: Path, specifier: str) -> Path | None:
+        packages = self._workspace_packages(self._workspace_root(importer.parent))
         parts = specifier.split("/")
         for size in (2, 1) if specifier.startswith("@") else (1,):
             name = "/".join(parts[:size])
@@ -201,29 +201,41 @@ class Modules:
                 continue
         raise Unresolved(f"'{specifier}': workspace package {self._show(folder)} has no entry file")
 
-    def _workspace_packages(self) -> dict[str, Path]:
-        """Package name -> folder, for every package.json of the repository's workspaces."""
-        if self._packages is not None:
-            return self._packages
+    def _workspace_root(self, folder: Path) -> Path:
+        """The nearest folder declaring workspaces (package.json `workspaces`, pnpm-workspace.yaml),
+        else the repository: a monorepo nested in a larger repository still finds its packages."""
+        current = folder.resolve()
+        while current.is_relative_to(self.root):
+            if (current / "pnpm-workspace.yaml").is_file() or "workspaces" in _json(current / "package.json"):
+                return current
+            if current == self.root:
+                break
+            current = current.parent
+        return self.root
+
+    def _workspace_packages(self, base: Path) -> dict[str, Path]:
+        """Package name -> folder, for every package.json of the workspaces declared at `base`."""
+        if base in self._packages:
+            return self._packages[base]
         found: dict[str, Path] = {}
-        root_manifest = _json(self.root / "package.json")
+        root_manifest = _json(base / "package.json")
         patterns: list[str] = []
         workspaces = root_manifest.get("workspaces")
         if isinstance(workspaces, dict):
             workspaces = workspaces.get("packages")
         if isinstance(workspaces, list):
             patterns += [w for w in workspaces if isinstance(w, str)]
-        patterns += _pnpm_workspaces(self.root / "pnpm-workspace.yaml")
+        patterns += _pnpm_workspaces(base / "pnpm-workspace.yaml")
         patterns += ["packages/*", "apps/*", "libs/*", "packages/*/*"]
         for pattern in dict.fromkeys(patterns):
             if pattern.startswith("!") or ".." in pattern:
                 continue
-            for manifest in self.root.glob(f"{pattern.rstrip('/')}/package.json"):
+            for manifest in base.glob(f"{pattern.rstrip('/')}/package.json"):
                 name = _json(manifest).get("name")
                 folder = manifest.parent.resolve()
                 if isinstance(name, str) and folder.is_relative_to(self.root):
                     found.setdefault(name, folder)
-        self._packages = found
+        self._packages[base] = found
         return found
 
 
