@@ -129,12 +129,12 @@ def dump(baseline: Baseline) -> bytes:
 
 def load(path: Path, rules: RuleSet) -> Baseline:
     """Read a baseline; a missing, corrupt or foreign one is a UsageError, never trusted."""
+    from tableshift.fsutil import read_input
+
     try:
-        raw = path.read_bytes()
+        raw = read_input(path, "baseline")
     except FileNotFoundError:
         raise UsageError(f"{path}: baseline not found (create it with `tableshift baseline`)") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read baseline: {exc.strerror}") from None
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -65,12 +65,12 @@ def load_config(explicit: Path | None, *, cwd: Path) -> Config:
     path = explicit if explicit is not None else find_config(cwd)
     if path is None:
         return Config()
-    if not path.is_file():
-        raise UsageError(f"{path}: config file not found")
+    from tableshift.fsutil import read_input
+
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read config file: {exc.strerror}") from None
+        raw = read_input(path, "config file")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: config file not found") from None
     data = read_toml(raw, str(path), what="config file")
     prefix = ""
     if path.name == "pyproject.toml":

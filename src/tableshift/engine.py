@@ -247,29 +247,47 @@ def _helpers_of(source: SourceFile, outcome: FileOutcome) -> Iterator[tuple[Help
 
 
 class _Spool:
-    """Outcomes pickled to a temporary file, in order: memory stays flat however large the tree."""
+    """Outcomes in order, held until the link pass is done. The first ones stay in memory (most
+    trees fit: no pickling); past a budget of calls they are pickled to a temporary file, so
+    memory stays flat however large the tree. A file with nothing to say is its bare result."""
+
+    MEMORY_CALLS = 20_000
 
     def __init__(self, *, with_rules: bool) -> None:
         import tempfile
 
         self.file = tempfile.SpooledTemporaryFile(max_size=16 << 20)
-        self.count = 0
+        self.entries: list[FileResult | FileOutcome | None] = []  # None: the next pickle in the file
+        self.held = 0  # calls held in memory
         self.with_rules = with_rules
 
     def append(self, outcome: FileOutcome, blob: bytes | None) -> None:
         """`blob`: the outcome already pickled (by a worker or in the cache), when it is unchanged."""
-        if blob is None:
-            pickle.dump(_to_cache(outcome), self.file, protocol=pickle.HIGHEST_PROTOCOL)
+        result = outcome.result
+        if not outcome.verdicts and result == FileResult(path=result.path, language=result.language):
+            self.entries.append(result)
+        elif self.held + len(outcome.verdicts) <= self.MEMORY_CALLS:
+            self.held += len(outcome.verdicts)
+            self.entries.append(outcome)
         else:
-            self.file.write(blob)
-        self.count += 1
+            self.entries.append(None)
+            if blob is None:
+                pickle.dump(_to_cache(outcome), self.file, protocol=pickle.HIGHEST_PROTOCOL)
+            else:
+                self.file.write(blob)
 
     def __iter__(self) -> Iterator[FileOutcome]:
         self.file.seek(0)
-        for _ in range(self.count):
-            restored = _from_cache(pickle.load(self.file), self.with_rules)
-            assert restored is not None  # written by this run
-            yield restored
+        for index, entry in enumerate(self.entries):
+            self.entries[index] = None  # let it go once yielded
+            if isinstance(entry, FileResult):
+                yield FileOutcome(entry, (), (), "")
+            elif entry is not None:
+                yield entry
+            else:
+                restored = _from_cache(pickle.load(self.file), self.with_rules)
+                assert restored is not None  # written by this run
+                yield restored
 
     def close(self) -> None:
         self.file.close()

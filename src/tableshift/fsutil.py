@@ -28,6 +28,37 @@ _TMP_NAME = re.compile(r"^\..*\.tableshift-(\d+)-[^.]+\.tmp$")
 _swept: set[Path] = set()
 
 
+INPUT_LIMIT = 64 << 20  # a rules file, config, schema or baseline larger than this is not one
+
+
+def read_input(path: Path, what: str, *, limit: int = INPUT_LIMIT) -> bytes:
+    """An input file's bytes: a regular file of sane size, never a device or FIFO read forever.
+
+    Raises FileNotFoundError when it is missing (callers word that themselves); every other
+    problem is a UsageError naming the file.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise UsageError(f"{path}: is a directory, not a {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise UsageError(f"{path}: is not a regular file: refusing to read it as a {what}")
+    if info.st_size > limit:
+        raise UsageError(f"{path}: {info.st_size:,} bytes is too large for a {what} (at most {limit:,})")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise UsageError(f"{path}: too large for a {what} (at most {limit:,} bytes)")
+    return data
+
+
 def write_atomic(path: str | Path, data: bytes) -> None:
     """Replace `path` with `data` in one rename; keep the old file's mode when there is one."""
     with atomic_writer(path) as handle:

@@ -79,12 +79,12 @@ def _norm_schema(schema: str | None) -> str | None:
 def load_rules(path: str | Path) -> RuleSet:
     """Read and validate a rules file; every mistake is a UsageError naming file and key."""
     p = Path(path)
+    from tableshift.fsutil import read_input
+
     try:
-        raw = p.read_bytes()
+        raw = read_input(p, "rules file")
     except FileNotFoundError:
         raise UsageError(f"{p}: rules file not found") from None
-    except OSError as exc:
-        raise UsageError(f"{p}: cannot read rules file: {exc.strerror}") from None
     return parse_rules(raw, str(p), base=p.parent)
 
 

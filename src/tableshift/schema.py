@@ -47,12 +47,14 @@ class TargetSchema:
 def load_schema(path: Path) -> TargetSchema:
     if path.is_dir():
         raise UsageError(f"{path}: is a directory, not a schema file")
+    from tableshift.fsutil import read_input
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input(path, "schema file").decode("utf-8")
     except FileNotFoundError:
         raise UsageError(f"{path}: schema file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read schema file: {exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: schema file is not UTF-8") from None
     return parse_schema(text, str(path))
 
 

@@ -402,3 +402,17 @@ def test_hostile_file_names_are_escaped_in_every_human_format(demo):
         assert "\x1b" not in out and "\nsrc/evil" not in out
     assert f"{shown}:1" in table.stdout  # rich markup did not eat `[31m]` or `[id]`
     assert f"``{shown}:2``" in cov
+
+
+@pytest.mark.parametrize("key", ["rules", "baseline"])
+def test_an_input_that_is_a_device_is_refused_not_read_forever(gated, key):
+    rules = "/dev/zero" if key == "rules" else RULES.as_posix()
+    (gated / "tableshift.toml").write_text(f'rules = "{rules}"\npaths = ["src"]\n' + ('baseline = "/dev/zero"\n' if key == "baseline" else ""))
+    proc = subprocess.run([sys.executable, "-m", "tableshift", "check", "--no-cache"], cwd=gated, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "/dev/zero: is not a regular file: refusing to read it" in proc.stderr
+
+
+def test_a_config_that_is_a_fifo_is_refused(gated):
+    os.mkfifo(gated / "cfg.toml")
+    proc = subprocess.run([sys.executable, "-m", "tableshift", "check", "--config", "cfg.toml"], cwd=gated, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "is not a regular file" in proc.stderr
