@@ -15,15 +15,12 @@ from libcst.metadata import ByteSpanPositionProvider, MetadataWrapper, ParentNod
 
 from tableshift.model import Call, Column, Kind, Opaque, Operation, Role, Span, TableArg, TableSource
 from tableshift.scan import columns as col
+from tableshift.scan.py_columns import COLUMN_FILTERS, link_columns
 from tableshift.scan.source import BOM, SourceText, StringLiteral
 from tableshift.scan.shared import CLIENTISH, UNKNOWN_SCHEMA, chain_evidence, fold, in_unknown_schema, table_call
 
 OPERATIONS = frozenset(op.value for op in Operation)
-COLUMN_FILTERS = frozenset(
-    {"eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "like_all_of", "like_any_of", "ilike_all_of",
-     "ilike_any_of", "is_", "in_", "contains", "contained_by", "overlaps", "text_search", "filter", "fts",
-     "plfts", "phfts", "wfts", "range_gt", "range_gte", "range_lt", "range_lte", "range_adjacent", "order"}
-)  # fmt: skip
+# COLUMN_FILTERS: filters whose first argument is a column name (scan/py_columns.py)
 MODIFIERS = frozenset(
     {"limit", "range", "single", "maybe_single", "execute", "csv", "explain", "match", "or_", "not_", "offset", "count"}
 )  # fmt: skip
@@ -670,57 +667,12 @@ class _FileScan:
     # -- columns ----------------------------------------------------------
 
     def _columns(self, link: Link, found: col.Found) -> None:
-        name = link.name
         positional = [a.value for a in link.args if a.keyword is None and not a.star]
         keywords = {a.keyword.value: a.value for a in link.args if a.keyword is not None}
-        if name == "select":
-            if not positional:
-                found.select.append(Column("*", Role.SELECT, "select", self.src.position(self.span(link.node).start), None))
-            for arg in positional:
-                lit = self.string(arg)
-                if lit is None:
-                    found.opaque.append(self._opaque(Role.SELECT, f"select columns are not a literal: `{_name(arg)}`", arg))
-                else:
-                    col.add_select(found, lit, self.src)
-        elif name in ("insert", "update", "upsert"):
-            if positional:
-                self._payload(positional[0], found, name)
-            elif "json" in keywords:
-                self._payload(keywords["json"], found, name)
-            conflict = keywords.get("on_conflict")
-            if conflict is not None:
-                lit = self.string(conflict)
-                if lit is None:
-                    found.opaque.append(self._opaque(Role.ON_CONFLICT, f"on_conflict is not a literal: `{_name(conflict)}`", conflict))
-                else:
-                    col.add_conflict(found, lit, self.src, op="on_conflict")
-        elif name in COLUMN_FILTERS:
-            first = positional[0] if positional else keywords.get("column")
-            if first is None:
-                return
-            qualifier = None
-            for key in ("foreign_table", "reference_table", "referenced_table"):
-                lit = self.string(keywords.get(key))
-                if lit is not None:
-                    qualifier = lit.value
-            lit = self.string(first)
-            if lit is None:
-                found.opaque.append(self._opaque(Role.FILTER, f"{name}() column is not a literal: `{_name(first)}`", first))
-            else:
-                found.filter.append(col.column_from_string(lit, self.src, role=Role.FILTER, op=name, qualifier=qualifier))
-        elif name == "match" and positional:
-            self._keys(positional[0], found, Role.FILTER, "match", found.filter, record=False)
-        elif name == "or_" and positional:
-            qualifier = None
-            for key in ("foreign_table", "reference_table", "referenced_table"):
-                lit = self.string(keywords.get(key))
-                if lit is not None:
-                    qualifier = lit.value
-            lit = self.string(positional[0])
-            if lit is None:
-                found.opaque.append(self._opaque(Role.FILTER, f"or_() filter is not a literal: `{_name(positional[0])}`", positional[0]))
-            else:
-                col.add_logic(found, lit, self.src, op="or", qualifier=qualifier)
+        link_columns(self, link.name, positional, keywords, found, at=self.src.position(self.span(link.node).start))
+
+    def code(self, node: cst.CSTNode) -> str:
+        return _name(node)
 
     def _payload(self, payload: cst.BaseExpression, found: col.Found, op: str) -> None:
         if isinstance(payload, cst.Dict):

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from tableshift.model import Call, Column, Kind, Opaque, Operation, Role, Span, TableArg, TableSource
 from tableshift.scan import columns as col
-from tableshift.scan.python import AMBIGUOUS, COLUMN_FILTERS, OPERATIONS, POSTGREST
+from tableshift.scan.py_columns import link_columns
+from tableshift.scan.python import AMBIGUOUS, OPERATIONS, POSTGREST
 from tableshift.scan.shared import CLIENTISH, PY_CANDIDATE, UNKNOWN_SCHEMA, chain_evidence, fold, in_unknown_schema, table_call
 from tableshift.scan.source import BOM, SourceText, StringLiteral
 
@@ -526,54 +527,12 @@ class _FileScan:
     # -- columns: the literal ones, as python.py reads them ---------------------------
 
     def _columns(self, link: _Link, found: col.Found) -> None:
-        name = link.name
         positional = [a for a in link.args if a.type not in _NOT_POSITIONAL]
         keywords = {self.text(a.child_by_field_name("name")): a.child_by_field_name("value") for a in link.args if a.type == "keyword_argument"}  # type: ignore[arg-type]
-        if name == "select":
-            if not positional:
-                found.select.append(Column("*", Role.SELECT, "select", self.src.position(self.span(link.node).start), None))
-            for arg in positional:
-                lit = self.string(arg)
-                if lit is None:
-                    found.opaque.append(self._opaque(Role.SELECT, f"select columns are not a literal: `{_short(self.text(arg, _READ_LIMIT))}`", arg))
-                else:
-                    col.add_select(found, lit, self.src)
-        elif name in ("insert", "update", "upsert"):
-            payload = positional[0] if positional else keywords.get("json")
-            if payload is not None:
-                self._payload(payload, found, name)
-            conflict = keywords.get("on_conflict")
-            if conflict is not None:
-                lit = self.string(conflict)
-                if lit is None:
-                    found.opaque.append(self._opaque(Role.ON_CONFLICT, f"on_conflict is not a literal: `{_short(self.text(conflict, _READ_LIMIT))}`", conflict))
-                else:
-                    col.add_conflict(found, lit, self.src, op="on_conflict")
-        elif name in COLUMN_FILTERS:
-            first = positional[0] if positional else keywords.get("column")
-            if first is None:
-                return
-            lit = self.string(first)
-            if lit is None:
-                found.opaque.append(self._opaque(Role.FILTER, f"{name}() column is not a literal: `{_short(self.text(first, _READ_LIMIT))}`", first))
-            else:
-                found.filter.append(col.column_from_string(lit, self.src, role=Role.FILTER, op=name, qualifier=self._qualifier(keywords)))
-        elif name == "match" and positional:
-            self._keys(positional[0], found, Role.FILTER, "match", found.filter, record=False)
-        elif name == "or_" and positional:
-            lit = self.string(positional[0])
-            if lit is None:
-                found.opaque.append(self._opaque(Role.FILTER, f"or_() filter is not a literal: `{_short(self.text(positional[0], _READ_LIMIT))}`", positional[0]))
-            else:
-                col.add_logic(found, lit, self.src, op="or", qualifier=self._qualifier(keywords))
+        link_columns(self, link.name, positional, keywords, found, at=self.src.position(self.span(link.node).start))
 
-    def _qualifier(self, keywords: dict[str, Node | None]) -> str | None:
-        qualifier = None
-        for key in ("foreign_table", "reference_table", "referenced_table"):
-            lit = self.string(keywords.get(key))
-            if lit is not None:
-                qualifier = lit.value
-        return qualifier
+    def code(self, node: Node) -> str:
+        return _short(self.text(node, _READ_LIMIT))
 
     def _payload(self, payload: Node, found: col.Found, op: str) -> None:
         if payload.type == "dictionary":

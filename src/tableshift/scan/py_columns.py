@@ -1,0 +1,66 @@
+"""The columns one link of a supabase-py chain names: shared by the LibCST scan and the tree-sitter one.
+
+Each scanner reads its own parser's nodes through the same few methods (`string`, `code`,
+`_opaque`, `_payload`, `_keys` and `src`); what a link means is decided here, once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tableshift.model import Column, Position, Role
+from tableshift.scan import columns as col
+
+COLUMN_FILTERS = frozenset(
+    {"eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "like_all_of", "like_any_of", "ilike_all_of",
+     "ilike_any_of", "is_", "in_", "contains", "contained_by", "overlaps", "text_search", "filter", "fts",
+     "plfts", "phfts", "wfts", "range_gt", "range_gte", "range_lt", "range_lte", "range_adjacent", "order"}
+)  # fmt: skip
+_QUALIFIERS = ("foreign_table", "reference_table", "referenced_table")
+
+
+def link_columns(scan: Any, name: str, positional: list[Any], keywords: dict[str, Any], found: col.Found, *, at: Position) -> None:
+    """Record what `name(positional..., **keywords)` reads, writes or filters on; `at` is the link's position."""
+    if name == "select":
+        if not positional:
+            found.select.append(Column("*", Role.SELECT, "select", at, None))
+        for arg in positional:
+            _literal(scan, arg, found, Role.SELECT, "select columns", lambda lit: col.add_select(found, lit, scan.src))
+    elif name in ("insert", "update", "upsert"):
+        payload = positional[0] if positional else keywords.get("json")
+        if payload is not None:
+            scan._payload(payload, found, name)
+        conflict = keywords.get("on_conflict")
+        if conflict is not None:
+            _literal(scan, conflict, found, Role.ON_CONFLICT, "on_conflict", lambda lit: col.add_conflict(found, lit, scan.src, op="on_conflict"))
+    elif name in COLUMN_FILTERS:
+        first = positional[0] if positional else keywords.get("column")
+        if first is not None:
+            qualifier = _qualifier(scan, keywords)
+            _literal(
+                scan, first, found, Role.FILTER, f"{name}() column",
+                lambda lit: found.filter.append(col.column_from_string(lit, scan.src, role=Role.FILTER, op=name, qualifier=qualifier)),
+            )  # fmt: skip
+    elif name == "match" and positional:
+        scan._keys(positional[0], found, Role.FILTER, "match", found.filter, record=False)
+    elif name == "or_" and positional:
+        qualifier = _qualifier(scan, keywords)
+        _literal(scan, positional[0], found, Role.FILTER, "or_() filter", lambda lit: col.add_logic(found, lit, scan.src, op="or", qualifier=qualifier))
+
+
+def _literal(scan: Any, node: Any, found: col.Found, role: Role, what: str, use: Any) -> None:
+    lit = scan.string(node)
+    if lit is None:
+        found.opaque.append(scan._opaque(role, f"{what} is not a literal: `{scan.code(node)}`", node))
+    else:
+        use(lit)
+
+
+def _qualifier(scan: Any, keywords: dict[str, Any]) -> str | None:
+    """The embedded resource a filter applies to: `foreign_table=` and its later spellings (the last wins)."""
+    qualifier = None
+    for key in _QUALIFIERS:
+        lit = scan.string(keywords.get(key))
+        if lit is not None:
+            qualifier = lit.value
+    return qualifier
