@@ -353,3 +353,17 @@ def test_a_python_name_that_does_not_resolve_says_why(tmp_path):
     call = only(root)
     assert call["dynamic"] is True
     assert any("not resolved: no module 'nowhere.names' in the project" in r for r in call["reasons"]), call["reasons"]
+
+
+def test_a_component_calling_a_helper_is_a_call_site(tmp_path):
+    files = dict(HELPERS)
+    files["src/components/Posts.vue"] = (
+        "<template><p>{{ rows.length }}</p></template>\n"
+        "<script setup lang=\"ts\">\nimport { getRowsByTable } from '../helpers';\n"
+        "const rows = await getRowsByTable('tweets', 5);\n</script>\n"
+    )
+    found = tables(project(tmp_path, files))
+    assert "tweets" in found[("src/helpers/db.js", 2)]["candidates"]
+    proc = run_cli("audit", "-f", "json", cwd=tmp_path)
+    sites = [c for c in json.loads(proc.stdout)["calls"] if c["kind"] == "helper" and c["file"].endswith(".vue")]
+    assert [(c["line"], c["candidates"]) for c in sites] == [(4, ["tweets"])]

@@ -18,6 +18,7 @@ from tableshift.link.linker import Linker, Resolved
 from tableshift.model import TableArg
 
 _LANGUAGES = frozenset({"typescript", "tsx", "javascript"})
+_COMPONENTS = frozenset({"vue", "svelte", "astro"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,7 @@ def find(sources, helpers: dict[Helper, tuple[str, ...]], linker: Linker) -> lis
     automaton = BytesAhoCorasick([name.encode() for name in names])
     found: list[CallSite] = []
     for source in sources:
-        if source.language not in _LANGUAGES:
+        if source.language not in _LANGUAGES and source.language not in _COMPONENTS:
             continue
         try:
             data = source.path.read_bytes()
@@ -91,15 +92,32 @@ _IDENTIFIER = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01
 def _in_file(source, data: bytes, names: set[str], linker: Linker, helpers: set[Helper]) -> list[CallSite]:  # type: ignore[no-untyped-def]
     from tree_sitter import Parser
 
-    from tableshift.scan import ts_nodes as n
-    from tableshift.scan.ts_resolve import Resolver
     from tableshift.scan.typescript import grammar
 
-    language = grammar(source.language)
-    root = Parser(language.language).parse(data).root_node
-    resolver = Resolver(root, language.queries, n.Parents(root))
     out: list[CallSite] = []
     own = source.path.resolve()
+    for code, grammar_name in _modules(data, source.language):
+        language = grammar(grammar_name)
+        root = Parser(language.language).parse(code).root_node
+        out.extend(_in_module(source, root, language, names, linker, helpers, own))
+    return out
+
+
+def _modules(data: bytes, language: str) -> list[tuple[bytes, str]]:
+    """The code of a file, one module at a time: a component's scripts in place, others whole."""
+    if language in _LANGUAGES:
+        return [(data, language)]
+    from tableshift.scan import components
+
+    return [(components.masked(data, unit.blocks), unit.grammar) for unit in components.units(data, language)]
+
+
+def _in_module(source, root, language, names: set[str], linker: Linker, helpers: set[Helper], own: Path) -> list[CallSite]:  # type: ignore[no-untyped-def]
+    from tableshift.scan import ts_nodes as n
+    from tableshift.scan.ts_resolve import Resolver
+
+    resolver = Resolver(root, language.queries, n.Parents(root))
+    out: list[CallSite] = []
     renamed = {imp.local for imp in resolver.imports.values() if imp.imported in names or imp.imported == "default"}
     for called, args_list in resolver.calls.items():
         if called not in names and called not in renamed:
