@@ -294,6 +294,7 @@ def patch(
     if report is not None and report.suffix.lower() not in (".md", ".json"):
         raise UsageError(f"{report}: --report takes a .md or .json file")
     if split_dir is not None:  # made first, so that --report may point into it
+        _check_targets(split_dir / "group.patch")  # never made through a link out of the repository
         try:
             split_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

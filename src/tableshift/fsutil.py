@@ -103,19 +103,28 @@ def check_target(path: Path) -> None:
 
 
 def _resolve_output(path: Path) -> Path:
-    """Follow a symbolic link only to a regular file in an allowed place; refuse anything else."""
+    """Where writing `path` lands. A device, FIFO or pipe (`/dev/stdout`) is written in place; a
+    symbolic link anywhere in the path (the file, or a folder on the way) is followed only into an
+    allowed place; anything else is refused."""
     try:
-        if not path.is_symlink():
-            return path
-        real = path.resolve(strict=True)
+        info = os.stat(path)  # follows links: what a write would reach
     except FileNotFoundError:
-        raise UsageError(f"{path}: is a symbolic link to a missing file: refusing to write through it") from None
+        info = None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
+    if info is not None and not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+        return path  # /dev/null, a FIFO, /dev/stdout -> /proc/self/fd/1 -> a pipe or a terminal
+    if path.is_symlink() and info is None:
+        raise UsageError(f"{path}: is a symbolic link to a missing file: refusing to write through it")
+    lexical = Path(os.path.abspath(path))
+    try:
+        real = path.resolve()
     except (OSError, RuntimeError) as exc:
         raise UsageError(f"{path}: cannot follow symbolic link: {getattr(exc, 'strerror', None) or exc}") from None
-    if not real.is_file():
-        return real  # /dev/stdout -> /proc/self/fd/1 -> a pipe or a terminal: written in place
+    if real == lexical:
+        return path  # no link on the way: the user named this place
     if not any(real.is_relative_to(place) for place in allowed_places(path)):
-        raise UsageError(f"{path}: is a symbolic link to {real}, outside the repository: refusing to write through it")
+        raise UsageError(f"{path}: leads through a symbolic link to {real}, outside the repository: refusing to write through it")
     return real
 
 
@@ -124,7 +133,7 @@ def allowed_places(link: Path) -> list[Path]:
     from tableshift.discover import repository_root
 
     cwd = Path.cwd().resolve()
-    places = [cwd, link.absolute().parent.resolve()]
+    places = [cwd, Path(os.path.abspath(link.parent))]  # the link's folder as named, not where a link takes it
     root = repository_root(cwd)
     if root is not None:
         places.append(root.resolve())

@@ -416,3 +416,27 @@ def test_a_config_that_is_a_fifo_is_refused(gated):
     os.mkfifo(gated / "cfg.toml")
     proc = subprocess.run([sys.executable, "-m", "tableshift", "check", "--config", "cfg.toml"], cwd=gated, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "is not a regular file" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("audit", "-f", "markdown", "-o", "outl/a.md"),
+        ("patch", "--rules", str(RULES), "--report", "outl/cov.md"),
+        ("baseline", "--rules", str(RULES), "-o", "outl/b.json"),
+        ("patch", "--rules", str(RULES), "--split-dir", "outl/sub"),
+    ],
+)
+def test_a_symlinked_folder_on_the_way_out_of_the_repository_is_refused(demo, tmp_path, args):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (demo / "outl").symlink_to(outside)
+    proc = run_cli(*args, "--no-cache", cwd=demo)
+    assert proc.returncode == 2 and "refusing to write through it" in proc.stderr, proc.stderr
+    assert list(outside.iterdir()) == []
+
+
+def test_output_to_dev_stdout_through_a_pipe_is_written_in_place(demo):
+    proc = run_cli("audit", "-f", "json", "-o", "/dev/stdout", "--no-cache", cwd=demo)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["schema_version"] == 1
