@@ -53,7 +53,9 @@ class Baseline:
 
 
 def file_key(display: str, *, cwd: Path, base: Path) -> str:
-    return Path(os.path.relpath((cwd / display).resolve(), base.resolve())).as_posix()
+    """A file as the baseline names it: relative to the baseline, `/`, and valid Unicode (a name
+    that is not UTF-8 is stored with U+FFFD, as JSON must, and matches itself again)."""
+    return clean_text(Path(os.path.relpath((cwd / display).resolve(), base.resolve())).as_posix())
 
 
 def uses(plans: Iterable[Plan], *, cwd: Path, base: Path) -> list[Use]:

@@ -121,7 +121,8 @@ class Cache:
             return db
 
     def key(self, display: str, data_digest: str) -> str:
-        return hashlib.sha256(f"{self.salt}\0{display}\0{data_digest}".encode()).hexdigest()
+        # a file name need not be UTF-8: its bytes, as the file system has them
+        return hashlib.sha256(f"{self.salt}\0{display}\0{data_digest}".encode("utf-8", "surrogateescape")).hexdigest()
 
     def _mac(self, key: str, payload: bytes) -> bytes:
         assert self._key is not None

@@ -29,6 +29,7 @@ MINIFIED_MIN_SIZE = 20_000
 MINIFIED_LINE_LENGTH = 1_000
 PARALLEL_MIN_FILES = 16  # below this, starting processes costs more than it saves
 BATCH_MAX = 32
+MAX_WORKERS_PER_CORE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +161,10 @@ _WORKER_RULES: RuleSet | None = None
 def _init_worker(rules: RuleSet | None) -> None:
     global _WORKER_RULES
     _WORKER_RULES = rules
-    # Ctrl-C reaches the whole process group: the main process alone decides, and kills the workers
+    # Ctrl-C, `timeout` and a CI cancel signal the whole process group: the main process alone
+    # decides, and kills the workers (SIGKILL) on its way out
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _work(batch: list[SourceFile]) -> list[bytes]:
@@ -403,15 +405,16 @@ def _loads(blob: bytes) -> tuple | None:  # type: ignore[type-arg]
 def _compute(
     todo: list[SourceFile], indices: list[int], rules: RuleSet | None, jobs: int
 ) -> Iterable[tuple[int, bytes]]:
-    workers = jobs if jobs > 0 else (os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    # never more processes than there is work, nor more than a few per core: each costs a fork
+    workers = min(jobs if jobs > 0 else cores, MAX_WORKERS_PER_CORE * cores, max(1, len(todo) // 2))
     if workers <= 1 or len(todo) < PARALLEL_MIN_FILES:
         for index, source in zip(indices, todo):
             yield index, dumps(_to_cache(scan_file(source, rules)))
         return
     size = max(1, min(BATCH_MAX, len(todo) // (workers * 4)))
     batches = [(indices[i : i + size], todo[i : i + size]) for i in range(0, len(todo), size)]
-    workers = min(workers, len(batches))  # never more processes than there is work
-    yield from _pooled(batches, rules, workers)
+    yield from _pooled(batches, rules, min(workers, len(batches)))
 
 
 def _pool(rules: RuleSet | None, workers: int):  # type: ignore[no-untyped-def]
@@ -434,25 +437,31 @@ def _pooled(
     while remaining:
         pool = _pool(rules, workers)
         futures = [pool.submit(_work, files) for _, files in remaining]
+        broken = False
         try:
             for k, (indices, files) in enumerate(remaining):
                 try:
-                    results, broken = futures[k].result(), False
+                    results = futures[k].result()
                 except BrokenProcessPool:
                     results, broken = [_isolated(source, rules) for source in files], True
                 futures[k] = None  # type: ignore[call-overload]  # memory stays flat: results are not kept
                 yield from zip(indices, results)
                 if broken:  # every later batch of this pool is lost too: a new pool takes them
                     remaining = remaining[k + 1 :]
-                    _kill(pool)
                     break
             else:
                 remaining = []
         except BaseException:
-            _kill(pool)
+            broken = True  # interrupted (Ctrl-C, SIGTERM, a consumer that stopped)
             raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=False)
+            if broken:
+                # kill the workers and leave at once: waiting on a pool whose workers were killed
+                # can block for ever on its queues; its manager thread fails what was pending
+                _kill(pool)
+                pool.shutdown(wait=False)
+            else:
+                pool.shutdown(wait=True)
 
 
 def _isolated(source: SourceFile, rules: RuleSet | None) -> bytes:

@@ -440,3 +440,33 @@ def test_output_to_dev_stdout_through_a_pipe_is_written_in_place(demo):
     proc = run_cli("audit", "-f", "json", "-o", "/dev/stdout", "--no-cache", cwd=demo)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["schema_version"] == 1
+
+
+def _tree(root: Path, files: int) -> None:
+    for i in range(files):
+        (root / f"f{i}.ts").write_text(f"export const f{i} = () => supabase.from('t{i % 7}').select('id').eq('a', {i});\n" * 20)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_whole_process_group_never_hangs(tmp_path, sig):
+    _tree(tmp_path, 600)
+    for delay in (0.4, 0.8):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tableshift", "audit", ".", "--no-cache", "-o", "/dev/null", "--jobs", "8"],
+            cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        time.sleep(delay)
+        os.killpg(proc.pid, sig)  # as Ctrl-C, `timeout` and a CI cancel do
+        proc.communicate(timeout=60)
+        assert proc.returncode in (0, 128 + sig)
+
+
+def test_absurd_job_counts_start_a_sane_number_of_workers(tmp_path):
+    _tree(tmp_path, 300)
+    for jobs in ("100000", "99999999999999999999"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "tableshift", "audit", ".", "--no-cache", "-f", "json", "--jobs", jobs],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["summary"]["files_scanned"] == 300

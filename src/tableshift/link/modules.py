@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tableshift.errors import UsageError
+
 # The order TypeScript probes in, then plain JavaScript.
 EXTENSIONS = (".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs")
 _JS_TO_TS = {".js": (".ts", ".tsx"), ".jsx": (".tsx",), ".mjs": (".mts",), ".cjs": (".cts",)}
@@ -228,9 +230,14 @@ class Modules:
         patterns += _pnpm_workspaces(base / "pnpm-workspace.yaml")
         patterns += ["packages/*", "apps/*", "libs/*", "packages/*/*"]
         for pattern in dict.fromkeys(patterns):
-            if pattern.startswith("!") or ".." in pattern:
+            pattern = pattern.strip().rstrip("/")
+            if not pattern or pattern.startswith(("!", "/")) or ".." in pattern or "**" in pattern:
+                continue  # negations, absolute and recursive globs: not workspace folders this reads
+            try:
+                manifests = list(base.glob(f"{pattern}/package.json"))
+            except (ValueError, NotImplementedError, OSError):
                 continue
-            for manifest in base.glob(f"{pattern.rstrip('/')}/package.json"):
+            for manifest in manifests:
                 name = _json(manifest).get("name")
                 folder = manifest.parent.resolve()
                 if isinstance(name, str) and folder.is_relative_to(self.root):
@@ -303,8 +310,8 @@ def _jsonc(path: Path) -> dict[str, Any]:
     import json5
 
     try:
-        data = json5.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        data = json5.loads(_small_text(path))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, UsageError) as exc:
         raise Unresolved(f"does not parse: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}") from None
     if not isinstance(data, dict):
         raise Unresolved("is not an object")
@@ -313,10 +320,17 @@ def _jsonc(path: Path) -> dict[str, Any]:
 
 def _json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        data = json.loads(_small_text(path))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, UsageError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _small_text(path: Path) -> str:
+    """A config file's text: a regular file of sane size (a committed link to /dev/zero is not one)."""
+    from tableshift.fsutil import read_input
+
+    return read_input(path, "config file", limit=4 << 20).decode("utf-8")
 
 
 def _pnpm_workspaces(path: Path) -> list[str]:
@@ -326,8 +340,8 @@ def _pnpm_workspaces(path: Path) -> list[str]:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        data = yaml.safe_load(_small_text(path))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError, UsageError):
         return []
     packages = data.get("packages") if isinstance(data, dict) else None
     return [p for p in packages if isinstance(p, str)] if isinstance(packages, list) else []
