@@ -294,7 +294,9 @@ def patch(
     if report is not None and report.suffix.lower() not in (".md", ".json"):
         raise UsageError(f"{report}: --report takes a .md or .json file")
     if split_dir is not None:  # made first, so that --report may point into it
-        _check_targets(split_dir / "group.patch")  # never made through a link out of the repository
+        from tableshift.fsutil import check_place
+
+        check_place(split_dir)  # never made through a link out of the repository
         try:
             split_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -471,7 +473,11 @@ def main() -> None:
     if _SIGNAL[0]:
         # typer turns an interrupt into a silent 130; temporary files are gone, workers killed
         print("tableshift: terminated" if _SIGNAL[0] == signal.SIGTERM else "tableshift: interrupted", file=sys.stderr)
-        sys.exit(128 + _SIGNAL[0])
+        # leave now: the process pool's exit hook would wait on queues that killed workers left
+        # half-written; every temporary file was removed on the way here
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + _SIGNAL[0])
     sys.exit(status if isinstance(status, int) else EXIT_OK)
 
 

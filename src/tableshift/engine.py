@@ -161,10 +161,10 @@ _WORKER_RULES: RuleSet | None = None
 def _init_worker(rules: RuleSet | None) -> None:
     global _WORKER_RULES
     _WORKER_RULES = rules
-    # Ctrl-C, `timeout` and a CI cancel signal the whole process group: the main process alone
-    # decides, and kills the workers (SIGKILL) on its way out
+    # Ctrl-C reaches the whole process group: the main process alone decides, and kills the
+    # workers (SIGKILL) on its way out
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a worker the main process missed still ends
 
 
 def _work(batch: list[SourceFile]) -> list[bytes]:

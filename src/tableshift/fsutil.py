@@ -102,6 +102,11 @@ def check_target(path: Path) -> None:
         raise UsageError(f"{path}: directory {directory} does not exist")
 
 
+def check_place(path: Path) -> None:
+    """Refuse a folder to write into that a symbolic link takes out of the repository."""
+    _resolve_output(path)
+
+
 def _resolve_output(path: Path) -> Path:
     """Where writing `path` lands. A device, FIFO or pipe (`/dev/stdout`) is written in place; a
     symbolic link anywhere in the path (the file, or a folder on the way) is followed only into an

@@ -459,6 +459,9 @@ def test_a_signal_to_the_whole_process_group_never_hangs(tmp_path, sig):
         os.killpg(proc.pid, sig)  # as Ctrl-C, `timeout` and a CI cancel do
         proc.communicate(timeout=60)
         assert proc.returncode in (0, 128 + sig)
+    time.sleep(1)
+    leftover = subprocess.run(["pgrep", "-f", f"tableshift audit . --no-cache -o /dev/null --jobs 8"], capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", "a worker outlived its run"
 
 
 def test_absurd_job_counts_start_a_sane_number_of_workers(tmp_path):
