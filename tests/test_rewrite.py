@@ -140,10 +140,15 @@ def test_where_is_appended_to_reads_updates_deletes(rules):
     )
 
 
-def test_where_already_present_is_not_repeated(rules):
-    assert rewrite("supabase.from('tweets').select('tweet_id').eq('kind', 'x');", rules) == (
-        "supabase.from('posted_content').select('tweet_id').eq('kind', 'x');"
-    )
+def test_a_call_that_names_the_where_column_itself_is_review(rules):
+    for source in (
+        "supabase.from('tweets').select('tweet_id').eq('kind', 'x');",
+        "supabase.from('tweets').select('tweet_id').match({ kind: 'x' });",
+        "supabase.from('tweets').update({ kind: 'reply' }).eq('tweet_id', t);",
+    ):
+        assert review_reasons(source, rules) == [
+            "the call filters on or writes 'kind' itself, which the rules' where sets for 'posted_content': merge them by hand"
+        ]
 
 
 def test_set_is_added_to_insert_payloads(rules):
@@ -165,13 +170,13 @@ def test_realtime_on_a_merged_table_gets_the_where_as_its_filter(rules):
 
 
 def test_realtime_on_a_table_without_where_gets_no_filter(rules):
-    source = "ch.on('postgres_changes', { event: '*', table: 'outcomes' }, cb);"
+    source = "ch.on('postgres_changes', { event: '*', table: 'outcomes' }, cb);"  # every event: no where, no filter needed
     assert rewrite(source, rules) == "ch.on('postgres_changes', { event: '*', table: 'engagement_metrics' }, cb);"
 
 
 @pytest.mark.parametrize(
     "options",
-    ["{ event: '*', table: 'tweets', filter: 'tweet_id=eq.1' }", "{ event: '*', table: 'tweets', filter }", "{ event: '*', table: 'tweets', filter: f }"],
+    ["{ event: 'UPDATE', table: 'tweets', filter: 'tweet_id=eq.1' }", "{ event: 'UPDATE', table: 'tweets', filter }", "{ event: 'UPDATE', table: 'tweets', filter: f }"],
 )
 def test_realtime_with_a_filter_of_its_own_is_review(rules, options):
     reasons = review_reasons(f"ch.on('postgres_changes', {options}, cb);", rules)
@@ -192,11 +197,28 @@ def test_an_aliased_embed_is_filtered_through_its_alias(rules):
     )
 
 
-def test_an_embed_filter_already_present_is_not_repeated(rules):
-    source = "supabase.from('content_queue').select('id, tweets(tweet_id)').eq('tweets.kind', 'tweet');"
+def test_an_embed_filtered_on_the_where_column_already_is_review(rules):
+    source = "supabase.from('content_queue').select('id, tweets(tweet_id)').eq('tweets.kind', 'other');"
+    assert "the call filters embed 'tweets' on 'kind' itself, which the rules' where sets: merge them by hand" in review_reasons(source, rules)
+
+
+def test_two_embeds_of_one_merged_table_get_one_insertion_each(rules):
+    source = "supabase.from('content_queue').select('id, tweets(tweet_id), t2:tweets(tweet_id)');"
     assert rewrite(source, rules) == (
-        "supabase.from('content_queue').select('id, tweets:posted_content(tweet_id)').eq('tweets.kind', 'tweet');"
+        "supabase.from('content_queue').select('id, tweets:posted_content(tweet_id), t2:posted_content(tweet_id)')"
+        ".eq('tweets.kind', 'tweet').eq('t2.kind', 'tweet');"
     )
+
+
+@pytest.mark.parametrize("event", ["DELETE", "*"])
+def test_realtime_delete_events_cannot_be_filtered_so_they_are_review(rules, event):
+    reasons = review_reasons(f"ch.on('postgres_changes', {{ event: '{event}', table: 'tweets' }}, cb);", rules)
+    assert any("realtime cannot filter DELETE events" in r for r in reasons)
+
+
+def test_realtime_options_with_a_spread_are_review(rules):
+    reasons = review_reasons("ch.on('postgres_changes', { ...base, event: 'INSERT', table: 'tweets' }, cb);", rules)
+    assert "subscription has a filter already, and realtime takes one: add the rules' where by hand" in reasons
 
 
 def test_an_embedded_merged_table_in_a_write_is_review(rules):

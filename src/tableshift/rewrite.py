@@ -117,7 +117,7 @@ class _Planner:
             if column.qualifier is not None:
                 self._qualified(column)
         fix = Fix.REVIEW if self.reasons else Fix.AUTO
-        edits = tuple(sorted(set(self.edits))) if fix is Fix.AUTO else ()
+        edits = _merged(self.edits) if fix is Fix.AUTO else ()
         return Plan(self.verdict, fix, edits, tuple(dict.fromkeys(self.reasons)), tuple(self.fates.values()))
 
     # -- pieces -----------------------------------------------------------
@@ -234,15 +234,20 @@ class _Planner:
         if op is None or self.call.operation_span is None:
             self.reasons.append("where filter cannot be placed: the query chain continues elsewhere")
             return
-        present = {c.name for c in self.call.columns.filter if c.op == "eq"}
+        # the call naming a `where` column itself would fight the rules' value: a person decides
+        own = [c for c in (*self.call.columns.filter, *self.call.columns.write) if c.qualifier is None]
+        touched = [col for col, _ in rule.where if any((rule.rename(c.name) or c.name) == col for c in own)]
+        if touched:
+            self.reasons.append(
+                f"the call filters on or writes {touched[0]!r} itself, which the rules' where sets for {rule.target!r}: merge them by hand"
+            )
+            return
         text = "".join(
             f".eq({_literal(col, self.quote, self.call.language)}, {_literal(value, self.quote, self.call.language)})"
             for col, value in rule.where
-            if col not in present
         )
-        if text:
-            end = self.call.operation_span.end
-            self.edits.append(Edit(Span(end, end), text))
+        end = self.call.operation_span.end
+        self.edits.append(Edit(Span(end, end), text))
 
     def _embed_where(self, rule: TableRule, path: str) -> None:
         """A merged table read through an embed keeps only its own rows: a filter on the embed."""
@@ -253,16 +258,15 @@ class _Planner:
                 f"embed {path!r} reads merged table {rule.target!r}: its where filter cannot be placed on this call"
             )
             return
-        present = {(c.qualifier, c.name) for c in self.call.columns.filter if c.op == "eq"}
+        named = {(c.qualifier, rule.rename(c.name) or c.name) for c in self.call.columns.filter}
+        touched = [col for col, _ in rule.where if (path, col) in named]
+        if touched:
+            self.reasons.append(f"the call filters embed {path!r} on {touched[0]!r} itself, which the rules' where sets: merge them by hand")
+            return
         quote, lang = self.quote, self.call.language
-        text = "".join(
-            f".eq({_literal(f'{path}.{col}', quote, lang)}, {_literal(value, quote, lang)})"
-            for col, value in rule.where
-            if (path, col) not in present
-        )
-        if text:
-            end = self.call.operation_span.end
-            self.edits.append(Edit(Span(end, end), text))
+        text = "".join(f".eq({_literal(f'{path}.{col}', quote, lang)}, {_literal(value, quote, lang)})" for col, value in rule.where)
+        end = self.call.operation_span.end
+        self.edits.append(Edit(Span(end, end), text))
 
     def _realtime_where(self, rule: TableRule) -> None:
         """A subscription to a merged table must still hear only its own rows: `filter: 'kind=eq.x'`."""
@@ -272,8 +276,15 @@ class _Planner:
         if len(rule.where) > 1:
             self.reasons.append(f"realtime takes one filter, and the rules filter {rule.target!r} on {len(rule.where)} columns")
             return
-        if b"filter" in self.data[self.call.span.start : self.call.span.end]:
+        options = self.data[self.call.span.start : self.call.span.end]
+        if b"filter" in options or b"..." in options:
+            # a spread may carry a filter of its own, which an added key would override
             self.reasons.append("subscription has a filter already, and realtime takes one: add the rules' where by hand")
+            return
+        if self.call.event is None or self.call.event.upper() in ("*", "DELETE"):
+            self.reasons.append(
+                f"realtime cannot filter DELETE events: a subscription to merged table {rule.target!r} would hear every kind's deletes"
+            )
             return
         span = table.span if table is not None and table.source is TableSource.LITERAL else None
         if span is None or self.data[span.end : span.end + 1] not in (b"'", b'"', b"`"):
@@ -369,6 +380,21 @@ def shared_binding(p: Plan) -> Span | None:
     """The constant a rewrite of this plan edits, which its siblings must be rewritten with."""
     table = p.call.table
     return table.binding if table is not None and p.fix is Fix.AUTO else None
+
+
+def _merged(edits: list[Edit]) -> tuple[Edit, ...]:
+    """A call's edits, sorted; insertions at one point (two embeds' filters after one select) become one."""
+    inserted: dict[int, list[str]] = {}
+    others: set[Edit] = set()
+    for edit in edits:
+        if edit.span.start == edit.span.end:
+            texts = inserted.setdefault(edit.span.start, [])
+            if edit.text not in texts:
+                texts.append(edit.text)
+        else:
+            others.add(edit)
+    merged = {Edit(Span(at, at), "".join(texts)) for at, texts in inserted.items()}
+    return tuple(sorted(others | merged))
 
 
 def _table_part(name: str) -> str:
