@@ -18,7 +18,7 @@ from tableshift.discover import LANGUAGES, discover
 from tableshift.model import Kind, Position
 from tableshift.scan import error_count, scan_source
 from tableshift.scan import typescript
-from tableshift.scan.components import blocks, masked, units
+from tableshift.scan.components import _in_component, blocks, masked, units
 from tableshift.scan.source import SourceText
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,13 +174,15 @@ const url = supabase.storage.from('thumbs').getPublicUrl('a.png');
 """
 
 
-def test_only_script_blocks_are_scanned_and_share_their_constants():
+def test_only_script_blocks_are_parsed_and_share_their_constants():
     result = scanned(VUE, "vue")
     assert not result.parse_error
     assert [(c.kind, c.start.line, c.table.name if c.table else c.name) for c in result.calls] == [
         (Kind.TABLE, 8, "content_metadata"),
         (Kind.STORAGE, 9, "thumbs"),
+        (Kind.TABLE, 14, "posts"),  # markup is not parsed, but a query written there is never unseen
     ]
+    assert [c.in_error_region for c in result.calls] == [False, False, True]  # comments and styles are text
     assert {c.language for c in result.calls} == {"vue"}
     assert result.language == "vue"
     assert result.calls[0].table.source.value == "constant"
@@ -247,7 +249,9 @@ function broken( {
 def test_a_script_ended_by_a_string_holding_its_end_tag_is_a_parse_error():
     src = "<script setup>\nconst html = '</script>';\nconst { data } = await supabase.from('posts').select();\n</script>\n"
     result = scanned(src, "vue")
-    assert result.parse_error and result.calls == ()
+    assert result.parse_error
+    # past the end tag is markup to HTML: the query there is still found, flagged for a person
+    assert [(c.table.name, c.in_error_region) for c in result.calls] == [("posts", True)]
 
 
 def test_error_count_reads_script_blocks_only():
@@ -258,9 +262,14 @@ def test_error_count_reads_script_blocks_only():
     assert error_count(b"<p>no scripts at all</p>", "astro") == 0
 
 
-def test_a_component_without_scripts_has_no_calls():
-    result = scanned("<template><p>supabase.from('posts').select('id')</p></template>\n", "vue")
-    assert result.calls == () and not result.parse_error
+def test_a_component_without_scripts_has_only_its_markup_queries():
+    result = scanned("<template><p>supabase.from('posts').select('id')</p><!-- db.from('tweets') --></template>\n", "vue")
+    assert [(c.table.name, c.in_error_region) for c in result.calls] == [("posts", True)] and not result.parse_error
+
+
+def test_markup_mentions_that_are_not_client_queries_are_not_calls():
+    src = "<template><p>{{ Array.from(rows) }} {{ supabase.storage.from('b').getPublicUrl(p) }}</p></template>\n<style>a { content: 'supabase.from(\"x\")' }</style>\n"
+    assert scanned(src, "vue").calls == ()
 
 
 def test_a_module_cut_out_of_the_file_is_placed_back_exactly():
@@ -276,8 +285,8 @@ def test_a_module_cut_out_of_the_file_is_placed_back_exactly():
         for unit in units(data, language):
             found, _ = typescript.scan(masked(data, unit.blocks), path=f"x.{language}", language=unit.grammar)
             whole += [dataclasses.replace(c, language=language) for c in found]
-        got = list(scanned(data, language).calls)
-        assert got == sorted(whole, key=lambda c: c.span.start)
+        got = [c for c in scanned(data, language).calls if c.client != "(markup)"]
+        assert got == sorted((_in_component(c) for c in whole), key=lambda c: c.span.start)
         checked += len(got)
     assert checked > 15
 
@@ -358,7 +367,8 @@ def test_patch_of_components_applies_with_git_and_rewritten_files_parse(app):
     patch = proc.stdout
     assert b"\n-  .from('content_metadata')\r\n" in patch and b"\n+  .from('content_queue')\r\n" in patch
     assert b"+  .select('id, topic_cluster:raw_topic')\r\n" in patch
-    assert b"-  const METRICS = 'outcomes';\n+  const METRICS = 'engagement_metrics';\n" in patch
+    # a component's constant may be named by its markup too: it is left to a person
+    assert b"const METRICS = 'engagement_metrics'" not in patch
     assert b"+const { data } = await supabase.from('posted_content')" in patch
     assert b"+  await supabase.from('engagement_metrics').select('impressions_count:impressions');" in patch
     (app / "p.diff").write_bytes(patch)
@@ -372,8 +382,8 @@ def test_patch_of_components_applies_with_git_and_rewritten_files_parse(app):
         assert error_count(data, language) == 0, name
         tables[name] = [c.table.name for c in scan_source(data, path=name, language=language).calls]
     assert tables == {
-        "Queue.vue": ["content_queue"],
-        "Metrics.svelte": ["engagement_metrics"],
+        "Queue.vue": ["content_queue", "tweets"],  # the template's text query: found, never touched
+        "Metrics.svelte": ["outcomes"],
         "index.astro": ["posted_content", "engagement_metrics"],
     }
     # the template is never touched

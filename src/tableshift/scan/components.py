@@ -131,13 +131,78 @@ def scan(data: bytes, *, path: str, language: str) -> tuple[list[Call], bool]:
     calls: list[Call] = []
     parse_error = False
     original = SourceText(data)
-    for unit in units(data, language):
+    found_units = units(data, language)
+    for unit in found_units:
         window = _Window(data, unit.blocks, original)
         found, broken = typescript.scan(window.copy, path=path, language=unit.grammar)
         parse_error = parse_error or broken
-        calls.extend(window.place(dataclasses.replace(c, language=language)) for c in found)
+        calls.extend(window.place(_in_component(dataclasses.replace(c, language=language))) for c in found)
+    calls.extend(_markup_calls(data, [b for u in found_units for b in u.blocks], original, path=path, language=language))
     calls.sort(key=lambda c: (c.span.start, c.start.line, c.start.column))
     return calls, parse_error
+
+
+def _in_component(call: Call) -> Call:
+    """A component's constant may be named by its markup too, which the scan does not read: never
+    rewritten in place (the call is review, naming why)."""
+    table = call.table
+    if table is None or table.binding is None:
+        return call
+    return dataclasses.replace(
+        call,
+        table=dataclasses.replace(table, binding=None, binding_refs=0, reasons=("a constant of the component, which its markup may use too",)),
+    )
+
+
+_QUIET = re.compile(rb"<!--.*?-->|<(style|pre|code|textarea)\b.*?</\1\s*>", re.S | re.I)
+# the receiver right before `.from(`: a name, or a call's end (`useSupabase()`), not `.storage`
+_RECEIVER = re.compile(rb"([A-Za-z_$][\w$]*)(?:\(\))?\s*$")
+_MARKUP_QUERY = re.compile(rb"\.\s*from\s*\(\s*(?:(['\"`])([A-Za-z_][\w$]*(?:\.[A-Za-z_][\w$]*)?)\1)?")
+
+
+def _markup_calls(data: bytes, blocks: Sequence[Block], src: SourceText, *, path: str, language: str) -> list[Call]:
+    """Queries written in a component's markup (`{#await supabase.from('t')...}`, `@click=...`): not
+    parsed, but never unseen. Each is a call flagged as in an unread region, so `patch` leaves it to a
+    person and `check` counts it: certain when its table is a plain string, else dynamic."""
+    from tableshift.model import Confidence, Kind, TableArg, TableSource
+    from tableshift.scan.shared import CLIENTISH, TS_CANDIDATE, fold
+
+    markup = bytearray(data)
+    for block in blocks:
+        markup[block.start : block.end] = data[block.start : block.end].translate(_BLANK)
+    for quiet in _QUIET.finditer(markup):  # comments, styles and code samples are text, not code
+        markup[quiet.start() : quiet.end()] = bytes(markup[quiet.start() : quiet.end()]).translate(_BLANK)
+    out: list[Call] = []
+    for hit in TS_CANDIDATE.finditer(markup):
+        query = _MARKUP_QUERY.match(markup, hit.start())
+        receiver = _RECEIVER.search(bytes(markup[max(0, hit.start() - 80) : hit.start()]))
+        if query is None or receiver is None or not CLIENTISH.search(receiver.group(1).decode("ascii", "replace")):
+            continue  # `.rpc(`, `Array.from(...)`, storage: not a table query of a client
+        name = query.group(2).decode() if query.group(2) else None
+        table = (
+            TableArg(name, TableSource.LITERAL, span=Span(query.start(2), query.end(2)))
+            if name is not None
+            else TableArg(None, TableSource.DYNAMIC, reasons=("a query in the component's markup, whose table is not a plain string",))
+        )
+        start, end = src.position(hit.start()), src.position(query.end())
+        out.append(
+            Call(
+                file=path,
+                language=language,
+                kind=Kind.TABLE,
+                span=Span(hit.start(), query.end()),
+                start=start,
+                end=end,
+                client="(markup)",
+                code=src.line_text(start.line).strip(),
+                chain=fold(src.line_text(start.line)),
+                table=table,
+                confidence=Confidence.MEDIUM,
+                in_error_region=True,
+                notes=("a query in the component's markup (template): only script blocks are read",),
+            )
+        )
+    return out
 
 
 def error_count(data: bytes, *, language: str) -> int:
