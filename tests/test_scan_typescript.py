@@ -428,3 +428,13 @@ def test_parameter_defaults_inside_patterns():
     fn = Parser(grammar("typescript").language).parse(src.encode()).root_node.named_children[0]
     names = [(name, ts_nodes.text(d) if d is not None else None) for name, d in ts_nodes.parameter_names(fn)]
     assert names == [("a", "'x'"), ("b", "'y'"), ("d", "{}"), ("e", "[]"), ("g", "'z'"), ("h", None), ("i", "'w'")]
+
+
+def test_explicit_generics_on_from_and_rpc_are_calls():
+    src = b"const { data } = await supabase.from<Row>('receipts').select('*');\nconst b = await supabase.rpc<Out>('fn', {});\nconst c = supabase.from<Row>('posts').select();\n"
+    calls = scan_source(src, path="x.ts", language="typescript").calls
+    assert [(c.kind.value, c.table.name if c.table else c.name, c.start.line) for c in calls] == [
+        ("table", "receipts", 1),
+        ("rpc", "fn", 2),
+        ("table", "posts", 3),
+    ]

@@ -473,3 +473,11 @@ def test_absurd_job_counts_start_a_sane_number_of_workers(tmp_path):
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["summary"]["files_scanned"] == 300
+
+
+def test_file_names_with_markup_are_inert_in_the_markdown_audit(tmp_path):
+    for name in ("<img src=x onerror=alert(1)>.ts", "star*_x_*.ts"):
+        (tmp_path / name).write_text("export const f = (t: string) => supabase.from(t).select('id');\n")
+    out = run_cli("audit", "-f", "markdown", "--no-cache", cwd=tmp_path).stdout
+    assert out.count("<img") == out.count("\\<img") > 0 and "\\<img src=x onerror=alert(1)\\>.ts" in out
+    assert "star\\*\\_x\\_\\*.ts" in out

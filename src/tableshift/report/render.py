@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -62,7 +63,12 @@ def write_json(header: dict[str, Any], spool: JsonSpool, out: Any) -> None:
 
 
 def _md_cell(value: str) -> str:
-    return printable(value).replace("|", "\\|") or " "
+    """A table cell that renders as its text: no markup, no HTML, no emphasis from a file name."""
+    return _MD_CELL.sub(r"\\\1", printable(value)) or " "
+
+
+# `_` inside a word (content_metadata) never emphasises in GitHub Markdown; at a word's edge it may
+_MD_CELL = re.compile(r"([\\`*<>\[\]|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
 
 
 def to_markdown(sections: list[Section], *, title: str) -> str:

@@ -16,7 +16,7 @@ UNKNOWN_SCHEMA = "?"
 CLIENTISH = re.compile(r"supabase|client|admin|(?<![a-z])db|database|(?<![a-z])sb(?![a-z])|postgrest", re.I)
 # Byte-level prefilters: a file that matches none is never parsed. TypeScript also matches
 # around each hit, so the two must stay one pattern.
-TS_CANDIDATE = re.compile(rb"\.\s*(?:from|rpc)\s*\(|postgres_changes")
+TS_CANDIDATE = re.compile(rb"\.\s*(?:from|rpc)\s*(?:<[^()]{0,200}?>\s*)?\(|postgres_changes")  # `.from<Row>(` too
 PY_CANDIDATE = re.compile(rb"\.\s*(?:table|from_|rpc)\s*\(")
 _SPACE_AROUND = re.compile(r"\s*([.()\[\]{},:])\s*")
 

@@ -222,7 +222,7 @@ class _FileScan:
     # -- detection --------------------------------------------------------
 
     def call_at(self, node: Node, method: Node) -> Call | None:
-        func = node.child_by_field_name("function")
+        func = _callee(node)
         receiver = func.child_by_field_name("object") if func is not None else None
         if receiver is None:
             return None
@@ -568,9 +568,19 @@ class _FileScan:
         return Opaque(role, reason, self.src.position(node.start_byte))
 
 
+def _callee(call: Node) -> Node | None:
+    """What a call calls. tree-sitter-typescript reads `await x.from<Row>(...)` as a call of
+    `await x.from` with type arguments: the member inside the await is the callee."""
+    func = call.child_by_field_name("function")
+    if func is not None and func.type == "await_expression" and call.child_by_field_name("type_arguments") is not None:
+        inner = next((c for c in func.named_children if c.type == "member_expression"), None)
+        return inner if inner is not None else func
+    return func
+
+
 def _start_method(call: Node) -> Node | None:
     """The `from` of `x.from(...)` when a call's method is one a query starts with, else None."""
-    func = call.child_by_field_name("function")
+    func = _callee(call)
     args = call.child_by_field_name("arguments")
     if func is None or func.type != "member_expression" or args is None or args.type != "arguments":
         return None
