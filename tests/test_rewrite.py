@@ -360,3 +360,11 @@ def test_a_constant_with_other_uses_is_review(rules, extra):
     src = "const T = 'outcomes';\nexport const a = () => supabase.from(T).select('likes_count');\n" + extra
     _, found = _settled(src, rules)
     assert all(p.fix is Fix.REVIEW and p.edits == () for p in found if p.verdict.status.value == "legacy")
+
+
+def test_python_realtime_is_renamed_and_a_where_is_left_to_a_person(rules):
+    source = "def sub(ch, cb):\n    ch.on_postgres_changes('INSERT', table='outcomes', callback=cb)\n"
+    assert rewrite(source, rules, "python") == "def sub(ch, cb):\n    ch.on_postgres_changes('INSERT', table='engagement_metrics', callback=cb)\n"
+    data, found = plans("def sub(ch, cb):\n    ch.on_postgres_changes('INSERT', table='tweets', callback=cb)\n", rules, "python")
+    [p] = [p for p in found if p.fix is not Fix.OK]
+    assert p.fix is Fix.REVIEW and any("needs filter=" in r for r in p.reasons)

@@ -401,3 +401,17 @@ def test_many_deep_statements_exhaust_libcsts_time_budget():
     one = nesting(statement.encode())
     assert MAX_DEPTH / 2 < one.depth <= MAX_DEPTH and not beyond_libcst(statement.encode())
     assert beyond_libcst((statement * (MAX_COST // one.cost + 1)).encode())
+
+
+def test_realtime_subscriptions_are_found():
+    src = (
+        b"def sub(client, cb):\n"
+        b"    client.channel('x').on_postgres_changes('*', schema='public', table='receipts', callback=cb).subscribe()\n"
+        b"    client.channel('y').on_postgres_changes(event='INSERT', table='tweets', filter='id=eq.1', callback=cb)\n"
+    )
+    calls = scan_source(src, path="x.py", language="python").calls
+    assert [(c.kind.value, c.table.name, c.event, c.start.line) for c in calls] == [
+        ("realtime", "receipts", "*", 2),
+        ("realtime", "tweets", "INSERT", 3),
+    ]
+    assert [f.name for f in calls[1].columns.filter] == ["id"]

@@ -290,6 +290,9 @@ class _Planner:
         if span is None or self.data[span.end : span.end + 1] not in (b"'", b'"', b"`"):
             self.reasons.append(f"subscription to merged table {rule.target!r} needs a filter, and its table is not a plain string")
             return
+        if self.call.language == "python":
+            self.reasons.append(f"subscription to merged table {rule.target!r} needs filter=\"{rule.where[0][0]}=eq...\": add it by hand")
+            return
         [(column, value)] = rule.where
         shown = ("true" if value else "false") if isinstance(value, bool) else str(value)
         condition = _literal(f"{column}=eq.{shown}", self.quote, self.call.language)

@@ -235,7 +235,7 @@ class _Collector(cst.CSTVisitor):
             self.calls.setdefault(called, []).append(node)
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
             self.method_calls.setdefault(func.value.value, []).append(node)
-        if isinstance(func, cst.Attribute) and func.attr.value in ("table", "from_", "rpc"):
+        if isinstance(func, cst.Attribute) and func.attr.value in ("table", "from_", "rpc", "on_postgres_changes"):
             self.candidates.append(node)
 
 
@@ -318,6 +318,8 @@ class _FileScan:
         method = func.attr.value
         receiver = func.value
         links, top = self._chain_up(node)
+        if method == "on_postgres_changes":
+            return self._realtime(node, func, receiver, top)
         storage = isinstance(receiver, cst.Attribute) and receiver.attr.value == "storage"
         if method == "from_" and storage:
             return self._named(Kind.STORAGE, node, func, receiver.value, links, top)  # type: ignore[union-attr]
@@ -342,6 +344,34 @@ class _FileScan:
         if len(node.args) != 1 or len(positional) != 1:
             return None
         return self._table(node, func, client, schema, positional[0].value, links, top, evidence, continuation)
+
+    def _realtime(self, node: cst.Call, func: cst.Attribute, receiver: cst.BaseExpression, top: cst.CSTNode) -> Call | None:
+        """`channel.on_postgres_changes("INSERT", schema="public", table="t", callback=cb)`."""
+        keywords = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
+        positional = [a.value for a in node.args if a.keyword is None and not a.star]
+        event_node = keywords.get("event", positional[0] if positional else None)
+        event = self.string(event_node) if event_node is not None else None
+        if "table" in keywords:
+            table = self.table_arg(keywords["table"], node)
+        else:
+            table = TableArg(None, TableSource.DYNAMIC, reasons=("subscription names no table: every table in the schema",))
+        schema_lit = self.string(keywords.get("schema"))
+        schema = schema_lit.value if schema_lit is not None else None
+        found = col.Found()
+        filter_lit = self.string(keywords.get("filter"))
+        if filter_lit is not None:
+            col.add_realtime_filter(found, filter_lit, self.src)
+        notes = list(found.notes)
+        if "filter" in keywords and filter_lit is None:
+            notes.append("realtime filter is not a literal")
+        return Call(
+            **self._base(Kind.REALTIME, func, top, receiver),
+            schema=None if schema == "public" else schema,
+            table=table,
+            event=event.value if event is not None else None,
+            columns=found.freeze(),
+            notes=tuple(notes),
+        )
 
     def _schema_of(self, receiver: cst.BaseExpression) -> tuple[str | None, cst.BaseExpression]:
         if isinstance(receiver, cst.Call) and isinstance(receiver.func, cst.Attribute) and receiver.func.attr.value == "schema":

@@ -17,7 +17,7 @@ CLIENTISH = re.compile(r"supabase|client|admin|(?<![a-z])db|database|(?<![a-z])s
 # Byte-level prefilters: a file that matches none is never parsed. TypeScript also matches
 # around each hit, so the two must stay one pattern.
 TS_CANDIDATE = re.compile(rb"\.\s*(?:from|rpc)\s*(?:<[^()]{0,200}?>\s*)?\(|postgres_changes")  # `.from<Row>(` too
-PY_CANDIDATE = re.compile(rb"\.\s*(?:table|from_|rpc)\s*\(")
+PY_CANDIDATE = re.compile(rb"\.\s*(?:table|from_|rpc|on_postgres_changes)\s*\(")
 _SPACE_AROUND = re.compile(r"\s*([.()\[\]{},:])\s*")
 
 
