@@ -438,3 +438,11 @@ def test_explicit_generics_on_from_and_rpc_are_calls():
         ("rpc", "fn", 2),
         ("table", "posts", 3),
     ]
+
+
+def test_realtime_options_held_in_a_constant_or_hidden_are_still_subscriptions():
+    src = b"const opts = { event: 'INSERT', schema: 'public', table: 'receipts' };\nch.on('postgres_changes', opts, cb);\nch.on('postgres_changes', makeOpts(), cb);\n"
+    calls = scan_source(src, path="x.ts", language="typescript").calls
+    assert [(c.kind, c.table.name, c.start.line) for c in calls] == [(Kind.REALTIME, "receipts", 2), (Kind.REALTIME, None, 3)]
+    assert any("come from `opts`" in note for note in calls[0].notes)  # review: never edited through the constant
+    assert not calls[1].table.certain

@@ -435,8 +435,15 @@ class _FileScan:
         if lit is None or lit.value != "postgres_changes" or len(args) < 2:
             return None
         options = n.unwrap(args[1])
+        shared: str | None = None
+        if options.type == "identifier":  # `const opts = { table: 'x', ... }; ch.on('postgres_changes', opts, cb)`
+            decl = self.resolver.binding(n.text(options), node)
+            value = decl.child_by_field_name("value") if decl is not None else None
+            if value is not None and self.resolver.is_const(decl):  # type: ignore[arg-type]
+                shared = f"subscription options come from `{n.text(options)}`, which other code may share: change them there"
+                options = n.unwrap(value)
         if options.type != "object":
-            return None
+            return self._unknown_subscription(node, method, receiver, options)
         found = col.Found()
         values = {name: value for name, _, value in n.object_pairs(options)}
         table_node = values.get("table")
@@ -456,8 +463,14 @@ class _FileScan:
             table=table,
             event=event_lit.value if event_lit is not None else None,
             columns=found.freeze(),
-            notes=tuple(found.notes),
+            notes=(*found.notes, *((shared,) if shared else ())),
         )
+
+    def _unknown_subscription(self, node: Node, method: Node, receiver: Node, options: Node) -> Call:
+        """A subscription whose options are not an object this file shows: its table is unknown, and
+        the gate must not pass it unseen."""
+        table = TableArg(None, TableSource.DYNAMIC, reasons=(f"subscription options are not visible: `{_short(options)}`",))
+        return Call(**self._base(Kind.REALTIME, node, method, node, receiver), table=table)
 
     # -- columns ----------------------------------------------------------
 
