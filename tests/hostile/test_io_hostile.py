@@ -460,7 +460,7 @@ def test_a_signal_to_the_whole_process_group_never_hangs(tmp_path, sig):
         proc.communicate(timeout=60)
         assert proc.returncode in (0, 128 + sig)
     time.sleep(1)
-    leftover = subprocess.run(["pgrep", "-f", f"tableshift audit . --no-cache -o /dev/null --jobs 8"], capture_output=True, text=True)
+    leftover = subprocess.run(["pgrep", "-f", "tableshift audit . --no-cache -o /dev/null --jobs 8"], capture_output=True, text=True)
     assert leftover.stdout.strip() == "", "a worker outlived its run"
 
 

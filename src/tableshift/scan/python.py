@@ -11,13 +11,34 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import libcst as cst
-from libcst.metadata import ByteSpanPositionProvider, MetadataWrapper, ParentNodeProvider
+from libcst.metadata import (
+    ByteSpanPositionProvider,
+    MetadataWrapper,
+    ParentNodeProvider,
+)
 
-from tableshift.model import Call, Column, Kind, Opaque, Operation, Role, Span, TableArg, TableSource
+from tableshift.model import (
+    Call,
+    Column,
+    Kind,
+    Opaque,
+    Operation,
+    Role,
+    Span,
+    TableArg,
+    TableSource,
+)
 from tableshift.scan import columns as col
 from tableshift.scan.py_columns import COLUMN_FILTERS, link_columns
+from tableshift.scan.shared import (
+    CLIENTISH,
+    UNKNOWN_SCHEMA,
+    chain_evidence,
+    fold,
+    schema_qualified,
+    table_call,
+)
 from tableshift.scan.source import BOM, SourceText, StringLiteral
-from tableshift.scan.shared import CLIENTISH, UNKNOWN_SCHEMA, chain_evidence, fold, in_unknown_schema, table_call
 
 OPERATIONS = frozenset(op.value for op in Operation)
 # COLUMN_FILTERS: filters whose first argument is a column name (scan/py_columns.py)
@@ -441,14 +462,7 @@ class _FileScan:
 
     def _table(self, node, func, client, schema, arg, links, top, evidence, continuation) -> Call:  # type: ignore[no-untyped-def]
         table = self.table_arg(arg, node)
-        if schema == UNKNOWN_SCHEMA:
-            table, schema = in_unknown_schema(table), None
-        if table.certain and table.name and "." in table.name and schema is None:
-            schema, name = table.name.split(".", 1)
-            span = table.span
-            if span is not None:
-                span = Span(span.start + len(schema) + 1, span.end)
-            table = TableArg(name, table.source, span=span)
+        table, schema = schema_qualified(table, schema)
         found = col.Found()
         operation, operation_span = col.first_operation((link.name, self.span(link.node)) for link in links)
         for link in [*links, *continuation]:

@@ -9,11 +9,29 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
-from tableshift.model import Call, Column, Kind, Opaque, Operation, Role, Span, TableArg, TableSource
+from tableshift.model import (
+    Call,
+    Column,
+    Kind,
+    Opaque,
+    Operation,
+    Role,
+    Span,
+    TableArg,
+    TableSource,
+)
 from tableshift.scan import columns as col
 from tableshift.scan.py_columns import link_columns
 from tableshift.scan.python import AMBIGUOUS, OPERATIONS, POSTGREST
-from tableshift.scan.shared import CLIENTISH, PY_CANDIDATE, UNKNOWN_SCHEMA, chain_evidence, fold, in_unknown_schema, table_call
+from tableshift.scan.shared import (
+    CLIENTISH,
+    PY_CANDIDATE,
+    UNKNOWN_SCHEMA,
+    chain_evidence,
+    fold,
+    schema_qualified,
+    table_call,
+)
 from tableshift.scan.source import BOM, SourceText, StringLiteral
 
 if TYPE_CHECKING:
@@ -491,14 +509,7 @@ class _FileScan:
 
     def _table(self, link: _Link, client: Node, schema: str | None, arg: Node, above: _Above, top: Node, statement: Node, evidence: bool) -> Call:  # fmt: skip
         table = self._table_arg(arg)
-        if schema == UNKNOWN_SCHEMA:
-            table, schema = in_unknown_schema(table), None
-        if table.certain and table.name and "." in table.name and schema is None:
-            schema, name = table.name.split(".", 1)
-            span = table.span
-            if span is not None:
-                span = Span(span.start + len(schema) + 1, span.end)
-            table = TableArg(name, table.source, span=span)
+        table, schema = schema_qualified(table, schema)
         found = col.Found()
         for other in above.links:
             self._columns(other, found)

@@ -49,6 +49,20 @@ def in_unknown_schema(table: TableArg) -> TableArg:
     )
 
 
+def schema_qualified(table: TableArg, schema: str | None) -> tuple[TableArg, str | None]:
+    """The table and schema a Python call names: `.schema(x)` unknown makes the table dynamic, and
+    `'analytics.events'` names both (the rewrite span keeps to the table part)."""
+    if schema == UNKNOWN_SCHEMA:
+        return in_unknown_schema(table), None
+    if table.certain and table.name and "." in table.name and schema is None:
+        schema, name = table.name.split(".", 1)
+        span = table.span
+        if span is not None:
+            span = Span(span.start + len(schema) + 1, span.end)
+        return TableArg(name, table.source, span=span), schema
+    return table, schema
+
+
 def table_call(
     base: dict,  # type: ignore[type-arg]
     found: Found,
