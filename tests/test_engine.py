@@ -115,3 +115,48 @@ def test_entries_unused_for_a_month_are_pruned(tree):
     fresh.prune()
     with _entries(tree / "c") as db:
         assert [k for (k,) in db.execute("SELECT key FROM entries_v2")] == ["new"]
+
+
+def _reads(monkeypatch) -> list[str]:
+    """The files the first pass reads, by name."""
+    seen: list[str] = []
+    real = Path.read_bytes
+
+    def counting(self: Path) -> bytes:
+        seen.append(self.name)
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    return seen
+
+
+def test_a_warm_run_reads_no_unchanged_file_and_sees_every_edit(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(engine._StatIndex, "RACY_NS", 0)  # the test's edits come within a tick
+    (tmp_path / "a.ts").write_text("export const a = () => supabase.from('posts').select('id');\n")
+    (tmp_path / "b.ts").write_text("export const b = 1;\n")
+    options = engine.Options(cache_dir=tmp_path / "cache")
+    tables = lambda: [c.table.name for f in engine.run(discover(["."]), None, options=options).files for c in f.calls]  # noqa: E731
+    assert tables() == ["posts"]
+    seen = _reads(monkeypatch)
+    assert tables() == ["posts"] and [name for name in seen if name.endswith(".ts")] == []  # the stat index and the cache answer
+    # same size, and the mtime put back: the ctime still tells
+    path = tmp_path / "a.ts"
+    before = path.stat()
+    path.write_text(path.read_text().replace("posts", "tweet"))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert tables() == ["tweet"]
+    (tmp_path / "b.ts").write_text("export const b = () => supabase.from('outcomes').select('id');\n")
+    assert tables() == ["tweet", "outcomes"]
+
+
+def test_a_recent_entry_is_not_trusted(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.ts").write_text("export const a = () => supabase.from('posts').select('id');\n")
+    options = engine.Options(cache_dir=tmp_path / "cache")
+    engine.run(discover(["."]), None, options=options)
+    seen = _reads(monkeypatch)
+    engine.run(discover(["."]), None, options=options)
+    assert "a.ts" in seen  # written within the racy window: read again

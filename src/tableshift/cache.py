@@ -82,6 +82,11 @@ def _write_new(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
+# The stat index, as git's: a file whose size, mtime, ctime and inode are what they were when it
+# was last read (and not so recent that a same-tick edit could hide) is not read again.
+_STATS_TABLE = "CREATE TABLE IF NOT EXISTS stats_v1 (path BLOB PRIMARY KEY, stat TEXT NOT NULL, verdict TEXT NOT NULL, written INTEGER NOT NULL)"
+
+
 class Cache:
     """An SQLite file of signed entries; any failure to open, read or write it just means no cache."""
 
@@ -92,6 +97,7 @@ class Cache:
         self._db: sqlite3.Connection | None = None
         self._pending: list[tuple[str, bytes]] = []
         self._used: set[str] = set()  # keys read or written by this run
+        self._stats: list[tuple[bytes, str, str, int]] = []  # stat index rows to write
         if self._key is None:
             return
         refuse_links(directory)
@@ -111,6 +117,7 @@ class Cache:
         try:
             db = sqlite3.connect(path, isolation_level=None)
             db.execute("CREATE TABLE IF NOT EXISTS entries_v2 (key TEXT PRIMARY KEY, value BLOB NOT NULL, used INTEGER NOT NULL DEFAULT 0)")
+            db.execute(_STATS_TABLE)
             db.execute("SELECT count(*) FROM entries_v2").fetchone()
             return db
         except sqlite3.DatabaseError:
@@ -118,6 +125,7 @@ class Cache:
             path.unlink(missing_ok=True)
             db = sqlite3.connect(path, isolation_level=None)
             db.execute("CREATE TABLE IF NOT EXISTS entries_v2 (key TEXT PRIMARY KEY, value BLOB NOT NULL, used INTEGER NOT NULL DEFAULT 0)")
+            db.execute(_STATS_TABLE)
             return db
 
     def key(self, display: str, data_digest: str) -> str:
@@ -184,6 +192,19 @@ class Cache:
             if len(self._pending) >= 256:  # bounded memory on large trees
                 self.flush()
 
+    def stats(self) -> dict[bytes, tuple[str, str, int]]:
+        """Every file of the stat index: path -> (stat, verdict, when it was written, ns)."""
+        if self._db is None:
+            return {}
+        try:
+            return {bytes(p): (st, v, w) for p, st, v, w in self._db.execute("SELECT path, stat, verdict, written FROM stats_v1")}
+        except sqlite3.Error:
+            return {}
+
+    def put_stat(self, path: bytes, stat: str, verdict: str, written: int) -> None:
+        if self._db is not None:
+            self._stats.append((path, stat, verdict, written))
+
     def prune(self, *, max_age_days: int = 30) -> None:
         """Mark what this run used, and drop entries no run has used for a month: edits leave old
         entries behind, and the cache must not grow without bound (a partial run, such as
@@ -201,6 +222,14 @@ class Cache:
             pass
 
     def flush(self) -> None:
+        if self._db is not None and self._stats:
+            try:
+                self._db.execute("BEGIN")
+                self._db.executemany("INSERT OR REPLACE INTO stats_v1 (path, stat, verdict, written) VALUES (?, ?, ?, ?)", self._stats)
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                pass
+            self._stats.clear()
         if self._db is None or not self._pending:
             return
         try:

@@ -8,6 +8,7 @@ import os
 import pickle
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -349,20 +350,18 @@ def _per_file(
     trivial: dict[int, FileResult] = {}
     keys: dict[int, str] = {}  # candidate files: index -> cache key
     digests: dict[int, str] = {}
+    known = _StatIndex(cache, options)
     for index, source in enumerate(sources):
-        try:
-            data = source.path.read_bytes()
-        except OSError as exc:
-            trivial[index] = FileResult(path=source.display, language=source.language, error=f"cannot read: {exc.strerror}")
-            continue
-        skipped = _skip_reason(data, source.language, options)
-        if skipped is not None:
-            candidates = has_candidates(data, source.language)
-            trivial[index] = FileResult(path=source.display, language=source.language, skipped=skipped, candidates=candidates)
-        elif not has_candidates(data, source.language):
+        verdict = known.verdict(source)
+        if verdict.startswith("error:"):
+            trivial[index] = FileResult(path=source.display, language=source.language, error=verdict[len("error:") :])
+        elif verdict.startswith("skip:"):
+            candidates, _, reason = verdict[len("skip:") :].partition(":")
+            trivial[index] = FileResult(path=source.display, language=source.language, skipped=reason, candidates=candidates == "1")
+        elif verdict == "none":
             trivial[index] = FileResult(path=source.display, language=source.language)
         else:
-            digests[index] = digest(data)
+            digests[index] = verdict[len("digest:") :]
             keys[index] = cache.key(source.display, digests[index]) if cache is not None else ""
     cached = cache.existing(list(keys.values())) if cache is not None else set()
     todo = [i for i in keys if keys[i] not in cached]
@@ -393,6 +392,51 @@ def _per_file(
     finally:
         if cache is not None:
             cache.prune()  # also flushes
+
+
+class _StatIndex:
+    """What the first pass finds in a file (no candidate, skipped, or the digest of one to scan),
+    remembered by its stat as git's index does: an unchanged file is not read again. An entry is
+    trusted only when size, mtime, ctime and inode match and the file was not changed within
+    `RACY_NS` of the entry being written (a same-tick edit could hide behind an equal mtime)."""
+
+    RACY_NS = 2_000_000_000
+
+    def __init__(self, cache, options: Options) -> None:  # type: ignore[no-untyped-def]
+        from tableshift import __version__
+        from tableshift.cache import code_fingerprint
+
+        self.cache = cache
+        self.options = options
+        self.entries = cache.stats() if cache is not None else {}
+        self.salt = f"{__version__}:{code_fingerprint()}:{options.max_file_size}:{int(options.skip_minified)}|"
+        self.now = time.time_ns()
+
+    def verdict(self, source: SourceFile) -> str:
+        try:
+            info = os.stat(source.path)
+        except OSError as exc:
+            return f"error:cannot read: {exc.strerror}"
+        key = os.fsencode(source.path)
+        stamp = f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}"
+        entry = self.entries.get(key)
+        if entry is not None and entry[0] == stamp and entry[1].startswith(self.salt):
+            if max(info.st_mtime_ns, info.st_ctime_ns) + self.RACY_NS < entry[2]:
+                return entry[1][len(self.salt) :]
+        try:
+            data = source.path.read_bytes()
+        except OSError as exc:
+            return f"error:cannot read: {exc.strerror}"
+        skipped = _skip_reason(data, source.language, self.options)
+        if skipped is not None:
+            verdict = f"skip:{int(has_candidates(data, source.language))}:{skipped}"
+        elif not has_candidates(data, source.language):
+            verdict = "none"
+        else:
+            verdict = f"digest:{digest(data)}"
+        if self.cache is not None:
+            self.cache.put_stat(key, stamp, self.salt + verdict, self.now)
+        return verdict
 
 
 def _loads(blob: bytes) -> tuple | None:  # type: ignore[type-arg]
