@@ -367,3 +367,30 @@ def test_a_component_calling_a_helper_is_a_call_site(tmp_path):
     proc = run_cli("audit", "-f", "json", cwd=tmp_path)
     sites = [c for c in json.loads(proc.stdout)["calls"] if c["kind"] == "helper" and c["file"].endswith(".vue")]
     assert [(c["line"], c["candidates"]) for c in sites] == [(4, ["tweets"])]
+
+
+def test_python_helpers_carry_their_callers_tables_from_other_modules(tmp_path):
+    from conftest import RULES
+
+    root = project(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/consts.py": "INVOICE_TABLE = 'tweets'\n",
+            "app/helpers.py": "def count_rows(client, table_name):\n    return client.table(table_name).select('id', count='exact').execute()\n",
+            "app/use.py": "from .helpers import count_rows\nfrom .consts import INVOICE_TABLE\n\n\ndef run(c):\n    return count_rows(c, INVOICE_TABLE)\n",
+            "app/other.py": "import app.helpers as h\n\n\ndef run(c):\n    return h.count_rows(c, 'outcomes')\n",
+            "tableshift.toml": f'rules = "{RULES.as_posix()}"\n',
+        },
+    )
+    found = tables(root)
+    helper = found[("app/helpers.py", 2)]
+    assert sorted(helper["candidates"]) == ["outcomes", "tweets"]
+    proc = run_cli("audit", "-f", "json", cwd=root)
+    sites = sorted((c["file"], c["line"], tuple(c["candidates"])) for c in json.loads(proc.stdout)["calls"] if c["kind"] == "helper")
+    assert sites == [("app/other.py", 5, ("outcomes",)), ("app/use.py", 6, ("tweets",))]
+    assert run_cli("check", "--strict", cwd=root).returncode == 2  # no baseline yet: made below
+    assert run_cli("baseline", cwd=root).returncode == 0
+    (root / "app/new.py").write_text("from .helpers import count_rows\n\n\ndef run(c):\n    return count_rows(c, 'posts')\n")
+    strict = run_cli("check", "--strict", cwd=root)
+    assert strict.returncode == 1 and "app/new.py:5:" in strict.stdout

@@ -61,7 +61,7 @@ def find(sources, helpers: dict[Helper, tuple[str, ...]], linker: Linker) -> lis
     automaton = BytesAhoCorasick([name.encode() for name in names])
     found: list[CallSite] = []
     for source in sources:
-        if source.language not in _LANGUAGES and source.language not in _COMPONENTS:
+        if source.language not in _LANGUAGES and source.language not in _COMPONENTS and source.language != "python":
             continue
         try:
             data = source.path.read_bytes()
@@ -96,6 +96,10 @@ def _in_file(source, data: bytes, names: set[str], linker: Linker, helpers: set[
 
     out: list[CallSite] = []
     own = source.path.resolve()
+    if source.language == "python":
+        from tableshift.link import pysites
+
+        return pysites.sites(source, data, names, linker, helpers, own)
     for code, grammar_name in _modules(data, source.language):
         language = grammar(grammar_name)
         root = Parser(language.language).parse(code).root_node

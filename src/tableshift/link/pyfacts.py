@@ -32,8 +32,11 @@ def module_facts(root: Node) -> ModuleFacts:
             body = statement.child_by_field_name("body")
             if name is not None and body is not None:
                 facts.locals[_text(name)] = Value(members=tuple(_class_members(body)))
-        elif statement.type == "decorated_definition":
-            continue
+        elif statement.type in ("function_definition", "decorated_definition"):
+            definition = statement if statement.type == "function_definition" else statement.child_by_field_name("definition")
+            name = definition.child_by_field_name("name") if definition is not None and definition.type == "function_definition" else None
+            if name is not None:
+                facts.locals[_text(name)] = Value(function=_text(name))
         elif statement.type == "import_from_statement":
             _import_from(statement, facts)
         elif statement.type == "import_statement":

@@ -687,26 +687,30 @@ class _FileScan:
                     candidates.append(lit.value)
         is_method = index is not None and params and params[0].name.value in ("self", "cls")
         fname = fn.name.value
+        given: list[TableArg] = []
         for call in self.collector.calls.get(fname, []):
             callee = call.func
             for a in call.args:
                 if a.keyword is not None and a.keyword.value == name:
-                    candidates.extend(self._call_site(a.value, call, depth))
+                    given.append(self.table_arg(a.value, call, depth + 1))
             positional = [a for a in call.args if a.keyword is None and not a.star]
             if index is not None:
                 at = index - 1 if is_method and isinstance(callee, cst.Attribute) else index
                 if 0 <= at < len(positional):
-                    candidates.extend(self._call_site(positional[at].value, call, depth))
+                    given.append(self.table_arg(positional[at].value, call, depth + 1))
+        candidates += [n for arg in given for n in ((arg.name,) if arg.certain and arg.name else arg.candidates)]
+        links = [link for arg in given for link in ((arg.link,) if arg.link else ()) + arg.candidate_links]
+        # a module-level function other modules can import: its callers there are found by the link pass
+        importable = index is not None and not is_method and isinstance(self.parent(fn), cst.Module)
         return TableArg(
-            None, TableSource.DYNAMIC, candidates=tuple(dict.fromkeys(candidates)), reasons=(f"parameter `{name}` of `{fname}`",)
+            None,
+            TableSource.DYNAMIC,
+            candidates=tuple(dict.fromkeys(candidates)),
+            reasons=(f"parameter `{name}` of `{fname}`",),
+            candidate_links=tuple(dict.fromkeys(links)),
+            parameter=(fname, index) if importable and index is not None else None,
+            exported_as=(fname,) if importable else (),
         )
-
-    def _call_site(self, arg: cst.BaseExpression, call: cst.Call, depth: int) -> list[str]:
-        """The tables an argument may name, resolved as `.table()`'s own argument is: a literal, a module
-        constant, a class attribute, the caller's own parameter (one level deeper each time, so a helper
-        that passes its parameter on to itself ends)."""
-        resolved = self.table_arg(arg, call, depth + 1)
-        return [resolved.name] if resolved.certain and resolved.name else list(resolved.candidates)
 
     # -- columns ----------------------------------------------------------
 
