@@ -394,3 +394,14 @@ def test_python_helpers_carry_their_callers_tables_from_other_modules(tmp_path):
     (root / "app/new.py").write_text("from .helpers import count_rows\n\n\ndef run(c):\n    return count_rows(c, 'posts')\n")
     strict = run_cli("check", "--strict", cwd=root)
     assert strict.returncode == 1 and "app/new.py:5:" in strict.stdout
+
+
+def test_constants_exported_by_a_svelte_module_script_resolve(tmp_path):
+    root = project(
+        tmp_path,
+        {
+            "src/Feed.svelte": "<script context=\"module\" lang=\"ts\">\n  export const FEED_TABLE = 'tweets';\n</script>\n<p>feed</p>\n",
+            "src/load.ts": "import { FEED_TABLE } from './Feed.svelte';\n" + CALL.format(n=1, arg="FEED_TABLE"),
+        },
+    )
+    assert only(root)["table"] == "tweets"

@@ -170,7 +170,7 @@ def _read_facts(module: Path) -> ModuleFacts:
     except OSError as exc:
         raise Unresolved(f"cannot read '{module.name}': {exc.strerror}") from None
     if language in ("vue", "svelte", "astro"):
-        raise Unresolved(f"'{module.name}': constants exported from components are not followed")
+        return _component_facts(data, language)
     if language == "python":
         import tree_sitter_python
         from tree_sitter import Language
@@ -180,3 +180,21 @@ def _read_facts(module: Path) -> ModuleFacts:
         return pyfacts.module_facts(Parser(Language(tree_sitter_python.language())).parse(data).root_node)
     tree = Parser(grammar(language).language).parse(data)
     return module_facts(tree.root_node)
+
+
+def _component_facts(data: bytes, language: str) -> ModuleFacts:
+    """A component's exports (Svelte `<script context="module">`, a Vue `<script>`): its scripts' facts, merged."""
+    from tree_sitter import Parser
+
+    from tableshift.scan import components
+    from tableshift.scan.typescript import grammar
+
+    merged = ModuleFacts()
+    for unit in components.units(data, language):
+        root = Parser(grammar(unit.grammar).language).parse(components.masked(data, unit.blocks)).root_node
+        facts = module_facts(root)
+        merged.imports.update(facts.imports)
+        merged.exports.update(facts.exports)
+        merged.locals.update(facts.locals)
+        merged.star.extend(facts.star)
+    return merged
