@@ -405,3 +405,15 @@ def test_constants_exported_by_a_svelte_module_script_resolve(tmp_path):
         },
     )
     assert only(root)["table"] == "tweets"
+
+
+def test_a_default_exported_helper_is_found_under_the_name_its_importer_gives_it(tmp_path):
+    root = project(
+        tmp_path,
+        {
+            "src/rows.ts": "export default async function rowsOf(table: string) {\n  return supabase.from(table).select('id');\n}\n",
+            "src/page.ts": "import load from './rows';\nexport const f = () => load('tweets');\n",
+        },
+    )
+    found = tables(root)
+    assert found[("src/rows.ts", 2)]["candidates"] == ["tweets"]

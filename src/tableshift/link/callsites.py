@@ -52,13 +52,18 @@ def find(sources, helpers: dict[Helper, tuple[str, ...]], linker: Linker) -> lis
     from ahocorasick_rs import BytesAhoCorasick
 
     names = sorted(({h.name for h in helpers} | {alias for aliases in helpers.values() for alias in aliases}) - {"default"})
-    if not names:
-        return []  # a default import may take any name: those callers are not searched
+    # a default export may be imported under any name, but its importers name its module
+    modules = sorted({_module_word(h.module) for h, aliases in helpers.items() if "default" in aliases} - set(names))
+    words = [*names, *modules]
+    if not words:
+        return []
     own: dict[Path, set[str]] = defaultdict(set)
     for helper, aliases in helpers.items():
         own[helper.module].update((helper.name, *aliases))
-    # one pass over every file's bytes for all the names at once (Aho-Corasick, in Rust)
-    automaton = BytesAhoCorasick([name.encode() for name in names])
+        if "default" in aliases:
+            own[helper.module].add(_module_word(helper.module))
+    # one pass over every file's bytes for all the words at once (Aho-Corasick, in Rust)
+    automaton = BytesAhoCorasick([word.encode() for word in words])
     found: list[CallSite] = []
     for source in sources:
         if source.language not in _LANGUAGES and source.language not in _COMPONENTS and source.language != "python":
@@ -68,7 +73,7 @@ def find(sources, helpers: dict[Helper, tuple[str, ...]], linker: Linker) -> lis
         except OSError:
             continue
         mentioned = {
-            names[index]
+            words[index]
             for index, start, end in automaton.find_matches_as_indexes(data, overlapping=True)
             if not _word_byte(data, start - 1) and not _word_byte(data, end)
         }
@@ -76,6 +81,11 @@ def find(sources, helpers: dict[Helper, tuple[str, ...]], linker: Linker) -> lis
             continue  # no helper, or only this module's own, called at home: the scan saw those
         found.extend(_in_file(source, data, set(names), linker, set(helpers)))
     return found
+
+
+def _module_word(module: Path) -> str:
+    """The word an import of `module` contains: its file name, or its folder's for an index file."""
+    return module.parent.name if module.stem == "index" else module.stem
 
 
 def _word_byte(data: bytes, index: int) -> bool:
