@@ -31,12 +31,12 @@ def module_facts(root: Node) -> ModuleFacts:
             name = statement.child_by_field_name("name")
             body = statement.child_by_field_name("body")
             if name is not None and body is not None:
-                facts.locals[_text(name)] = Value(members=tuple(_class_members(body)))
+                facts.locals[node_text(name)] = Value(members=tuple(_class_members(body)))
         elif statement.type in ("function_definition", "decorated_definition"):
             definition = statement if statement.type == "function_definition" else statement.child_by_field_name("definition")
             name = definition.child_by_field_name("name") if definition is not None and definition.type == "function_definition" else None
             if name is not None:
-                facts.locals[_text(name)] = Value(function=_text(name))
+                facts.locals[node_text(name)] = Value(function=node_text(name))
         elif statement.type == "import_from_statement":
             _import_from(statement, facts)
         elif statement.type == "import_statement":
@@ -45,7 +45,7 @@ def module_facts(root: Node) -> ModuleFacts:
     return facts
 
 
-def _text(node: Node) -> str:
+def node_text(node: Node) -> str:
     return (node.text or b"").decode("utf-8", "surrogateescape")
 
 
@@ -53,41 +53,41 @@ def _assignment(node: Node) -> tuple[str | None, Value]:
     left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
     if left is None or left.type != "identifier":
         return None, Value()
-    return _text(left), _value(right) if right is not None else Value()
+    return node_text(left), value_of(right) if right is not None else Value()
 
 
-def _value(node: Node) -> Value:
+def value_of(node: Node) -> Value:
     if node.type in ("string", "concatenated_string"):
         if any(c.type == "interpolation" for c in node.named_children) or node.type == "concatenated_string" and any(
             c.type == "interpolation" for s in node.named_children for c in s.named_children
         ):
             return Value()
         try:
-            text = ast.literal_eval(_text(node))
+            text = ast.literal_eval(node_text(node))
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             return Value()
         if not isinstance(text, str):
             return Value()
         content = next((c for c in node.named_children if c.type == "string_content"), None)
         span = None
-        if node.type == "string" and content is not None and _text(content) == text:  # no escapes: editable in place
+        if node.type == "string" and content is not None and node_text(content) == text:  # no escapes: editable in place
             span = Span(content.start_byte, content.end_byte)
         return Value(text=text, span=span)
     if node.type == "identifier":
-        return Value(ref=(_text(node),))
+        return Value(ref=(node_text(node),))
     if node.type == "attribute":
-        parts = _dotted(node)
+        parts = dotted(node)
         return Value(ref=tuple(parts)) if parts else Value()
     return Value()
 
 
-def _dotted(node: Node) -> list[str] | None:
+def dotted(node: Node) -> list[str] | None:
     if node.type == "identifier":
-        return [_text(node)]
+        return [node_text(node)]
     if node.type == "attribute":
         obj, attr = node.child_by_field_name("object"), node.child_by_field_name("attribute")
-        base = _dotted(obj) if obj is not None else None
-        return None if base is None or attr is None else [*base, _text(attr)]
+        base = dotted(obj) if obj is not None else None
+        return None if base is None or attr is None else [*base, node_text(attr)]
     return None
 
 
@@ -113,14 +113,14 @@ def _import_from(statement: Node, facts: ModuleFacts) -> None:
     module = statement.child_by_field_name("module_name")
     if module is None:
         return
-    spec = PREFIX + _text(module).replace(" ", "")
+    spec = PREFIX + node_text(module).replace(" ", "")
     for name in statement.children_by_field_name("name"):
         if name.type == "aliased_import":
             original, alias = name.child_by_field_name("name"), name.child_by_field_name("alias")
             if original is not None and alias is not None:
-                facts.imports[_text(alias)] = Import(_text(alias), spec, _text(original))
+                facts.imports[node_text(alias)] = Import(node_text(alias), spec, node_text(original))
         elif name.type == "dotted_name":
-            facts.imports[_text(name)] = Import(_text(name), spec, _text(name))
+            facts.imports[node_text(name)] = Import(node_text(name), spec, node_text(name))
 
 
 def _import(statement: Node, facts: ModuleFacts) -> None:
@@ -128,4 +128,4 @@ def _import(statement: Node, facts: ModuleFacts) -> None:
         if name.type == "aliased_import":
             original, alias = name.child_by_field_name("name"), name.child_by_field_name("alias")
             if original is not None and alias is not None:
-                facts.imports[_text(alias)] = Import(_text(alias), PREFIX + _text(original), "*")
+                facts.imports[node_text(alias)] = Import(node_text(alias), PREFIX + node_text(original), "*")

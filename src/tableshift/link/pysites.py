@@ -9,7 +9,7 @@ from tree_sitter import Node
 
 from tableshift.link.callsites import CallSite, Helper
 from tableshift.link.linker import Linker, Resolved
-from tableshift.link.pyfacts import PREFIX, module_facts
+from tableshift.link.pyfacts import PREFIX, dotted, module_facts, node_text, value_of
 
 
 def sites(source, data: bytes, names: set[str], linker: Linker, helpers: set[Helper], own: Path) -> list[CallSite]:  # type: ignore[no-untyped-def]
@@ -24,7 +24,7 @@ def sites(source, data: bytes, names: set[str], linker: Linker, helpers: set[Hel
     query = Query(language, "(call function: [(identifier) (attribute)] @callee arguments: (argument_list) @args) @call")
     for _, match in QueryCursor(query).matches(root):
         call, callee, args = match["call"][0], match["callee"][0], match["args"][0]
-        path = _dotted(callee)
+        path = dotted(callee)
         if path is None or path[0] not in facts.imports or (path[-1] not in names and path[0] not in renamed):
             continue
         imp = facts.imports[path[0]]
@@ -40,7 +40,7 @@ def sites(source, data: bytes, names: set[str], linker: Linker, helpers: set[Hel
             out.append(
                 CallSite(
                     helper, source.display, own, call.start_byte, call.end_byte, call.start_point[0] + 1,
-                    " ".join(_text(arg).split()), names_found, certain, linker.show(helper.module), broken,
+                    " ".join(node_text(arg).split()), names_found, certain, linker.show(helper.module), broken,
                 )  # fmt: skip
             )
     return out
@@ -48,9 +48,7 @@ def sites(source, data: bytes, names: set[str], linker: Linker, helpers: set[Hel
 
 def _argument(arg: Node, facts, linker: Linker, own: Path) -> tuple[tuple[str, ...], bool, str | None]:  # type: ignore[no-untyped-def]
     """The table a call site passes: a literal, a constant of its module, or one it imports."""
-    from tableshift.link.pyfacts import _value
-
-    value = _value(arg)
+    value = value_of(arg)
     if value.text is not None:
         return (value.text,), True, None
     if not value.ref:
@@ -66,17 +64,3 @@ def _argument(arg: Node, facts, linker: Linker, own: Path) -> tuple[tuple[str, .
     if isinstance(found, Resolved):
         return (found.text,), True, None
     return (), False, found
-
-
-def _dotted(node: Node) -> list[str] | None:
-    if node.type == "identifier":
-        return [_text(node)]
-    if node.type == "attribute":
-        obj, attr = node.child_by_field_name("object"), node.child_by_field_name("attribute")
-        base = _dotted(obj) if obj is not None else None
-        return None if base is None or attr is None else [*base, _text(attr)]
-    return None
-
-
-def _text(node: Node) -> str:
-    return (node.text or b"").decode("utf-8", "surrogateescape")
