@@ -19,9 +19,9 @@ from tableshift.discover import SourceFile
 from tableshift.link import callsites
 from tableshift.link.callsites import CallSite, Helper
 from tableshift.link.linker import Linker
-from tableshift.model import Call, FileResult, Verdict
+from tableshift.model import Call, FileResult, Status, Verdict
 from tableshift.patch import OverlappingEdits, apply_edits
-from tableshift.rewrite import Plan, plan, settle_shared
+from tableshift.rewrite import ConstantEdit, Plan, plan, settle_shared
 from tableshift.rules import RuleSet
 from tableshift.scan import candidate_pattern, error_count, has_candidates, scan_source
 
@@ -227,18 +227,78 @@ def stream(
     linker = Linker(options.root or _root(sources))
     spool = _Spool(with_rules=rules is not None)
     helpers: dict[Helper, tuple[str, ...]] = {}
+    shared = _Shared()
     try:
         for source, (outcome, blob) in zip(sources, _per_file(sources, rules, options, linker)):
             helpers.update(_helpers_of(source, outcome))
+            shared.collect(outcome)
             if on_file is not None:
                 on_file(outcome.result)
             spool.append(outcome, blob)
         sites = callsites.find(sources, helpers, linker) if helpers else []
         joined = _Sites(sites)
+        shared.settle(sources, linker)
         for source, outcome in zip(sources, spool):
-            yield joined.apply(outcome, source, rules) if joined.touches(outcome, source) else outcome
+            if joined.touches(outcome, source):
+                outcome = joined.apply(outcome, source, rules)
+            yield shared.apply(outcome)
     finally:
         spool.close()
+
+
+class _Shared:
+    """Constants of one module that name tables for calls in others: each is edited only when every
+    use of it anywhere in the scanned files is a call moving to the same table (`link.constants`)."""
+
+    def __init__(self) -> None:
+        from tableshift.link.constants import Key, Member
+        from tableshift.model import Origin
+
+        self.origins: dict[Key, Origin] = {}
+        self.members: dict[Key, list[Member]] = {}
+        self.verdicts: dict[Key, tuple[str | None, ConstantEdit | None]] = {}
+
+    def collect(self, outcome: FileOutcome) -> None:
+        from tableshift.link.constants import Member
+        from tableshift.rewrite import pending
+
+        for p in outcome.plans:
+            table = p.call.table
+            if table is None or table.origin is None or p.verdict.status is not Status.LEGACY:
+                continue
+            key = table.origin.key
+            self.origins[key] = table.origin
+            ready = p.reasons == (pending(table.origin),)
+            self.members.setdefault(key, []).append(Member(p.call.file, p.call.span, p.call.start.line, ready, p.verdict.target))
+
+    def settle(self, sources: Sequence[SourceFile], linker: Linker) -> None:
+        if not self.origins:
+            return
+        from tableshift.link import constants
+        from tableshift.rewrite import table_part
+
+        found = constants.find(sources, self.origins.values(), linker)
+        scanned = {str(s.path.resolve()) for s in sources}
+        for key, origin in self.origins.items():
+            members = self.members[key]
+            why = constants.settle(origin, members, found.uses.get(key, []), scanned=origin.path in scanned and origin.path in found.digests)
+            edit = None
+            if why is None:
+                edit = ConstantEdit(origin.file, origin.path, origin.span, table_part(members[0].target or ""), found.digests[origin.path])
+            self.verdicts[key] = (why, edit)
+
+    def apply(self, outcome: FileOutcome) -> FileOutcome:
+        if not self.verdicts or not any(p.call.table is not None and p.call.table.origin is not None for p in outcome.plans):
+            return outcome
+        from tableshift.rewrite import settle_origin
+
+        plans = tuple(
+            settle_origin(p, *self.verdicts[p.call.table.origin.key])  # type: ignore[union-attr]
+            if p.call.table is not None and p.call.table.origin is not None and p.call.table.origin.key in self.verdicts
+            else p
+            for p in outcome.plans
+        )
+        return dataclasses.replace(outcome, plans=plans)
 
 
 def _helpers_of(source: SourceFile, outcome: FileOutcome) -> Iterator[tuple[Helper, tuple[str, ...]]]:
@@ -540,21 +600,27 @@ class Rewrite:
     refused: str | None = None
 
 
-def rewrite_file(source: SourceFile, outcome: FileOutcome, chosen: Sequence[Plan]) -> Rewrite:
-    """Apply the chosen plans' edits; refuse the file if it changed or would parse worse."""
+def rewrite_file(
+    source: SourceFile, outcome: FileOutcome, chosen: Sequence[Plan], constants: Sequence[ConstantEdit] = (), served: Sequence[Plan] = ()
+) -> Rewrite:
+    """Apply the chosen plans' edits, and the edits of the shared constants this module defines
+    (which `served` calls elsewhere rely on); refuse the file if it changed or would parse worse."""
     path = source.display
+    plans = (*chosen, *served)
     try:
         old = source.path.read_bytes()
     except OSError as exc:
-        return Rewrite(path, source.path, b"", b"", tuple(chosen), f"cannot read: {exc.strerror}")
-    if digest(old) != outcome.digest:
-        return Rewrite(path, source.path, old, old, tuple(chosen), "file changed since it was scanned")
+        return Rewrite(path, source.path, b"", b"", plans, f"cannot read: {exc.strerror}")
+    expected = {outcome.digest} if outcome.digest else set()
+    expected |= {c.digest for c in constants}
+    if expected != {digest(old)}:
+        return Rewrite(path, source.path, old, old, plans, "file changed since it was scanned")
     try:
-        new = apply_edits(old, (e for p in chosen for e in p.edits))
+        new = apply_edits(old, [*(e for p in chosen for e in p.edits), *(c.edit for c in constants)])
     except OverlappingEdits as exc:
-        return Rewrite(path, source.path, old, old, tuple(chosen), f"edits overlap: {exc}")
+        return Rewrite(path, source.path, old, old, plans, f"edits overlap: {exc}")
     # the scan already knows whether the original parsed cleanly: parse it again only if not
     before = error_count(old, source.language) if outcome.result.parse_error else 0
     if error_count(new, source.language) > before:
-        return Rewrite(path, source.path, old, old, tuple(chosen), "the rewritten file would not parse as well as the original")
-    return Rewrite(path, source.path, old, new, tuple(chosen))
+        return Rewrite(path, source.path, old, old, plans, "the rewritten file would not parse as well as the original")
+    return Rewrite(path, source.path, old, new, plans)

@@ -155,6 +155,24 @@ class Columns:
 
 @compact_pickle
 @dataclass(frozen=True, slots=True)
+class Origin:
+    """A constant another module may use too, which names a call's table: where its literal stands."""
+
+    file: str  # the defining module, as reports show it
+    path: str  # the same, resolved: the constant's identity with `span`
+    span: Span  # its literal's content
+    name: str  # `TABLES.content.queue`: how the call reaches it
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.path, self.span.start)
+
+    def shown(self) -> str:
+        return f"constant `{self.name}` in {self.file}"
+
+
+@compact_pickle
+@dataclass(frozen=True, slots=True)
 class TableArg:
     """The table a call names, and how sure we are of it."""
 
@@ -171,6 +189,7 @@ class TableArg:
     candidate_links: tuple[tuple[str, ...], ...] = ()  # imported names a parameter is given at call sites
     parameter: tuple[str, int] | None = None  # (function, index) of the parameter it is: callers elsewhere are linked
     exported_as: tuple[str, ...] = ()  # the names other modules import that function by
+    origin: Origin | None = None  # a constant of another module (or an exported one): settled project-wide
 
     @property
     def certain(self) -> bool:

@@ -19,7 +19,7 @@ from tableshift.patch import patch_of
 from tableshift.report import coverage
 from tableshift.report.coverage import Selection
 from tableshift.report.escape import json_text, printable
-from tableshift.rewrite import Fix, Plan, shared_binding
+from tableshift.rewrite import ConstantEdit, Fix, Plan, shared_binding
 from tableshift.rules import RuleSet
 
 
@@ -53,44 +53,84 @@ def _group_of(plan: Plan, rules: RuleSet) -> str:
 
 
 def run(result: ScanResult, rules: RuleSet, chosen: Selection, *, split: bool) -> PatchOutcome:
-    """Rewrite every file that has selected `auto` calls; build the coverage report."""
-    sources = {s.display: s for s in result.sources}
-    rewrites: list[Rewrite] = []
-    by_group: dict[str, list[Rewrite]] = defaultdict(list)
-    torn: list[Plan] = []  # left out because the selection splits the constant they share
-    for outcome in result.outcomes:
-        picked = [p for p in outcome.plans if p.fix is Fix.AUTO and chosen.why_not(p, rules) is None]
-        kept = _whole_constants(picked, outcome.plans)
-        torn.extend(p for p in picked if p not in kept)
-        picked = kept
-        if not picked:
-            continue
-        source = sources[outcome.result.path]
-        rewrites.append(rewrite_file(source, outcome, picked))
-        if split:
-            groups: dict[str, list[Plan]] = defaultdict(list)
-            for p in picked:
-                groups[_group_of(p, rules)].append(p)
-            for group, plans in groups.items():
-                by_group[group].append(rewrite_file(source, outcome, plans))
-    plans = list(result.plans)
-    rebuild = lambda done: coverage.build(plans, list(done), rules, chosen, split=torn)  # noqa: E731
+    """Rewrite every file that has selected `auto` calls, and the modules defining the shared
+    constants they move; build the coverage report."""
+    picked = [[p for p in o.plans if p.fix is Fix.AUTO and chosen.why_not(p, rules) is None] for o in result.outcomes]
+    kept = _whole_constants(picked, result.plans)
+    torn = [p for before, after in zip(picked, kept) for p in before if p not in after]
+    rewrites, by_group = _rewrite_all(result, rules, kept, split=split)
+    # a module whose constants could not be edited takes its calls elsewhere with it: never half a move
+    failed = {str(r.source.resolve()) for r in rewrites if r.refused is not None and _defines(r)}
+    if failed:
+        kept = [[p for p in plans if p.constant is None or p.constant.path not in failed] for plans in kept]
+        again, by_group = _rewrite_all(result, rules, kept, split=split)
+        refused = {r.path: r for r in rewrites if r.refused is not None and _defines(r)}
+        rewrites = [refused.pop(r.path, r) for r in again] + list(refused.values())
+    all_plans = list(result.plans)
+    rebuild = lambda done: coverage.build(all_plans, list(done), rules, chosen, split=torn)  # noqa: E731
     return PatchOutcome(tuple(rewrites), {g: tuple(r) for g, r in by_group.items()}, rebuild(rewrites), rebuild)
 
 
-def _whole_constants(picked: list[Plan], plans: Sequence[Plan]) -> list[Plan]:
-    """A shared constant is edited only with all its calls: drop a group the selection split."""
-    by_binding: dict[object, int] = {}
+def _rewrite_all(
+    result: ScanResult, rules: RuleSet, kept: list[list[Plan]], *, split: bool
+) -> tuple[list[Rewrite], dict[str, list[Rewrite]]]:
+    # the shared constants the kept calls move, by the module that defines them
+    constants: dict[str, dict[ConstantEdit, list[Plan]]] = defaultdict(lambda: defaultdict(list))
+    for plans in kept:
+        for p in plans:
+            if p.constant is not None:
+                constants[p.constant.path][p.constant].append(p)
+    rewrites: list[Rewrite] = []
+    by_group: dict[str, list[Rewrite]] = defaultdict(list)
+    for source, outcome, plans in zip(result.sources, result.outcomes, kept):
+        defined = constants.pop(str(source.path.resolve()), {})
+        if not plans and not defined:
+            continue
+        served = [p for users in defined.values() for p in users]
+        rewrites.append(rewrite_file(source, outcome, plans, list(defined), served))
+        if split:
+            groups: dict[str, tuple[list[Plan], list[ConstantEdit], list[Plan]]] = defaultdict(lambda: ([], [], []))
+            for p in plans:
+                groups[_group_of(p, rules)][0].append(p)
+            for edit, users in defined.items():
+                group = _group_of(users[0], rules)
+                groups[group][1].append(edit)
+                groups[group][2].extend(users)
+            for group, (mine, edits, users) in groups.items():
+                by_group[group].append(rewrite_file(source, outcome, mine, edits, users))
+    return rewrites, by_group
+
+
+def _defines(rewrite: Rewrite) -> bool:
+    """Whether this rewrite edits shared constants that calls in other files rely on."""
+    here = str(rewrite.source.resolve())
+    return any(p.constant is not None and p.constant.path == here for p in rewrite.plans)
+
+
+def _sharing(p: Plan) -> object | None:
+    """What a rewrite of this plan edits that other calls rely on too: a constant, in its file."""
+    if p.fix is not Fix.AUTO:
+        return None
+    if p.constant is not None:
+        return ("module", p.constant.path, p.constant.span.start)
+    binding = shared_binding(p)
+    return ("file", p.call.file, binding.start) if binding is not None else None
+
+
+def _whole_constants(picked: list[list[Plan]], plans: Sequence[Plan]) -> list[list[Plan]]:
+    """A shared constant is edited only with all its calls: drop the calls of one the selection split."""
+    total: dict[object, int] = defaultdict(int)
     for p in plans:
-        binding = shared_binding(p)
-        if binding is not None:
-            by_binding[binding] = by_binding.get(binding, 0) + 1
-    chosen: dict[object, int] = {}
-    for p in picked:
-        binding = shared_binding(p)
-        if binding is not None:
-            chosen[binding] = chosen.get(binding, 0) + 1
-    return [p for p in picked if shared_binding(p) is None or chosen[shared_binding(p)] == by_binding[shared_binding(p)]]
+        key = _sharing(p)
+        if key is not None:
+            total[key] += 1
+    chosen: dict[object, int] = defaultdict(int)
+    for group in picked:
+        for p in group:
+            key = _sharing(p)
+            if key is not None:
+                chosen[key] += 1
+    return [[p for p in group if (key := _sharing(p)) is None or chosen[key] == total[key]] for group in picked]
 
 
 def _changes(rewrites: Sequence[Rewrite]) -> list[tuple[str, bytes, bytes]]:
@@ -130,15 +170,22 @@ def _apply(outcome: PatchOutcome, err: Console) -> int:
 
     status = 0
     done: list[Rewrite] = []
-    for rewrite in outcome.rewrites:
+    failed: set[str] = set()  # modules whose shared constants were not written: their calls elsewhere wait
+    # modules defining shared constants first: a call elsewhere is written only if its constant was
+    for rewrite in sorted(outcome.rewrites, key=lambda r: not _defines(r)):
         why = rewrite.refused
         if why is None and rewrite.new == rewrite.old:
             continue
+        waiting = next((p.constant.file for p in rewrite.plans if p.constant is not None and p.constant.path in failed), None)
+        if why is None and waiting is not None:
+            why = f"a constant it relies on was not written ({waiting})"
         if why is None:
             old = digest(rewrite.old)
             why = replace_if_unchanged(rewrite.source, rewrite.new, expected=lambda data: digest(data) == old)
         if why is not None:
             err.print(f"skipped {printable(rewrite.path)}: {why}", markup=False, highlight=False, soft_wrap=True)
+            if _defines(rewrite):
+                failed.add(str(rewrite.source.resolve()))
             done.append(dataclasses.replace(rewrite, new=rewrite.old, refused=why))
             status = 1
             continue

@@ -13,6 +13,7 @@ from tableshift.model import (
     Embedded,
     Kind,
     Operation,
+    Origin,
     Role,
     Span,
     Status,
@@ -54,12 +55,30 @@ class ColumnFate:
 
 @compact_pickle
 @dataclass(frozen=True, slots=True)
+class ConstantEdit:
+    """A constant of another module (or an exported one) that names the table: the edit of its literal."""
+
+    file: str  # the defining module, as reports show it
+    path: str  # the same, resolved
+    span: Span
+    text: str  # the target table
+    digest: str  # of the module as searched for uses: it is edited only if it is still that
+
+    @property
+    def edit(self) -> Edit:
+        return Edit(self.span, self.text)
+
+
+@compact_pickle
+@dataclass(frozen=True, slots=True)
 class Plan:
     verdict: Verdict
     fix: Fix
     edits: tuple[Edit, ...] = ()
     reasons: tuple[str, ...] = ()
     fates: tuple[ColumnFate, ...] = ()
+    constant: ConstantEdit | None = None  # `auto` through a shared constant: its edit, in its own module
+    held: str | None = None  # `review` only because of a shared constant: why (the coverage lists it as left out)
 
     @property
     def call(self) -> Call:
@@ -86,6 +105,7 @@ class _Planner:
         self.reasons: list[str] = []
         self.fates: dict[tuple[str, str], ColumnFate] = {}
         self.quote = _quote_style(verdict.call, data)
+        self.pending: str | None = None  # the table comes from a shared constant: settled project-wide
 
     def run(self) -> Plan:
         call = self.call
@@ -101,7 +121,7 @@ class _Planner:
                     "the query chain continues elsewhere (a variable, a return, a helper): its columns are not visible"
                 )
             self._table(rule)
-            table_now = _table_part(rule.target)
+            table_now = table_part(rule.target)
             for column in (*call.columns.select, *call.columns.filter, *call.columns.write, *call.columns.on_conflict):
                 if column.qualifier is None:
                     self._column(column, rule)
@@ -117,7 +137,9 @@ class _Planner:
             if column.qualifier is not None:
                 self._qualified(column)
         fix = Fix.REVIEW if self.reasons else Fix.AUTO
-        edits = _merged(self.edits) if fix is Fix.AUTO else ()
+        # a call whose only obstacle is a shared constant keeps its edits for the project-wide pass
+        ready = fix is Fix.AUTO or (self.pending is not None and set(self.reasons) == {self.pending})
+        edits = _merged(self.edits) if ready else ()
         return Plan(self.verdict, fix, edits, tuple(dict.fromkeys(self.reasons)), tuple(self.fates.values()))
 
     # -- pieces -----------------------------------------------------------
@@ -125,9 +147,12 @@ class _Planner:
     def _table(self, rule: TableRule) -> None:
         table = self.call.table
         assert table is not None
-        if table.source is TableSource.CONSTANT and table.binding is not None and self._same_schema(rule.target):
+        if table.source is TableSource.CONSTANT and table.origin is not None and self._same_schema(rule.target):
+            self.pending = pending(table.origin)
+            self.reasons.append(self.pending)
+        elif table.source is TableSource.CONSTANT and table.binding is not None and self._same_schema(rule.target):
             # a file-private constant: rewritten only if every use of it is (see `settle_shared`)
-            self.edits.append(Edit(table.binding, _table_part(rule.target)))
+            self.edits.append(Edit(table.binding, table_part(rule.target)))
         elif table.source is TableSource.CONSTANT:
             where = table.reasons[0] if table.reasons else "a constant"  # `constant X in file`, from the link pass
             self.reasons.append(f"table name comes from {where}: change the constant (it may serve other calls)")
@@ -136,7 +161,7 @@ class _Planner:
         elif not self._same_schema(rule.target):
             self.reasons.append(f"target {rule.target!r} is in another schema: change `.schema()` by hand")
         else:
-            self.edits.append(Edit(table.span, _table_part(rule.target)))
+            self.edits.append(Edit(table.span, table_part(rule.target)))
 
     def _same_schema(self, target: str) -> bool:
         if "." not in target:
@@ -205,7 +230,7 @@ class _Planner:
     def _embed(self, embed: Embedded, *, parent: str | None, parent_moved: bool, path: tuple[str, ...]) -> None:
         rule = self.rules.lookup(embed.table, self.call.schema)
         path = (*path, embed.alias or embed.table)  # how filters name it: the alias kept by the rewrite
-        now = _table_part(rule.target) if rule is not None else embed.table
+        now = table_part(rule.target) if rule is not None else embed.table
         constraint_hints = [h for h in embed.hints if h not in _JOIN_HINTS]
         if constraint_hints and (rule is not None or parent_moved):
             # a foreign-key name belongs to the old tables; the new ones name theirs differently
@@ -214,7 +239,7 @@ class _Planner:
             if embed.span is None:
                 self.reasons.append(f"embed {embed.table!r} sits in a string with escape sequences")
             else:
-                target = _table_part(rule.target)
+                target = table_part(rule.target)
                 text = target if embed.alias is not None else f"{embed.table}:{target}"
                 self.edits.append(Edit(embed.span, text))
         if rule is not None:
@@ -345,6 +370,28 @@ class _Planner:
             self.reasons.append(f"insert omits NOT NULL column(s) of {rule.target!r} without a default: {', '.join(missing)}")
 
 
+def pending(origin: Origin) -> str:
+    """Why a call whose table comes from a shared constant waits: the project-wide pass settles it."""
+    return f"table name comes from {origin.shown()}: other modules may use it too, so it is changed only with all its uses"
+
+
+def settle_origin(p: Plan, why: str | None, constant: ConstantEdit | None) -> Plan:
+    """The project-wide verdict on a call's shared constant: `auto` with its edit, or `review` with why not."""
+    table = p.call.table
+    if table is None or table.origin is None:
+        return p
+    waiting = pending(table.origin)
+    if waiting not in p.reasons:
+        return p
+    others = tuple(r for r in p.reasons if r != waiting)
+    if why is None and constant is not None and not others:
+        return Plan(p.verdict, Fix.AUTO, p.edits, (), p.fates, constant=constant)
+    if others:  # this call needs a person anyway: the constant moves only once its calls all can
+        why = f"table name comes from {table.origin.shown()}, which changes only when all of its calls can move"
+    reasons = tuple(dict.fromkeys(why if r == waiting else r for r in p.reasons)) if why is not None else p.reasons
+    return Plan(p.verdict, Fix.REVIEW, (), reasons, p.fates, held=why if why is not None and not others else None)
+
+
 SHARED_CONSTANT = "table name comes from a constant that other code uses too: change the constant by hand"
 
 
@@ -400,7 +447,7 @@ def _merged(edits: list[Edit]) -> tuple[Edit, ...]:
     return tuple(sorted(others | merged))
 
 
-def _table_part(name: str) -> str:
+def table_part(name: str) -> str:
     return name.split(".", 1)[-1]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tableshift.link.callsites import CallSite
 from tableshift.link.linker import Linker, Resolved
-from tableshift.model import Call, Kind, Span, TableArg, TableSource
+from tableshift.model import Call, Kind, Origin, Span, TableArg, TableSource
 from tableshift.scan.shared import fold
 from tableshift.scan.source import SourceText
 
@@ -16,10 +16,13 @@ def linked_table(call: Call, linker: Linker, path: Path) -> TableArg:
     """The call's table argument with its imported names followed; a broken link says which."""
     table = call.table
     assert table is not None
+    if table.link and not table.link[0]:
+        return _own_constant(table, linker, path)
     if table.link:
         found = linker.resolve(path, table.link)
         if isinstance(found, Resolved):
-            return TableArg(found.text, TableSource.CONSTANT, reasons=(f"constant {found.via}",))
+            origin = Origin(linker.show(found.file), str(found.file), found.span, found.name) if found.span is not None else None
+            return TableArg(found.text, TableSource.CONSTANT, reasons=(f"constant {found.via}",), origin=origin)
         return TableArg(None, TableSource.DYNAMIC, candidates=table.candidates, reasons=(*table.reasons[:1], f"not resolved: {found}", *table.reasons[1:]))
     candidates = list(table.candidates)
     broken: list[str] = []
@@ -35,6 +38,19 @@ def linked_table(call: Call, linker: Linker, path: Path) -> TableArg:
         candidates=tuple(dict.fromkeys(candidates)),
         reasons=(*table.reasons, *dict.fromkeys(broken)),
     )
+
+
+def _own_constant(table: TableArg, linker: Linker, path: Path) -> TableArg:
+    """A module-level constant of the call's own module: other modules may import it too."""
+    module = path.resolve()
+    found = linker.local_target(module, table.link[1], tuple(table.link[2:]))
+    plain = dataclasses.replace(table, link=())
+    if found is None or found[0] != module or found[1].text != table.name or found[1].span is None:
+        return plain
+    name = ".".join(table.link[1:])
+    where = linker.show(module)
+    origin = Origin(where, str(module), found[1].span, name)
+    return dataclasses.replace(plain, reasons=(f"constant `{name}` in {where}",), origin=origin)
 
 
 _SHOWN_SITES = 5

@@ -162,7 +162,7 @@ def _site(helper: Helper, source, call, arg, table: TableArg, linker: Linker, ow
 
     code = " ".join(n.text(arg).split())
     broken = None
-    if table.link:
+    if table.link and table.link[0]:  # a name imported from another module (not one of this module's own)
         found = linker.resolve(own, table.link)
         if isinstance(found, Resolved):
             names, certain = (found.text,), True

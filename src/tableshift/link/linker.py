@@ -27,6 +27,7 @@ class Resolved:
     file: Path
     span: Span | None
     via: str  # `TABLES.ISSUES` in src/constants.ts: for reasons and reports
+    name: str = ""  # TABLES.ISSUES
 
 
 class Linker:
@@ -45,7 +46,36 @@ class Linker:
         if value.text is None:
             what = "an object" if value.members else "a function" if value.function else "not a string constant"
             return f"{shown} in '{self.show(module)}' is {what}"
-        return Resolved(value.text, module, value.span, f"{shown} in {self.show(module)}")
+        return Resolved(value.text, module, value.span, f"{shown} in {self.show(module)}", shown.strip("`"))
+
+    def target(self, importer: Path, link: tuple[str, ...]) -> tuple[Path, Value] | None:
+        """What `link` names, whatever it is (a string, an object, a function), and its module."""
+        try:
+            module, value, _ = self._follow(importer, link)
+        except Unresolved:
+            return None
+        return module, value
+
+    def export_target(self, module: Path, name: str) -> tuple[Path, Value] | None:
+        """What `module` exports as `name`."""
+        try:
+            found, value, _ = self._export(module, name, (), steps=[0], seen=set())
+        except Unresolved:
+            return None
+        return found, value
+
+    def read(self) -> list[tuple[Path, ModuleFacts]]:
+        """The modules this run has read facts of (each once)."""
+        return [(path, facts) for path, facts in list(self._facts.items()) if isinstance(facts, ModuleFacts)]
+
+    def local_target(self, module: Path, name: str, path: tuple[str, ...]) -> tuple[Path, Value] | None:
+        """What a name used inside `module` (its own constant, or one it imports) names."""
+        try:
+            facts = self.facts(module)
+            found, value, _ = self._local(module, facts, name, path, steps=[0], seen=set())
+        except Unresolved:
+            return None
+        return found, value
 
     def locate(self, importer: Path, link: tuple[str, ...]) -> tuple[Path, str] | None:
         """The module and local name of the function `link` names (a helper called from another file)."""

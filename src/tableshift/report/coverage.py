@@ -65,6 +65,8 @@ def build(
     left_out = [(p, selection.why_not(p, rules)) for p in plans if p.fix is Fix.AUTO]
     left_out = [(p, why) for p, why in left_out if why is not None]
     left_out += [(p, "the constant naming its table also serves calls outside this selection") for p in split]
+    # held back because the constant naming the table has other uses: it is not edited, nor are they
+    left_out += [(p, p.held) for p in plans if p.fix is Fix.REVIEW and p.held]
     left_out.sort(key=lambda pw: (pw[0].call.file, pw[0].call.start.line, pw[0].call.start.column))
 
     def stats(match) -> dict[str, Any]:  # type: ignore[no-untyped-def]

@@ -146,11 +146,15 @@ def _in_component(call: Call) -> Call:
     """A component's constant may be named by its markup too, which the scan does not read: never
     rewritten in place (the call is review, naming why)."""
     table = call.table
-    if table is None or table.binding is None:
+    own = table is not None and bool(table.link) and not table.link[0]  # a module-level constant of the component
+    if table is None or (table.binding is None and not own):
         return call
     return dataclasses.replace(
         call,
-        table=dataclasses.replace(table, binding=None, binding_refs=0, reasons=("a constant of the component, which its markup may use too",)),
+        table=dataclasses.replace(
+            table, binding=None, binding_refs=0, link=() if own else table.link,
+            reasons=("a constant of the component, which its markup may use too",),
+        ),  # fmt: skip
     )
 
 

@@ -63,6 +63,14 @@ class Resolver:
         holder = self.parents.parent(statement) if statement is not None else None
         return holder is not None and holder.type == "program" and not self.exports_names
 
+    def _module_level(self, decl: Node) -> bool:
+        """A module-level `const`, exported or not."""
+        statement = self.parents.parent(decl)
+        holder = self.parents.parent(statement) if statement is not None else None
+        if holder is not None and holder.type == "export_statement":
+            holder = self.parents.parent(holder)
+        return holder is not None and holder.type == "program"
+
     @cached_property
     def exports_names(self) -> bool:
         # `export { X }` or `export default X`: be conservative about every constant in the file
@@ -158,6 +166,9 @@ class Resolver:
                         binding=lit.content_span,
                         binding_refs=self.references[name] - 1,
                     )
+                if lit is not None and self._module_level(decl):
+                    # other modules may import it: the link pass finds it, and settles it project-wide
+                    return TableArg(inner.name, TableSource.CONSTANT, link=("", name))
                 return TableArg(inner.name, TableSource.CONSTANT)
             return TableArg(None, TableSource.DYNAMIC, candidates=inner.candidates, reasons=inner.reasons)
         candidates = list(inner.candidates) if not inner.certain else [inner.name]
@@ -246,7 +257,8 @@ class Resolver:
                 found = _follow(_unfreeze(n.unwrap(value)), path[1:])
                 lit = n.string_literal(found) if found is not None else None
                 if lit is not None:
-                    return TableArg(lit.value, TableSource.CONSTANT)
+                    link = ("", *path) if self._module_level(decl) else ()
+                    return TableArg(lit.value, TableSource.CONSTANT, link=link)
         if len(path) == 2 and (path[0] == "this" or path[0][:1].isupper()) and path[1] in self.fields:
             literals = [n.string_literal(v) for v in self.fields[path[1]]]
             names = tuple(dict.fromkeys(lit.value for lit in literals if lit is not None))
