@@ -18,14 +18,13 @@ import typer
 from tableshift import __version__
 from tableshift.errors import UsageError
 
-from tableshift.engine import Options as EngineOptions
-
 if TYPE_CHECKING:
     from rich.console import Console
 
     from tableshift.config import Config
     from tableshift.discover import SourceFile
     from tableshift.engine import FileOutcome, ScanResult
+    from tableshift.engine import Options as EngineOptions
     from tableshift.rules import RuleSet
 
 EXIT_OK = 0
@@ -167,6 +166,7 @@ def _inputs(
     flags: RunFlags = RunFlags(),
 ) -> Inputs:
     from tableshift.config import load_config
+    from tableshift.engine import Options as EngineOptions
     from tableshift.rules import load_rules
 
     config = load_config(config_path, cwd=Path.cwd())
