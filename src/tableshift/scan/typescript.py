@@ -189,20 +189,21 @@ def scan(data: bytes, *, path: str, language: str) -> tuple[list[Call], bool]:
     ctx = _FileScan(path=path, language=language, src=src, root=root, grammar=g)
     calls: list[Call] = []
     seen: set[tuple[int, int]] = set()
-    cursor = QueryCursor(g.queries["calls"])
-    # Only the neighbourhood of each byte-level hit is matched: most of a large file is never visited.
+    # Only the neighbourhood of each byte-level hit is visited: the smallest node holding the hit,
+    # then up to the nearest call a query starts with (`.from(`, `.rpc(`, the `.on(` of a
+    # realtime option). Most of a large file is never visited.
     for hit in TS_CANDIDATE.finditer(data):
-        cursor.set_byte_range(hit.start(), hit.end())
-        for _, match in cursor.matches(root):
-            node = match["call"][0]
-            key = (node.start_byte, node.end_byte)
-            if key in seen:
-                continue
-            seen.add(key)
-            method = _start_method(node)
-            call = ctx.call_at(node, method) if method is not None else None
-            if call is not None:
-                calls.append(call)
+        node = _call_of_hit(root.descendant_for_byte_range(hit.start(), hit.end()))
+        if node is None:
+            continue
+        key = (node.start_byte, node.end_byte)
+        if key in seen:
+            continue
+        seen.add(key)
+        method = _start_method(node)
+        call = ctx.call_at(node, method) if method is not None else None
+        if call is not None:
+            calls.append(call)
     calls.sort(key=lambda c: (c.span.start, c.start.line, c.start.column))
     return calls, root.has_error
 
@@ -274,6 +275,8 @@ class _FileScan:
         """`X.storage.from(...)` whatever X is (a call, `await`, `this.db`), or a variable holding `X.storage`."""
         if _storage_member(inner):
             return True
+        if inner.type == "identifier" and b"storage" not in self.src.data:
+            return False  # no variable of this file can hold `X.storage`
         if inner.type == "identifier":
             decl = self.resolver.binding(n.text(inner), inner)
             if decl is None:
@@ -589,6 +592,17 @@ def _callee(call: Node) -> Node | None:
         inner = next((c for c in func.named_children if c.type == "member_expression"), None)
         return inner if inner is not None else func
     return func
+
+
+def _call_of_hit(node: Node | None) -> Node | None:
+    """The nearest call holding a candidate hit whose method a query starts with."""
+    while node is not None:
+        if node.type == "call_expression" and _start_method(node) is not None:
+            return node
+        if node.type in ("program", "statement_block", "class_body"):
+            return None
+        node = node.parent
+    return None
 
 
 def _start_method(call: Node) -> Node | None:
