@@ -38,7 +38,13 @@ class SourceFile:
 
 
 def language_of(path: str | Path) -> str | None:
-    return LANGUAGES.get(Path(path).suffix.lower())
+    name = os.fspath(path)
+    dot = name.rfind(".")
+    if dot == -1 or "/" in name[dot:] or os.sep in name[dot:]:
+        return None
+    if dot == 0 or name[dot - 1] in "/" + os.sep:
+        return None  # `.ts` alone is a hidden file's name, not a suffix (as pathlib says)
+    return LANGUAGES.get(name[dot:].lower())
 
 
 def discover(
@@ -56,10 +62,12 @@ def discover(
     """
     cwd = (cwd or Path.cwd()).resolve()
     base = pattern_base.resolve() if pattern_base is not None else None
-    import pathspec
+    include_spec = exclude_spec = None
+    if include or exclude:
+        import pathspec
 
-    include_spec = pathspec.GitIgnoreSpec.from_lines(include) if include else None
-    exclude_spec = pathspec.GitIgnoreSpec.from_lines(exclude) if exclude else None
+        include_spec = pathspec.GitIgnoreSpec.from_lines(include) if include else None
+        exclude_spec = pathspec.GitIgnoreSpec.from_lines(exclude) if exclude else None
     found: dict[Path, SourceFile] = {}
     for raw in paths or (".",):
         root = Path(os.path.abspath(cwd / raw))
@@ -75,26 +83,28 @@ def discover(
             found.setdefault(root, SourceFile(root, _display(root, cwd), language))
             continue
         prefix = _prefix(root, cwd)
+        top = os.fspath(root)
         for rel in _listed(root):
-            parts = rel.split("/")
-            if ALWAYS_SKIPPED_DIRS.intersection(parts[:-1]):
-                continue
             language = language_of(rel)
             if language is None:
                 continue
-            also = _relative(root / rel, base)
-            if include_spec is not None and not (include_spec.match_file(rel) or (also and include_spec.match_file(also))):
+            if ALWAYS_SKIPPED_DIRS.intersection(rel.split("/")[:-1]):
                 continue
-            if exclude_spec is not None and (exclude_spec.match_file(rel) or (also and exclude_spec.match_file(also))):
-                continue
-            full = root / rel
+            if include_spec is not None or exclude_spec is not None:
+                also = _relative(root / rel, base)
+                if include_spec is not None and not (include_spec.match_file(rel) or (also and include_spec.match_file(also))):
+                    continue
+                if exclude_spec is not None and (exclude_spec.match_file(rel) or (also and exclude_spec.match_file(also))):
+                    continue
+            name = os.path.join(top, rel)
             # a symlink is scanned as its target where the target is in the tree, never twice
             # and never rewritten through the link
             try:
-                regular = stat.S_ISREG(os.lstat(full).st_mode)
+                regular = stat.S_ISREG(os.lstat(name).st_mode)
             except OSError:
                 continue
             if regular:
+                full = Path(name)
                 found.setdefault(full, SourceFile(full, prefix + rel if prefix is not None else _display(full, cwd), language))
     return sorted(found.values(), key=lambda f: f.display)
 

@@ -411,21 +411,14 @@ def _per_file(
     keys: dict[int, str] = {}  # candidate files: index -> cache key
     digests: dict[int, str] = {}
     known = _StatIndex(cache, options)
-    for index, source in enumerate(sources):
-        verdict = known.verdict(source)
-        if verdict.startswith("error:"):
-            trivial[index] = FileResult(path=source.display, language=source.language, error=verdict[len("error:") :])
-        elif verdict.startswith("skip:"):
-            candidates, _, reason = verdict[len("skip:") :].partition(":")
-            trivial[index] = FileResult(path=source.display, language=source.language, skipped=reason, candidates=candidates == "1")
-        elif verdict == "none":
-            trivial[index] = FileResult(path=source.display, language=source.language)
-        else:
-            digests[index] = verdict[len("digest:") :]
-            keys[index] = cache.key(source.display, digests[index]) if cache is not None else ""
-    cached = cache.existing(list(keys.values())) if cache is not None else set()
-    todo = [i for i in keys if keys[i] not in cached]
-    computed = iter(_compute([sources[i] for i in todo], todo, rules, options.jobs))
+    # the pool starts on the first batch of files to scan, while this pass still reads the rest
+    work = _Work(rules, options.jobs, hint=len(sources))
+    try:
+        cached = _first_pass(sources, known, cache, work, trivial, keys, digests)
+    except BaseException:
+        work.abort()  # interrupted while reading: the workers already started go at once
+        raise
+    computed = iter(work.results())
     try:
         for index, source in enumerate(sources):
             blob: bytes | None = None
@@ -506,19 +499,84 @@ def _loads(blob: bytes) -> tuple | None:  # type: ignore[type-arg]
         return None
 
 
-def _compute(
-    todo: list[SourceFile], indices: list[int], rules: RuleSet | None, jobs: int
-) -> Iterable[tuple[int, bytes]]:
-    cores = os.cpu_count() or 1
-    # never more processes than there is work, nor more than a few per core: each costs a fork
-    workers = min(jobs if jobs > 0 else cores, MAX_WORKERS_PER_CORE * cores, max(1, len(todo) // 2))
-    if workers <= 1 or len(todo) < PARALLEL_MIN_FILES:
-        for index, source in zip(indices, todo):
-            yield index, dumps(_to_cache(scan_file(source, rules)))
-        return
-    size = max(1, min(BATCH_MAX, len(todo) // (workers * 4)))
-    batches = [(indices[i : i + size], todo[i : i + size]) for i in range(0, len(todo), size)]
-    yield from _pooled(batches, rules, min(workers, len(batches)))
+def _first_pass(sources, known, cache, work, trivial, keys, digests) -> set[str]:  # type: ignore[no-untyped-def]
+    """Each file read once (or known by its stat): trivial, cached, or scheduled to be scanned."""
+    cached: set[str] = set()
+    waiting: list[int] = []  # candidates whose cache entry is not looked up yet
+    for index, source in enumerate(sources):
+        verdict = known.verdict(source)
+        if verdict.startswith("error:"):
+            trivial[index] = FileResult(path=source.display, language=source.language, error=verdict[len("error:") :])
+        elif verdict.startswith("skip:"):
+            candidates, _, reason = verdict[len("skip:") :].partition(":")
+            trivial[index] = FileResult(path=source.display, language=source.language, skipped=reason, candidates=candidates == "1")
+        elif verdict == "none":
+            trivial[index] = FileResult(path=source.display, language=source.language)
+        else:
+            digests[index] = verdict[len("digest:") :]
+            keys[index] = cache.key(source.display, digests[index]) if cache is not None else ""
+            waiting.append(index)
+            if len(waiting) >= work.size:
+                cached |= _schedule(waiting, keys, cache, work, sources)
+    cached |= _schedule(waiting, keys, cache, work, sources)
+    return cached
+
+
+def _schedule(waiting: list[int], keys: dict[int, str], cache, work: _Work, sources: Sequence[SourceFile]) -> set[str]:  # type: ignore[no-untyped-def]
+    """Look the waiting candidates up in the cache; the others go to work. Empties `waiting`."""
+    found = cache.existing([keys[i] for i in waiting]) if cache is not None and waiting else set()
+    for i in waiting:
+        if keys[i] not in found:
+            work.add(i, sources[i])
+    waiting.clear()
+    return found
+
+
+class _Work:
+    """Files to scan, in order: in this process for a few, else in batches through a process pool
+    that starts as soon as there is enough to do (the first pass goes on reading meanwhile)."""
+
+    def __init__(self, rules: RuleSet | None, jobs: int, *, hint: int) -> None:
+        cores = os.cpu_count() or 1
+        # never more than a few processes per core: each costs a fork
+        self.workers = max(1, min(jobs if jobs > 0 else cores, MAX_WORKERS_PER_CORE * cores))
+        self.rules = rules
+        # small batches early keep every worker busy; large ones cost less to send
+        self.size = max(4, min(BATCH_MAX, hint // (self.workers * 8) or 1))
+        self.todo: list[tuple[int, SourceFile]] = []
+        self.batches: list[tuple[list[int], list[SourceFile]]] = []
+        self.pool = None
+        self.futures: list = []  # type: ignore[type-arg]
+
+    def add(self, index: int, source: SourceFile) -> None:
+        self.todo.append((index, source))
+        if len(self.todo) >= PARALLEL_MIN_FILES and self.workers > 1:
+            while len(self.todo) >= self.size:
+                self._submit(self.todo[: self.size])
+                del self.todo[: self.size]
+
+    def _submit(self, chunk: list[tuple[int, SourceFile]]) -> None:
+        batch = ([i for i, _ in chunk], [s for _, s in chunk])
+        self.batches.append(batch)
+        if self.pool is None:
+            self.pool = _pool(self.rules, self.workers)
+        self.futures.append(self.pool.submit(_work, batch[1]))
+
+    def results(self) -> Iterator[tuple[int, bytes]]:
+        if self.pool is None:  # little to do: not worth a process
+            for index, source in self.todo:
+                yield index, dumps(_to_cache(scan_file(source, self.rules)))
+            return
+        if self.todo:
+            self._submit(self.todo)
+            self.todo = []
+        yield from _pooled(self.batches, self.rules, self.workers, pool=self.pool, futures=self.futures)
+
+    def abort(self) -> None:
+        if self.pool is not None:
+            _kill(self.pool)
+            self.pool.shutdown(wait=False)
+            self.pool = None
 
 
 def _pool(rules: RuleSet | None, workers: int):  # type: ignore[no-untyped-def]
@@ -530,17 +588,19 @@ def _pool(rules: RuleSet | None, workers: int):  # type: ignore[no-untyped-def]
 
 
 def _pooled(
-    batches: list[tuple[list[int], list[SourceFile]]], rules: RuleSet | None, workers: int
+    batches: list[tuple[list[int], list[SourceFile]]], rules: RuleSet | None, workers: int, *, pool=None, futures=None  # type: ignore[no-untyped-def]
 ) -> Iterator[tuple[int, bytes]]:
-    """Batches through a process pool, in order. A worker that dies (a parser's native crash) costs
-    only its own file: that batch is retried one file per process, and a new pool takes the rest.
-    Interrupted, the workers are killed at once rather than left to finish."""
+    """Batches through a process pool, in order (a pool already given the batches may be passed).
+    A worker that dies (a parser's native crash) costs only its own file: that batch is retried one
+    file per process, and a new pool takes the rest. Interrupted, the workers are killed at once
+    rather than left to finish."""
     from concurrent.futures.process import BrokenProcessPool
 
     remaining = batches
     while remaining:
-        pool = _pool(rules, workers)
-        futures = [pool.submit(_work, files) for _, files in remaining]
+        if pool is None or futures is None:
+            pool = _pool(rules, min(workers, len(remaining)))
+            futures = [pool.submit(_work, files) for _, files in remaining]
         broken = False
         try:
             for k, (indices, files) in enumerate(remaining):
@@ -566,6 +626,7 @@ def _pooled(
                 pool.shutdown(wait=False)
             else:
                 pool.shutdown(wait=True)
+            pool = futures = None
 
 
 def _isolated(source: SourceFile, rules: RuleSet | None) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 AGGREGATES = frozenset({"avg", "count", "max", "min", "sum"})
 OPERATORS = frozenset(
@@ -262,6 +263,12 @@ class _SelectParser:
 
 def parse_select(text: str) -> Select:
     """Columns and embeds of a select string with their offsets, so each can be renamed in place."""
+    return _parse_select(text)
+
+
+@lru_cache(maxsize=4096)
+def _parse_select(text: str) -> Select:
+    # the same select strings recur across a codebase; the result is immutable (errors are not cached)
     return Select(_SelectParser(text).items(0, None))
 
 

@@ -18,7 +18,7 @@ CLIENTISH = re.compile(r"supabase|client|admin|(?<![a-z])db|database|(?<![a-z])s
 # around each hit, so the two must stay one pattern.
 TS_CANDIDATE = re.compile(rb"\.\s*(?:from|rpc)\s*(?:<[^()]{0,200}?>\s*)?\(|postgres_changes")  # `.from<Row>(` too
 PY_CANDIDATE = re.compile(rb"\.\s*(?:table|from_|rpc|on_postgres_changes)\s*\(")
-_SPACE_AROUND = re.compile(r"\s*([.()\[\]{},:])\s*")
+_PUNCTUATION = re.compile(r"([.()\[\]{},:])")
 
 
 def chain_evidence(links: Iterable[tuple[str, bool]], *, postgrest: frozenset[str], ambiguous: frozenset[str]) -> bool:
@@ -34,7 +34,10 @@ def chain_evidence(links: Iterable[tuple[str, bool]], *, postgrest: frozenset[st
 def fold(code: str, limit: int = 240) -> str:
     """Code on one line, white space around punctuation removed and quotes made alike:
     stable under reformatting, so a baseline can match a call that a formatter touched."""
-    folded = _SPACE_AROUND.sub(r"\1", " ".join(code.split())).replace('"', "'").replace("`", "'")
+    parts = _PUNCTUATION.split(" ".join(code.split()))
+    # white space on either side of punctuation goes: strip every piece between punctuation
+    parts[::2] = [p.strip() for p in parts[::2]]
+    folded = "".join(parts).replace('"', "'").replace("`", "'")
     return folded if len(folded) <= limit else folded[: limit - 1] + "…"
 
 

@@ -219,6 +219,7 @@ class _FileScan:
         self.resolver = Resolver(root, grammar.queries, self.parents)
         self._uses: dict[str, _Uses] | None = None
         self._escaped: dict[int, str] = {}  # chain top node id -> why its builder escapes
+        self._says_storage = b"storage" in src.data
 
     # -- detection --------------------------------------------------------
 
@@ -275,7 +276,7 @@ class _FileScan:
         """`X.storage.from(...)` whatever X is (a call, `await`, `this.db`), or a variable holding `X.storage`."""
         if _storage_member(inner):
             return True
-        if inner.type == "identifier" and b"storage" not in self.src.data:
+        if inner.type == "identifier" and not self._says_storage:
             return False  # no variable of this file can hold `X.storage`
         if inner.type == "identifier":
             decl = self.resolver.binding(n.text(inner), inner)
