@@ -36,6 +36,9 @@ QUERY_SHAPES = [
     "  await {recv}.storage.from('media').upload(path, file);\n",
     "  await {recv}.schema('analytics').from('events').insert({{ kind: '{table}' }});\n",
 ]
+# how often each shape occurs, as measured on the seed's codebase: literal tables almost always
+# (97% of calls are certain), a builder held in a `let` rarely, helpers taking a table rarer still
+SHAPE_WEIGHTS = [30, 15, 15, 8, 5, 1, 8, 8, 1, 1, 3, 1, 1]
 NOISE = [
     "  const parts = Array.from(items).map((x) => x.id);\n",
     "  const buf = Buffer.from(payload, 'base64');\n",
@@ -74,21 +77,23 @@ def _fill(rng: random.Random, template: str) -> str:
 
 
 def generate_file(rng: random.Random, index: int) -> str:
-    """One module: imports, ordinary code, and in about a third of the files some query functions."""
+    """One module: imports, ordinary code, and in about half of the files some query functions."""
     out = [
         "import { supabase, getSupabaseClient } from '../lib/supabase';\n",
         "import { log } from '../lib/log';\n",
         "import type { Logger } from '../lib/log';\n\n",
         "const TABLE = 'outcomes';\n\n",
     ]
-    target = rng.randint(4_000, 16_000)
+    # calibrated on the seed's own codebase (jatenner/xBOT, see codebases.toml): 2,509 TS/JS files,
+    # 8.5 KB on average, 53% of them mention `.from(` (queries or not), 4.2 query calls in each of those
+    target = rng.randint(3_000, 14_000)
     size = sum(map(len, out))
-    has_queries = rng.random() < 0.1  # calibrated: about 1,000 query calls in 2,000 files, as in the seed codebase
-    has_noise = rng.random() < 0.25
+    has_queries = rng.random() < 0.42
+    has_noise = rng.random() < 0.2
     fn = 0
     while size < target:
-        if has_queries and rng.random() < 0.2:
-            body = "".join(_fill(rng, rng.choice(QUERY_SHAPES)) for _ in range(rng.randint(1, 2)))
+        if has_queries and rng.random() < 0.1:
+            body = "".join(_fill(rng, rng.choices(QUERY_SHAPES, SHAPE_WEIGHTS)[0]) for _ in range(rng.randint(1, 2)))
             chunk = f"export async function job{index}_{fn}(id: string, filter?: string, since?: string, tableName = 'posts') {{\n  const cutoff = new Date().toISOString();\n{body}  return true;\n}}\n\n"
         elif has_noise and rng.random() < 0.1:
             chunk = f"export function util{index}_{fn}(items: Iterable<{{ id: string }}>, el: Element, payload: string) {{\n{_fill(rng, rng.choice(NOISE))}  return null;\n}}\n\n"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import StrEnum
 
 from tableshift.model import (
+    FastEnum,
     Call,
     Column,
     Edit,
@@ -28,7 +28,7 @@ from tableshift.schema import TargetSchema
 _JOIN_HINTS = frozenset({"inner", "left"})
 
 
-class Fix(StrEnum):
+class Fix(FastEnum):
     """What patch can do with a call."""
 
     OK = "ok"  # no legacy table involved
@@ -37,7 +37,7 @@ class Fix(StrEnum):
     DYNAMIC = "dynamic"  # the table is not known statically
 
 
-class Fate(StrEnum):
+class Fate(FastEnum):
     KEPT = "kept"
     RENAMED = "renamed"
     MISSING = "missing"  # the target has no such column

@@ -387,7 +387,7 @@ class _FileScan:
             "client": _client_text(client),
             "code": self.src.line_text(start.line).strip(),
             "chain": fold(n.text(top)),
-            "in_error_region": statement_node.has_error or any(a.type == "ERROR" for a in self.parents.ancestors(top)),
+            "in_error_region": statement_node.has_error or (self.root.has_error and any(a.type == "ERROR" for a in self.parents.ancestors(top))),
         }
 
     def _table(self, node, method, client, schema, arg, links, top, continuation, evidence) -> Call:  # type: ignore[no-untyped-def]
