@@ -311,6 +311,76 @@ def patch(
     raise typer.Exit(status)
 
 
+class Phase(StrEnum):
+    expand = "expand"
+    backfill = "backfill"
+    parity = "parity"
+    contract = "contract"
+
+
+DatabaseUrlOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--database-url",
+        envvar="TABLESHIFT_DATABASE_URL",
+        help="Read the schemas from this PostgreSQL (read only; every statement is rolled back) instead of an embedded one.",
+    ),
+]
+
+
+@app.command()
+@_quiet_pipe
+def sql(
+    rules: RulesOpt = None,
+    legacy_schema: Annotated[
+        Optional[Path],
+        typer.Option("--legacy-schema", help="The legacy tables' DDL: a pg_dump / supabase db dump file, or a folder of migrations."),
+    ] = None,
+    phase: Annotated[Optional[Phase], typer.Option("--phase", help="One phase (default: all four, in order).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the SQL to this file instead of stdout.")] = None,
+    archive_schema: Annotated[str, typer.Option("--archive-schema", help="Where `contract` moves the legacy tables.")] = "archive",
+    database_url: DatabaseUrlOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write the migration SQL of each phase: expand (targets, dual-write triggers), backfill, parity, contract."""
+    from tableshift.db import load, migration, server
+
+    _check_targets(output)
+    inputs = _inputs(config, None, rules, None, None, need_rules=True)
+    assert inputs.rules is not None
+    if not inputs.rules.schema_path:
+        raise UsageError(f"{inputs.rules.path}: `sql` needs the target tables' DDL: set `schema` in the rules")
+    if legacy_schema is None and not database_url:
+        raise UsageError("--legacy-schema FILE (or a folder of migrations) is required without --database-url")
+    if not archive_schema or "\0" in archive_schema:
+        raise UsageError("--archive-schema: must name a schema")
+    ddl_path = Path(inputs.rules.schema_path)
+    from tableshift.fsutil import read_input
+
+    ddl = read_input(ddl_path, what="schema").decode("utf-8", "replace")
+    phases = [phase.value] if phase is not None else list(migration.PHASES)
+    with server.database(database_url) as url, server.connect(url) as conn:
+        if database_url is None:
+            conn.execute(load.SUPABASE)
+        if legacy_schema is not None:
+            load.load(conn, legacy_schema, what="legacy schema")
+        targets = [r.target for r in inputs.rules.tables]
+        if all(_exists(conn, t) for t in targets):
+            pass  # already there (a database past `expand`)
+        else:
+            load.load(conn, ddl_path, what="target schema")
+        plan = migration.moves(conn, inputs.rules)
+    text = "\n".join(
+        migration.script(p, inputs.rules, plan, ddl=ddl, schema_file=ddl_path.name, archive=archive_schema) for p in phases
+    )
+    _emit(text, output)
+
+
+def _exists(conn, table: str) -> bool:  # type: ignore[no-untyped-def]
+    schema, _, name = table.rpartition(".")
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema or 'public'}.{name}",)).fetchone()[0]
+
+
 def _check_targets(*paths: Path | None) -> None:
     from tableshift.fsutil import check_target
 

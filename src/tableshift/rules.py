@@ -14,7 +14,7 @@ from tableshift.errors import UsageError
 from tableshift.schema import TargetSchema, load_schema
 
 _TOP_KEYS = {"version", "name", "description", "schema", "table"}
-_TABLE_KEYS = {"legacy", "target", "group", "notes", "renames", "drop", "where", "set"}
+_TABLE_KEYS = {"legacy", "target", "group", "notes", "renames", "drop", "where", "set", "key"}
 Scalar = str | int | float | bool
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 # a group names a file under --split-dir: no separators, no leading dot, nothing a shell or a path reads twice
@@ -35,6 +35,7 @@ class TableRule:
     drop: frozenset[str] = frozenset()
     where: tuple[tuple[str, Scalar], ...] = ()  # equality filters added to reads, updates, deletes
     set: tuple[tuple[str, Scalar], ...] = ()  # values added to insert / upsert payloads
+    key: tuple[str, ...] = ()  # legacy columns by which a legacy row finds its twin in the target (`sql`)
 
     def rename(self, column: str) -> str | None:
         """The new name of a renamed column, or None when it keeps its name."""
@@ -52,6 +53,7 @@ class RuleSet:
     tables: tuple[TableRule, ...] = ()
     digest: str = ""
     target_schema: TargetSchema | None = None
+    schema_path: str = ""  # the target DDL file, for `sql`
     _index: dict[tuple[str | None, str], TableRule] = field(default_factory=dict, repr=False, compare=False)
 
     def lookup(self, table: str | None, schema: str | None = None) -> TableRule | None:
@@ -129,6 +131,7 @@ def parse_rules(raw: bytes, where: str, *, base: Path | None = None) -> RuleSet:
         if rule.target in legacy_names:
             raise fail(f"table[{i + 1}].target", f"target {rule.target!r} is itself a legacy table in this file")
     target_schema = None
+    schema_path = None
     if schema_name is not None:
         schema_path = _schema_path(base or Path("."), schema_name, fail)
         target_schema = load_schema(schema_path)
@@ -141,6 +144,7 @@ def parse_rules(raw: bytes, where: str, *, base: Path | None = None) -> RuleSet:
         tables=tuple(rules),
         digest=hashlib.sha256(raw + (target_schema.fingerprint.encode() if target_schema else b"")).hexdigest()[:16],
         target_schema=target_schema,
+        schema_path=str(schema_path) if schema_path is not None else "",
         _index=index,
     )
 
@@ -254,6 +258,14 @@ def _table_rule(entry: dict[str, Any], key: str, fail: Any) -> TableRule:
 
     where_values = _scalars(entry, "where", key, fail)
     set_values = _scalars(entry, "set", key, fail)
+    key_raw = entry.get("key", [])
+    if not isinstance(key_raw, list) or not all(isinstance(c, str) and _IDENT.match(c) and "." not in c for c in key_raw):
+        raise fail(f"{key}.key", "must be a list of legacy column names")
+    if len(set(key_raw)) != len(key_raw):
+        raise fail(f"{key}.key", "lists a column twice")
+    for column in key_raw:
+        if column in drop_raw:
+            raise fail(f"{key}.key", f"column {column!r} is dropped: it cannot match rows")
     return TableRule(
         legacy=legacy,
         target=target,
@@ -264,6 +276,7 @@ def _table_rule(entry: dict[str, Any], key: str, fail: Any) -> TableRule:
         drop=frozenset(drop_raw),
         where=where_values,
         set=set_values,
+        key=tuple(key_raw),
     )
 
 

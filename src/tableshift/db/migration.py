@@ -1,0 +1,430 @@
+"""The plan's database side as SQL: expand (targets and dual-write triggers), backfill, parity,
+contract (archive and compatibility views). Each phase is one script that runs in one transaction,
+is safe to run twice and says in comments what it does.
+
+Everything is derived from what PostgreSQL reports about the loaded schemas (column types,
+defaults, unique column sets), so casts, keys and views follow the real tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from tableshift.db import catalog
+from tableshift.db.catalog import Column, Table, literal, quote
+from tableshift.errors import UsageError
+from tableshift.rules import RuleSet, TableRule
+
+if TYPE_CHECKING:
+    import psycopg
+
+PHASES = ("expand", "backfill", "parity", "contract")
+BATCH = 1000
+# types with no equality operator: compared by their text
+_TEXT_COMPARED = {"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"}
+
+
+@dataclass(slots=True)
+class Move:
+    """One legacy table and how its rows land in the target."""
+
+    rule: TableRule
+    legacy: Table
+    target: Table
+    copied: list[tuple[Column, Column]] = field(default_factory=list)  # legacy column -> target column
+    constants: list[tuple[str, object]] = field(default_factory=list)  # target column <- value (`where`, `set`)
+    key: list[tuple[Column, Column]] = field(default_factory=list)  # how a legacy row finds its twin
+    notes: list[str] = field(default_factory=list)  # what is not copied, and why
+
+    @property
+    def where(self) -> list[tuple[str, object]]:
+        return list(self.rule.where)
+
+    def cast(self, old: Column, new: Column, ref: str) -> str:
+        """`ref` (a legacy value) as the target column's type: explicit where the types differ."""
+        value = f"{ref}.{quote(old.name)}"
+        return value if old.type == new.type else f"({value})::{new.type}"
+
+    def matched(self, target: str, source: str) -> list[str]:
+        """Conditions under which a target row is the twin of a legacy row: equal keys (else equal
+        copied columns), and the rules' `where` of a merged table."""
+        if self.key:
+            conditions = [f"{target}.{quote(new.name)} IS NOT DISTINCT FROM {self.cast(old, new, source)}" for old, new in self.key]
+        else:
+            conditions = [_same(f"{target}.{quote(new.name)}", self.cast(old, new, source), new.type) for old, new in self.copied]
+        conditions += [f"{target}.{quote(column)} = {literal(value)}" for column, value in self.where]
+        return conditions or ["true"]
+
+    def key_text(self, ref: str) -> str:
+        """A legacy row's key as text, for reports."""
+        if self.key:
+            parts = [f"{ref}.{quote(old.name)}::text" for old, _ in self.key]
+            return parts[0] if len(parts) == 1 else "concat_ws(', ', " + ", ".join(parts) + ")"
+        return f"row_to_json({ref})::text"
+
+    @property
+    def casts(self) -> list[tuple[Column, Column]]:
+        return [(old, new) for old, new in self.copied if old.type != new.type]
+
+
+def _same(a: str, b: str, type_: str) -> str:
+    if type_.split("(")[0].strip() in _TEXT_COMPARED:
+        return f"{a}::text IS NOT DISTINCT FROM ({b})::text"
+    return f"{a} IS NOT DISTINCT FROM {b}"
+
+
+def moves(conn: psycopg.Connection, rules: RuleSet) -> list[Move]:
+    """Each legacy table of the rules, mapped onto its target from the loaded schemas."""
+    out = []
+    for rule in rules.tables:
+        schema = rule.schema or "public"
+        legacy = catalog.table(conn, rule.legacy, schema)
+        if legacy is None or legacy.kind == "v":
+            raise UsageError(f"legacy table {schema}.{rule.legacy} is not in the legacy schema")
+        target_schema, _, target_name = rule.target.rpartition(".")
+        target = catalog.table(conn, target_name, target_schema or "public")
+        if target is None:
+            raise UsageError(f"target table {rule.target} is not in the rules' schema")
+        out.append(_move(rule, legacy, target))
+    return out
+
+
+def _move(rule: TableRule, legacy: Table, target: Table) -> Move:
+    move = Move(rule, legacy, target)
+    constants = dict(rule.set)
+    constants.update(dict(rule.where))
+    for old in legacy.columns:
+        if old.generated:
+            continue
+        if old.name in rule.drop:
+            move.notes.append(f"{old.name}: dropped by the rules")
+            continue
+        name = rule.rename(old.name) or old.name
+        new = target.column(name)
+        if new is None:
+            move.notes.append(f"{old.name}: {target.name} has no column {name}")
+            continue
+        if new.generated:
+            move.notes.append(f"{old.name}: {target.name}.{name} is generated")
+            continue
+        if name in constants:
+            move.notes.append(f"{old.name}: {target.name}.{name} is set by the rules to {literal(constants[name])}")
+            continue
+        if new.numbered and name not in rule.key and old.name not in rule.key:
+            move.notes.append(f"{old.name}: {target.name}.{name} numbers its own rows")
+            continue
+        move.copied.append((old, new))
+    move.constants = list(constants.items())
+    move.key = _key(rule, legacy, target, move)
+    given = {new.name for _, new in move.copied} | set(constants)
+    for column in target.columns:
+        if column.not_null and column.default is None and not column.generated and column.name not in given:
+            move.notes.append(f"warning: {target.name}.{column.name} is NOT NULL without a default and gets no value from {legacy.name}: such rows cannot be copied")
+    return move
+
+
+def _key(rule: TableRule, legacy: Table, target: Table, move: Move) -> list[tuple[Column, Column]]:
+    copied = {old.name: (old, new) for old, new in move.copied}
+    if rule.key:
+        missing = [name for name in rule.key if name not in copied]
+        if missing:
+            raise UsageError(
+                f"rules: key of {rule.legacy!r}: column {missing[0]!r} is not copied to {target.name} "
+                "(not a legacy column, dropped, or without a home in the target)"
+            )
+        return [copied[name] for name in rule.key]
+    target_unique = {frozenset(u) for u in target.unique}
+    for unique in legacy.unique:
+        if all(name in copied for name in unique):
+            pair = [copied[name] for name in unique]
+            if frozenset(new.name for _, new in pair) in target_unique:
+                return pair
+    return []
+
+
+# -- the scripts ------------------------------------------------------------------
+
+
+def script(phase: str, rules: RuleSet, plan: list[Move], *, ddl: str, schema_file: str, archive: str) -> str:
+    """One phase's script."""
+    head = [
+        f"-- tableshift sql --phase {phase} · rules: {rules.name}",
+        "-- Generated from the legacy and target schemas as PostgreSQL reports them: review before running.",
+        "-- One transaction; safe to run twice.",
+    ]
+    if phase == "expand":
+        body = _expand(plan, ddl=ddl, schema_file=schema_file)
+    elif phase == "backfill":
+        body = _backfill(plan)
+    elif phase == "parity":
+        body = _parity(plan)
+    else:
+        body = _contract(plan, archive=archive)
+    return "\n".join([*head, *body]) + "\n"
+
+
+def _comment(move: Move) -> list[str]:
+    out = [f"-- {move.legacy.name} -> {move.target.name}"]
+    renamed = [f"{o.name} -> {n.name}" for o, n in move.copied if o.name != n.name]
+    casts = [f"{o.name} ({o.type} -> {n.type})" for o, n in move.casts]
+    out.append("--   copied: " + (", ".join(o.name for o, _ in move.copied) or "nothing"))
+    if renamed:
+        out.append("--   renamed: " + ", ".join(renamed))
+    if casts:
+        out.append("--   cast: " + ", ".join(casts))
+    if move.constants:
+        out.append("--   set: " + ", ".join(f"{c} = {literal(v)}" for c, v in move.constants))
+    for note in move.notes:
+        out.append(f"--   not copied: {note}" if not note.startswith("warning") else f"--   {note}")
+    if move.key:
+        out.append("--   rows correspond by: " + ", ".join(f"{o.name} = {move.target.name}.{n.name}" for o, n in move.key))
+    else:
+        out.append(f"--   no key: {move.legacy.name} and {move.target.name} share no unique column set (set `key` in the rules);")
+        out.append("--   inserts are propagated, updates and deletes are not, and rows are matched by every copied column")
+    return out
+
+
+def _values(move: Move, ref: str) -> tuple[list[str], list[str]]:
+    columns = [quote(new.name) for _, new in move.copied] + [quote(c) for c, _ in move.constants]
+    values = [move.cast(old, new, ref) for old, new in move.copied] + [literal(v) for _, v in move.constants]
+    return columns, values
+
+
+def _unique_tag(text: str, base: str) -> str:
+    tag = f"${base}$"
+    n = 0
+    while tag in text:
+        n += 1
+        tag = f"${base}{n}$"
+    return tag
+
+
+def _expand(plan: list[Move], *, ddl: str, schema_file: str) -> list[str]:
+    out = ["BEGIN;", ""]
+    targets = sorted({m.target.qualified for m in plan})
+    missing = " AND ".join(f"to_regclass('{t}') IS NULL" for t in targets)
+    present = " AND ".join(f"to_regclass('{t}') IS NOT NULL" for t in targets)
+    tag = _unique_tag(ddl, "tableshift_ddl")
+    out += [
+        f"-- 1. The target tables, from {schema_file}: created when none of them exists yet.",
+        "DO $tableshift$",
+        "BEGIN",
+        f"  IF {missing} THEN",
+        f"    EXECUTE {tag}",
+        ddl.strip(),
+        f"{tag};",
+        f"  ELSIF NOT ({present}) THEN",
+        f"    RAISE EXCEPTION 'tableshift: some target tables exist and others do not ({', '.join(targets)}): create them by hand';",
+        "  END IF;",
+        "END $tableshift$;",
+        "",
+        "-- 2. Dual-write: every insert, update and delete on a legacy table is applied to its target.",
+    ]
+    for move in plan:
+        out += ["", *_comment(move), *_trigger(move)]
+    out += ["", "COMMIT;"]
+    return out
+
+
+def _trigger(move: Move) -> list[str]:
+    legacy = move.legacy
+    function = f"{quote(legacy.schema)}.{quote('tableshift_sync_' + legacy.name)}"
+    target = move.target.qualified
+    columns, new_values = _values(move, "NEW")
+    sets = ", ".join(f"{c} = {v}" for c, v in zip(columns, new_values)) or "-- nothing to copy"
+    insert = f"INSERT INTO {target} AS t ({', '.join(columns)}) VALUES ({', '.join(new_values)});"
+    body = ["  IF TG_OP = 'INSERT' THEN"]
+    if move.key:
+        match_new = " AND ".join(move.matched("t", "NEW"))
+        match_old = " AND ".join(move.matched("t", "OLD"))
+        body += [
+            f"    UPDATE {target} AS t SET {sets} WHERE {match_new};",
+            "    IF NOT FOUND THEN",
+            f"      {insert}",
+            "    END IF;",
+            "  ELSIF TG_OP = 'UPDATE' THEN",
+            f"    UPDATE {target} AS t SET {sets} WHERE {match_old};",
+            "    IF NOT FOUND THEN  -- a row the backfill has not reached yet",
+            f"      {insert}",
+            "    END IF;",
+            "  ELSIF TG_OP = 'DELETE' THEN",
+            f"    DELETE FROM {target} AS t WHERE {match_old};",
+            "  END IF;",
+        ]
+        events = "INSERT OR UPDATE OR DELETE"
+    else:
+        body += [f"    {insert}", "  END IF;"]
+        events = "INSERT"
+    tag = _unique_tag("\n".join(body), "tableshift_fn")
+    return [
+        f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS {tag}",
+        "BEGIN",
+        *body,
+        "  RETURN NULL;",
+        f"END {tag};",
+        f"DROP TRIGGER IF EXISTS tableshift_sync ON {legacy.qualified};",
+        f"CREATE TRIGGER tableshift_sync AFTER {events} ON {legacy.qualified}",
+        f"  FOR EACH ROW EXECUTE FUNCTION {function}();",
+    ]
+
+
+_CASTABLE = [
+    "-- a value that does not cast to its new type is reported, never dropped silently",
+    "CREATE OR REPLACE FUNCTION pg_temp.tableshift_castable(value text, type text) RETURNS boolean",
+    "LANGUAGE plpgsql AS $tableshift$",
+    "BEGIN",
+    "  EXECUTE format('SELECT %L::%s', value, type);",
+    "  RETURN true;",
+    "EXCEPTION WHEN others THEN",
+    "  RETURN false;",
+    "END $tableshift$;",
+]
+
+
+def _castable(old: Column, new: Column, ref: str) -> str:
+    return f"({ref}.{quote(old.name)} IS NULL OR pg_temp.tableshift_castable({ref}.{quote(old.name)}::text, {literal(new.type)}))"
+
+
+def _backfill(plan: list[Move]) -> list[str]:
+    out = [
+        "-- Copies every legacy row that has no twin in its target yet, in batches of "
+        f"{BATCH} rows; rows whose values do not cast",
+        "-- are left where they are and listed at the end (table, key, column, value).",
+        "BEGIN;",
+        "",
+        *_CASTABLE,
+        "CREATE TEMP TABLE tableshift_not_copied (legacy_table text, key text, column_name text, value text) ON COMMIT DROP;",
+    ]
+    for move in plan:
+        out += ["", *_comment(move)]
+        for old, new in move.casts:
+            out += [
+                "INSERT INTO tableshift_not_copied",
+                f"  SELECT {literal(move.legacy.name)}, {move.key_text('s')}, {literal(old.name)}, s.{quote(old.name)}::text",
+                f"  FROM {move.legacy.qualified} AS s",
+                f"  WHERE NOT {_castable(old, new, 's')};",
+            ]
+        columns, values = _values(move, "s")
+        conditions = [f"NOT EXISTS (SELECT 1 FROM {move.target.qualified} AS t WHERE {' AND '.join(move.matched('t', 's'))})", *(_castable(old, new, "s") for old, new in move.casts)]
+        out += [
+            "DO $tableshift$",
+            "DECLARE",
+            "  last tid := '(0,0)';",
+            "BEGIN",
+            "  LOOP  -- one pass over the legacy table, in physical order",
+            f"    WITH batch AS (SELECT s.ctid AS tableshift_tid, s.* FROM {move.legacy.qualified} AS s",
+            f"                   WHERE s.ctid > last ORDER BY s.ctid LIMIT {BATCH}),",
+            f"         copied AS (INSERT INTO {move.target.qualified} ({', '.join(columns)})",
+            f"                    SELECT {', '.join(values)} FROM batch AS s",
+            f"                    WHERE {(chr(10) + '                      AND ').join(conditions)})",
+            "    SELECT max(tableshift_tid) INTO last FROM batch;",
+            "    EXIT WHEN last IS NULL;",
+            "  END LOOP;",
+            "END $tableshift$;",
+        ]
+    out += ["", "SELECT * FROM tableshift_not_copied ORDER BY 1, 2, 3;", "", "COMMIT;"]
+    return out
+
+
+def _parity(plan: list[Move]) -> list[str]:
+    out = [
+        "-- One query: no rows when every legacy row has its twin in the target with equal values",
+        "-- (after renames and casts); otherwise one row per difference. Only reads.",
+        "BEGIN;",
+        "",
+        *_CASTABLE,
+        "",
+    ]
+    parts = []
+    for move in plan:
+        rows = [f"('(row)', {move.key_text('s')}, NULL::text, t.tableshift_found IS NULL)"]
+        for old, new in move.copied:
+            ref = f"s.{quote(old.name)}"
+            if old.type == new.type:
+                differs = f"NOT ({_same('t.' + quote(new.name), ref, new.type)})"
+            else:
+                differs = (
+                    f"CASE WHEN {ref} IS NULL THEN t.{quote(new.name)} IS NOT NULL"
+                    f" WHEN pg_temp.tableshift_castable({ref}::text, {literal(new.type)}) THEN NOT ({_same('t.' + quote(new.name), f'({ref})::{new.type}', new.type)})"
+                    " ELSE true END"
+                )
+            rows.append(f"({literal(old.name)}, {ref}::text, t.{quote(new.name)}::text, t.tableshift_found AND {differs})")
+        match = " AND ".join(move.matched("t", "s"))
+        parts.append(
+            "\n".join(
+                [
+                    f"SELECT {literal(move.legacy.name)} AS legacy_table, {move.key_text('s')} AS key, d.column_name, d.old_value, d.new_value",
+                    f"FROM {move.legacy.qualified} AS s",
+                    f"LEFT JOIN LATERAL (SELECT true AS tableshift_found, t.* FROM {move.target.qualified} AS t WHERE {match} LIMIT 1) AS t ON true",
+                    "CROSS JOIN LATERAL (VALUES",
+                    "  " + ",\n  ".join(rows),
+                    ") AS d(column_name, old_value, new_value, differs)",
+                    "WHERE d.differs",
+                ]
+            )
+        )
+    out += ["\nUNION ALL\n".join(parts) + "\nORDER BY 1, 2, 3;", "", "ROLLBACK;"]
+    return out
+
+
+def _contract(plan: list[Move], *, archive: str) -> list[str]:
+    out = [
+        f"-- Drops the dual-write triggers, moves each legacy table to the schema {archive}, and puts a",
+        "-- compatibility view in its place: legacy name, legacy column names, the rules' `where` for",
+        "-- merged tables, security_invoker so row-level security still applies, and simple enough that",
+        "-- old code can still insert and update through it. Dropped columns are not faked. The view",
+        "-- gets the grants the table had; the target's own grants and policies are what it reaches.",
+        "BEGIN;",
+        "",
+        f"CREATE SCHEMA IF NOT EXISTS {quote(archive)};",
+    ]
+    for move in plan:
+        legacy = move.legacy
+        function = f"{quote(legacy.schema)}.{quote('tableshift_sync_' + legacy.name)}"
+        moved = f"{quote(archive)}.{quote(legacy.name)}"
+        out += [
+            "",
+            *_comment(move),
+            "DO $tableshift$",
+            "BEGIN",
+            "  IF EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace",
+            f"             WHERE n.nspname = {literal(legacy.schema)} AND c.relname = {literal(legacy.name)} AND c.relkind IN ('r', 'p')) THEN",
+            f"    DROP TRIGGER IF EXISTS tableshift_sync ON {legacy.qualified};",
+            f"    IF to_regclass({literal(moved)}) IS NOT NULL THEN",
+            f"      RAISE EXCEPTION 'tableshift: {archive}.{legacy.name} exists already: {legacy.name} cannot move there';",
+            "    END IF;",
+            f"    ALTER TABLE {legacy.qualified} SET SCHEMA {quote(archive)};",
+            "  END IF;",
+            "END $tableshift$;",
+            f"DROP FUNCTION IF EXISTS {function}();",
+        ]
+        selected = []
+        names = set()
+        for old in legacy.columns:
+            if old.name in move.rule.drop:
+                continue
+            new = move.target.column(move.rule.rename(old.name) or old.name)
+            if new is None:
+                continue
+            selected.append(f"t.{quote(new.name)}" + (f" AS {quote(old.name)}" if new.name != old.name else ""))
+            names.add(old.name)
+        defaults = []
+        for column, value in move.constants:  # a merged table's discriminator: inserts through the view keep it
+            if column not in names:
+                selected.append(f"t.{quote(column)}")
+                names.add(column)
+            defaults.append(f"ALTER VIEW {legacy.qualified} ALTER COLUMN {quote(column)} SET DEFAULT {literal(value)};")
+        where = " AND ".join(f"t.{quote(c)} = {literal(v)}" for c, v in move.where)
+        grants: dict[str, list[str]] = {}
+        for role, privilege in legacy.grants:  # who could use the table can use its view
+            grants.setdefault(role, []).append(privilege)
+        out += [
+            f"CREATE OR REPLACE VIEW {legacy.qualified} WITH (security_invoker = true) AS",
+            f"  SELECT {', '.join(selected)}",
+            f"  FROM {move.target.qualified} AS t" + (f"\n  WHERE {where}" if where else "") + ";",
+            *defaults,
+            *(f"GRANT {', '.join(privileges)} ON {legacy.qualified} TO {quote(role)};" for role, privileges in sorted(grants.items())),
+        ]
+    out += ["", "COMMIT;"]
+    return out

@@ -1,0 +1,189 @@
+"""`tableshift sql`: each phase run against a real PostgreSQL with real rows.
+
+One embedded server for the whole session; each test gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from pathlib import Path
+
+import pytest
+
+from helpers import run_cli
+
+DB = Path(__file__).resolve().parent.parent / "fixtures" / "database"
+RULES = DB / "rules.toml"
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def server_url():
+    from tableshift.db import server
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with server.embedded() as url:
+            yield url
+
+
+@pytest.fixture
+def legacy_db(server_url):
+    """A database with the Supabase basics, the legacy schema and the legacy rows."""
+    import psycopg
+
+    from tableshift.db import load
+
+    name = f"t{next(_names)}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    url = server_url.replace("/postgres?", f"/{name}?")
+    with psycopg.connect(url) as conn:
+        conn.execute(load.SUPABASE)
+        load.load(conn, DB / "legacy.sql", what="legacy schema")
+        conn.execute((DB / "rows.sql").read_text())
+        conn.commit()
+    return url
+
+
+def sql(url: str, phase: str | None = None, *extra: str) -> str:
+    args = ["sql", "--rules", str(RULES), "--database-url", url, *(["--phase", phase] if phase else []), *extra]
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def run(url: str, script: str) -> list[tuple]:
+    """Run a phase's script as psql would; the rows of its last statement that returns any."""
+    import psycopg
+
+    rows: list[tuple] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(script)
+        while True:
+            if cur.description is not None:
+                rows = cur.fetchall()
+            if not cur.nextset():
+                break
+    return rows
+
+
+def query(url: str, text: str, params: tuple = ()) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(text, params).fetchall()
+
+
+def test_the_generated_sql_matches_its_golden_file(legacy_db, update_golden):
+    text = sql(legacy_db)
+    golden = DB / "expected" / "migration.sql"
+    if update_golden:
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(text)
+    assert text == golden.read_text(), "fixtures/database/expected/migration.sql differs: run pytest --update-golden"
+
+
+def test_an_embedded_server_by_default_gives_the_same_sql(legacy_db):
+    proc = run_cli("sql", "--rules", str(RULES), "--legacy-schema", str(DB / "legacy.sql"), "--phase", "expand")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == sql(legacy_db, "expand")
+
+
+def test_expand_creates_targets_and_dual_writes_inserts_updates_and_deletes(legacy_db):
+    expand = sql(legacy_db, "expand")
+    run(legacy_db, expand)
+    run(legacy_db, expand)  # safe to run twice
+    run(
+        legacy_db,
+        "INSERT INTO content_metadata (decision_id, content, topic_cluster) VALUES ('00000000-0000-0000-0000-0000000000aa', 'new', 'sleep');"
+        "INSERT INTO outcomes (tweet_id, likes_count, impressions_count, collected_at) VALUES ('2002', 3, '90', '2026-02-01 00:00+00');",
+    )
+    assert query(legacy_db, "SELECT content, raw_topic, status FROM content_queue") == [("new", "sleep", "queued")]
+    assert query(legacy_db, "SELECT tweet_id, likes, impressions, data_source FROM engagement_metrics") == [("2002", 3, 90, "outcomes")]
+    run(legacy_db, "UPDATE content_metadata SET topic_cluster = 'rest' WHERE content = 'new'")
+    assert query(legacy_db, "SELECT raw_topic FROM content_queue") == [("rest",)]
+    run(legacy_db, "DELETE FROM content_metadata WHERE content = 'new'")
+    assert query(legacy_db, "SELECT count(*) FROM content_queue") == [(0,)]
+    # a table with no key shared with its target: inserts only, and the script says so
+    assert "tweet_metrics and engagement_metrics share no unique column set" in expand
+    assert "inserts are propagated, updates and deletes are not" in expand
+    run(legacy_db, "INSERT INTO tweet_metrics (tweet_id, likes_count) VALUES ('2002', 4)")
+    assert query(legacy_db, "SELECT likes, data_source FROM engagement_metrics WHERE data_source = 'tweet_metrics'") == [(4, "tweet_metrics")]
+
+
+def test_backfill_copies_once_with_casts_and_reports_what_does_not_cast(legacy_db):
+    run(legacy_db, sql(legacy_db, "expand"))
+    backfill = sql(legacy_db, "backfill")
+    not_copied = run(legacy_db, backfill)
+    assert not_copied == [("outcomes", "1001, 2026-01-09 12:00:00+00", "impressions_count", "n/a")]
+    counts = "SELECT (SELECT count(*) FROM content_queue), (SELECT count(*) FROM posted_content), (SELECT count(*) FROM engagement_metrics)"
+    assert query(legacy_db, counts) == [(2, 1, 2)]
+    assert run(legacy_db, backfill) == not_copied  # idempotent: nothing copied twice
+    assert query(legacy_db, counts) == [(2, 1, 2)]
+    assert query(legacy_db, "SELECT raw_topic FROM content_queue ORDER BY created_at") == [("sleep",), ("nutrition",)]
+    assert query(legacy_db, "SELECT impressions FROM engagement_metrics WHERE data_source = 'outcomes'") == [(1200,)]
+
+
+def test_parity_finds_missing_rows_and_a_tampered_value(legacy_db):
+    run(legacy_db, sql(legacy_db, "expand"))
+    run(legacy_db, sql(legacy_db, "backfill"))
+    parity = sql(legacy_db, "parity")
+    # the row whose impressions do not cast has no twin: parity says so
+    assert run(legacy_db, parity) == [("outcomes", "1001, 2026-01-09 12:00:00+00", "(row)", "1001, 2026-01-09 12:00:00+00", None)]
+    run(legacy_db, "UPDATE outcomes SET impressions_count = '0' WHERE impressions_count = 'n/a'")  # fixed at the source
+    assert run(legacy_db, parity) == []
+    run(legacy_db, "ALTER TABLE content_queue DISABLE TRIGGER ALL; UPDATE content_queue SET raw_topic = 'tampered' WHERE raw_topic = 'sleep'")
+    assert run(legacy_db, parity) == [("content_metadata", "00000000-0000-0000-0000-000000000001", "topic_cluster", "sleep", "tampered")]
+
+
+def test_contract_archives_and_leaves_views_old_code_can_read_and_write(legacy_db):
+    run(legacy_db, sql(legacy_db, "expand"))
+    run(legacy_db, sql(legacy_db, "backfill"))
+    contract = sql(legacy_db, "contract", "--archive-schema", "legacy_archive")
+    run(legacy_db, contract)
+    run(legacy_db, contract)  # safe to run twice
+    assert query(legacy_db, "SELECT to_regclass('legacy_archive.outcomes') IS NOT NULL, (SELECT relkind FROM pg_class WHERE oid = 'public.outcomes'::regclass)") == [(True, "v")]
+    # the old names, the old column names, only the merged table's own rows
+    assert query(legacy_db, "SELECT topic_cluster FROM content_metadata ORDER BY created_at") == [("sleep",), ("nutrition",)]
+    assert query(legacy_db, "SELECT tweet_id, likes_count FROM tweet_metrics") == [("1001", 40)]
+    assert query(legacy_db, "SELECT likes_count, impressions_count FROM outcomes") == [(41, 1200)]
+    # old code still writes through the views; the discriminator is kept
+    run(legacy_db, "INSERT INTO outcomes (tweet_id, likes_count, impressions_count) VALUES ('3003', 1, 5)")
+    assert query(legacy_db, "SELECT data_source FROM engagement_metrics WHERE tweet_id = '3003'") == [("outcomes",)]
+    run(legacy_db, "UPDATE content_metadata SET topic_cluster = 'naps' WHERE topic_cluster = 'sleep'")
+    assert query(legacy_db, "SELECT count(*) FROM content_queue WHERE raw_topic = 'naps'") == [(1,)]
+    # dropped columns are not faked; views keep row-level security of the caller
+    assert "actual_likes" not in [r[0] for r in query(legacy_db, "SELECT column_name FROM information_schema.columns WHERE table_name = 'content_metadata' AND table_schema = 'public'")]
+    assert query(legacy_db, "SELECT reloptions FROM pg_class WHERE oid = 'public.content_metadata'::regclass") == [(["security_invoker=true"],)]
+    # who could use the table can use its view
+    assert query(legacy_db, "SELECT has_table_privilege('anon', 'public.tweets', 'SELECT'), has_table_privilege('anon', 'public.outcomes', 'SELECT')") == [(True, False)]
+
+
+def test_a_migrations_folder_is_applied_in_name_order(tmp_path, server_url):
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "20240101_tables.sql").write_text("CREATE TABLE tweets (tweet_id text PRIMARY KEY, decision_id uuid NOT NULL, content text NOT NULL);\n")
+    (folder / "20240202_more.sql").write_text("ALTER TABLE tweets ADD COLUMN posted_at timestamptz;\n")
+    rules = tmp_path / "rules.toml"
+    rules.write_text('version = 1\nname = "m"\nschema = "target.sql"\n[[table]]\nlegacy = "tweets"\ntarget = "posted_content"\n')
+    (tmp_path / "target.sql").write_text((DB / "target.sql").read_text())
+    proc = run_cli("sql", "--rules", str(rules), "--legacy-schema", str(folder), "--phase", "expand")
+    assert proc.returncode == 0, proc.stderr
+    assert "--   copied: tweet_id, decision_id, content, posted_at" in proc.stdout
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    broken = tmp_path / "legacy.sql"
+    broken.write_text("CREATE TABLE ok (id int);\n\nCREATE TABLE broken (id int REFERENCES nowhere (id));\n")
+    proc = run_cli("sql", "--rules", str(RULES), "--legacy-schema", str(broken))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f'tableshift: error: {broken}:3: legacy schema does not load: relation "nowhere" does not exist'
+    proc = run_cli("sql", "--rules", str(RULES))
+    assert proc.returncode == 2 and "--legacy-schema" in proc.stderr
+    proc = run_cli("sql", "--rules", str(RULES), "--legacy-schema", str(tmp_path / "missing.sql"))
+    assert proc.returncode == 2 and "no such file or folder" in proc.stderr
+    proc = run_cli("sql", "--rules", str(RULES), "--database-url", "postgresql://nobody@127.0.0.1:1/none")
+    assert proc.returncode == 2 and proc.stderr.startswith("tableshift: error: cannot connect to the database:")
+    assert len(proc.stderr.strip().splitlines()) == 1
