@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import lru_cache
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -55,7 +56,21 @@ class Baseline:
 def file_key(display: str, *, cwd: Path, base: Path) -> str:
     """A file as the baseline names it: relative to the baseline, `/`, and valid Unicode (a name
     that is not UTF-8 is stored with U+FFFD, as JSON must, and matches itself again)."""
-    return clean_text(Path(os.path.relpath((cwd / display).resolve(), base.resolve())).as_posix())
+    return _file_key(display, os.fspath(cwd), os.fspath(base))
+
+
+@lru_cache(maxsize=65536)
+def _file_key(display: str, cwd: str, base: str) -> str:
+    # one call per query call: the folder's real path is looked up once (a scanned file is never
+    # itself a link: discovery takes regular files only)
+    full = os.path.join(cwd, display)
+    real = os.path.join(_real_folder(os.path.dirname(full)), os.path.basename(full))
+    return clean_text(Path(os.path.relpath(real, _real_folder(base))).as_posix())
+
+
+@lru_cache(maxsize=16384)
+def _real_folder(folder: str) -> str:
+    return os.path.realpath(folder)
 
 
 def uses(plans: Iterable[Plan], *, cwd: Path, base: Path) -> list[Use]:

@@ -305,7 +305,11 @@ def patch(
     inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size, skip_minified))
     assert inputs.rules is not None
     selection = patching.selection(inputs.rules, only=only.value if only else None, tables=table or (), groups=group or ())
-    outcome = patching.run(_scan(inputs), inputs.rules, selection, split=split_dir is not None)
+    import dataclasses
+
+    # each rewrite is parsed again where its file is parsed: in the workers, in parallel
+    inputs = dataclasses.replace(inputs, options=dataclasses.replace(inputs.options, verify=True))
+    outcome = patching.run(_scan(inputs), inputs.rules, selection, split=split_dir is not None, cache_dir=inputs.options.cache_dir)
     status = patching.emit(outcome, output=output, split_dir=split_dir, apply=apply, err=_stderr_console())
     patching.write_report(outcome, report)
     raise typer.Exit(status)

@@ -39,6 +39,9 @@ class FileOutcome:
     verdicts: tuple[Verdict, ...]
     plans: tuple[Plan, ...]  # one per verdict when rules were given, else none
     digest: str  # of the bytes scanned, to detect a file that changed before --apply
+    # patch: the file with every planned edit made, checked where the file was parsed (in a worker):
+    # (digest of those bytes, their syntax-error count)
+    verified: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,7 @@ class Options:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     skip_minified: bool = True
     root: Path | None = None  # the project the link pass resolves modules in (default: the repository)
+    verify: bool = False  # patch: parse each file's rewrite where the file is parsed, in parallel
 
 
 def _root(sources: Sequence[SourceFile]) -> Path:
@@ -105,12 +109,24 @@ def _ordinary_candidate_line(data: bytes, language: str) -> bool:
     return False
 
 
-def analyse(source: SourceFile, data: bytes, rules: RuleSet | None) -> FileOutcome:
+def analyse(source: SourceFile, data: bytes, rules: RuleSet | None, *, verify: bool = False) -> FileOutcome:
     """The per-file unit of work, on bytes already read: scan, classify, plan. Never raises."""
     result = scan_source(data, path=source.display, language=source.language)
     verdicts = tuple(classify(call, rules) for call in result.calls)
     plans = settle_shared(tuple(plan(v, rules, data) for v in verdicts)) if rules is not None else ()
-    return FileOutcome(result, verdicts, plans, digest(data))
+    return FileOutcome(result, verdicts, plans, digest(data), _verified(data, plans, source.language) if verify else None)
+
+
+def _verified(data: bytes, plans: tuple[Plan, ...], language: str) -> tuple[str, int] | None:
+    """Every planned edit made (what patch writes when nothing is left out) and parsed again."""
+    edits = [e for p in plans for e in p.edits]
+    if not edits:
+        return None
+    try:
+        new = apply_edits(data, edits)
+    except OverlappingEdits:
+        return None
+    return digest(new), error_count(new, language)
 
 
 def _needs_link(outcome: FileOutcome) -> bool:
@@ -144,24 +160,25 @@ def _rejudge(outcome: FileOutcome, source: SourceFile, rules: RuleSet | None, ca
     if outcome.digest and digest(data) != outcome.digest:
         return outcome  # changed under this run: its verdicts stand as scanned, and --apply refuses it
     plans = settle_shared(tuple(plan(v, rules, data) for v in verdicts))
-    return FileOutcome(result, verdicts, plans, outcome.digest)
+    return FileOutcome(result, verdicts, plans, outcome.digest, outcome.verified)
 
 
-def scan_file(source: SourceFile, rules: RuleSet | None) -> FileOutcome:
+def scan_file(source: SourceFile, rules: RuleSet | None, *, verify: bool = False) -> FileOutcome:
     try:
         data = source.path.read_bytes()
     except OSError as exc:
         failed = FileResult(path=source.display, language=source.language, error=f"cannot read: {exc.strerror}")
         return FileOutcome(failed, (), (), "")
-    return analyse(source, data, rules)
+    return analyse(source, data, rules, verify=verify)
 
 
 _WORKER_RULES: RuleSet | None = None
+_WORKER_VERIFY = False
 
 
-def _init_worker(rules: RuleSet | None) -> None:
-    global _WORKER_RULES
-    _WORKER_RULES = rules
+def _init_worker(rules: RuleSet | None, verify: bool = False) -> None:
+    global _WORKER_RULES, _WORKER_VERIFY
+    _WORKER_RULES, _WORKER_VERIFY = rules, verify
     # Ctrl-C reaches the whole process group: the main process alone decides, and kills the
     # workers (SIGKILL) on its way out
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -170,18 +187,19 @@ def _init_worker(rules: RuleSet | None) -> None:
 
 def _work(batch: list[SourceFile]) -> list[bytes]:
     # pickled once here: the same bytes cross the pipe and go into the cache
-    return [dumps(_to_cache(scan_file(source, _WORKER_RULES))) for source in batch]
+    return [dumps(_to_cache(scan_file(source, _WORKER_RULES, verify=_WORKER_VERIFY))) for source in batch]
 
 
 def _to_cache(outcome: FileOutcome) -> tuple:  # type: ignore[type-arg]
     # calls live inside the verdicts (and plans): store them once
     bare = dataclasses.replace(outcome.result, calls=())
-    return (bare, outcome.plans if outcome.plans else outcome.verdicts, outcome.digest)
+    return (bare, outcome.plans if outcome.plans else outcome.verdicts, outcome.digest, outcome.verified)
 
 
 def _from_cache(value: tuple, with_rules: bool) -> FileOutcome | None:  # type: ignore[type-arg]
     try:
-        bare, items, data_digest = value
+        bare, items, data_digest, *rest = value
+        verified = rest[0] if rest else None
         if not isinstance(bare, FileResult):
             return None
         if with_rules:
@@ -194,7 +212,7 @@ def _from_cache(value: tuple, with_rules: bool) -> FileOutcome | None:  # type: 
             if not all(isinstance(v, Verdict) for v in verdicts):
                 return None
         result = dataclasses.replace(bare, calls=tuple(v.call for v in verdicts))
-        return FileOutcome(result, verdicts, plans, data_digest)
+        return FileOutcome(result, verdicts, plans, data_digest, verified)
     except (TypeError, ValueError):
         return None
 
@@ -412,7 +430,7 @@ def _per_file(
     digests: dict[int, str] = {}
     known = _StatIndex(cache, options)
     # the pool starts on the first batch of files to scan, while this pass still reads the rest
-    work = _Work(rules, options.jobs, hint=len(sources))
+    work = _Work(rules, options.jobs, hint=len(sources), verify=options.verify)
     try:
         cached = _first_pass(sources, known, cache, work, trivial, keys, digests)
     except BaseException:
@@ -536,11 +554,12 @@ class _Work:
     """Files to scan, in order: in this process for a few, else in batches through a process pool
     that starts as soon as there is enough to do (the first pass goes on reading meanwhile)."""
 
-    def __init__(self, rules: RuleSet | None, jobs: int, *, hint: int) -> None:
+    def __init__(self, rules: RuleSet | None, jobs: int, *, hint: int, verify: bool = False) -> None:
         cores = os.cpu_count() or 1
         # never more than a few processes per core: each costs a fork
         self.workers = max(1, min(jobs if jobs > 0 else cores, MAX_WORKERS_PER_CORE * cores))
         self.rules = rules
+        self.verify = verify
         # small batches early keep every worker busy; large ones cost less to send
         self.size = max(4, min(BATCH_MAX, hint // (self.workers * 8) or 1))
         self.todo: list[tuple[int, SourceFile]] = []
@@ -559,18 +578,18 @@ class _Work:
         batch = ([i for i, _ in chunk], [s for _, s in chunk])
         self.batches.append(batch)
         if self.pool is None:
-            self.pool = _pool(self.rules, self.workers)
+            self.pool = _pool(self.rules, self.workers, self.verify)
         self.futures.append(self.pool.submit(_work, batch[1]))
 
     def results(self) -> Iterator[tuple[int, bytes]]:
         if self.pool is None:  # little to do: not worth a process
             for index, source in self.todo:
-                yield index, dumps(_to_cache(scan_file(source, self.rules)))
+                yield index, dumps(_to_cache(scan_file(source, self.rules, verify=self.verify)))
             return
         if self.todo:
             self._submit(self.todo)
             self.todo = []
-        yield from _pooled(self.batches, self.rules, self.workers, pool=self.pool, futures=self.futures)
+        yield from _pooled(self.batches, self.rules, self.workers, pool=self.pool, futures=self.futures, verify=self.verify)
 
     def abort(self) -> None:
         if self.pool is not None:
@@ -579,16 +598,16 @@ class _Work:
             self.pool = None
 
 
-def _pool(rules: RuleSet | None, workers: int):  # type: ignore[no-untyped-def]
+def _pool(rules: RuleSet | None, workers: int, verify: bool = False):  # type: ignore[no-untyped-def]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(rules,))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(rules, verify))
 
 
 def _pooled(
-    batches: list[tuple[list[int], list[SourceFile]]], rules: RuleSet | None, workers: int, *, pool=None, futures=None  # type: ignore[no-untyped-def]
+    batches: list[tuple[list[int], list[SourceFile]]], rules: RuleSet | None, workers: int, *, pool=None, futures=None, verify: bool = False  # type: ignore[no-untyped-def]
 ) -> Iterator[tuple[int, bytes]]:
     """Batches through a process pool, in order (a pool already given the batches may be passed).
     A worker that dies (a parser's native crash) costs only its own file: that batch is retried one
@@ -599,7 +618,7 @@ def _pooled(
     remaining = batches
     while remaining:
         if pool is None or futures is None:
-            pool = _pool(rules, min(workers, len(remaining)))
+            pool = _pool(rules, min(workers, len(remaining)), verify)
             futures = [pool.submit(_work, files) for _, files in remaining]
         broken = False
         try:
@@ -662,7 +681,13 @@ class Rewrite:
 
 
 def rewrite_file(
-    source: SourceFile, outcome: FileOutcome, chosen: Sequence[Plan], constants: Sequence[ConstantEdit] = (), served: Sequence[Plan] = ()
+    source: SourceFile,
+    outcome: FileOutcome,
+    chosen: Sequence[Plan],
+    constants: Sequence[ConstantEdit] = (),
+    served: Sequence[Plan] = (),
+    *,
+    errors: Callable[[bytes, str], int] | None = None,
 ) -> Rewrite:
     """Apply the chosen plans' edits, and the edits of the shared constants this module defines
     (which `served` calls elsewhere rely on); refuse the file if it changed or would parse worse."""
@@ -682,6 +707,10 @@ def rewrite_file(
         return Rewrite(path, source.path, old, old, plans, f"edits overlap: {exc}")
     # the scan already knows whether the original parsed cleanly: parse it again only if not
     before = error_count(old, source.language) if outcome.result.parse_error else 0
-    if error_count(new, source.language) > before:
+    if outcome.verified is not None and outcome.verified[0] == digest(new):
+        after = outcome.verified[1]  # parsed already, where the file was scanned
+    else:
+        after = (errors or error_count)(new, source.language)
+    if after > before:
         return Rewrite(path, source.path, old, old, plans, "the rewritten file would not parse as well as the original")
     return Rewrite(path, source.path, old, new, plans)

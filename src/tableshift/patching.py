@@ -52,27 +52,61 @@ def _group_of(plan: Plan, rules: RuleSet) -> str:
     return "other"
 
 
-def run(result: ScanResult, rules: RuleSet, chosen: Selection, *, split: bool) -> PatchOutcome:
+class Verified:
+    """Syntax-error counts of rewritten files, remembered in the cache by the rewrite's digest:
+    a second patch of the same tree parses nothing again."""
+
+    def __init__(self, cache_dir: Path | None, rules: RuleSet) -> None:
+        self.cache = None
+        if cache_dir is not None:
+            from tableshift.cache import Cache
+
+            cache = Cache(cache_dir, rules_key="verified")
+            self.cache = cache if cache.enabled else None
+
+    def __call__(self, data: bytes, language: str) -> int:
+        from tableshift.cache import dumps
+        from tableshift.engine import digest
+        from tableshift.scan import error_count
+
+        if self.cache is None:
+            return error_count(data, language)
+        key = self.cache.key(f"\0verified:{language}", digest(data))
+        known = self.cache.get(key)
+        if isinstance(known, int):
+            return known
+        count = error_count(data, language)
+        self.cache.put(key, dumps(count))
+        return count
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.prune()  # writes what is new, marks what was used
+
+
+def run(result: ScanResult, rules: RuleSet, chosen: Selection, *, split: bool, cache_dir: Path | None = None) -> PatchOutcome:
     """Rewrite every file that has selected `auto` calls, and the modules defining the shared
     constants they move; build the coverage report."""
     picked = [[p for p in o.plans if p.fix is Fix.AUTO and chosen.why_not(p, rules) is None] for o in result.outcomes]
     kept = _whole_constants(picked, result.plans)
     torn = [p for before, after in zip(picked, kept) for p in before if p not in after]
-    rewrites, by_group = _rewrite_all(result, rules, kept, split=split)
+    verified = Verified(cache_dir, rules)
+    rewrites, by_group = _rewrite_all(result, rules, kept, split=split, errors=verified)
     # a module whose constants could not be edited takes its calls elsewhere with it: never half a move
     failed = {str(r.source.resolve()) for r in rewrites if r.refused is not None and _defines(r)}
     if failed:
         kept = [[p for p in plans if p.constant is None or p.constant.path not in failed] for plans in kept]
-        again, by_group = _rewrite_all(result, rules, kept, split=split)
+        again, by_group = _rewrite_all(result, rules, kept, split=split, errors=verified)
         refused = {r.path: r for r in rewrites if r.refused is not None and _defines(r)}
         rewrites = [refused.pop(r.path, r) for r in again] + list(refused.values())
+    verified.close()
     all_plans = list(result.plans)
     rebuild = lambda done: coverage.build(all_plans, list(done), rules, chosen, split=torn)  # noqa: E731
     return PatchOutcome(tuple(rewrites), {g: tuple(r) for g, r in by_group.items()}, rebuild(rewrites), rebuild)
 
 
 def _rewrite_all(
-    result: ScanResult, rules: RuleSet, kept: list[list[Plan]], *, split: bool
+    result: ScanResult, rules: RuleSet, kept: list[list[Plan]], *, split: bool, errors: Callable[[bytes, str], int] | None = None
 ) -> tuple[list[Rewrite], dict[str, list[Rewrite]]]:
     # the shared constants the kept calls move, by the module that defines them
     constants: dict[str, dict[ConstantEdit, list[Plan]]] = defaultdict(lambda: defaultdict(list))
@@ -83,11 +117,11 @@ def _rewrite_all(
     rewrites: list[Rewrite] = []
     by_group: dict[str, list[Rewrite]] = defaultdict(list)
     for source, outcome, plans in zip(result.sources, result.outcomes, kept):
-        defined = constants.pop(str(source.path.resolve()), {})
+        defined = constants.pop(str(source.path.resolve()), {}) if constants else {}
         if not plans and not defined:
             continue
         served = [p for users in defined.values() for p in users]
-        rewrites.append(rewrite_file(source, outcome, plans, list(defined), served))
+        rewrites.append(rewrite_file(source, outcome, plans, list(defined), served, errors=errors))
         if split:
             groups: dict[str, tuple[list[Plan], list[ConstantEdit], list[Plan]]] = defaultdict(lambda: ([], [], []))
             for p in plans:
@@ -97,7 +131,7 @@ def _rewrite_all(
                 groups[group][1].append(edit)
                 groups[group][2].extend(users)
             for group, (mine, edits, users) in groups.items():
-                by_group[group].append(rewrite_file(source, outcome, mine, edits, users))
+                by_group[group].append(rewrite_file(source, outcome, mine, edits, users, errors=errors))
     return rewrites, by_group
 
 
