@@ -371,10 +371,10 @@ def test_a_worker_that_dies_costs_only_its_file(tmp_path, monkeypatch):
         (tmp_path / f"f{i}.ts").write_text(f"export const f{i} = () => supabase.from('t{i}').select('id');\n")
     real = engine.scan_file
 
-    def crashing(source, rules):  # type: ignore[no-untyped-def]
+    def crashing(source, rules, **options):  # type: ignore[no-untyped-def]
         if source.path.name == "f7.ts":
             os._exit(139)  # what a native stack overflow in a parser looks like from outside
-        return real(source, rules)
+        return real(source, rules, **options)
 
     monkeypatch.setattr(engine, "scan_file", crashing)  # forked workers inherit it
     monkeypatch.chdir(tmp_path)
