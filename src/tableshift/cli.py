@@ -98,6 +98,14 @@ MinifiedOpt = Annotated[
     bool,
     typer.Option("--skip-minified/--no-skip-minified", help="Skip (and list) files that look minified or generated."),
 ]
+DatabaseUrlOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--database-url",
+        envvar="TABLESHIFT_DATABASE_URL",
+        help="Read the schemas from this PostgreSQL (read only; every statement is rolled back) instead of an embedded one.",
+    ),
+]
 ConfigOpt = Annotated[
     Optional[Path], typer.Option("--config", help="Config file (default: nearest tableshift.toml or pyproject.toml [tool.tableshift]).")
 ]
@@ -277,6 +285,9 @@ def patch(
     split_dir: Annotated[Optional[Path], typer.Option("--split-dir", help="Write one patch per rules group into this directory.")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="Edit the files in place (atomically) instead of printing a patch.")] = False,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write the full coverage report (.md or .json).")] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Check each rewrite with PostgreSQL first: a call it rejects is review, with its message.")] = False,
+    legacy_schema: Annotated[Optional[Path], typer.Option("--legacy-schema", help="With --verify: the legacy tables' DDL.")] = None,
+    database_url: DatabaseUrlOpt = None,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     config: ConfigOpt = None,
@@ -309,7 +320,14 @@ def patch(
 
     # each rewrite is parsed again where its file is parsed: in the workers, in parallel
     inputs = dataclasses.replace(inputs, options=dataclasses.replace(inputs.options, verify=True))
-    outcome = patching.run(_scan(inputs), inputs.rules, selection, split=split_dir is not None, cache_dir=inputs.options.cache_dir)
+    scanned = _scan(inputs)
+    if verify:
+        from tableshift.db import verify as verifying
+
+        scanned = verifying.demote(scanned, _verified(inputs, scanned, legacy_schema, database_url))
+    elif legacy_schema is not None or database_url:
+        raise UsageError("--legacy-schema and --database-url go with --verify")
+    outcome = patching.run(scanned, inputs.rules, selection, split=split_dir is not None, cache_dir=inputs.options.cache_dir)
     status = patching.emit(outcome, output=output, split_dir=split_dir, apply=apply, err=_stderr_console())
     patching.write_report(outcome, report)
     raise typer.Exit(status)
@@ -320,16 +338,6 @@ class Phase(StrEnum):
     backfill = "backfill"
     parity = "parity"
     contract = "contract"
-
-
-DatabaseUrlOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--database-url",
-        envvar="TABLESHIFT_DATABASE_URL",
-        help="Read the schemas from this PostgreSQL (read only; every statement is rolled back) instead of an embedded one.",
-    ),
-]
 
 
 @app.command()
@@ -378,6 +386,72 @@ def sql(
         migration.script(p, inputs.rules, plan, ddl=ddl, schema_file=ddl_path.name, archive=archive_schema) for p in phases
     )
     _emit(text, output)
+
+
+class VerifyFormat(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command()
+@_quiet_pipe
+def verify(
+    paths: PathsArg = None,
+    rules: RulesOpt = None,
+    legacy_schema: Annotated[
+        Optional[Path],
+        typer.Option("--legacy-schema", help="The legacy tables' DDL (dump or migrations folder): calls are checked before their rewrite too."),
+    ] = None,
+    database_url: DatabaseUrlOpt = None,
+    format: Annotated[VerifyFormat, typer.Option("--format", "-f", help="Report format.")] = VerifyFormat.text,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")] = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    config: ConfigOpt = None,
+    jobs: JobsOpt = 0,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
+    max_file_size: MaxSizeOpt = 2_000_000,
+    skip_minified: MinifiedOpt = True,
+) -> None:
+    """Check every call to a legacy or target table, before and after its rewrite, with a real PostgreSQL (EXPLAIN, rolled back)."""
+    from tableshift.report.escape import json_text
+
+    _check_targets(output)
+    inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size, skip_minified))
+    assert inputs.rules is not None
+    checked = _verified(inputs, _scan(inputs), legacy_schema, database_url)
+    from tableshift.db import verify as verifying
+
+    data = verifying.report(checked, inputs.rules)
+    if format is VerifyFormat.json:
+        _emit(json_text(data), output)
+    elif format is VerifyFormat.markdown:
+        _emit(verifying.markdown(data), output)
+    else:
+        _emit(verifying.text(data), output)
+    raise typer.Exit(1 if data["summary"]["errors"] else 0)
+
+
+def _verified(inputs: Inputs, result: ScanResult, legacy_schema: Path | None, database_url: str | None):  # type: ignore[no-untyped-def]
+    """The scan's calls checked by PostgreSQL: the legacy schema (when given) and the rules' target DDL
+    loaded into the embedded server, or read from the user's database (rolled back)."""
+    from tableshift.db import load, server
+    from tableshift.db import verify as verifying
+
+    assert inputs.rules is not None
+    if not inputs.rules.schema_path and not database_url:
+        raise UsageError(f"{inputs.rules.path}: verifying needs the target tables' DDL: set `schema` in the rules, or pass --database-url")
+    with server.database(database_url) as url, server.connect(url) as conn:
+        if database_url is None:
+            conn.execute(load.SUPABASE)
+        if legacy_schema is not None:
+            load.load(conn, legacy_schema, what="legacy schema")
+        if inputs.rules.schema_path and not all(_exists(conn, r.target) for r in inputs.rules.tables):
+            load.load(conn, Path(inputs.rules.schema_path), what="target schema")
+        legacy_loaded = all(_exists(conn, (f"{r.schema}." if r.schema else "") + r.legacy) for r in inputs.rules.tables)
+        return verifying.run(result, inputs.rules, conn, legacy_loaded=legacy_loaded)
 
 
 def _exists(conn, table: str) -> bool:  # type: ignore[no-untyped-def]

@@ -111,6 +111,9 @@ class Column:
     aggregate: str | None = None
     shorthand: bool = False  # `{ decision_id }` in an object literal
     qualifier: str | None = None  # embedded resource that qualifies it: 'author' in 'author.name'
+    # the value a filter compares with or a payload writes, as PostgREST sends it (text), when the
+    # code spells it out: `.eq('status', 'queued')` -> 'queued'; None when it is a variable
+    value: str | None = None
 
 
 @compact_pickle

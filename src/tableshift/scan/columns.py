@@ -137,7 +137,9 @@ def add_logic(found: Found, lit: StringLiteral, src: SourceText, *, op: str, qua
             start += len(prefix) + 1
             qual = prefix if qual is None else f"{qual}.{prefix}"
         span, pos = _where(lit, src, start, start + len(column))
-        found.filter.append(Column(column, Role.FILTER, op, pos, span, qualifier=qual))
+        # the condition as PostgREST reads it (`not.eq.1`): verify turns it into SQL
+        condition = f"{'not.' if cond.negated else ''}{cond.operator}.{cond.value}"
+        found.filter.append(Column(column, Role.FILTER, op, pos, span, qualifier=qual, value=condition))
 
 
 def add_realtime_filter(found: Found, lit: StringLiteral, src: SourceText) -> None:

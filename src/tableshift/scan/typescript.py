@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from bisect import bisect_left
 from dataclasses import dataclass, field
@@ -503,7 +504,9 @@ class _FileScan:
             if lit is None:
                 found.opaque.append(self._opaque(Role.FILTER, f"{name}() column is not a literal: `{n.text(first)}`", first))
             else:
-                found.filter.append(col.column_from_string(lit, self.src, role=Role.FILTER, op=name, qualifier=qualifier))
+                column = col.column_from_string(lit, self.src, role=Role.FILTER, op=name, qualifier=qualifier)
+                value = _value_text(args[1]) if name != "order" and len(args) > 1 else None
+                found.filter.append(dataclasses.replace(column, value=value) if value is not None else column)
         elif name == "match" and first is not None:
             self._keys(first, found, Role.FILTER, "match", found.filter)
         elif name == "or" and first is not None:
@@ -573,7 +576,8 @@ class _FileScan:
                 lit = n.string_literal(key)
                 span = lit.content_span if lit is not None else _span(key)
                 pos = self.src.position(key.start_byte + (1 if lit is not None else 0))
-                into.append(Column(name, role, op, pos, span))
+                value_node = child.child_by_field_name("value")
+                into.append(Column(name, role, op, pos, span, value=_value_text(value_node) if value_node is not None else None))
             elif child.type == "shorthand_property_identifier":
                 into.append(Column(n.text(child), role, op, self.src.position(child.start_byte), _span(child), shorthand=True))
             elif child.type == "spread_element":
@@ -583,6 +587,21 @@ class _FileScan:
 
     def _opaque(self, role: Role, reason: str, node: Node) -> Opaque:
         return Opaque(role, reason, self.src.position(node.start_byte))
+
+
+def _value_text(node: Node) -> str | None:
+    """A literal value as PostgREST sends it (text), or None for anything computed."""
+    node = n.unwrap(node)
+    lit = n.string_literal(node)
+    if lit is not None:
+        return lit.value
+    if node.type == "number":
+        return n.text(node).replace("_", "")
+    if node.type in ("true", "false"):
+        return node.type
+    if node.type == "unary_expression" and n.text(node).startswith("-") and node.named_children and node.named_children[0].type == "number":
+        return n.text(node).replace(" ", "")
+    return None
 
 
 def _callee(call: Node) -> Node | None:

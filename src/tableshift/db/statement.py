@@ -1,0 +1,226 @@
+"""A query call as the SQL statement PostgREST would run for it, for PostgreSQL to check.
+
+Values the code spells out are bound as PostgREST binds them: as text that PostgreSQL casts to the
+column's type (`.eq('impressions', 'n/a')` fails on an integer column, as it would in production).
+Values held in variables are typed parameters (a NULL of the column's type). Embedded resources
+are joined through a foreign key, as PostgREST finds them; a call whose parts are not visible
+(a payload in a variable, a chain that continues elsewhere) is checked on what is visible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tableshift.db.catalog import literal, quote
+from tableshift.model import Call, Column, Embedded, Kind, Operation
+
+if TYPE_CHECKING:
+    import psycopg
+
+_COMPARE = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "like": "LIKE", "ilike": "ILIKE"}
+_COMPARE |= {"contains": "@>", "containedBy": "<@", "overlaps": "&&", "cs": "@>", "cd": "<@", "ov": "&&"}
+_COMPARE |= {"match": "~", "imatch": "~*", "regexMatch": "~", "regexIMatch": "~*", "isdistinct": "IS DISTINCT FROM", "isDistinct": "IS DISTINCT FROM"}
+
+
+class Unchecked(Exception):
+    """Why a call is not checked: no statement can be built for it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Relationship:
+    """A foreign key between two tables, as PostgREST embeds through it."""
+
+    name: str
+    child: str  # the table holding the foreign key
+    child_columns: tuple[str, ...]
+    parent: str
+    parent_columns: tuple[str, ...]
+
+
+def relationships(conn: psycopg.Connection) -> list[Relationship]:
+    rows = conn.execute(
+        "SELECT c.conname, cl.relname, pl.relname,"
+        " array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, o) JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o),"
+        " array(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(n, o) JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.o)"
+        " FROM pg_constraint c JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_class pl ON pl.oid = c.confrelid"
+        " JOIN pg_namespace n ON n.oid = cl.relnamespace WHERE c.contype = 'f' AND n.nspname = 'public'"
+    ).fetchall()
+    return [Relationship(name, child, tuple(cc), parent, tuple(pc)) for name, child, parent, cc, pc in rows]
+
+
+def build(call: Call, table: str, fks: list[Relationship]) -> str:
+    """The statement for `call` on `table` (the call's own, or its target after a rewrite)."""
+    if call.kind is not Kind.TABLE:
+        raise Unchecked(f"{call.kind.value} calls are not checked")
+    columns = call.columns
+    target = quote(table) if "." not in table else ".".join(quote(p) for p in table.split(".", 1))
+    where = [_condition(c) for c in columns.filter if c.op != "order" and c.qualifier is None]
+    where_sql = f" WHERE {' AND '.join(where)}" if where else ""
+    op = call.operation
+    if op in (None, Operation.SELECT):
+        items = [_select_item(c) for c in columns.select] or ["*"]
+        items += [_embed(e, table.split(".")[-1], fks) for e in columns.embedded]
+        group = _group_by(columns.select)
+        order = [quote(c.name) for c in columns.filter if c.op == "order" and c.qualifier is None]
+        return (
+            f"SELECT {', '.join(items)} FROM {target} AS {quote(table.split('.')[-1])}{where_sql}"
+            + (f" GROUP BY {', '.join(group)}" if group else "")
+            + (f" ORDER BY {', '.join(order)}" if order else "")
+        )
+    if op is Operation.DELETE:
+        return f"DELETE FROM {target}{where_sql}"
+    writes = _unique_writes(columns.write)
+    if op is Operation.UPDATE:
+        if not writes:
+            raise Unchecked("update payload is not visible")
+        sets = ", ".join(f"{quote(c.name)} = {_value(c.value)}" for c in writes)
+        return f"UPDATE {target} SET {sets}{where_sql}"
+    if not writes:
+        raise Unchecked(f"{op.value} payload is not visible")
+    names = ", ".join(quote(c.name) for c in writes)
+    values = ", ".join(_value(c.value) for c in writes)
+    statement = f"INSERT INTO {target} ({names}) VALUES ({values})"
+    if op is Operation.UPSERT:
+        conflict = [quote(c.name) for c in columns.on_conflict]
+        if conflict:
+            updates = ", ".join(f"{quote(c.name)} = EXCLUDED.{quote(c.name)}" for c in writes)
+            statement += f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}"
+        else:  # PostgREST's default: the primary key
+            statement += " ON CONFLICT DO NOTHING"
+    return statement
+
+
+def _unique_writes(write: tuple[Column, ...]) -> list[Column]:
+    seen: dict[str, Column] = {}
+    for c in write:
+        seen.setdefault(c.name, c)  # an array payload repeats keys: one column each
+    return list(seen.values())
+
+
+def _value(value: str | None) -> str:
+    return "NULL" if value is None else literal(value)
+
+
+def _ref(c: Column) -> str:
+    base = quote(c.name)
+    if c.json_path:
+        base += _json_path(c.json_path)
+    return base
+
+
+def _json_path(path: str) -> str:
+    """`->a->>b` as SQL: keys quoted, array indexes as numbers."""
+    out = []
+    i = 0
+    while i < len(path):
+        arrow = "->>" if path.startswith("->>", i) else "->"
+        i += len(arrow)
+        j = i
+        while j < len(path) and not path.startswith("->", j):
+            j += 1
+        key = path[i:j]
+        out.append(arrow + (key if key.lstrip("-").isdigit() else literal(key)))
+        i = j
+    return "".join(out)
+
+
+def _select_item(c: Column) -> str:
+    if c.name == "*":
+        return "*"
+    if c.aggregate is not None and c.name == "count" and c.json_path is None:
+        expr = "count(*)"
+    elif c.aggregate is not None:
+        expr = f"{c.aggregate}({_ref(c)})"
+    else:
+        expr = _ref(c)
+    if c.cast:
+        expr = f"({expr})::{c.cast}"
+    return expr + (f" AS {quote(c.alias)}" if c.alias else "")
+
+
+def _group_by(select: tuple[Column, ...]) -> list[str]:
+    if not any(c.aggregate for c in select):
+        return []
+    return [_ref(c) for c in select if not c.aggregate and c.name != "*"]
+
+
+def _condition(c: Column) -> str:
+    ref = _ref(c)
+    if c.op in ("or", "and") and c.value is not None:
+        return _logic(ref, c.value)
+    operator = _COMPARE.get(c.op)
+    if c.op == "is":
+        return f"{ref} IS {_is_value(c.value)}"
+    if c.op == "in":
+        return f"{ref} = ANY({_value(c.value)})" if c.value is not None else f"{ref} IN (NULL)"
+    if operator is None:  # textSearch, not(), filter(), range operators: the column must exist
+        return f"({ref} IS NULL OR {ref} IS NOT NULL)"
+    return f"{ref} {operator} {_value(c.value)}"
+
+
+def _is_value(value: str | None) -> str:
+    text = (value or "null").lower()
+    return text.upper() if text in ("null", "true", "false", "unknown") else "NULL"
+
+
+def _logic(ref: str, condition: str) -> str:
+    """`not.eq.1` (one condition of an or() string) as SQL on `ref`."""
+    negated = condition.startswith("not.")
+    rest = condition[4:] if negated else condition
+    operator, _, value = rest.partition(".")
+    if operator == "is":
+        sql = f"{ref} IS {_is_value(value)}"
+    elif operator == "in":
+        items = [v.strip().strip('"') for v in value.strip("()").split(",") if v.strip()]
+        sql = f"{ref} IN ({', '.join(literal(v) for v in items) or 'NULL'})"
+    elif operator in _COMPARE:
+        sql = f"{ref} {_COMPARE[operator]} {literal(value)}"
+    else:
+        sql = f"({ref} IS NULL OR {ref} IS NOT NULL)"
+    return f"NOT ({sql})" if negated else sql
+
+
+def _embed(e: Embedded, parent: str, fks: list[Relationship]) -> str:
+    """An embedded resource as a correlated sub-select through the foreign key PostgREST would use."""
+    relation = e.table
+    hints = [h for h in e.hints if h not in ("inner", "left")]
+    candidates = [
+        r for r in fks
+        if (r.child == parent and r.parent == relation) or (r.child == relation and r.parent == parent)
+    ]  # fmt: skip
+    if hints:
+        candidates = [r for r in candidates if r.name in hints or any(h in (*r.child_columns, *r.parent_columns) for h in hints)]
+    if not candidates:
+        raise EmbedError(
+            f"Could not find a relationship between '{parent}' and '{relation}' in the schema cache"
+            + (f" (hint {', '.join(hints)})" if hints else "")
+        )
+    if len(candidates) > 1:
+        raise EmbedError(f"Could not embed because more than one relationship was found for '{parent}' and '{relation}'")
+    fk = candidates[0]
+    alias = quote(f"_{relation}")
+    if fk.child == parent:
+        join = " AND ".join(f"{alias}.{quote(p)} = {quote(parent)}.{quote(c)}" for c, p in zip(fk.child_columns, fk.parent_columns))
+    else:
+        join = " AND ".join(f"{alias}.{quote(c)} = {quote(parent)}.{quote(p)}" for c, p in zip(fk.child_columns, fk.parent_columns))
+    items = [_select_item(c).replace(quote(c.name), f"{alias}.{quote(c.name)}", 1) if c.name != "*" else f"{alias}.*" for c in e.columns] or [f"{alias}.*"]
+    inner = f"SELECT {', '.join(items)} FROM {quote(relation)} AS {alias} WHERE {join}"
+    return f"(SELECT json_agg(x) FROM ({inner}) AS x) AS {quote(e.alias or relation)}"
+
+
+class EmbedError(Exception):
+    """PostgREST's own refusal to embed: no relationship, or more than one."""
+
+
+def check(conn: psycopg.Connection, sql: str) -> str | None:
+    """PostgreSQL's message when it rejects the statement (planned with EXPLAIN, never run), else None."""
+    import psycopg
+
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute(f"EXPLAIN {sql}".encode(), prepare=False)  # type: ignore[call-overload]
+    except psycopg.Error as exc:
+        return (exc.diag.message_primary or str(exc)).strip().splitlines()[0]
+    return None
+

@@ -1,0 +1,81 @@
+"""`tableshift verify` and `patch --verify`: every call before and after its rewrite, checked by PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from helpers import run_cli
+
+DB = Path(__file__).resolve().parent.parent / "fixtures" / "database"
+RULES = DB / "rules.toml"
+APP = DB / "app"
+
+
+def _verify(*extra: str) -> tuple[int, dict]:
+    # relative paths from the repository root: the report names them as given
+    rel = "fixtures/database"
+    proc = run_cli(
+        "verify", f"{rel}/app", "--rules", f"{rel}/rules.toml", "--legacy-schema", f"{rel}/legacy.sql", "--format", "json", "--no-cache", *extra,
+        cwd=DB.parent.parent,
+    )  # fmt: skip
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_the_report_matches_its_golden_file_and_names_what_only_a_database_sees(update_golden):
+    status, data = _verify()
+    golden = DB / "expected" / "verify.json"
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    if update_golden:
+        golden.write_text(text)
+    assert text == golden.read_text(), "fixtures/database/expected/verify.json differs: run pytest --update-golden"
+    assert status == 1
+    assert data["summary"] == {"calls": 5, "checked": 5, "ok": 3, "errors": 2, "skipped": 0}
+    by_line = {c["line"]: c for c in data["calls"]}
+    # a clean rewrite: both sides plan, the renamed column read under its old name
+    assert by_line[7]["before"]["status"] == by_line[7]["after"]["status"] == "ok" and by_line[7]["fix"] == "auto"
+    assert "raw_topic AS topic_cluster" in by_line[7]["after"]["sql"]
+    # PostgreSQL's own messages for what no static check sees
+    assert by_line[11]["before"]["status"] == "ok"
+    assert by_line[11]["after"]["error"] == 'invalid input syntax for type integer: "n/a"' and by_line[11]["fix"] == "review"
+    assert by_line[15]["after"]["error"] == "there is no unique or exclusion constraint matching the ON CONFLICT specification"
+    # a call on a target table is checked as it is; a call patch leaves to a person is not rewritten
+    assert by_line[18]["fix"] == "ok" and by_line[18]["after"]["status"] == "ok"
+    assert by_line[21]["after"] == {"status": "skipped", "error": "not rewritten: review", "sql": None}
+
+
+def test_text_output_names_each_rejection_with_its_place(tmp_path):
+    proc = run_cli("verify", str(APP), "--rules", str(RULES), "--legacy-schema", str(DB / "legacy.sql"), "--no-cache")
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert lines[0].endswith('queries.ts:11:12: after: outcomes -> engagement_metrics: invalid input syntax for type integer: "n/a"')
+    assert lines[-1] == "tableshift verify: 5 calls, 5 checked: 3 ok, 2 with errors, 0 skipped"
+
+
+def test_without_the_legacy_schema_the_before_side_is_skipped():
+    proc = run_cli("verify", str(APP), "--rules", str(RULES), "--format", "json", "--no-cache")
+    data = json.loads(proc.stdout)
+    legacy = [c for c in data["calls"] if c["table"] != "content_queue"]
+    assert all(c["before"]["status"] == "skipped" and "no legacy schema" in c["before"]["error"] for c in legacy)
+    assert {c["line"]: c["after"]["status"] for c in legacy} == {7: "ok", 11: "error", 15: "error", 21: "skipped"}
+
+
+def test_patch_verify_never_calls_auto_what_the_database_rejects(tmp_path):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "queries.ts").write_text((APP / "queries.ts").read_text())
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    report = tmp_path / "coverage.json"
+    args = ["patch", "app", "--rules", str(RULES), "--no-cache", "--report", str(report)]
+    plain = run_cli(*args, cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert "'n/a'" in plain.stdout  # without --verify, the cast that fails is rewritten
+    checked = run_cli(*args, "--verify", "--legacy-schema", str(DB / "legacy.sql"), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert "from('content_queue')" in checked.stdout and "engagement_metrics" not in checked.stdout
+    reasons = {e["line"]: e["reasons"] for e in json.loads(report.read_text())["review"]}
+    assert 'PostgreSQL rejects the rewritten call: invalid input syntax for type integer: "n/a"' in reasons[11]
+    assert any("ON CONFLICT" in r for r in reasons[15])
+    assert run_cli(*args, "--legacy-schema", "x.sql", cwd=tmp_path).returncode == 2  # only with --verify
