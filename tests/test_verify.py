@@ -79,3 +79,14 @@ def test_patch_verify_never_calls_auto_what_the_database_rejects(tmp_path):
     assert 'PostgreSQL rejects the rewritten call: invalid input syntax for type integer: "n/a"' in reasons[11]
     assert any("ON CONFLICT" in r for r in reasons[15])
     assert run_cli(*args, "--legacy-schema", "x.sql", cwd=tmp_path).returncode == 2  # only with --verify
+
+
+def test_only_ever_one_statement_reaches_the_database():
+    from tableshift.db import statement
+
+    class Refuse:
+        def transaction(self, **_):  # pragma: no cover - must not be reached
+            raise AssertionError("sent to the database")
+
+    assert statement.check(Refuse(), "SELECT 1; COMMIT") == "not a single statement: not sent to the database"
+    assert statement.check(Refuse(), "SELECT 1 FROM t; DROP TABLE t") == "not a single statement: not sent to the database"
