@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from tableshift.config import Config
     from tableshift.discover import SourceFile
     from tableshift.engine import FileOutcome, ScanResult
-    from tableshift.engine import Options as EngineOptions
+    from tableshift.options import Options as EngineOptions
     from tableshift.rules import RuleSet
 
 EXIT_OK = 0
@@ -174,7 +174,7 @@ def _inputs(
     flags: RunFlags = RunFlags(),
 ) -> Inputs:
     from tableshift.config import load_config
-    from tableshift.engine import Options as EngineOptions
+    from tableshift.options import Options as EngineOptions
     from tableshift.rules import load_rules
 
     config = load_config(config_path, cwd=Path.cwd())
@@ -205,6 +205,8 @@ def _sources(inputs: Inputs, *, only: set[Path] | None = None) -> list[SourceFil
 
 def _outcomes(inputs: Inputs, sources: list[SourceFile]) -> Iterator[FileOutcome]:
     """Every file's outcome, streamed, with a progress bar on a terminal for long scans."""
+    if not sources:
+        return  # nothing to scan: not even the engine is loaded
     from tableshift import engine
 
     if not sys.stderr.isatty() or len(sources) < PROGRESS_MIN_FILES:

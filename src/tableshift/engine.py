@@ -12,20 +12,22 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tableshift.cache import dumps
 from tableshift.classify import classify
 from tableshift.discover import SourceFile
-from tableshift.link import callsites
-from tableshift.link.callsites import CallSite, Helper
-from tableshift.link.linker import Linker
 from tableshift.model import Call, FileResult, Status, Verdict
 from tableshift.patch import OverlappingEdits, apply_edits
 from tableshift.rewrite import ConstantEdit, Plan, plan, settle_shared
 from tableshift.rules import RuleSet
 from tableshift.scan import candidate_pattern, error_count, has_candidates, scan_source
 
-DEFAULT_MAX_FILE_SIZE = 2_000_000
+if TYPE_CHECKING:
+    from tableshift.link.callsites import CallSite, Helper
+    from tableshift.link.linker import Linker
+
+from tableshift.options import DEFAULT_MAX_FILE_SIZE, Options  # noqa: F401  (re-exported)
 MINIFIED_MIN_SIZE = 20_000
 MINIFIED_LINE_LENGTH = 1_000
 PARALLEL_MIN_FILES = 16  # below this, starting processes costs more than it saves
@@ -66,18 +68,6 @@ class ScanResult:
 
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """How to run a scan: parallelism, cache and limits."""
-
-    jobs: int = 0  # 0: one process per core
-    cache_dir: Path | None = None  # None: no cache
-    max_file_size: int = DEFAULT_MAX_FILE_SIZE
-    skip_minified: bool = True
-    root: Path | None = None  # the project the link pass resolves modules in (default: the repository)
-    verify: bool = False  # patch: parse each file's rewrite where the file is parsed, in parallel
 
 
 def _root(sources: Sequence[SourceFile]) -> Path:
@@ -242,6 +232,11 @@ def stream(
     first, spooled to disk in order; then helpers defined in one file and called from others
     are joined with their call sites, and the outcomes are replayed.
     """
+    if not sources:
+        return
+    from tableshift.link import callsites
+    from tableshift.link.linker import Linker
+
     linker = Linker(options.root or _root(sources))
     spool = _Spool(with_rules=rules is not None)
     helpers: dict[Helper, tuple[str, ...]] = {}
@@ -321,6 +316,8 @@ class _Shared:
 
 def _helpers_of(source: SourceFile, outcome: FileOutcome) -> Iterator[tuple[Helper, tuple[str, ...]]]:
     """Exported helpers defined in this file: a parameter reaches a query's table."""
+    from tableshift.link.callsites import Helper
+
     for call in outcome.result.calls:
         table = call.table
         if table is not None and table.parameter is not None and not table.certain:
@@ -391,6 +388,7 @@ class _Sites:
 
     def apply(self, outcome: FileOutcome, source: SourceFile, rules: RuleSet | None) -> FileOutcome:
         from tableshift.link.apply import site_call, with_callers
+        from tableshift.link.callsites import Helper
 
         module = source.path.resolve()
         calls = [

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tableshift import __version__
-from tableshift.engine import FileOutcome, ScanResult
 from tableshift.model import Column, Embedded, Kind, Opaque, Operation, Status, Verdict
 from tableshift.rewrite import Fix, Plan
 from tableshift.rules import RuleSet
+
+if TYPE_CHECKING:
+    from tableshift.engine import FileOutcome, ScanResult
 
 SCHEMA_VERSION = 1
 _OPS = [op.value for op in Operation] + ["unknown"]
