@@ -221,6 +221,31 @@ def _outcomes(inputs: Inputs, sources: list[SourceFile]) -> Iterator[FileOutcome
         yield from engine.stream(sources, inputs.rules, options=inputs.options, on_file=lambda _: progress.advance(task))
 
 
+def _gate_scan(inputs: Inputs, *, only: set[Path] | None = None, columns: bool = False) -> ScanResult:
+    """The scan as `check`, `baseline` and `patch` need it, streamed: a file's calls that involve no
+    legacy table are let go as the file is done, and (unless `columns`) so are the columns of the
+    others, so memory follows the legacy calls, not the tree."""
+    import dataclasses
+
+    from tableshift.engine import FileOutcome, ScanResult
+    from tableshift.model import Columns, Status
+
+    sources = _sources(inputs, only=only)
+    kept = []
+    empty = Columns()
+    for outcome in _outcomes(inputs, sources):
+        plans = []
+        for p in outcome.plans:
+            if p.verdict.status not in (Status.LEGACY, Status.DYNAMIC):
+                continue
+            if not columns:
+                p = dataclasses.replace(p, verdict=dataclasses.replace(p.verdict, call=dataclasses.replace(p.call, columns=empty)))
+            plans.append(p)
+        bare = dataclasses.replace(outcome.result, calls=())
+        kept.append(FileOutcome(bare, (), tuple(plans), outcome.digest, outcome.verified))
+    return ScanResult(tuple(kept), tuple(sources))
+
+
 def _scan(inputs: Inputs, *, only: set[Path] | None = None) -> ScanResult:
     from tableshift.engine import ScanResult
 
@@ -322,13 +347,15 @@ def patch(
 
     # each rewrite is parsed again where its file is parsed: in the workers, in parallel
     inputs = dataclasses.replace(inputs, options=dataclasses.replace(inputs.options, verify=True))
-    scanned = _scan(inputs)
     if verify:
         from tableshift.db import verify as verifying
 
+        scanned = _scan(inputs)
         scanned = verifying.demote(scanned, _verified(inputs, scanned, legacy_schema, database_url))
     elif legacy_schema is not None or database_url:
         raise UsageError("--legacy-schema and --database-url go with --verify")
+    else:
+        scanned = _gate_scan(inputs)
     outcome = patching.run(scanned, inputs.rules, selection, split=split_dir is not None, cache_dir=inputs.options.cache_dir)
     status = patching.emit(outcome, output=output, split_dir=split_dir, apply=apply, err=_stderr_console())
     patching.write_report(outcome, report)
@@ -502,7 +529,7 @@ def baseline(
     assert inputs.rules is not None
     path = _baseline_path(output, inputs.config)
     _check_targets(path)
-    new, old = gate.write_baseline(_scan(inputs), inputs.rules, path, update=update, cwd=Path.cwd())
+    new, old = gate.write_baseline(_gate_scan(inputs), inputs.rules, path, update=update, cwd=Path.cwd())
     err = _stderr_console()
     if old is None:
         err.print(f"wrote {path}: {new.total} legacy uses in {len(new.files)} files", markup=False, highlight=False)
@@ -543,7 +570,7 @@ def check(
     where = first if first.is_dir() else first.parent
     only = changed(changed_since, cwd=where.resolve()) if changed_since else None
     result = gate.run_check(
-        _scan(inputs, only=only),
+        _gate_scan(inputs, only=only),
         inputs.rules,
         path,
         strict=inputs.config.strict if strict is None else strict,
