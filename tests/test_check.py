@@ -86,7 +86,7 @@ def test_a_new_legacy_call_fails_with_exactly_that_call(repo):
     proc = check(repo)
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
-    assert lines[0] == "src/queue.ts:13:36: legacy table 'tweets' (use 'posted_content'): 2 calls here, baseline allows 1"
+    assert lines[0] == "src/queue.ts:13:36: TS001 legacy table 'tweets' (use 'posted_content'): 2 calls here, baseline allows 1"
     assert lines[-1].startswith("tableshift check: FAILED: 1 new legacy call")
 
 

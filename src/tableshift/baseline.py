@@ -215,6 +215,7 @@ class Comparison:
     unreasoned: tuple[Plan, ...]  # tableshift-ignore comments without a reason
     suppressed: int
     total: int
+    files: int = 0  # files with at least one use: the same count `baseline` reports
 
 
 def compare(
@@ -257,7 +258,8 @@ def compare(
     unreasoned = tuple(p for p in plans if p.call.suppression == "" and p.verdict.status in (Status.LEGACY, Status.DYNAMIC))
     suppressed = sum(1 for p in plans if p.call.suppression and p.verdict.status in (Status.LEGACY, Status.DYNAMIC))
     order = lambda f: (f.use.plan.call.file, f.use.plan.call.start.line, f.use.plan.call.start.column)  # noqa: E731
-    return Comparison(tuple(sorted(new, key=order)), tuple(sorted(warnings, key=order)), tuple(tight), unreasoned, suppressed, len(items))
+    files = len({u.key for u in items})
+    return Comparison(tuple(sorted(new, key=order)), tuple(sorted(warnings, key=order)), tuple(tight), unreasoned, suppressed, len(items), files)
 
 
 def _pick_new(group: list[Use], allowance: Allowance, excess: int) -> list[Use]:

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from tableshift.options import Options as EngineOptions
     from tableshift.rules import RuleSet
 
+# -q / -v / --color: global, accepted anywhere on the command line (see `_global_flags`)
+_UI: dict[str, object] = {"quiet": False, "verbose": False, "color": "auto"}
+
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
@@ -40,6 +43,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -70,8 +74,11 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+        Optional[bool], typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No messages on stderr, only results and errors (any position).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say what the scan did: files, cache hits, time (any position).")] = False,
+    color: Annotated[str, typer.Option("--color", help="auto, always or never; NO_COLOR is honoured (any position).")] = "auto",
 ) -> None:
     """tableshift: audit, patch and gate legacy-table usage in Supabase code."""
 
@@ -206,8 +213,14 @@ def _sources(inputs: Inputs, *, only: set[Path] | None = None) -> list[SourceFil
 def _outcomes(inputs: Inputs, sources: list[SourceFile]) -> Iterator[FileOutcome]:
     """Every file's outcome, streamed, with a progress bar on a terminal for long scans."""
     if not sources:
+        if _UI["verbose"]:
+            _stderr_console().print("scanned 0 files", markup=False, highlight=False)
         return  # nothing to scan: not even the engine is loaded
     from tableshift import engine
+
+    if _UI["verbose"]:
+        yield from _timed(inputs, sources)
+        return
 
     if not sys.stderr.isatty() or len(sources) < PROGRESS_MIN_FILES:
         yield from engine.stream(sources, inputs.rules, options=inputs.options)
@@ -246,6 +259,23 @@ def _gate_scan(inputs: Inputs, *, only: set[Path] | None = None, columns: bool =
     return ScanResult(tuple(kept), tuple(sources))
 
 
+def _timed(inputs: Inputs, sources: list[SourceFile]) -> Iterator[FileOutcome]:
+    """-v: the scan, then what it did."""
+    import time
+
+    from tableshift import engine
+
+    start = time.perf_counter()
+    yield from engine.stream(sources, inputs.rules, options=inputs.options)
+    stats = engine.LAST_RUN
+    _stderr_console().print(
+        f"scanned {len(sources)} files in {time.perf_counter() - start:.2f} s: {stats.get('candidates', 0)} may hold calls,"
+        f" {stats.get('cached', 0)} from the cache, {stats.get('parsed', 0)} parsed, {stats.get('skipped', 0)} skipped",
+        markup=False,
+        highlight=False,
+    )
+
+
 def _scan(inputs: Inputs, *, only: set[Path] | None = None) -> ScanResult:
     from tableshift.engine import ScanResult
 
@@ -253,7 +283,7 @@ def _scan(inputs: Inputs, *, only: set[Path] | None = None) -> ScanResult:
     return ScanResult(tuple(_outcomes(inputs, sources)), tuple(sources))
 
 
-@app.command()
+@app.command(short_help='Find and classify every Supabase query call.')
 @_quiet_pipe
 def audit(
     paths: PathsArg = None,
@@ -300,7 +330,7 @@ class _Discard:
         pass
 
 
-@app.command()
+@app.command(short_help='Rewrite legacy-table calls; print a patch.')
 @_quiet_pipe
 def patch(
     paths: PathsArg = None,
@@ -312,6 +342,7 @@ def patch(
     split_dir: Annotated[Optional[Path], typer.Option("--split-dir", help="Write one patch per rules group into this directory.")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="Edit the files in place (atomically) instead of printing a patch.")] = False,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write the full coverage report (.md or .json).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; list the files a patch would change and exit 1 if there are any.")] = False,
     verify: Annotated[bool, typer.Option("--verify", help="Check each rewrite with PostgreSQL first: a call it rejects is review, with its message.")] = False,
     legacy_schema: Annotated[Optional[Path], typer.Option("--legacy-schema", help="With --verify: the legacy tables' DDL.")] = None,
     database_url: DatabaseUrlOpt = None,
@@ -327,8 +358,8 @@ def patch(
     """Rewrite legacy-table calls to the consolidated tables; print a unified diff and a coverage summary."""
     from tableshift import patching
 
-    if sum(x is not None and x is not False for x in (output, split_dir, apply or None)) > 1:
-        raise UsageError("--output, --split-dir and --apply exclude each other: pick one")
+    if sum(x is not None and x is not False for x in (output, split_dir, apply or None, check or None)) > 1:
+        raise UsageError("--output, --split-dir, --apply and --check exclude each other: pick one")
     if report is not None and report.suffix.lower() not in (".md", ".json"):
         raise UsageError(f"{report}: --report takes a .md or .json file")
     if split_dir is not None:  # made first, so that --report may point into it
@@ -357,8 +388,12 @@ def patch(
     else:
         scanned = _gate_scan(inputs)
     outcome = patching.run(scanned, inputs.rules, selection, split=split_dir is not None, cache_dir=inputs.options.cache_dir)
-    status = patching.emit(outcome, output=output, split_dir=split_dir, apply=apply, err=_stderr_console())
+    status = patching.emit(outcome, output=output, split_dir=split_dir, apply=apply, check=check, err=_stderr_console())
     patching.write_report(outcome, report)
+    if report is not None:
+        from tableshift.report.escape import printable
+
+        _stderr_console().print(f"wrote {printable(str(report))}", markup=False, highlight=False)
     raise typer.Exit(status)
 
 
@@ -369,7 +404,7 @@ class Phase(StrEnum):
     contract = "contract"
 
 
-@app.command()
+@app.command(short_help='Write the migration SQL of each phase.')
 @_quiet_pipe
 def sql(
     rules: RulesOpt = None,
@@ -423,7 +458,7 @@ class VerifyFormat(StrEnum):
     markdown = "markdown"
 
 
-@app.command()
+@app.command(short_help='Check calls before and after rewrite in PostgreSQL.')
 @_quiet_pipe
 def verify(
     paths: PathsArg = None,
@@ -506,7 +541,7 @@ def _baseline_path(flag: Path | None, config: Config) -> Path:
     return (config.root or Path(".")) / DEFAULT_BASELINE
 
 
-@app.command()
+@app.command(short_help="Record today's legacy-table usage.")
 @_quiet_pipe
 def baseline(
     paths: PathsArg = None,
@@ -530,14 +565,16 @@ def baseline(
     path = _baseline_path(output, inputs.config)
     _check_targets(path)
     new, old = gate.write_baseline(_gate_scan(inputs), inputs.rules, path, update=update, cwd=Path.cwd())
+    from tableshift.report.check import plural
+
     err = _stderr_console()
     if old is None:
-        err.print(f"wrote {path}: {new.total} legacy uses in {len(new.files)} files", markup=False, highlight=False)
+        err.print(f"wrote {path}: {plural(new.total, 'legacy use')} in {plural(len(new.files), 'file')}", markup=False, highlight=False)
     else:
-        err.print(f"updated {path}: {old.total} → {new.total} legacy uses allowed", markup=False, highlight=False)
+        err.print(f"updated {path}: {old.total:,} → {plural(new.total, 'legacy use')} allowed", markup=False, highlight=False)
 
 
-@app.command()
+@app.command(short_help='Fail on new legacy-table usage (CI gate).')
 @_quiet_pipe
 def check(
     paths: PathsArg = None,
@@ -546,6 +583,7 @@ def check(
     format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.text,
     changed_since: Annotated[Optional[str], typer.Option("--changed-since", help="Only files changed against this git ref, plus untracked ones.")] = None,
     strict: Annotated[Optional[bool], typer.Option("--strict/--no-strict", help="Dynamic calls that may be legacy fail the check too.", show_default=False)] = None,
+    exit_zero: Annotated[bool, typer.Option("--exit-zero", help="Report findings but exit 0 (errors of usage still exit 2).")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result to this file instead of stdout.")] = None,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
@@ -576,26 +614,48 @@ def check(
         strict=inputs.config.strict if strict is None else strict,
         cwd=Path.cwd(),
     )
-    text = check_report.render(format.value, result.data, result.comparison, inputs.rules)
+    color = output is None and format is CheckFormat.text and _colored(sys.stdout)
+    text = check_report.render(format.value, result.data, result.comparison, inputs.rules, color=color)
     _emit(text, output)
     if output is not None or format in (CheckFormat.sarif, CheckFormat.json):
         _stderr_console().print(check_report.summary_line(result.data), markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(result.exit_status)
+    raise typer.Exit(0 if exit_zero else result.exit_status)
 
 
 def _stderr_console() -> Console:
-    """Messages are lines a script may read: never hard-wrapped, whatever the width."""
+    """Messages are lines a script may read: never hard-wrapped, whatever the width; none with -q."""
     from rich.console import Console
 
-    return Console(stderr=True, soft_wrap=True)
+    return Console(stderr=True, soft_wrap=True, quiet=bool(_UI["quiet"]), **_color_args())
+
+
+def _color_args() -> dict[str, object]:
+    """--color always|never|auto; NO_COLOR (any value) turns colour off unless --color always."""
+    mode = _UI["color"]
+    if mode == "always":
+        return {"force_terminal": True, "no_color": False}
+    if mode == "never" or os.environ.get("NO_COLOR"):
+        return {"no_color": True}
+    return {}
+
+
+def _colored(stream: object) -> bool:
+    """Whether text written to `stream` should carry colour."""
+    mode = _UI["color"]
+    if mode == "always":
+        return True
+    if mode == "never" or os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _stdout_console() -> Console:
     """Rich on a terminal; wide plain text when piped, so names are never folded."""
     from rich.console import Console
 
-    console = Console()
-    console = console if console.is_terminal else Console(width=PIPED_WIDTH)
+    console = Console(**_color_args())
+    console = console if console.is_terminal else Console(width=PIPED_WIDTH, **_color_args())
     console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]  # rich would exit 1; see _quiet_pipe
     return console
 
@@ -614,6 +674,9 @@ def _emit_with(write: Callable[[BinaryIO], None], output: Path | None) -> None:
 
     with atomic_writer(output) as handle:
         write(handle)
+    from tableshift.report.escape import printable
+
+    _stderr_console().print(f"wrote {printable(str(output))}", markup=False, highlight=False)
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -621,8 +684,10 @@ def _emit(text: str, output: Path | None) -> None:
         sys.stdout.write(text)
         return
     from tableshift.fsutil import write_atomic
+    from tableshift.report.escape import printable
 
     write_atomic(output, text.encode("utf-8"))
+    _stderr_console().print(f"wrote {printable(str(output))}", markup=False, highlight=False)
 
 
 def main() -> None:
@@ -631,7 +696,14 @@ def main() -> None:
     gc.disable()
     _signals()
     try:
-        status = app(standalone_mode=False)
+        sys.argv[1:] = _global_flags(sys.argv[1:])
+    except UsageError as exc:
+        print(f"tableshift: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    if "--help" in sys.argv or "-h" in sys.argv or len(sys.argv) == 1:
+        _plain_help()
+    try:
+        status = app(standalone_mode=False, prog_name="tableshift")
     except UsageError as exc:
         print(f"tableshift: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
@@ -656,6 +728,46 @@ def main() -> None:
         sys.stderr.flush()
         os._exit(128 + _SIGNAL[0])
     sys.exit(status if isinstance(status, int) else EXIT_OK)
+
+
+def _global_flags(args: list[str]) -> list[str]:
+    """Take -q/--quiet, -v/--verbose and --color WHEN from anywhere before `--`, as ruff and eslint do."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            out.extend(args[i:])
+            break
+        if arg in ("-q", "--quiet"):
+            _UI["quiet"] = True
+        elif arg in ("-v", "--verbose"):
+            _UI["verbose"] = True
+        elif arg == "--color" or arg.startswith("--color="):
+            if arg == "--color":
+                if i + 1 >= len(args):
+                    raise UsageError("--color needs a value: auto, always or never")
+                i += 1
+                value = args[i]
+            else:
+                value = arg.split("=", 1)[1]
+            if value not in ("auto", "always", "never"):
+                raise UsageError(f"--color {value}: expected auto, always or never")
+            _UI["color"] = value
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+def _plain_help() -> None:
+    """typer escapes `[default: x]` for rich even when help is plain text: undo it, so help reads
+    `[default: text]`, not `\\[default: text]`."""
+    try:
+        from typer import rich_utils
+    except ImportError:  # pragma: no cover - rich is a dependency
+        return
+    rich_utils.escape_before_html_export = lambda text: text.strip()  # type: ignore[assignment]
 
 
 _SIGNAL = [0]  # the signal that ended the run, if one did

@@ -434,6 +434,13 @@ def _per_file(
     except BaseException:
         work.abort()  # interrupted while reading: the workers already started go at once
         raise
+    LAST_RUN.clear()
+    LAST_RUN.update(
+        candidates=len(keys),
+        cached=sum(1 for k in keys.values() if k in cached),
+        parsed=len(keys) - sum(1 for k in keys.values() if k in cached),
+        skipped=sum(1 for r in trivial.values() if r.skipped),
+    )
     computed = iter(work.results())
     try:
         for index, source in enumerate(sources):
@@ -513,6 +520,9 @@ def _loads(blob: bytes) -> tuple | None:  # type: ignore[type-arg]
         return pickle.loads(blob)  # verified by its signature: written by tableshift itself
     except Exception:  # an entry of an older layout: recompute it
         return None
+
+
+LAST_RUN: dict[str, int] = {}  # what the last scan did, for `-v`
 
 
 def _first_pass(sources, known, cache, work, trivial, keys, digests) -> set[str]:  # type: ignore[no-untyped-def]

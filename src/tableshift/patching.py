@@ -171,10 +171,18 @@ def _changes(rewrites: Sequence[Rewrite]) -> list[tuple[str, bytes, bytes]]:
     return [(r.path, r.old, r.new) for r in rewrites if r.refused is None and r.new != r.old]
 
 
-def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, apply: bool, err: Console) -> int:
-    """Print, write or apply; the summary goes to stderr. Returns the exit status."""
+def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, apply: bool, err: Console, check: bool = False) -> int:
+    """Print, write or apply; the summary goes to stderr. Returns the exit status.
+
+    `check`: write nothing, list the files the patch would change, status 1 if there are any (a
+    gate for "everything rewritable has been rewritten")."""
     status = 0
-    if apply:
+    if check:
+        changed = sorted(path for path, _, _ in _changes(outcome.rewrites))
+        for path in changed:
+            sys.stdout.write(f"would rewrite {printable(path)}\n")
+        status = 1 if changed else 0
+    elif apply:
         status = _apply(outcome, err)
     elif split_dir is not None:
         try:
@@ -187,6 +195,7 @@ def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, 
             err.print(f"wrote {printable(str(target))}", markup=False, highlight=False, soft_wrap=True)
     elif output is not None:
         write_atomic(output, patch_of(_changes(outcome.rewrites)))
+        err.print(f"wrote {printable(str(output))}", markup=False, highlight=False, soft_wrap=True)
     else:
         sys.stdout.buffer.write(patch_of(_changes(outcome.rewrites)))
         sys.stdout.flush()

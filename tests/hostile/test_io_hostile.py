@@ -151,7 +151,7 @@ def test_a_minified_file_that_mentions_a_call_fails_the_gate_unless_excluded(gat
     (gated / "src/bundle.js").write_text(minified)
     proc = run_cli("check", "--no-cache", cwd=gated)
     assert proc.returncode == 1
-    assert "src/bundle.js: error: not checked (minified or generated" in proc.stdout
+    assert "src/bundle.js: TS004 error: not checked (minified or generated" in proc.stdout
     scanned = run_cli("check", "--no-skip-minified", "--no-cache", cwd=gated)
     assert scanned.returncode == 1 and "src/bundle.js:1:" in scanned.stdout
     (gated / "tableshift.toml").write_text(f'rules = "{RULES.as_posix()}"\npaths = ["src"]\nexclude = ["src/bundle.js"]\n')
@@ -162,7 +162,7 @@ def test_a_file_too_large_to_scan_that_mentions_a_call_fails_the_gate(gated):
     (gated / "src/big.ts").write_text("export const f = () => supabase.from('content_queue').select('id');\n" * 50)
     proc = run_cli("check", "--max-file-size", "1000", "--no-cache", cwd=gated)
     assert proc.returncode == 1
-    assert "src/big.ts: error: not checked (larger than 1,000 bytes" in proc.stdout
+    assert "src/big.ts: TS004 error: not checked (larger than 1,000 bytes" in proc.stdout
     sarif = json.loads(run_cli("check", "--max-file-size", "1000", "-f", "sarif", "--no-cache", cwd=gated).stdout)
     assert [r["ruleId"] for r in sarif["runs"][0]["results"]] == ["unchecked-file"]
 

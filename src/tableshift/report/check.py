@@ -14,6 +14,8 @@ from tableshift.rules import RuleSet
 
 SCHEMA_VERSION = 1
 
+# the code each finding carries in text output, and in SARIF as the rule's `properties.code`
+CODES = {"legacy-table": "TS001", "dynamic-legacy-table": "TS002", "suppression-without-reason": "TS003", "unchecked-file": "TS004"}
 RULES = (
     ("legacy-table", "LegacyTableUsage", "New use of a legacy table", "error"),
     ("dynamic-legacy-table", "DynamicLegacyTableUsage", "New call whose table is not known and may be legacy", "warning"),
@@ -95,6 +97,7 @@ def build(comparison: Comparison, rules: RuleSet, *, strict: bool, files_scanned
         "summary": {
             "files_scanned": files_scanned,
             "legacy_uses": comparison.total,
+            "files_with_legacy_uses": comparison.files,
             "new": len(new),
             "warnings": len(warnings),
             "errors": len(errors),
@@ -106,6 +109,11 @@ def build(comparison: Comparison, rules: RuleSet, *, strict: bool, files_scanned
     }
 
 
+def plural(n: int, noun: str) -> str:
+    """`1 file`, `2 files`: one wording for every count."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def summary_line(data: dict[str, Any]) -> str:
     s = data["summary"]
     head = "tableshift check: " + ("passed" if s["passed"] else "FAILED")
@@ -113,7 +121,10 @@ def summary_line(data: dict[str, Any]) -> str:
     parts = [f"{s['new']} new legacy call{'s' if s['new'] != 1 else ''}", f"{s['warnings']} dynamic {kind}{'s' if s['warnings'] != 1 else ''}"]
     if s["errors"]:
         parts.append(f"{s['errors']} suppression{'s' if s['errors'] != 1 else ''} without a reason")
-    parts.append(f"{s['legacy_uses']} legacy uses in {s['files_scanned']} files")
+    parts.append(
+        f"{plural(s['legacy_uses'], 'legacy use')} in {plural(s.get('files_with_legacy_uses', 0), 'file')}"
+        f" ({plural(s['files_scanned'], 'file')} scanned)"
+    )
     if s["suppressed"]:
         parts.append(f"{s['suppressed']} suppressed")
     line = f"{head}: " + ", ".join(parts)
@@ -126,13 +137,23 @@ def summary_line(data: dict[str, Any]) -> str:
     return line
 
 
-def to_text(data: dict[str, Any]) -> str:
+def to_text(data: dict[str, Any], *, color: bool = False) -> str:
+    """One line per finding, `path:line:col: CODE message` (as ruff and eslint print them, the code
+    as in SARIF), path and code coloured on a terminal; the summary last."""
     p = printable
-    lines = [f"{p(f['file'])}:{f['line']}:{f['column']}: {p(f['message'])}" for f in data["new"]]
-    lines += [f"{p(f['file'])}:{f['line']}:{f['column']}: {f['level']}: {p(f['message'])}" for f in data["warnings"]]
-    lines += [f"{p(e['file'])}:{e['line']}:{e['column']}: {p(e['message'])}" for e in data["errors"]]
+
+    def line(place: str, rule: str, message: str, *, level: str = "error") -> str:
+        code = CODES[rule]
+        if color:
+            hue = "31" if level == "error" else "33"
+            return f"\x1b[1m{place}\x1b[0m: \x1b[{hue};1m{code}\x1b[0m {message}"
+        return f"{place}: {code} {message}"
+
+    lines = [line(f"{p(f['file'])}:{f['line']}:{f['column']}", "legacy-table", p(f["message"])) for f in data["new"]]
+    lines += [line(f"{p(f['file'])}:{f['line']}:{f['column']}", "dynamic-legacy-table", f"{f['level']}: {p(f['message'])}", level=f["level"]) for f in data["warnings"]]
+    lines += [line(f"{p(e['file'])}:{e['line']}:{e['column']}", "suppression-without-reason", p(e["message"])) for e in data["errors"]]
     lines += [f"{p(t['file'])}: {t['table']}: {t['count']} calls now, baseline allows {t['allowed']} (can be tightened)" for t in data["tightenable"]]
-    lines += [f"{p(u['file'])}: error: {p(u['message'])}" for u in data.get("unchecked", [])]
+    lines += [line(p(u["file"]), "unchecked-file", f"error: {p(u['message'])}") for u in data.get("unchecked", [])]
     lines += [f"{p(u['file'])}: not checked: {p(u['reason'])}" for u in data.get("not_checked", []) if not u.get("may_hold_calls")]
     lines.append(summary_line(data))
     return "\n".join(lines) + "\n"
@@ -243,6 +264,7 @@ def to_sarif(data: dict[str, Any], comparison: Comparison, rules: RuleSet) -> di
                                 "name": name,
                                 "shortDescription": {"text": short},
                                 "defaultConfiguration": {"level": level},
+                                "properties": {"code": CODES[rid]},
                                 "help": {"text": f"{short}. Rules file: {rules.name}. Use the target tables, or add `tableshift-ignore: <reason>` with a reason."},
                             }
                             for rid, name, short, level in RULES
@@ -268,11 +290,11 @@ def _location(file: str, line: int, column: int, end_line: int | None, end_colum
     return {"physicalLocation": {"artifactLocation": {"uri": _uri(file), "uriBaseId": "%SRCROOT%"}, "region": region}}
 
 
-def render(fmt: str, data: dict[str, Any], comparison: Comparison, rules: RuleSet) -> str:
+def render(fmt: str, data: dict[str, Any], comparison: Comparison, rules: RuleSet, *, color: bool = False) -> str:
     if fmt == "json":
         return json_text(data)
     if fmt == "sarif":
         return json_text(to_sarif(data, comparison, rules))
     if fmt == "github":
         return to_github(data)
-    return to_text(data)
+    return to_text(data, color=color)

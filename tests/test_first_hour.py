@@ -1,0 +1,108 @@
+"""The conventions a new user expects from ruff, eslint, semgrep and ast-grep: short flags, quiet and
+verbose, colour that follows NO_COLOR and --color, rule codes, exit-zero, patch --check, init."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import RULES
+from helpers import run_cli
+
+APP = {
+    "src/queue.ts": "import { supabase } from './db';\nexport const next = () => supabase.from('content_metadata').select('decision_id').eq('status', 'queued');\n",
+    "src/app/api/customers/[id]/route.ts": "import { supabase } from '../../../../db';\nexport const GET = () => supabase.from('tweets').select('tweet_id');\n",
+}
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    for rel, body in APP.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "empty").mkdir()
+    made = run_cli("baseline", "empty", "--rules", str(RULES), "-o", "empty-baseline.json", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    return tmp_path
+
+
+def run_tty_env(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tableshift", *args], capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})})
+
+
+def test_short_help_and_version_flags_and_plain_help():
+    assert run_cli("-V").stdout.startswith("tableshift ")
+    help_text = run_cli("-h").stdout
+    commands = help_text.split("Commands:", 1)[1]
+    assert "..." not in commands and "audit" in commands  # descriptions are not cut
+    for command in ("audit", "patch", "check", "baseline", "sql", "verify"):
+        text = run_cli(command, "-h").stdout
+        assert "Usage: tableshift " + command in text
+        assert "\\[" not in text  # `[default: ...]`, never `\[default: ...]`
+    assert "[default: text]" in run_cli("check", "-h").stdout
+
+
+def test_check_text_carries_rule_codes_and_sarif_names_them(repo):
+    proc = run_cli("check", "--rules", str(RULES), "--baseline", "empty-baseline.json", cwd=repo)
+    assert proc.returncode == 1
+    assert "src/queue.ts:2:36: TS001 legacy table 'content_metadata'" in proc.stdout
+    assert "src/app/api/customers/[id]/route.ts:2:" in proc.stdout  # brackets survive
+    sarif = json.loads(run_cli("check", "--rules", str(RULES), "--baseline", "empty-baseline.json", "-f", "sarif", cwd=repo).stdout)
+    codes = {r["id"]: r["properties"]["code"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]}
+    assert codes["legacy-table"] == "TS001" and codes["dynamic-legacy-table"] == "TS002"
+
+
+def test_exit_zero_reports_but_passes(repo):
+    proc = run_cli("check", "--rules", str(RULES), "--baseline", "empty-baseline.json", "--exit-zero", cwd=repo)
+    assert proc.returncode == 0 and "TS001" in proc.stdout
+
+
+def test_colour_follows_color_flag_and_no_color(repo):
+    args = ("check", "--rules", str(RULES), "--baseline", "empty-baseline.json")
+    assert "\x1b[" in run_tty_env(*args, "--color", "always", cwd=repo).stdout
+    assert "\x1b[" not in run_tty_env(*args, cwd=repo).stdout  # piped: plain
+    assert "\x1b[" not in run_tty_env(*args, "--color=never", cwd=repo).stdout
+    assert "\x1b[" not in run_tty_env(*args, cwd=repo, env={"NO_COLOR": "1"}).stdout
+    bad = run_cli(*args, "--color", "sometimes", cwd=repo)
+    assert bad.returncode == 2 and bad.stderr.strip() == "tableshift: error: --color sometimes: expected auto, always or never"
+
+
+def test_quiet_and_verbose_anywhere_on_the_line(repo):
+    loud = run_cli("patch", "--rules", str(RULES), "-o", "out.patch", cwd=repo)
+    assert "wrote out.patch" in loud.stderr and "tableshift patch:" in loud.stderr
+    quiet = run_cli("patch", "--rules", str(RULES), "-o", "out.patch", "-q", cwd=repo)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    verbose = run_cli("-v", "audit", ".", "-f", "json", "-o", "audit.json", cwd=repo)
+    assert "scanned 2 files in" in verbose.stderr and "may hold calls" in verbose.stderr
+
+
+def test_every_output_file_is_announced_the_same_way(repo):
+    for args in (
+        ("audit", ".", "-f", "json", "-o", "a.json"),
+        ("audit", ".", "-f", "markdown", "-o", "a.md"),
+        ("check", "--rules", str(RULES), "--baseline", "empty-baseline.json", "-o", "c.txt"),
+        ("patch", "--rules", str(RULES), "-o", "p.patch", "--report", "cov.md"),
+    ):
+        proc = run_cli(*args, cwd=repo)
+        written = [a for a in args if a.endswith((".json", ".md", ".txt", ".patch")) and a != "empty-baseline.json"]
+        for name in written:
+            assert f"wrote {name}" in proc.stderr, (args, proc.stderr)
+
+
+def test_patch_check_is_a_gate_for_everything_rewritable(repo):
+    proc = run_cli("patch", "--rules", str(RULES), "--check", cwd=repo)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines() == ["would rewrite src/app/api/customers/[id]/route.ts", "would rewrite src/queue.ts"]
+    assert not (repo / "src" / "queue.ts").read_text().count("content_queue")  # nothing written
+    assert run_cli("patch", "--rules", str(RULES), "--apply", cwd=repo).returncode == 0
+    after = run_cli("patch", "--rules", str(RULES), "--check", cwd=repo)
+    assert after.returncode == 0 and after.stdout == ""
+    both = run_cli("patch", "--rules", str(RULES), "--check", "--apply", cwd=repo)
+    assert both.returncode == 2
