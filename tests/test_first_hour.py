@@ -106,3 +106,67 @@ def test_patch_check_is_a_gate_for_everything_rewritable(repo):
     assert after.returncode == 0 and after.stdout == ""
     both = run_cli("patch", "--rules", str(RULES), "--check", "--apply", cwd=repo)
     assert both.returncode == 2
+
+
+def _demo_sections():
+    from tableshift import engine
+    from tableshift.discover import discover
+    from tableshift.report.audit import build
+    from tableshift.report.sections import audit_sections
+    from tableshift.rules import load_rules
+
+    rules = load_rules(RULES)
+    root = Path(__file__).resolve().parent.parent / "fixtures" / "demo-app"
+    result = engine.run(discover([root]), rules, options=engine.Options(jobs=1))
+    return audit_sections(build(result, rules))
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_terminal_tables_fit_their_width_and_keep_the_numbers(width):
+    import io
+
+    from rich.console import Console
+
+    from tableshift.report.render import print_tables
+
+    buffer = io.StringIO()
+    print_tables(_demo_sections(), Console(file=buffer, width=width, force_terminal=True, color_system=None), title="t")
+    lines = buffer.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= width
+    legacy = next(i for i, line in enumerate(lines) if line.startswith("Legacy tables"))
+    header = lines[legacy + 2]
+    for column in ("calls", "reads", "writes", "auto", "review"):
+        assert column in header
+    if width == 80:
+        assert any("not shown at this width" in line for line in lines)
+    else:
+        assert "group" in header and "files" in header
+
+
+def test_piped_tables_have_no_box_drawing_and_long_lists_are_whole():
+    import io
+
+    from rich.console import Console
+
+    from tableshift.report.render import print_tables
+
+    buffer = io.StringIO()
+    print_tables(_demo_sections(), Console(file=buffer, width=160, force_terminal=False), title="t")
+    text = buffer.getvalue()
+    assert not any(ch in text for ch in "┌┏│┃─━")
+    assert "... and" not in text
+
+
+def test_a_terminal_cuts_long_lists_and_says_how_many_more():
+    import io
+
+    from rich.console import Console
+
+    from tableshift.report.render import TERMINAL_ROWS, print_tables
+    from tableshift.report.sections import Section
+
+    rows = tuple((f"src/f{i}.ts:1", "table", "-", "-", "reason") for i in range(TERMINAL_ROWS + 7))
+    buffer = io.StringIO()
+    section = Section("Dynamic calls (table not known statically)", ("location", "kind", "candidates", "status", "reasons"), rows)
+    print_tables([section], Console(file=buffer, width=120, force_terminal=True, color_system=None), title="t")
+    assert "... and 7 more (use --format json)" in buffer.getvalue()

@@ -87,28 +87,74 @@ def to_markdown(sections: list[Section], *, title: str) -> str:
     return "\n".join(lines)
 
 
-def print_tables(sections: list[Section], console: Console, *, title: str) -> None:
+# Columns a narrow terminal drops first (left to right in this order), so the ones that matter
+# (name, calls, reads, writes, auto, review) keep their width; the rest are in --format json / markdown.
+DROPPABLE = ("legacy → target", "realtime", "embeds", "op?", "upsert", "delete", "group", "files", "update", "insert", "dynamic", "status")
+TERMINAL_ROWS = 25  # longer lists are cut on a terminal, with how many more there are
+
+
+def print_tables(sections: list[Section], console: Console, *, title: str, cap: bool | None = None) -> None:
+    """Tables for people: on a terminal, designed for its width (columns dropped in a fixed order,
+    long lists cut with "... and N more"); elsewhere, plain columns without box drawing."""
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
+    terminal = console.is_terminal
+    cap = terminal if cap is None else cap
     console.print(Text(printable(title), style="bold"))
     for section in sections:
         if not section.rows:
             continue
-        table = Table(title=section.title, title_justify="left", caption=section.note or None, caption_justify="left")
-        for index, header in enumerate(section.headers):
-            numeric = index > 0 and all(r[index].isdigit() for r in section.rows)
+        headers = list(section.headers)
+        rows = [list(r) for r in section.rows]
+        hidden = []
+        while _width(headers, rows) > console.width:
+            drop = next((h for h in DROPPABLE if h in headers), None)
+            if drop is None:
+                break
+            index = headers.index(drop)
+            hidden.append(drop)
+            del headers[index]
+            for r in rows:
+                del r[index]
+        more = 0
+        if cap and len(rows) > TERMINAL_ROWS:
+            more = len(rows) - TERMINAL_ROWS
+            rows = rows[:TERMINAL_ROWS]
+        notes = [section.note] if section.note else []
+        if hidden:
+            notes.append(f"not shown at this width: {', '.join(hidden)} (use --format json or markdown)")
+        if more:
+            notes.append(f"... and {more:,} more (use --format json)")
+        table = Table(
+            title=section.title,
+            title_justify="left",
+            caption="\n".join(notes) or None,
+            caption_justify="left",
+            box=box.SQUARE if terminal else None,
+            show_edge=terminal,
+        )
+        squeezed = _width(headers, rows) > console.width  # names fold rather than push numbers off
+        for index, header in enumerate(headers):
+            numeric = index > 0 and all(r[index].isdigit() for r in rows)
             table.add_column(
                 header,
                 justify="right" if numeric else "left",
                 overflow="fold",
-                no_wrap=header not in WRAPPING,
+                no_wrap=numeric or (header not in WRAPPING and not squeezed),
                 min_width=len(header) if numeric else None,
             )
-        for row in section.rows:
+        for row in rows:
             # Text, never markup: `app/[id]/route.ts` keeps its brackets, an ESC byte stays visible
             table.add_row(*(Text(printable(cell)) for cell in row))
         console.print(table)
+
+
+def _width(headers: list[str], rows: list[list[str]]) -> int:
+    """The width a table needs to show every cell whole (capped: reasons may wrap)."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    return sum(min(w, 60) for w in widths) + 3 * len(headers) + 1
 
 
 def tables_to_text(sections: list[Section], *, title: str, width: int = 160) -> str:
