@@ -170,3 +170,40 @@ def test_a_terminal_cuts_long_lists_and_says_how_many_more():
     section = Section("Dynamic calls (table not known statically)", ("location", "kind", "candidates", "status", "reasons"), rows)
     print_tables([section], Console(file=buffer, width=120, force_terminal=True, color_system=None), title="t")
     assert "... and 7 more (use --format json)" in buffer.getvalue()
+
+
+def test_init_writes_a_config_and_a_rules_skeleton_that_become_a_gate(repo):
+    proc = run_cli("init", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote tableshift-rules.toml: 2 tables found" in proc.stderr
+    rules = (repo / "tableshift-rules.toml").read_text()
+    assert '# legacy = "content_metadata"' in rules and '# legacy = "tweets"' in rules
+    again = run_cli("init", cwd=repo)
+    assert again.returncode == 2 and "exists" in again.stderr
+    # the user uncomments one table and names its target: the config now drives the gate
+    edited = rules.replace('# [[table]]\n# legacy = "tweets"\n# target = ""', '[[table]]\nlegacy = "tweets"\ntarget = "posted_content"')
+    (repo / "tableshift-rules.toml").write_text(edited)
+    assert run_cli("baseline", cwd=repo).returncode == 0
+    assert run_cli("check", cwd=repo).returncode == 0
+    (repo / "src" / "more.ts").write_text("export const more = (s: any) => s.from('tweets').select('tweet_id');\n")
+    assert run_cli("check", cwd=repo).returncode == 1
+
+
+def test_the_pre_commit_hook_checks_only_the_files_it_is_given(repo):
+    import yaml
+
+    [hook] = yaml.safe_load((Path(__file__).resolve().parent.parent / ".pre-commit-hooks.yaml").read_text())
+    assert hook["pass_filenames"] is True
+    entry = hook["entry"].split()[1:]  # `check --force-exclude`
+    (repo / "tableshift.toml").write_text(f'rules = "{RULES}"\nbaseline = "base.json"\nexclude = ["src/generated/"]\n')
+    assert run_cli("baseline", cwd=repo).returncode == 0
+    # an untracked scratch file with new legacy usage, not part of the commit
+    (repo / "scratch.ts").write_text("export const x = (s: any) => s.from('tweets').select('*');\n")
+    (repo / "src" / "generated").mkdir()
+    (repo / "src" / "generated" / "types.ts").write_text("export const y = (s: any) => s.from('posts').select('*');\n")
+    staged = ["src/queue.ts", "src/generated/types.ts"]  # what pre-commit would pass
+    proc = run_cli(*entry, *staged, cwd=repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (repo / "src" / "queue.ts").write_text(APP["src/queue.ts"] + "export const again = () => supabase.from('content_metadata').select('id');\n")
+    proc = run_cli(*entry, *staged, cwd=repo)
+    assert proc.returncode == 1 and "src/queue.ts:3:" in proc.stdout and "scratch.ts" not in proc.stdout

@@ -1,3 +1,3 @@
 """tableshift: make a Supabase / PostgREST table consolidation safe in code."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place the version is written; releases are tagged v<version>

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import gc
 import os
 import signal
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from tableshift.rules import RuleSet
 
 # -q / -v / --color: global, accepted anywhere on the command line (see `_global_flags`)
-_UI: dict[str, object] = {"quiet": False, "verbose": False, "color": "auto"}
+_UI: dict[str, object] = {"quiet": False, "verbose": False, "color": "auto", "force_exclude": False}
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -79,6 +80,9 @@ def _root(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No messages on stderr, only results and errors (any position).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say what the scan did: files, cache hits, time (any position).")] = False,
     color: Annotated[str, typer.Option("--color", help="auto, always or never; NO_COLOR is honoured (any position).")] = "auto",
+    force_exclude: Annotated[
+        bool, typer.Option("--force-exclude", help="Apply include / exclude to files named on the command line too, as pre-commit names them (any position).")
+    ] = False,
 ) -> None:
     """tableshift: audit, patch and gate legacy-table usage in Supabase code."""
 
@@ -206,7 +210,9 @@ def _inputs(
 def _sources(inputs: Inputs, *, only: set[Path] | None = None) -> list[SourceFile]:
     from tableshift.discover import discover
 
-    sources = discover(inputs.paths, include=inputs.include, exclude=inputs.exclude, pattern_base=inputs.config.root)
+    sources = discover(
+        inputs.paths, include=inputs.include, exclude=inputs.exclude, pattern_base=inputs.config.root, force_exclude=bool(_UI["force_exclude"])
+    )
     return sources if only is None else [s for s in sources if s.path.resolve() in only]
 
 
@@ -450,6 +456,70 @@ def sql(
         migration.script(p, inputs.rules, plan, ddl=ddl, schema_file=ddl_path.name, archive=archive_schema) for p in phases
     )
     _emit(text, output)
+
+
+@app.command(short_help="Write tableshift.toml and a rules skeleton from an audit.")
+@_quiet_pipe
+def init(
+    paths: PathsArg = None,
+    rules_file: Annotated[Path, typer.Option("--rules-file", help="Where to write the rules skeleton.")] = Path("tableshift-rules.toml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
+) -> None:
+    """Write tableshift.toml and a rules skeleton listing every table the audit finds, most used first."""
+    from tableshift.report.audit import AuditBuilder
+    from tableshift.report.escape import printable
+
+    config_file = Path("tableshift.toml")
+    for target in (config_file, rules_file):
+        if target.exists() and not force:
+            raise UsageError(f"{target} exists: edit it, or pass --force to write it again")
+    _check_targets(config_file, rules_file)
+    inputs = _inputs(None, paths, None, None, None, need_rules=False)
+    builder = AuditBuilder(None, _Discard())
+    for outcome in _outcomes(inputs, _sources(inputs)):
+        builder.add(outcome)
+    tables = builder.header()["tables"]
+    scanned = [p.as_posix() for p in inputs.paths]
+    config = [
+        "# tableshift configuration: `tableshift audit`, `patch`, `check` and `baseline` read it from here.",
+        f'rules = "{rules_file.as_posix()}"',
+        'baseline = "tableshift-baseline.json"',
+        "paths = [" + ", ".join(f'"{p}"' for p in scanned) + "]",
+        "# exclude = [\"src/generated/\"]",
+        "# strict = true   # dynamic calls that may be legacy fail `check` too",
+        "",
+    ]
+    name = Path.cwd().name or "consolidation"
+    rules = [
+        "# tableshift rules: which legacy tables move where. Uncomment the tables that move and name",
+        "# their targets; add `renames`, `drop`, `where` and `set` as the README's Rules files section",
+        "# describes. Tables are listed most used first, as `tableshift audit` found them.",
+        "version = 1",
+        f"name = {json.dumps(name)}",
+        '# schema = "target-schema.sql"   # the targets\' DDL: columns are checked against it',
+    ]
+    for t in tables:
+        ops = t["operations"]
+        reads = ops.get("select", 0)
+        writes = sum(ops.get(o, 0) for o in ("insert", "update", "upsert", "delete"))
+        rules += [
+            "",
+            f"# {t['name']}: {t['calls']} calls ({reads} reads, {writes} writes) in {t['files']} files",
+            "# [[table]]",
+            f"# legacy = {json.dumps(t['name'])}",
+            '# target = ""',
+        ]
+    from tableshift.fsutil import write_atomic
+
+    write_atomic(config_file, "\n".join(config).encode())
+    write_atomic(rules_file, ("\n".join(rules) + "\n").encode())
+    err = _stderr_console()
+    err.print(f"wrote {printable(str(config_file))}", markup=False, highlight=False)
+    err.print(
+        f"wrote {printable(str(rules_file))}: {len(tables)} tables found; uncomment the ones that move and name their targets",
+        markup=False,
+        highlight=False,
+    )
 
 
 class VerifyFormat(StrEnum):
@@ -743,6 +813,8 @@ def _global_flags(args: list[str]) -> list[str]:
             _UI["quiet"] = True
         elif arg in ("-v", "--verbose"):
             _UI["verbose"] = True
+        elif arg == "--force-exclude":
+            _UI["force_exclude"] = True
         elif arg == "--color" or arg.startswith("--color="):
             if arg == "--color":
                 if i + 1 >= len(args):

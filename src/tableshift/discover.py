@@ -54,6 +54,7 @@ def discover(
     exclude: Sequence[str] = (),
     cwd: Path | None = None,
     pattern_base: Path | None = None,
+    force_exclude: bool = False,
 ) -> list[SourceFile]:
     """Every supported source file under `paths`, sorted by display path, each once.
 
@@ -74,6 +75,8 @@ def discover(
         if not root.exists():
             raise UsageError(f"{raw}: no such file or directory")
         if root.is_file():
+            if force_exclude and _excluded(root, cwd, base, include_spec, exclude_spec):
+                continue  # a file named on the command line (by pre-commit) that the config excludes
             root = root.resolve()  # a named symlink stands for its target
             language = language_of(root)
             if language is None:
@@ -107,6 +110,14 @@ def discover(
                 full = Path(name)
                 found.setdefault(full, SourceFile(full, prefix + rel if prefix is not None else _display(full, cwd), language))
     return sorted(found.values(), key=lambda f: f.display)
+
+
+def _excluded(path: Path, cwd: Path, base: Path | None, include_spec, exclude_spec) -> bool:  # type: ignore[no-untyped-def]
+    """Whether include / exclude patterns leave out a file named directly (`--force-exclude`)."""
+    names = [n for n in (_relative(path, cwd), _relative(path, base)) if n]
+    if include_spec is not None and not any(include_spec.match_file(n) for n in names):
+        return True
+    return exclude_spec is not None and any(exclude_spec.match_file(n) for n in names)
 
 
 def _relative(path: Path, base: Path | None) -> str | None:
