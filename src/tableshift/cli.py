@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from tableshift.rules import RuleSet
 
 # -q / -v / --color: global, accepted anywhere on the command line (see `_global_flags`)
-_UI: dict[str, object] = {"quiet": False, "verbose": False, "color": "auto", "force_exclude": False}
+_UI: dict[str, object] = {"quiet": False, "verbose": False, "color": "auto", "force_exclude": False, "stdin_filename": None}
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -40,7 +40,7 @@ PIPED_WIDTH = 160
 app = typer.Typer(
     name="tableshift",
     help="Audit, patch and gate Supabase / PostgREST table usage during a table consolidation.",
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -80,6 +80,9 @@ def _root(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No messages on stderr, only results and errors (any position).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say what the scan did: files, cache hits, time (any position).")] = False,
     color: Annotated[str, typer.Option("--color", help="auto, always or never; NO_COLOR is honoured (any position).")] = "auto",
+    stdin_filename: Annotated[
+        Optional[str], typer.Option("--stdin-filename", help="With `-` as the path: the name of the file whose code comes on stdin (any position).")
+    ] = None,
     force_exclude: Annotated[
         bool, typer.Option("--force-exclude", help="Apply include / exclude to files named on the command line too, as pre-commit names them (any position).")
     ] = False,
@@ -210,6 +213,8 @@ def _inputs(
 def _sources(inputs: Inputs, *, only: set[Path] | None = None) -> list[SourceFile]:
     from tableshift.discover import discover
 
+    if any(str(p) == "-" for p in inputs.paths):
+        return [_stdin_source(inputs)]
     sources = discover(
         inputs.paths, include=inputs.include, exclude=inputs.exclude, pattern_base=inputs.config.root, force_exclude=bool(_UI["force_exclude"])
     )
@@ -263,6 +268,33 @@ def _gate_scan(inputs: Inputs, *, only: set[Path] | None = None, columns: bool =
         bare = dataclasses.replace(outcome.result, calls=())
         kept.append(FileOutcome(bare, (), tuple(plans), outcome.digest, outcome.verified))
     return ScanResult(tuple(kept), tuple(sources))
+
+
+_STDIN: list[object] = []  # the temporary folder holding what came on stdin, for the run
+
+
+def _stdin_source(inputs: Inputs) -> SourceFile:
+    """`-`: the code comes on standard input (an editor's buffer), named by --stdin-filename; it is
+    scanned as that file. Names it imports from other modules are not followed (it is not on disk
+    where they are)."""
+    import tempfile
+
+    from tableshift.discover import SourceFile, language_of
+
+    if len(inputs.paths) != 1:
+        raise UsageError("-: standard input is the only path when it is given")
+    name = _UI["stdin_filename"]
+    if not name:
+        raise UsageError("-: pass --stdin-filename NAME, so tableshift knows the file's language and its name in reports")
+    language = language_of(str(name))
+    if language is None:
+        raise UsageError(f"--stdin-filename {name}: not a file tableshift scans")
+    folder = tempfile.TemporaryDirectory(prefix="tableshift-stdin-")
+    _STDIN.append(folder)
+    path = Path(folder.name) / Path(str(name)).name
+    path.write_bytes(sys.stdin.buffer.read())
+    display = Path(os.path.relpath(Path(str(name)).absolute(), Path.cwd())).as_posix()
+    return SourceFile(path, display, language)
 
 
 def _timed(inputs: Inputs, sources: list[SourceFile]) -> Iterator[FileOutcome]:
@@ -815,6 +847,14 @@ def _global_flags(args: list[str]) -> list[str]:
             _UI["verbose"] = True
         elif arg == "--force-exclude":
             _UI["force_exclude"] = True
+        elif arg == "--stdin-filename" or arg.startswith("--stdin-filename="):
+            if arg == "--stdin-filename":
+                if i + 1 >= len(args):
+                    raise UsageError("--stdin-filename needs a file name")
+                i += 1
+                _UI["stdin_filename"] = args[i]
+            else:
+                _UI["stdin_filename"] = arg.split("=", 1)[1]
         elif arg == "--color" or arg.startswith("--color="):
             if arg == "--color":
                 if i + 1 >= len(args):
