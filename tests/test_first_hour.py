@@ -225,3 +225,25 @@ def test_code_on_stdin_is_scanned_as_the_file_it_names(repo):
     assert check.returncode == 1 and "src/queue.ts:3:" in check.stdout and "route.ts" not in check.stdout
     missing = subprocess.run([sys.executable, "-m", "tableshift", "audit", "-"], input=code, capture_output=True, text=True, cwd=repo)
     assert missing.returncode == 2 and "--stdin-filename" in missing.stderr
+
+
+def test_split_dir_and_a_report_inside_it_on_a_fresh_directory(repo):
+    proc = run_cli("patch", "--rules", str(RULES), "--split-dir", "patches", "--report", "patches/coverage.md", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert (repo / "patches" / "coverage.md").is_file() and (repo / "patches" / "content-queue.patch").is_file()
+    assert "wrote patches/coverage.md" in proc.stderr
+
+
+def test_group_counts_that_overlap_say_so():
+    from tableshift.report.coverage import summary_lines
+
+    report = {
+        "summary": {"calls": 2, "auto": 1, "review": 0, "dynamic": 1, "rewritten": 1, "pct_auto": 50.0, "files_changed": 1},
+        "groups": [
+            {"group": "a", "calls": 2, "auto": 1, "review": 0, "dynamic": 1, "rewritten": 1},
+            {"group": "b", "calls": 1, "auto": 0, "review": 0, "dynamic": 1, "rewritten": 0},
+        ],
+        "left_out": [],
+        "refused_files": [],
+    }
+    assert any("the groups overlap" in line for line in summary_lines(report))

@@ -152,6 +152,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     ]
     for g in report["groups"]:
         lines.append(f"  {g['group']}: {g['calls']} calls, {g['auto']} auto, {g['review']} review, {g['dynamic']} dynamic, {g['rewritten']} rewritten")
+    if sum(g["calls"] for g in report["groups"]) != s["calls"]:
+        lines.append("  (the groups overlap: a call that may touch several groups, such as a dynamic one, counts in each)")
     if report["left_out"]:
         why = Counter(e["why"] for e in report["left_out"])
         lines.append("  left out: " + ", ".join(f"{n} by {w}" for w, n in sorted(why.items())))
