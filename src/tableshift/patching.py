@@ -141,7 +141,7 @@ def _defines(rewrite: Rewrite) -> bool:
     return any(p.constant is not None and p.constant.path == here for p in rewrite.plans)
 
 
-def _sharing(p: Plan) -> object | None:
+def sharing(p: Plan) -> object | None:
     """What a rewrite of this plan edits that other calls rely on too: a constant, in its file."""
     if p.fix is not Fix.AUTO:
         return None
@@ -155,16 +155,16 @@ def _whole_constants(picked: list[list[Plan]], plans: Sequence[Plan]) -> list[li
     """A shared constant is edited only with all its calls: drop the calls of one the selection split."""
     total: dict[object, int] = defaultdict(int)
     for p in plans:
-        key = _sharing(p)
+        key = sharing(p)
         if key is not None:
             total[key] += 1
     chosen: dict[object, int] = defaultdict(int)
     for group in picked:
         for p in group:
-            key = _sharing(p)
+            key = sharing(p)
             if key is not None:
                 chosen[key] += 1
-    return [[p for p in group if (key := _sharing(p)) is None or chosen[key] == total[key]] for group in picked]
+    return [[p for p in group if (key := sharing(p)) is None or chosen[key] == total[key]] for group in picked]
 
 
 def _changes(rewrites: Sequence[Rewrite]) -> list[tuple[str, bytes, bytes]]:

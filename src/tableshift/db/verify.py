@@ -12,7 +12,8 @@ from tableshift.db import statement
 from tableshift.engine import FileOutcome, ScanResult
 from tableshift.model import Call, Status
 from tableshift.patch import OverlappingEdits, apply_edits
-from tableshift.rewrite import Fix, Plan, shared_binding
+from tableshift.patching import sharing
+from tableshift.rewrite import Fix, Plan
 from tableshift.rules import RuleSet
 from tableshift.scan import scan_source
 
@@ -117,7 +118,7 @@ def demote(result: ScanResult, checked: list[Checked]) -> ScanResult:
         return result
     groups: dict[object, list[int]] = defaultdict(list)
     for p in result.plans:
-        key = _shared(p)
+        key = sharing(p)
         if key is not None:
             groups[key].append(id(p))
     held = {i for members in groups.values() if any(m in rejected for m in members) for i in members}
@@ -132,15 +133,6 @@ def demote(result: ScanResult, checked: list[Checked]) -> ScanResult:
             plans.append(p)
         outcomes.append(dataclasses.replace(outcome, plans=tuple(plans)))
     return ScanResult(tuple(outcomes), result.sources)
-
-
-def _shared(p: Plan) -> object | None:
-    if p.fix is not Fix.AUTO:
-        return None
-    if p.constant is not None:
-        return ("module", p.constant.path, p.constant.span.start)
-    binding = shared_binding(p)
-    return ("file", p.call.file, binding.start) if binding is not None else None
 
 
 def report(checked: list[Checked], rules: RuleSet) -> dict[str, Any]:

@@ -49,8 +49,6 @@ class CallSite:
 
 def find(sources, helpers: dict[Helper, tuple[str, ...]], linker: Linker) -> list[CallSite]:  # type: ignore[no-untyped-def]
     """Every call of these helpers (with the names they are exported under) from other files."""
-    from ahocorasick_rs import BytesAhoCorasick
-
     names = sorted(({h.name for h in helpers} | {alias for aliases in helpers.values() for alias in aliases}) - {"default"})
     # a default export may be imported under any name, but its importers name its module
     modules = sorted({_module_word(h.module) for h, aliases in helpers.items() if "default" in aliases} - set(names))
@@ -62,9 +60,20 @@ def find(sources, helpers: dict[Helper, tuple[str, ...]], linker: Linker) -> lis
         own[helper.module].update((helper.name, *aliases))
         if "default" in aliases:
             own[helper.module].add(_module_word(helper.module))
-    # one pass over every file's bytes for all the words at once (Aho-Corasick, in Rust)
-    automaton = BytesAhoCorasick([word.encode() for word in words])
     found: list[CallSite] = []
+    for source, data, mentioned in mentions(sources, words):
+        if not mentioned or not mentioned - own.get(source.path.resolve(), set()):
+            continue  # no helper, or only this module's own, called at home: the scan saw those
+        found.extend(_in_file(source, data, set(names), linker, set(helpers)))
+    return found
+
+
+def mentions(sources, words: list[str]):  # type: ignore[no-untyped-def]
+    """Each scannable file with its bytes and the words of `words` it holds as whole identifiers:
+    one pass over every file's bytes for all the words at once (Aho-Corasick, in Rust)."""
+    from ahocorasick_rs import BytesAhoCorasick
+
+    automaton = BytesAhoCorasick([word.encode() for word in words])
     for source in sources:
         if source.language not in _LANGUAGES and source.language not in _COMPONENTS and source.language != "python":
             continue
@@ -72,15 +81,12 @@ def find(sources, helpers: dict[Helper, tuple[str, ...]], linker: Linker) -> lis
             data = source.path.read_bytes()
         except OSError:
             continue
-        mentioned = {
+        found = {
             words[index]
             for index, start, end in automaton.find_matches_as_indexes(data, overlapping=True)
             if not _word_byte(data, start - 1) and not _word_byte(data, end)
         }
-        if not mentioned or not mentioned - own.get(source.path.resolve(), set()):
-            continue  # no helper, or only this module's own, called at home: the scan saw those
-        found.extend(_in_file(source, data, set(names), linker, set(helpers)))
-    return found
+        yield source, data, found
 
 
 def _module_word(module: Path) -> str:

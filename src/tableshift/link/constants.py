@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tree_sitter import Node
 
-from tableshift.link.callsites import _COMPONENTS, _LANGUAGES, _module_word, _modules, _word_byte
+from tableshift.link.callsites import _COMPONENTS, _module_word, _modules, _word_byte, mentions
 from tableshift.link.facts import Import, Value
 from tableshift.link.linker import Linker
 from tableshift.model import Origin, Span
@@ -57,8 +57,6 @@ class Found:
 
 def find(sources: Sequence, origins: Iterable[Origin], linker: Linker) -> Found:  # type: ignore[type-arg]
     """Every use of these constants in the scanned files."""
-    from ahocorasick_rs import BytesAhoCorasick
-
     from tableshift.engine import digest
 
     wanted: dict[Key, Origin] = {o.key: o for o in origins}
@@ -66,22 +64,12 @@ def find(sources: Sequence, origins: Iterable[Origin], linker: Linker) -> Found:
     if not wanted:
         return found
     words = sorted(_words(wanted.values(), linker))
-    automaton = BytesAhoCorasick([w.encode() for w in words])
     modules = {o.path for o in wanted.values()}
-    for source in sources:
-        if source.language not in _LANGUAGES and source.language not in _COMPONENTS and source.language != "python":
-            continue
-        try:
-            data = source.path.read_bytes()
-        except OSError:
-            continue
+    for source, data, mentioned in mentions(sources, words):
         own = source.path.resolve()
         if str(own) in modules:
             found.digests[str(own)] = digest(data)
-        if not any(
-            not _word_byte(data, start - 1) and not _word_byte(data, end)
-            for _, start, end in automaton.find_matches_as_indexes(data, overlapping=True)
-        ):
+        if not mentioned:
             continue
         for use_key, use in _in_file(source, data, own, wanted, linker):
             found.uses[use_key].append(use)
