@@ -90,3 +90,30 @@ def test_only_ever_one_statement_reaches_the_database():
 
     assert statement.check(Refuse(), "SELECT 1; COMMIT") == "not a single statement: not sent to the database"
     assert statement.check(Refuse(), "SELECT 1 FROM t; DROP TABLE t") == "not a single statement: not sent to the database"
+
+
+def _built(code: str) -> list[str]:
+    from tableshift.db import statement
+    from tableshift.scan import scan_source
+
+    calls = scan_source(code.encode(), path="x.ts", language="typescript").calls
+    fks = [statement.Relationship("posted_content_decision_id_fkey", "posted_content", ("decision_id",), "content_queue", ("decision_id",))]
+    return [statement.build(c, c.table.name, fks) for c in calls]
+
+
+def test_statements_follow_postgrest_for_each_shape():
+    [counted, ranged, logic, upsert, embedded, aggregate] = _built(
+        "const a = () => supabase.from('t').select('id', { count: 'exact', head: true }).eq('status', 'queued');\n"
+        "const b = () => supabase.from('t').select('id, meta->owner->>name').range(10, 19).order('id');\n"
+        "const c = () => supabase.from('t').select('id').or('likes.gt.5,status.is.null,kind.not.in.(a,b)');\n"
+        "const d = (row: any) => supabase.from('t').upsert({ tweet_id: '1', likes: 2 }, { onConflict: 'tweet_id', ignoreDuplicates: true });\n"
+        "const e = () => supabase.from('content_queue').select('decision_id, posted_content(tweet_id)');\n"
+        "const f = () => supabase.from('t').select('status, likes.sum()');\n"
+    )
+    assert counted == "SELECT count(*) FROM t AS t WHERE status = 'queued'"
+    assert ranged == "SELECT id, meta->'owner'->>'name' FROM t AS t ORDER BY id LIMIT 10 OFFSET 10"
+    assert logic == "SELECT id FROM t AS t WHERE (likes > '5' OR status IS NULL OR NOT (kind IN ('a', 'b')))"
+    assert upsert == "INSERT INTO t (tweet_id, likes) VALUES ('1', '2') ON CONFLICT (tweet_id) DO NOTHING"
+    assert "(SELECT json_agg(x) FROM (SELECT _posted_content.tweet_id FROM posted_content AS _posted_content" in embedded
+    assert "WHERE _posted_content.decision_id = content_queue.decision_id" in embedded
+    assert aggregate == "SELECT status, sum(likes) FROM t AS t GROUP BY status"

@@ -233,6 +233,9 @@ class Call:
     operation_span: Span | None = None  # the operation's call (`...select(...)`), where filters can be appended
     payload_objects: tuple[Span, ...] = ()  # object literals written by insert / upsert / update
     suppression: str | None = None  # `tableshift-ignore: reason`; "" when the reason is missing
+    # what the chain asks besides columns, as the code spells it (for `verify`): ("limit", "10"),
+    # ("range", "0,9"), ("count", "exact"), ("head", "true"), ("ignore_duplicates", "true"); "?" when computed
+    options: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_read(self) -> bool | None:

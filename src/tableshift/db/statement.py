@@ -55,18 +55,27 @@ def build(call: Call, table: str, fks: list[Relationship]) -> str:
         raise Unchecked(f"{call.kind.value} calls are not checked")
     columns = call.columns
     target = quote(table) if "." not in table else ".".join(quote(p) for p in table.split(".", 1))
-    where = [_condition(c) for c in columns.filter if c.op != "order" and c.qualifier is None]
+    plain = [c for c in columns.filter if c.op not in ("order", "or") and c.qualifier is None]
+    either = [c for c in columns.filter if c.op == "or" and c.qualifier is None]
+    where = [_condition(c) for c in plain]
+    if either:  # the conditions of or() strings: any one of them
+        where.append("(" + " OR ".join(_condition(c) for c in either) + ")")
     where_sql = f" WHERE {' AND '.join(where)}" if where else ""
     op = call.operation
+    options = dict(call.options)
     if op in (None, Operation.SELECT):
         items = [_select_item(c) for c in columns.select] or ["*"]
         items += [_embed(e, table.split(".")[-1], fks) for e in columns.embedded]
         group = _group_by(columns.select)
         order = [quote(c.name) for c in columns.filter if c.op == "order" and c.qualifier is None]
+        if "count" in options:  # PostgREST counts the filtered rows; with head, only that
+            items = ["count(*)"] if options.get("head") == "true" else [*items, "count(*) OVER () AS tableshift_count"]
+            group = [] if options.get("head") == "true" else group
         return (
             f"SELECT {', '.join(items)} FROM {target} AS {quote(table.split('.')[-1])}{where_sql}"
             + (f" GROUP BY {', '.join(group)}" if group else "")
             + (f" ORDER BY {', '.join(order)}" if order else "")
+            + _limit(options)
         )
     if op is Operation.DELETE:
         return f"DELETE FROM {target}{where_sql}"
@@ -83,12 +92,29 @@ def build(call: Call, table: str, fks: list[Relationship]) -> str:
     statement = f"INSERT INTO {target} ({names}) VALUES ({values})"
     if op is Operation.UPSERT:
         conflict = [quote(c.name) for c in columns.on_conflict]
-        if conflict:
+        if conflict and options.get("ignore_duplicates") == "true":
+            statement += f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+        elif conflict:
             updates = ", ".join(f"{quote(c.name)} = EXCLUDED.{quote(c.name)}" for c in writes)
             statement += f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}"
         else:  # PostgREST's default: the primary key
             statement += " ON CONFLICT DO NOTHING"
     return statement
+
+
+def _limit(options: dict[str, str]) -> str:
+    """`.limit(n)` and `.range(a, b)` as PostgREST sends them; a computed bound is a parameter."""
+    parts = []
+    if "range" in options:
+        first, _, last = options["range"].partition(",")
+        if first.isdigit() and last.isdigit():
+            parts.append(f" LIMIT {int(last) - int(first) + 1} OFFSET {int(first)}")
+        else:
+            parts.append(" LIMIT NULL OFFSET NULL")
+    elif "limit" in options:
+        value = options["limit"]
+        parts.append(f" LIMIT {value if value.isdigit() else 'NULL'}")
+    return "".join(parts)
 
 
 def _unique_writes(write: tuple[Column, ...]) -> list[Column]:

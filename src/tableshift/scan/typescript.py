@@ -401,7 +401,7 @@ class _FileScan:
         # but the operation stays unknown: which branch runs is not visible statically.
         for link in [*links, *continuation]:
             self._columns(link, found)
-        return table_call(
+        call = table_call(
             self._base(Kind.TABLE, node, method, top, client),
             found,
             schema=schema,
@@ -412,6 +412,8 @@ class _FileScan:
             continued=bool(continuation) and not links,
             escaped=self._escaped.get(top.id),
         )
+        options = _options_of(links)
+        return dataclasses.replace(call, options=options) if options else call
 
     def _rpc(self, node, method, client, schema, args, links, top, evidence) -> Call | None:  # type: ignore[no-untyped-def]
         if not evidence or not args:
@@ -587,6 +589,23 @@ class _FileScan:
 
     def _opaque(self, role: Role, reason: str, node: Node) -> Opaque:
         return Opaque(role, reason, self.src.position(node.start_byte))
+
+
+def _options_of(links: list[Link]) -> tuple[tuple[str, str], ...]:
+    """limit / range, a select's count and head, an upsert's ignoreDuplicates: what `verify` builds SQL from."""
+    out: list[tuple[str, str]] = []
+    for link in links:
+        args = link.args
+        if link.name == "limit" and args:
+            out.append(("limit", _value_text(args[0]) or "?"))
+        elif link.name == "range" and len(args) >= 2:
+            out.append(("range", f"{_value_text(args[0]) or '?'},{_value_text(args[1]) or '?'}"))
+        elif link.name in ("select", "upsert", "insert") and len(args) > 1 and n.unwrap(args[1]).type == "object":
+            for key, name in (("count", "count"), ("head", "head"), ("ignoreDuplicates", "ignore_duplicates")):
+                value = n.object_value(n.unwrap(args[1]), key)
+                if value is not None:
+                    out.append((name, _value_text(value) or "?"))
+    return tuple(out)
 
 
 def _value_text(node: Node) -> str | None:
