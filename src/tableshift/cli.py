@@ -245,7 +245,7 @@ def _outcomes(inputs: Inputs, sources: list[SourceFile]) -> Iterator[FileOutcome
         yield from engine.stream(sources, inputs.rules, options=inputs.options, on_file=lambda _: progress.advance(task))
 
 
-def _gate_scan(inputs: Inputs, *, only: set[Path] | None = None, columns: bool = False) -> ScanResult:
+def _gate_scan(inputs: Inputs, *, only: set[Path] | None = None, columns: bool = False, lean: bool = False) -> ScanResult:
     """The scan as `check`, `baseline` and `patch` need it, streamed: a file's calls that involve no
     legacy table are let go as the file is done, and (unless `columns`) so are the columns of the
     others, so memory follows the legacy calls, not the tree."""
@@ -264,6 +264,8 @@ def _gate_scan(inputs: Inputs, *, only: set[Path] | None = None, columns: bool =
                 continue
             if not columns:
                 p = dataclasses.replace(p, verdict=dataclasses.replace(p.verdict, call=dataclasses.replace(p.call, columns=empty)))
+            if lean:  # the gate reads where a call is, its code and table, and its edits (SARIF fixes)
+                p = dataclasses.replace(p, verdict=dataclasses.replace(p.verdict, reasons=()), reasons=(), fates=())
             plans.append(p)
         bare = dataclasses.replace(outcome.result, calls=())
         kept.append(FileOutcome(bare, (), tuple(plans), outcome.digest, outcome.verified))
@@ -666,7 +668,7 @@ def baseline(
     assert inputs.rules is not None
     path = _baseline_path(output, inputs.config)
     _check_targets(path)
-    new, old = gate.write_baseline(_gate_scan(inputs), inputs.rules, path, update=update, cwd=Path.cwd())
+    new, old = gate.write_baseline(_gate_scan(inputs, lean=True), inputs.rules, path, update=update, cwd=Path.cwd())
     from tableshift.report.check import plural
 
     err = _stderr_console()
@@ -710,7 +712,7 @@ def check(
     where = first if first.is_dir() else first.parent
     only = changed(changed_since, cwd=where.resolve()) if changed_since else None
     result = gate.run_check(
-        _gate_scan(inputs, only=only),
+        _gate_scan(inputs, only=only, lean=True),
         inputs.rules,
         path,
         strict=inputs.config.strict if strict is None else strict,

@@ -329,7 +329,7 @@ class _Spool:
     trees fit: no pickling); past a budget of calls they are pickled to a temporary file, so
     memory stays flat however large the tree. A file with nothing to say is its bare result."""
 
-    MEMORY_CALLS = 20_000
+    MEMORY_CALLS = 6_000
 
     def __init__(self, *, with_rules: bool) -> None:
         import tempfile
