@@ -427,7 +427,9 @@ def patch(
         raise UsageError("--legacy-schema and --database-url go with --verify")
     else:
         scanned = _gate_scan(inputs)
-    outcome = patching.run(scanned, inputs.rules, selection, split=split_dir is not None, cache_dir=inputs.options.cache_dir)
+    outcome = patching.run(
+        scanned, inputs.rules, selection, split=split_dir is not None, cache_dir=inputs.options.cache_dir, compact=not apply
+    )
     status = patching.emit(outcome, output=output, split_dir=split_dir, apply=apply, check=check, err=_stderr_console())
     patching.write_report(outcome, report)
     if report is not None:

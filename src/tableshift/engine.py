@@ -686,6 +686,14 @@ class Rewrite:
     new: bytes
     plans: tuple[Plan, ...]
     refused: str | None = None
+    diff: bytes | None = None  # the file's unified diff, once its bytes are let go (patch without --apply)
+
+    @property
+    def changed(self) -> bool:
+        """Written (or to be written): not refused, and not the same bytes."""
+        if self.refused is not None:
+            return False
+        return bool(self.diff) if self.diff is not None else self.new != self.old
 
 
 def rewrite_file(

@@ -15,7 +15,7 @@ from rich.console import Console
 from tableshift.engine import Rewrite, ScanResult, rewrite_file
 from tableshift.errors import UsageError
 from tableshift.fsutil import replace_if_unchanged, write_atomic
-from tableshift.patch import patch_of
+from tableshift.patch import file_diff
 from tableshift.report import coverage
 from tableshift.report.coverage import Selection
 from tableshift.report.escape import json_text, printable
@@ -84,19 +84,21 @@ class Verified:
             self.cache.prune()  # writes what is new, marks what was used
 
 
-def run(result: ScanResult, rules: RuleSet, chosen: Selection, *, split: bool, cache_dir: Path | None = None) -> PatchOutcome:
+def run(
+    result: ScanResult, rules: RuleSet, chosen: Selection, *, split: bool, cache_dir: Path | None = None, compact: bool = False
+) -> PatchOutcome:
     """Rewrite every file that has selected `auto` calls, and the modules defining the shared
     constants they move; build the coverage report."""
     picked = [[p for p in o.plans if p.fix is Fix.AUTO and chosen.why_not(p, rules) is None] for o in result.outcomes]
     kept = _whole_constants(picked, result.plans)
     torn = [p for before, after in zip(picked, kept) for p in before if p not in after]
     verified = Verified(cache_dir, rules)
-    rewrites, by_group = _rewrite_all(result, rules, kept, split=split, errors=verified)
+    rewrites, by_group = _rewrite_all(result, rules, kept, split=split, errors=verified, compact=compact)
     # a module whose constants could not be edited takes its calls elsewhere with it: never half a move
     failed = {str(r.source.resolve()) for r in rewrites if r.refused is not None and _defines(r)}
     if failed:
         kept = [[p for p in plans if p.constant is None or p.constant.path not in failed] for plans in kept]
-        again, by_group = _rewrite_all(result, rules, kept, split=split, errors=verified)
+        again, by_group = _rewrite_all(result, rules, kept, split=split, errors=verified, compact=compact)
         refused = {r.path: r for r in rewrites if r.refused is not None and _defines(r)}
         rewrites = [refused.pop(r.path, r) for r in again] + list(refused.values())
     verified.close()
@@ -106,8 +108,22 @@ def run(result: ScanResult, rules: RuleSet, chosen: Selection, *, split: bool, c
 
 
 def _rewrite_all(
-    result: ScanResult, rules: RuleSet, kept: list[list[Plan]], *, split: bool, errors: Callable[[bytes, str], int] | None = None
+    result: ScanResult,
+    rules: RuleSet,
+    kept: list[list[Plan]],
+    *,
+    split: bool,
+    errors: Callable[[bytes, str], int] | None = None,
+    compact: bool = False,
 ) -> tuple[list[Rewrite], dict[str, list[Rewrite]]]:
+    """Each file's rewrite; `compact`: only its diff is kept, not its bytes (memory follows the
+    patch, not the tree), when nothing will be written in place."""
+
+    def made(rewrite: Rewrite) -> Rewrite:
+        if not compact or rewrite.refused is not None:
+            return rewrite
+        return dataclasses.replace(rewrite, old=b"", new=b"", diff=file_diff(rewrite.path, rewrite.old, rewrite.new))
+
     # the shared constants the kept calls move, by the module that defines them
     constants: dict[str, dict[ConstantEdit, list[Plan]]] = defaultdict(lambda: defaultdict(list))
     for plans in kept:
@@ -121,7 +137,7 @@ def _rewrite_all(
         if not plans and not defined:
             continue
         served = [p for users in defined.values() for p in users]
-        rewrites.append(rewrite_file(source, outcome, plans, list(defined), served, errors=errors))
+        rewrites.append(made(rewrite_file(source, outcome, plans, list(defined), served, errors=errors)))
         if split:
             groups: dict[str, tuple[list[Plan], list[ConstantEdit], list[Plan]]] = defaultdict(lambda: ([], [], []))
             for p in plans:
@@ -131,7 +147,7 @@ def _rewrite_all(
                 groups[group][1].append(edit)
                 groups[group][2].extend(users)
             for group, (mine, edits, users) in groups.items():
-                by_group[group].append(rewrite_file(source, outcome, mine, edits, users, errors=errors))
+                by_group[group].append(made(rewrite_file(source, outcome, mine, edits, users, errors=errors)))
     return rewrites, by_group
 
 
@@ -167,8 +183,11 @@ def _whole_constants(picked: list[list[Plan]], plans: Sequence[Plan]) -> list[li
     return [[p for p in group if (key := sharing(p)) is None or chosen[key] == total[key]] for group in picked]
 
 
-def _changes(rewrites: Sequence[Rewrite]) -> list[tuple[str, bytes, bytes]]:
-    return [(r.path, r.old, r.new) for r in rewrites if r.refused is None and r.new != r.old]
+def _patch(rewrites: Sequence[Rewrite]) -> bytes:
+    """A multi-file patch, files in path order, from each rewrite's diff (or its bytes)."""
+    return b"".join(
+        r.diff if r.diff is not None else file_diff(r.path, r.old, r.new) for r in sorted(rewrites, key=lambda r: r.path) if r.changed
+    )
 
 
 def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, apply: bool, err: Console, check: bool = False) -> int:
@@ -178,7 +197,7 @@ def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, 
     gate for "everything rewritable has been rewritten")."""
     status = 0
     if check:
-        changed = sorted(path for path, _, _ in _changes(outcome.rewrites))
+        changed = sorted(r.path for r in outcome.rewrites if r.changed)
         for path in changed:
             sys.stdout.write(f"would rewrite {printable(path)}\n")
         status = 1 if changed else 0
@@ -191,13 +210,13 @@ def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, 
             raise UsageError(f"{split_dir}: cannot create directory: {exc.strerror}") from None
         for group, rewrites in sorted(outcome.by_group.items()):
             target = split_dir / f"{group}.patch"
-            write_atomic(target, patch_of(_changes(rewrites)))
+            write_atomic(target, _patch(rewrites))
             err.print(f"wrote {printable(str(target))}", markup=False, highlight=False, soft_wrap=True)
     elif output is not None:
-        write_atomic(output, patch_of(_changes(outcome.rewrites)))
+        write_atomic(output, _patch(outcome.rewrites))
         err.print(f"wrote {printable(str(output))}", markup=False, highlight=False, soft_wrap=True)
     else:
-        sys.stdout.buffer.write(patch_of(_changes(outcome.rewrites)))
+        sys.stdout.buffer.write(_patch(outcome.rewrites))
         sys.stdout.flush()
     for line in coverage.summary_lines(outcome.report):
         err.print(line, highlight=False, markup=False, soft_wrap=True)

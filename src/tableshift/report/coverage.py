@@ -60,7 +60,7 @@ def build(
 ) -> dict[str, Any]:
     """Coverage per legacy table and group, the calls that need a person, and every column's fate."""
     plans = sorted(plans, key=lambda p: (p.call.file, p.call.start.line, p.call.start.column))
-    done = {id(p) for r in rewrites if r.refused is None and r.new != r.old for p in r.plans}
+    done = {id(p) for r in rewrites if r.changed for p in r.plans}
     refused = {id(p) for r in rewrites if r.refused is not None for p in r.plans}
     left_out = [(p, selection.why_not(p, rules)) for p in plans if p.fix is Fix.AUTO]
     left_out = [(p, why) for p, why in left_out if why is not None]
@@ -115,7 +115,7 @@ def build(
         "tool": {"name": "tableshift", "version": __version__},
         "rules": {"name": rules.name, "path": rules.path},
         "selection": selection.describe(),
-        "summary": {**totals, "files_changed": sum(1 for r in rewrites if r.refused is None and r.new != r.old)},
+        "summary": {**totals, "files_changed": sum(1 for r in rewrites if r.changed)},
         "groups": groups,
         "tables": tables,
         "review": [_entry(p) for p in plans if p.fix is Fix.REVIEW],
