@@ -43,10 +43,10 @@ def write_baseline(result: ScanResult, rules: RuleSet, path: Path, *, update: bo
 
 
 def run_check(
-    result: ScanResult, rules: RuleSet, path: Path, *, strict: bool, cwd: Path
+    result: ScanResult, rules: RuleSet, path: Path, *, strict: bool, cwd: Path, baseline: bl.Baseline | None = None
 ) -> GateResult:
     base = path.parent.resolve()
-    baseline = bl.load(path, rules)
+    baseline = baseline if baseline is not None else bl.load(path, rules)
     items = bl.uses(result.plans, cwd=cwd, base=base)
     scanned = _judged(result, cwd=cwd, base=base)
     comparison = bl.compare(
