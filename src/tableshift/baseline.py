@@ -226,40 +226,76 @@ def compare(
     `scanned` holds the files this run could judge. Allowances of files that no longer exist
     travel with their code: a moved file's calls match them and are not new.
     """
-    plans = list(plans)
-    new: list[Finding] = []
-    warnings: list[Finding] = []
-    tight: list[Tightenable] = []
-    groups = _grouped(items)
-    orphans: dict[str, Counter[str]] = defaultdict(Counter)  # table -> code of deleted files' calls
-    for key, tables in baseline.files.items():
-        if key not in scanned and not exists(key):
-            for table, allowance in tables.items():
-                orphans[table].update(allowance.code[: allowance.allowed])
-    for (key, table), group in sorted(groups.items()):
-        allowance = baseline.allowance(key, table)
-        group.sort(key=lambda u: (u.plan.call.start.line, u.plan.call.start.column))
-        if len(group) > allowance.allowed:
-            picked = _pick_new(group, allowance, len(group) - allowance.allowed)
+    comparer = Comparer(baseline, exists=exists)
+    comparer.add(items, plans)
+    return comparer.finish(scanned)
+
+
+class Comparer:
+    """`compare`, a file at a time: what it keeps is what it will report (the uses beyond their
+    allowance, the tightenable counts), not every call of the tree. The result does not depend on
+    the order files come in: moved code is matched against deleted files' allowances at the end,
+    in file order."""
+
+    def __init__(self, baseline: Baseline, *, exists) -> None:  # type: ignore[no-untyped-def]
+        self.baseline = baseline
+        self.exists = exists
+        self.pending: list[tuple[str, str, list[Use], int, int]] = []  # key, table, beyond, count, allowed
+        self.tight: list[Tightenable] = []
+        self.seen: set[tuple[str, str]] = set()
+        self.keys: set[str] = set()
+        self.unreasoned: list[Plan] = []
+        self.suppressed = 0
+        self.total = 0
+
+    def add(self, items: Iterable[Use], plans: Iterable[Plan]) -> None:
+        """Some files' uses (all of each file's at once) and their plans."""
+        for (key, table), group in _grouped(items).items():
+            self.seen.add((key, table))
+            self.keys.add(key)
+            self.total += len(group)
+            allowance = self.baseline.allowance(key, table)
+            group.sort(key=lambda u: (u.plan.call.start.line, u.plan.call.start.column))
+            if len(group) > allowance.allowed:
+                picked = _pick_new(group, allowance, len(group) - allowance.allowed)
+                self.pending.append((key, table, picked, len(group), allowance.allowed))
+            elif len(group) < allowance.allowed:
+                self.tight.append(Tightenable(key, table, len(group), allowance.allowed))
+        for p in plans:
+            if p.verdict.status in (Status.LEGACY, Status.DYNAMIC):
+                if p.call.suppression == "":
+                    self.unreasoned.append(p)
+                elif p.call.suppression:
+                    self.suppressed += 1
+
+    def finish(self, scanned: set[str]) -> Comparison:
+        baseline, exists = self.baseline, self.exists
+        orphans: dict[str, Counter[str]] = defaultdict(Counter)  # table -> code of deleted files' calls
+        for key, tables in baseline.files.items():
+            if key not in scanned and not exists(key):
+                for table, allowance in tables.items():
+                    orphans[table].update(allowance.code[: allowance.allowed])
+        new: list[Finding] = []
+        warnings: list[Finding] = []
+        for key, table, picked, count, allowed in sorted(self.pending, key=lambda entry: (entry[0], entry[1])):
             moved = [u for u in picked if orphans[table][u.fingerprint] > 0]
             for use in moved:
                 orphans[table][use.fingerprint] -= 1
             picked = [u for u in picked if u not in moved]
             into = warnings if table == DYNAMIC else new
-            into.extend(Finding(u, len(group), allowance.allowed) for u in picked)
-        elif len(group) < allowance.allowed:
-            tight.append(Tightenable(key, table, len(group), allowance.allowed))
-    for key, tables in sorted(baseline.files.items()):
-        if key not in scanned and exists(key):
-            continue  # outside this run's paths (or --changed-since), skipped, or unparsed: not judged
-        for table, allowance in sorted(tables.items()):
-            if (key, table) not in groups and allowance.allowed:
-                tight.append(Tightenable(key, table, 0, allowance.allowed))
-    unreasoned = tuple(p for p in plans if p.call.suppression == "" and p.verdict.status in (Status.LEGACY, Status.DYNAMIC))
-    suppressed = sum(1 for p in plans if p.call.suppression and p.verdict.status in (Status.LEGACY, Status.DYNAMIC))
-    order = lambda f: (f.use.plan.call.file, f.use.plan.call.start.line, f.use.plan.call.start.column)  # noqa: E731
-    files = len({u.key for u in items})
-    return Comparison(tuple(sorted(new, key=order)), tuple(sorted(warnings, key=order)), tuple(tight), unreasoned, suppressed, len(items), files)
+            into.extend(Finding(u, count, allowed) for u in picked)
+        tight = sorted(self.tight, key=lambda t: (t.key, t.table))
+        for key, tables in sorted(baseline.files.items()):
+            if key not in scanned and exists(key):
+                continue  # outside this run's paths (or --changed-since), skipped, or unparsed: not judged
+            for table, allowance in sorted(tables.items()):
+                if (key, table) not in self.seen and allowance.allowed:
+                    tight.append(Tightenable(key, table, 0, allowance.allowed))
+        order = lambda f: (f.use.plan.call.file, f.use.plan.call.start.line, f.use.plan.call.start.column)  # noqa: E731
+        return Comparison(
+            tuple(sorted(new, key=order)), tuple(sorted(warnings, key=order)), tuple(tight), tuple(self.unreasoned),
+            self.suppressed, self.total, len(self.keys),
+        )  # fmt: skip
 
 
 def _pick_new(group: list[Use], allowance: Allowance, excess: int) -> list[Use]:

@@ -246,16 +246,21 @@ def _outcomes(inputs: Inputs, sources: list[SourceFile]) -> Iterator[FileOutcome
 
 
 def _gate_scan(inputs: Inputs, *, only: set[Path] | None = None, columns: bool = False, lean: bool = False) -> ScanResult:
-    """The scan as `check`, `baseline` and `patch` need it, streamed: a file's calls that involve no
-    legacy table are let go as the file is done, and (unless `columns`) so are the columns of the
-    others, so memory follows the legacy calls, not the tree."""
-    import dataclasses
-
-    from tableshift.engine import FileOutcome, ScanResult
-    from tableshift.model import Columns, Status
+    """The scan as `baseline` and `patch` need it: a file's calls that involve no legacy table are
+    let go as the file is done, and (unless `columns`) so are the columns of the others, so memory
+    follows the legacy calls, not the tree."""
+    from tableshift.engine import ScanResult
 
     sources = _sources(inputs, only=only)
-    kept = []
+    return ScanResult(tuple(_slim_outcomes(inputs, sources, columns=columns, lean=lean)), tuple(sources))
+
+
+def _slim_outcomes(inputs: Inputs, sources: list[SourceFile], *, columns: bool, lean: bool) -> Iterator[FileOutcome]:
+    import dataclasses
+
+    from tableshift.engine import FileOutcome
+    from tableshift.model import Columns, Status
+
     empty = Columns()
     for outcome in _outcomes(inputs, sources):
         plans = []
@@ -268,8 +273,7 @@ def _gate_scan(inputs: Inputs, *, only: set[Path] | None = None, columns: bool =
                 p = dataclasses.replace(p, verdict=dataclasses.replace(p.verdict, reasons=()), reasons=(), fates=())
             plans.append(p)
         bare = dataclasses.replace(outcome.result, calls=())
-        kept.append(FileOutcome(bare, (), tuple(plans), outcome.digest, outcome.verified))
-    return ScanResult(tuple(kept), tuple(sources))
+        yield FileOutcome(bare, (), tuple(plans), outcome.digest, outcome.verified)
 
 
 _STDIN: list[object] = []  # the temporary folder holding what came on stdin, for the run
@@ -718,7 +722,7 @@ def check(
     # read first: a broken baseline fails before the scan, and parsing it never adds to the scan's peak
     allowed = bl.load(path, inputs.rules)
     result = gate.run_check(
-        _gate_scan(inputs, only=only, lean=True),
+        _slim_outcomes(inputs, _sources(inputs, only=only), columns=False, lean=True),  # compared as they stream
         inputs.rules,
         path,
         baseline=allowed,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tableshift import baseline as bl
-from tableshift.engine import ScanResult
+from tableshift.engine import FileOutcome, ScanResult
+from tableshift.model import Status
 from tableshift.fsutil import write_atomic
 from tableshift.report import check as check_report
 from tableshift.rules import RuleSet
@@ -43,18 +45,24 @@ def write_baseline(result: ScanResult, rules: RuleSet, path: Path, *, update: bo
 
 
 def run_check(
-    result: ScanResult, rules: RuleSet, path: Path, *, strict: bool, cwd: Path, baseline: bl.Baseline | None = None
+    result: ScanResult | Iterable[FileOutcome], rules: RuleSet, path: Path, *, strict: bool, cwd: Path, baseline: bl.Baseline | None = None
 ) -> GateResult:
+    """The gate. `result` may be the outcomes as they stream: each file is compared with its
+    allowances as it comes, and only what will be reported is kept."""
     base = path.parent.resolve()
     baseline = baseline if baseline is not None else bl.load(path, rules)
-    items = bl.uses(result.plans, cwd=cwd, base=base)
-    scanned = _judged(result, cwd=cwd, base=base)
-    comparison = bl.compare(
-        baseline, items, result.plans, scanned=scanned, exists=lambda key: (base / key).exists()
-    )
+    comparer = bl.Comparer(baseline, exists=lambda key: (base / key).exists())
+    files = []
+    for outcome in result.outcomes if isinstance(result, ScanResult) else result:
+        files.append(outcome.result)
+        relevant = [p for p in outcome.plans if p.verdict.status in (Status.LEGACY, Status.DYNAMIC)]
+        if relevant:
+            comparer.add(bl.uses(relevant, cwd=cwd, base=base), relevant)
+    scanned = {bl.file_key(f.path, cwd=cwd, base=base) for f in files if _can_judge(f)}
+    comparison = comparer.finish(scanned)
     display = lambda key: Path(os.path.relpath(base / key, cwd)).as_posix()  # noqa: E731
-    data = check_report.build(comparison, rules, strict=strict, files_scanned=len(result.files), display=display)
-    unjudged = [f for f in result.files if not _can_judge(f)]
+    data = check_report.build(comparison, rules, strict=strict, files_scanned=len(files), display=display)
+    unjudged = [f for f in files if not _can_judge(f)]
     data["not_checked"] = [{"file": f.path, "reason": _why_not(f), "may_hold_calls": _may_hold_calls(f)} for f in unjudged]
     # fail closed: a file the gate could not read that may hold a query call is a finding
     data["unchecked"] = [
