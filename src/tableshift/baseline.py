@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tableshift.errors import UsageError
 from tableshift.report.escape import clean_text, json_text
@@ -92,21 +93,34 @@ def uses(plans: Iterable[Plan], *, cwd: Path, base: Path) -> list[Use]:
     return out
 
 
-def _grouped(items: Iterable[Use]) -> dict[tuple[str, str], list[Use]]:
-    groups: dict[tuple[str, str], list[Use]] = defaultdict(list)
+def _grouped(items: Iterable[Any]) -> dict[tuple[str, str], list[Any]]:
+    groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for use in items:
         groups[(use.key, use.table)].append(use)
     return groups
 
 
-def build(items: Iterable[Use], rules: RuleSet) -> Baseline:
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A use as the baseline records it: its file, table and code, without the call behind it."""
+
+    key: str
+    table: str
+    fingerprint: str
+
+
+def marks(plans: Iterable[Plan], *, cwd: Path, base: Path) -> list[Mark]:
+    return [Mark(u.key, u.table, u.fingerprint) for u in uses(plans, cwd=cwd, base=base)]
+
+
+def build(items: Iterable[Use | Mark], rules: RuleSet) -> Baseline:
     files: dict[str, dict[str, Allowance]] = defaultdict(dict)
     for (key, table), group in _grouped(items).items():
         files[key][table] = Allowance(len(group), tuple(sorted(u.fingerprint for u in group)))
     return Baseline(rules.name, dict(files))
 
 
-def ratchet(old: Baseline, items: Iterable[Use], *, judged) -> Baseline:  # type: ignore[no-untyped-def]
+def ratchet(old: Baseline, items: Iterable[Use | Mark], *, judged) -> Baseline:  # type: ignore[no-untyped-def]
     """Lower every allowance to today's usage; never raise one, never add one.
 
     Only files this run could judge are lowered (`judged(key)`): a file outside the paths, or one

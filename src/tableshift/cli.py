@@ -674,7 +674,7 @@ def baseline(
     assert inputs.rules is not None
     path = _baseline_path(output, inputs.config)
     _check_targets(path)
-    new, old = gate.write_baseline(_gate_scan(inputs, lean=True), inputs.rules, path, update=update, cwd=Path.cwd())
+    new, old = gate.write_baseline(_slim_outcomes(inputs, _sources(inputs), columns=False, lean=True), inputs.rules, path, update=update, cwd=Path.cwd())
     from tableshift.report.check import plural
 
     err = _stderr_console()

@@ -28,17 +28,19 @@ def _can_judge(f) -> bool:  # type: ignore[no-untyped-def]
     return not (f.skipped or f.error)
 
 
-def _judged(result: ScanResult, *, cwd: Path, base: Path) -> set[str]:
-    """Baseline keys of the files this run could read in full."""
-    return {bl.file_key(f.path, cwd=cwd, base=base) for f in result.files if _can_judge(f)}
-
-
-def write_baseline(result: ScanResult, rules: RuleSet, path: Path, *, update: bool, cwd: Path) -> tuple[bl.Baseline, bl.Baseline | None]:
-    """Write a baseline from scratch, or (update) lower the existing one to today's usage."""
+def write_baseline(
+    result: ScanResult | Iterable[FileOutcome], rules: RuleSet, path: Path, *, update: bool, cwd: Path
+) -> tuple[bl.Baseline, bl.Baseline | None]:
+    """Write a baseline from scratch, or (update) lower the existing one to today's usage. The
+    outcomes may stream: each file's uses are kept as the baseline records them, not its calls."""
     base = path.parent
-    items = bl.uses(result.plans, cwd=cwd, base=base)
     old = bl.load(path, rules) if update else None
-    judged = _judged(result, cwd=cwd, base=base)
+    items: list[bl.Mark] = []
+    judged: set[str] = set()
+    for outcome in result.outcomes if isinstance(result, ScanResult) else result:
+        items.extend(bl.marks(outcome.plans, cwd=cwd, base=base))
+        if _can_judge(outcome.result):
+            judged.add(bl.file_key(outcome.result.path, cwd=cwd, base=base))
     new = bl.ratchet(old, items, judged=lambda key: key in judged or not (base / key).exists()) if old is not None else bl.build(items, rules)
     write_atomic(path, bl.dump(new))
     return new, old
