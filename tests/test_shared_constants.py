@@ -240,3 +240,20 @@ def test_a_warm_cache_sees_an_edit_to_the_constants_module_alone(tmp_path):
     second, report = patch(root, *cache)
     assert second == ""
     assert any("`TABLES.QUEUE` at src/tables.ts:7" in r for r in review(report)[("src/queue.ts", 3)])
+
+
+def test_apply_writes_a_constant_and_its_calls_together_or_not_at_all(tmp_path):
+    import os
+    import stat
+
+    root = project(tmp_path / "app", {"src/tables.ts": TABLES, "src/queue.ts": QUEUE})
+    queue = root / "src" / "queue.ts"
+    os.chmod(queue, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # the call's file cannot be written
+    try:  # (tableshift reads the mode bits, so this holds for root too)
+        proc = run_cli("patch", "--rules", str(RULES), "--apply", cwd=root)
+    finally:
+        os.chmod(queue, stat.S_IRUSR | stat.S_IWUSR)
+    assert proc.returncode == 1
+    assert (root / "src" / "tables.ts").read_text() == TABLES  # the constant waits with its calls
+    assert "skipped src/tables.ts: written only with src/queue.ts" in proc.stderr
+    assert "rewrote 0 calls in 0 files" in proc.stderr

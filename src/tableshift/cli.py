@@ -402,6 +402,8 @@ def patch(
     """Rewrite legacy-table calls to the consolidated tables; print a unified diff and a coverage summary."""
     from tableshift import patching
 
+    if apply and any(str(p) == "-" for p in (paths or ())):
+        raise UsageError("--apply cannot write code that came on stdin: print the patch, or name the file")
     if sum(x is not None and x is not False for x in (output, split_dir, apply or None, check or None)) > 1:
         raise UsageError("--output, --split-dir, --apply and --check exclude each other: pick one")
     if report is not None and report.suffix.lower() not in (".md", ".json"):
@@ -624,13 +626,14 @@ def _verified(inputs: Inputs, result: ScanResult, legacy_schema: Path | None, da
             load.load(conn, legacy_schema, what="legacy schema")
         if inputs.rules.schema_path and not all(_exists(conn, r.target) for r in inputs.rules.tables):
             load.load(conn, Path(inputs.rules.schema_path), what="target schema")
-        legacy_loaded = all(_exists(conn, (f"{r.schema}." if r.schema else "") + r.legacy) for r in inputs.rules.tables)
-        return verifying.run(result, inputs.rules, conn, legacy_loaded=legacy_loaded)
+        loaded = {r.legacy for r in inputs.rules.tables if _exists(conn, (f"{r.schema}." if r.schema else "") + r.legacy)}
+        return verifying.run(result, inputs.rules, conn, legacy_loaded=loaded)
 
 
 def _exists(conn, table: str) -> bool:  # type: ignore[no-untyped-def]
     schema, _, name = table.rpartition(".")
-    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema or 'public'}.{name}",)).fetchone()[0]
+    # quoted: `Tweets` is not `tweets`
+    return conn.execute("SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL", (schema or "public", name)).fetchone()[0]
 
 
 def _check_targets(*paths: Path | None) -> None:

@@ -230,6 +230,27 @@ def folder_lock(directory: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+def writable_unchanged(path: Path, *, expected: Callable[[bytes], bool]) -> str | None:
+    """Why `replace_if_unchanged` would refuse this file now, or None: checked before a group of
+    files that must be written together is written at all."""
+    try:
+        info = path.lstat()
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_nlink > 1:
+        return f"has {info.st_nlink} hard links: replacing it would split them (apply the patch by hand)"
+    if not info.st_mode & stat.S_IWUSR or not os.access(path.parent, os.W_OK) or not os.access(path, os.W_OK):
+        return "file is read-only"
+    try:
+        if not expected(path.read_bytes()):
+            return "file changed since it was scanned"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
+    return None
+
+
 def replace_if_unchanged(path: Path, new: bytes, *, expected: Callable[[bytes], bool]) -> str | None:
     """Rewrite a user's file in place of the old one, under the folder's lock, if its content is
     still what was scanned. Returns why it was not written, or None when it was."""

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from tableshift.engine import Rewrite, ScanResult, rewrite_file
 from tableshift.errors import UsageError
-from tableshift.fsutil import replace_if_unchanged, write_atomic
+from tableshift.fsutil import replace_if_unchanged, writable_unchanged, write_atomic
 from tableshift.patch import file_diff
 from tableshift.report import coverage
 from tableshift.report.coverage import Selection
@@ -233,11 +233,32 @@ def _apply(outcome: PatchOutcome, err: Console) -> int:
     status = 0
     done: list[Rewrite] = []
     failed: set[str] = set()  # modules whose shared constants were not written: their calls elsewhere wait
+    # a shared constant and the files of the calls relying on it are written together or not at all:
+    # each group is checked (writable, unchanged) before any of its files is written
+    groups: dict[str, list[Rewrite]] = defaultdict(list)
+    for rewrite in outcome.rewrites:
+        for path in {p.constant.path for p in rewrite.plans if p.constant is not None}:
+            groups[path].append(rewrite)
+    held: dict[str, str] = {}  # rewrite path -> why its group waits
+    for module, members in groups.items():
+        for member in members:
+            why = member.refused
+            if why is None and member.changed and member.new != member.old:
+                old_digest = digest(member.old)
+                why = writable_unchanged(member.source, expected=lambda data, d=old_digest: digest(data) == d)
+            if why is not None:
+                for other in members:
+                    if other.path != member.path:
+                        held.setdefault(other.path, f"written only with {member.path}, which cannot be: {why}")
+                failed.add(module)
+                break
     # modules defining shared constants first: a call elsewhere is written only if its constant was
     for rewrite in sorted(outcome.rewrites, key=lambda r: not _defines(r)):
         why = rewrite.refused
         if why is None and rewrite.new == rewrite.old:
             continue
+        if why is None and rewrite.path in held:
+            why = held[rewrite.path]
         waiting = next((p.constant.file for p in rewrite.plans if p.constant is not None and p.constant.path in failed), None)
         if why is None and waiting is not None:
             why = f"a constant it relies on was not written ({waiting})"

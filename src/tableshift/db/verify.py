@@ -32,7 +32,8 @@ class Checked:
     fix: Fix
 
 
-def run(result: ScanResult, rules: RuleSet, conn: psycopg.Connection, *, legacy_loaded: bool) -> list[Checked]:
+def run(result: ScanResult, rules: RuleSet, conn: psycopg.Connection, *, legacy_loaded: bool | set[str]) -> list[Checked]:
+    """`legacy_loaded`: the legacy tables the database has (True: all of them)."""
     fks = statement.relationships(conn)
     targets = {r.target for r in rules.tables}
     out: list[Checked] = []
@@ -44,7 +45,8 @@ def run(result: ScanResult, rules: RuleSet, conn: psycopg.Connection, *, legacy_
         for p in relevant:
             call = p.call
             table = _table(call)
-            if p.verdict.status is Status.LEGACY and not legacy_loaded:
+            missing = not legacy_loaded if isinstance(legacy_loaded, bool) else not set(p.verdict.legacy_tables) <= legacy_loaded
+            if p.verdict.status is Status.LEGACY and missing:
                 before = _skipped("no legacy schema: pass --legacy-schema, or --database-url of a database that has the legacy tables")
             else:
                 before = _check(conn, call, table, fks)
