@@ -187,3 +187,25 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     proc = run_cli("sql", "--rules", str(RULES), "--database-url", "postgresql://nobody@127.0.0.1:1/none")
     assert proc.returncode == 2 and proc.stderr.startswith("tableshift: error: cannot connect to the database:")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_dual_write_never_fails_a_legacy_write_and_enums_cast_through_text(legacy_db, tmp_path):
+    run(legacy_db, sql(legacy_db, "expand"))
+    # a value the target cannot take: the legacy insert still succeeds, parity shows the missing twin
+    run(legacy_db, "INSERT INTO outcomes (tweet_id, impressions_count, collected_at) VALUES ('4004', 'unknown', '2026-03-01 00:00+00')")
+    assert query(legacy_db, "SELECT count(*) FROM outcomes WHERE tweet_id = '4004'") == [(1,)]
+    assert query(legacy_db, "SELECT count(*) FROM engagement_metrics WHERE tweet_id = '4004'") == [(0,)]
+    assert ("outcomes", "4004, 2026-03-01 00:00:00+00", "(row)", "4004, 2026-03-01 00:00:00+00", None) in run(legacy_db, sql(legacy_db, "parity"))
+    # enum to enum: no direct cast in PostgreSQL, so the script goes through text
+    run(legacy_db, "CREATE TYPE app_status AS ENUM ('queued', 'posted'); CREATE TYPE queue_status AS ENUM ('queued', 'posted');"
+        "CREATE TABLE drafts (decision_id uuid PRIMARY KEY, content text NOT NULL, status app_status);"
+        "CREATE TABLE draft_queue (decision_id uuid PRIMARY KEY, content text NOT NULL, status queue_status);")
+    rules = tmp_path / "rules.toml"
+    (tmp_path / "target.sql").write_text("CREATE TABLE draft_queue (decision_id uuid PRIMARY KEY, content text NOT NULL, status queue_status);\n")
+    rules.write_text('version = 1\nname = "enums"\nschema = "target.sql"\n[[table]]\nlegacy = "drafts"\ntarget = "draft_queue"\n')
+    proc = run_cli("sql", "--rules", str(rules), "--database-url", legacy_db, "--phase", "expand")
+    assert proc.returncode == 0, proc.stderr
+    assert "(NEW.status)::text::queue_status" in proc.stdout
+    run(legacy_db, proc.stdout)
+    run(legacy_db, "INSERT INTO drafts VALUES ('00000000-0000-0000-0000-0000000000d1', 'hi', 'posted')")
+    assert query(legacy_db, "SELECT status::text FROM draft_queue") == [("posted",)]

@@ -36,6 +36,7 @@ class Move:
     constants: list[tuple[str, object]] = field(default_factory=list)  # target column <- value (`where`, `set`)
     key: list[tuple[Column, Column]] = field(default_factory=list)  # how a legacy row finds its twin
     notes: list[str] = field(default_factory=list)  # what is not copied, and why
+    via_text: set[str] = field(default_factory=set)  # legacy columns with no direct cast to their new type
 
     @property
     def where(self) -> list[tuple[str, object]]:
@@ -44,7 +45,10 @@ class Move:
     def cast(self, old: Column, new: Column, ref: str) -> str:
         """`ref` (a legacy value) as the target column's type: explicit where the types differ."""
         value = f"{ref}.{quote(old.name)}"
-        return value if old.type == new.type else f"({value})::{new.type}"
+        if old.type == new.type:
+            return value
+        # enum to enum, and other pairs PostgreSQL has no cast for, go through their text
+        return f"({value})::text::{new.type}" if old.name in self.via_text else f"({value})::{new.type}"
 
     def matched(self, target: str, source: str) -> list[str]:
         """Conditions under which a target row is the twin of a legacy row: equal keys (else equal
@@ -86,8 +90,23 @@ def moves(conn: psycopg.Connection, rules: RuleSet) -> list[Move]:
         target = catalog.table(conn, target_name, target_schema or "public")
         if target is None:
             raise UsageError(f"target table {rule.target} is not in the rules' schema")
-        out.append(_move(rule, legacy, target))
+        move = _move(rule, legacy, target)
+        for old, new in move.casts:
+            if not _castable_directly(conn, old.type, new.type):
+                move.via_text.add(old.name)
+        out.append(move)
     return out
+
+
+def _castable_directly(conn: psycopg.Connection, source: str, target: str) -> bool:
+    import psycopg
+
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute(f"SELECT NULL::{source}::{target}".encode(), prepare=False)  # type: ignore[call-overload]
+    except psycopg.Error:
+        return False
+    return True
 
 
 def _move(rule: TableRule, legacy: Table, target: Table) -> Move:
@@ -260,7 +279,12 @@ def _trigger(move: Move) -> list[str]:
     return [
         f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS {tag}",
         "BEGIN",
-        *body,
+        "  BEGIN  -- a row the target refuses (a value that does not cast) never fails the legacy write:",
+        "         -- it is left out, with a warning, and parity lists it",
+        *("  " + line for line in body),
+        "  EXCEPTION WHEN others THEN",
+        f"    RAISE WARNING 'tableshift: % on {legacy.name} not applied to {move.target.name}: %', TG_OP, SQLERRM;",
+        "  END;",
         "  RETURN NULL;",
         f"END {tag};",
         f"DROP TRIGGER IF EXISTS tableshift_sync ON {legacy.qualified};",
