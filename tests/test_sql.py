@@ -209,3 +209,25 @@ def test_dual_write_never_fails_a_legacy_write_and_enums_cast_through_text(legac
     run(legacy_db, proc.stdout)
     run(legacy_db, "INSERT INTO drafts VALUES ('00000000-0000-0000-0000-0000000000d1', 'hi', 'posted')")
     assert query(legacy_db, "SELECT status::text FROM draft_queue") == [("posted",)]
+
+
+def test_a_table_with_no_key_keeps_every_copy_of_a_row(legacy_db, tmp_path):
+    run(legacy_db, 'CREATE TABLE notes ("Body" text, "select" text); INSERT INTO notes VALUES (\'dup\', \'s\'), (\'dup\', \'s\');')
+    (tmp_path / "target.sql").write_text('CREATE TABLE note_items ("Body" text, "select" text);\n')
+    rules = tmp_path / "rules.toml"
+    rules.write_text('version = 1\nname = "copies"\nschema = "target.sql"\n[[table]]\nlegacy = "notes"\ntarget = "note_items"\n')
+
+    def phase(name: str) -> str:
+        proc = run_cli("sql", "--rules", str(rules), "--database-url", legacy_db, "--phase", name)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    run(legacy_db, phase("expand"))
+    run(legacy_db, "INSERT INTO notes VALUES ('dup', 's')")  # a third copy, through the trigger
+    parity = phase("parity")
+    assert run(legacy_db, parity) == [("notes", "dup, s", "(rows)", "3", "1")]
+    backfill = phase("backfill")
+    run(legacy_db, backfill)
+    run(legacy_db, backfill)  # idempotent: no copy twice
+    assert query(legacy_db, "SELECT count(*) FROM note_items") == [(3,)]
+    assert run(legacy_db, parity) == []

@@ -329,6 +329,9 @@ def _backfill(plan: list[Move]) -> list[str]:
                 f"  FROM {move.legacy.qualified} AS s",
                 f"  WHERE NOT {_castable(old, new, 's')};",
             ]
+        if not move.key:
+            out += _copies(move)
+            continue
         columns, values = _values(move, "s")
         conditions = [f"NOT EXISTS (SELECT 1 FROM {move.target.qualified} AS t WHERE {' AND '.join(move.matched('t', 's'))})", *(_castable(old, new, "s") for old, new in move.casts)]
         out += [
@@ -351,6 +354,41 @@ def _backfill(plan: list[Move]) -> list[str]:
     return out
 
 
+def _counted(move: Move) -> str:
+    """A table with no key, as a multiset: each distinct row (as the target holds it) with how many
+    times the legacy table has it (`n`) and how many twins the target has (`m`)."""
+    groups = []
+    for i, (old, new) in enumerate(move.copied):
+        value = move.cast(old, new, "s")
+        groups.append(f"({value})::text AS c{i}" if new.type.split("(")[0].strip() in _TEXT_COMPARED else f"{value} AS c{i}")
+    match = [
+        _same(f"t.{quote(new.name)}", f"w.c{i}" if new.type.split("(")[0].strip() not in _TEXT_COMPARED else f"(w.c{i})::{new.type}", new.type)
+        for i, (_, new) in enumerate(move.copied)
+    ] + [f"t.{quote(column)} = {literal(value)}" for column, value in move.where]
+    castable = [_castable(old, new, "s") for old, new in move.casts]
+    numbers = ", ".join(str(i + 1) for i in range(len(move.copied))) or "()"
+    return (
+        f"SELECT w.*, (SELECT count(*) FROM {move.target.qualified} AS t WHERE {' AND '.join(match) or 'true'}) AS m\n"
+        f"  FROM (SELECT {', '.join(groups) or 'NULL AS c0'}, count(*) AS n FROM {move.legacy.qualified} AS s"
+        + (f" WHERE {' AND '.join(castable)}" if castable else "")
+        + f" GROUP BY {numbers}) AS w"
+    )
+
+
+def _copies(move: Move) -> list[str]:
+    """Backfill of a table with no key: rows are copies, so each distinct row is copied as many
+    times as the legacy table has it more than the target does (one statement, not batched)."""
+    columns = [quote(new.name) for _, new in move.copied] + [quote(c) for c, _ in move.constants]
+    values = [
+        f"(h.c{i})::{new.type}" if new.type.split("(")[0].strip() in _TEXT_COMPARED else f"h.c{i}" for i, (_, new) in enumerate(move.copied)
+    ] + [literal(v) for _, v in move.constants]
+    return [
+        f"WITH have AS ({_counted(move)})",
+        f"INSERT INTO {move.target.qualified} ({', '.join(columns)})",
+        f"  SELECT {', '.join(values)} FROM have AS h CROSS JOIN generate_series(1, h.n - h.m) WHERE h.n > h.m;",
+    ]
+
+
 def _parity(plan: list[Move]) -> list[str]:
     out = [
         "-- One query: no rows when every legacy row has its twin in the target with equal values",
@@ -362,6 +400,13 @@ def _parity(plan: list[Move]) -> list[str]:
     ]
     parts = []
     for move in plan:
+        if not move.key:  # rows are copies: each distinct row must have as many twins as copies
+            shown = "concat_ws(', ', " + ", ".join(f"w.c{i}::text" for i in range(len(move.copied))) + ")" if move.copied else "''"
+            parts.append(
+                f"SELECT {literal(move.legacy.name)} AS legacy_table, {shown} AS key, '(rows)' AS column_name, w.n::text AS old_value, w.m::text AS new_value\n"
+                f"FROM ({_counted(move)}) AS w\nWHERE w.m < w.n"
+            )
+            continue
         rows = [f"('(row)', {move.key_text('s')}, NULL::text, t.tableshift_found IS NULL)"]
         for old, new in move.copied:
             ref = f"s.{quote(old.name)}"
