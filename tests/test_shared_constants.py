@@ -257,3 +257,41 @@ def test_apply_writes_a_constant_and_its_calls_together_or_not_at_all(tmp_path):
     assert (root / "src" / "tables.ts").read_text() == TABLES  # the constant waits with its calls
     assert "skipped src/tables.ts: written only with src/queue.ts" in proc.stderr
     assert "rewrote 0 calls in 0 files" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        "const { TABLES: { QUEUE } } = require('./tables');\nconsole.log(QUEUE);\n",
+        "const QUEUE = require('./tables').TABLES.QUEUE;\nconsole.log(QUEUE);\n",
+        "export const later = async () => (await import('./tables')).TABLES.QUEUE === 'x';\n",
+    ],
+)
+def test_loads_tableshift_does_not_follow_hold_the_constant(tmp_path, other):
+    root = project(tmp_path / "app", {"src/tables.ts": TABLES, "src/queue.ts": QUEUE, "src/other.ts": other})
+    diff, report = patch(root)
+    assert "QUEUE: 'content_queue'" not in diff and "src/queue.ts" not in diff
+    assert any("src/other.ts" in r for r in review(report)[("src/queue.ts", 3)])
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        "def g():\n    from app.tables import QUEUE_TABLE\n    return QUEUE_TABLE == 'x'\n",
+        "def g():\n    from app import tables\n    return tables.QUEUE_TABLE\n",
+        "import app.tables\n\n\ndef g():\n    return app.tables.QUEUE_TABLE\n",
+        "from app.tables import *\n\n\ndef g():\n    return QUEUE_TABLE\n",
+        "from app import tables\n\n\ndef g():\n    return getattr(tables, 'QUEUE_TABLE')\n",
+    ],
+)
+def test_python_imports_tableshift_does_not_follow_hold_the_constant(tmp_path, other):
+    files = {
+        "app/__init__.py": "",
+        "app/tables.py": "QUEUE_TABLE = 'content_metadata'\n",
+        "app/jobs.py": "from app.tables import QUEUE_TABLE\n\n\ndef run(client):\n    return client.table(QUEUE_TABLE).select('id').execute()\n",
+        "app/other.py": other,
+    }
+    root = project(tmp_path / "app", files)
+    diff, report = patch(root)
+    assert "app/tables.py" not in diff
+    assert any("app/other.py" in r for r in review(report)[("app/jobs.py", 5)])

@@ -137,6 +137,7 @@ def _in_file(source, data: bytes, own: Path, wanted: dict[Key, Origin], linker: 
         facts = pyfacts.module_facts(root)
         names = _Names(facts.imports, dict(facts.locals) if defines else {})
         yield from _references(source, root, data, own, names, keys, linker, python=True)
+        yield from _python_imports_not_followed(source, root, own, keys, linker)
         return
     from tree_sitter import Parser
 
@@ -149,6 +150,7 @@ def _in_file(source, data: bytes, own: Path, wanted: dict[Key, Origin], linker: 
         own_names = module_facts(root).locals if defines else {}
         names = _Names(imports_of(root), dict(own_names))
         yield from _references(source, root, code, own, names, keys, linker, python=False)
+        yield from _loads_not_followed(source, root, own, keys, linker)
     if source.language in _COMPONENTS:
         yield from _in_markup(source, data, [code for code, _ in scripts], own, keys, linker)
 
@@ -181,8 +183,92 @@ def _in_markup(source, data: bytes, scripts: list[bytes], own: Path, keys: set[K
                 yield key, Use(source.display, start, start + len(local), line, f"{local} (in the component's markup)", whole=True)
 
 
+def _loads_not_followed(source, root: Node, own: Path, keys: set[Key], linker: Linker) -> Iterator[tuple[Key, Use]]:  # type: ignore[no-untyped-def]
+    """`require()` and `import()` of a module holding a wanted constant, in any shape the reference
+    search does not follow (`require('./t').TABLES.X`, nested destructuring, a dynamic import):
+    a use of the module as a whole, so its constants are never edited under it."""
+    from tableshift.scan import ts_nodes as n
+
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.type != "call_expression":
+            continue
+        func = node.child_by_field_name("function")
+        kind = func.type if func is not None else ""
+        name = (func.text or b"").decode() if func is not None else ""
+        if not (kind == "import" or (kind == "identifier" and name == "require")):
+            continue
+        args = n.arguments(node.child_by_field_name("arguments"))
+        lit = n.string_literal(args[0]) if args else None
+        if lit is None or (kind != "import" and _plain_require(node)):
+            continue
+        reached = _namespace_reaches(linker, own, Import("", lit.value, "*"), keys)
+        code = " ".join((node.text or b"").decode("utf-8", "replace").split())
+        for key in reached:
+            yield key, Use(source.display, node.start_byte, node.end_byte, node.start_point[0] + 1, f"{code} (a load tableshift does not follow)", whole=True)
+
+
+def _plain_require(call: Node) -> bool:
+    """`const t = require('./t')` or `const { A, B } = require('./t')` at module level: followed."""
+    decl = call.parent
+    if decl is None or decl.type != "variable_declarator" or decl.child_by_field_name("value") != call:
+        return False
+    statement = decl.parent
+    if statement is None or statement.parent is None or statement.parent.type != "program":
+        return False
+    target = decl.child_by_field_name("name")
+    if target is None:
+        return False
+    if target.type == "identifier":
+        return True
+    return target.type == "object_pattern" and all(c.type == "shorthand_property_identifier_pattern" for c in target.named_children)
+
+
+def _python_imports_not_followed(source, root: Node, own: Path, keys: set[Key], linker: Linker) -> Iterator[tuple[Key, Use]]:  # type: ignore[no-untyped-def]
+    """Imports the reference search does not follow: `from m import *`, `import a.b` without an
+    alias, and any import inside a function or class. Each that reaches a wanted constant's module
+    is a use of it as a whole."""
+    from tableshift.link.pyfacts import PREFIX, node_text
+
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.type not in ("import_statement", "import_from_statement"):
+            continue
+        nested = node.parent is not None and node.parent.type != "module"
+        specs: list[str] = []
+        if node.type == "import_from_statement":
+            module = node.child_by_field_name("module_name")
+            if module is None:
+                continue
+            spec = PREFIX + node_text(module).replace(" ", "")
+            star = any(c.type == "wildcard_import" for c in node.children)
+            if star or nested:
+                specs.append(spec)
+                if nested:  # `from app import tables` inside a function: the submodule too
+                    specs += [f"{spec}.{node_text(c)}" for c in node.children_by_field_name("name") if c.type == "dotted_name"]
+        else:
+            for name in node.children_by_field_name("name"):
+                if name.type == "dotted_name" or nested:
+                    original = name.child_by_field_name("name") if name.type == "aliased_import" else name
+                    if original is not None:
+                        specs.append(PREFIX + node_text(original))
+        reached: set[Key] = set()
+        for spec in specs:
+            reached |= _namespace_reaches(linker, own, Import("", spec, "*"), keys)
+        code = " ".join(node_text(node).split())
+        for key in reached:
+            yield key, Use(source.display, node.start_byte, node.end_byte, node.start_point[0] + 1, f"{code} (an import tableshift does not follow)", whole=True)
+
+
 def _namespace_reaches(linker: Linker, own: Path, imp: Import, keys: set[Key]) -> set[Key]:
     """A whole module (`import * as db`) used bare: the wanted constants it exports, at any depth."""
+    if imp.imported != "*" and imp.specifier.startswith("py:"):
+        # `from app import tables`: `tables` may be the submodule app.tables
+        return _namespace_reaches(linker, own, Import("", f"{imp.specifier}.{imp.imported}", "*"), keys)
     if imp.imported != "*":
         return set()
     out: set[Key] = set()
