@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import gc
@@ -245,17 +246,20 @@ def _outcomes(inputs: Inputs, sources: list[SourceFile]) -> Iterator[FileOutcome
         yield from engine.stream(sources, inputs.rules, options=inputs.options, on_file=lambda _: progress.advance(task))
 
 
-def _gate_scan(inputs: Inputs, *, only: set[Path] | None = None, columns: bool = False, lean: bool = False) -> ScanResult:
-    """The scan as `baseline` and `patch` need it: a file's calls that involve no legacy table are
-    let go as the file is done, and (unless `columns`) so are the columns of the others, so memory
-    follows the legacy calls, not the tree."""
+def _patch_scan(inputs: Inputs) -> ScanResult:
+    """The scan as `patch` needs it, held whole (shared constants and selections are settled across
+    files) but slim: see `_slim_outcomes`."""
     from tableshift.engine import ScanResult
 
-    sources = _sources(inputs, only=only)
-    return ScanResult(tuple(_slim_outcomes(inputs, sources, columns=columns, lean=lean)), tuple(sources))
+    sources = _sources(inputs)
+    return ScanResult(tuple(_slim_outcomes(inputs, sources, lean=False)), tuple(sources))
 
 
-def _slim_outcomes(inputs: Inputs, sources: list[SourceFile], *, columns: bool, lean: bool) -> Iterator[FileOutcome]:
+def _slim_outcomes(inputs: Inputs, sources: list[SourceFile], *, lean: bool) -> Iterator[FileOutcome]:
+    """Outcomes as they stream, with only what `check`, `baseline` and `patch` read: a file's calls
+    that involve no legacy table are let go as the file is done, and so are the columns of the
+    others, so memory follows the legacy calls, not the tree. `lean` (the gate): their reasons and
+    column fates too; it reads where a call is, its code and table, and its edits (SARIF fixes)."""
     import dataclasses
 
     from tableshift.engine import FileOutcome
@@ -267,11 +271,8 @@ def _slim_outcomes(inputs: Inputs, sources: list[SourceFile], *, columns: bool, 
         for p in outcome.plans:
             if p.verdict.status not in (Status.LEGACY, Status.DYNAMIC):
                 continue
-            if not columns:
-                p = dataclasses.replace(p, verdict=dataclasses.replace(p.verdict, call=dataclasses.replace(p.call, columns=empty)))
-            if lean:  # the gate reads where a call is, its code and table, and its edits (SARIF fixes)
-                p = dataclasses.replace(p, verdict=dataclasses.replace(p.verdict, reasons=()), reasons=(), fates=())
-            plans.append(p)
+            verdict = dataclasses.replace(p.verdict, call=dataclasses.replace(p.call, columns=empty), **({"reasons": ()} if lean else {}))
+            plans.append(dataclasses.replace(p, verdict=verdict, **({"reasons": (), "fates": ()} if lean else {})))
         bare = dataclasses.replace(outcome.result, calls=())
         yield FileOutcome(bare, (), tuple(plans), outcome.digest, outcome.verified)
 
@@ -432,16 +433,14 @@ def patch(
     elif legacy_schema is not None or database_url:
         raise UsageError("--legacy-schema and --database-url go with --verify")
     else:
-        scanned = _gate_scan(inputs)
+        scanned = _patch_scan(inputs)
     outcome = patching.run(
         scanned, inputs.rules, selection, split=split_dir is not None, cache_dir=inputs.options.cache_dir, compact=not apply
     )
     status = patching.emit(outcome, output=output, split_dir=split_dir, apply=apply, check=check, err=_stderr_console())
     patching.write_report(outcome, report)
     if report is not None:
-        from tableshift.report.escape import printable
-
-        _stderr_console().print(f"wrote {printable(str(report))}", markup=False, highlight=False)
+        _wrote(report)
     raise typer.Exit(status)
 
 
@@ -467,7 +466,7 @@ def sql(
     config: ConfigOpt = None,
 ) -> None:
     """Write the migration SQL of each phase: expand (targets, dual-write triggers), backfill, parity, contract."""
-    from tableshift.db import load, migration, server
+    from tableshift.db import migration
 
     _check_targets(output)
     inputs = _inputs(config, None, rules, None, None, need_rules=True)
@@ -483,16 +482,7 @@ def sql(
 
     ddl = read_input(ddl_path, what="schema").decode("utf-8", "replace")
     phases = [phase.value] if phase is not None else list(migration.PHASES)
-    with server.database(database_url) as url, server.connect(url) as conn:
-        if database_url is None:
-            conn.execute(load.SUPABASE)
-        if legacy_schema is not None:
-            load.load(conn, legacy_schema, what="legacy schema")
-        targets = [r.target for r in inputs.rules.tables]
-        if all(_exists(conn, t) for t in targets):
-            pass  # already there (a database past `expand`)
-        else:
-            load.load(conn, ddl_path, what="target schema")
+    with _schemas(inputs, legacy_schema, database_url) as conn:
         plan = migration.moves(conn, inputs.rules)
     text = "\n".join(
         migration.script(p, inputs.rules, plan, ddl=ddl, schema_file=ddl_path.name, archive=archive_schema) for p in phases
@@ -556,7 +546,7 @@ def init(
     write_atomic(config_file, "\n".join(config).encode())
     write_atomic(rules_file, ("\n".join(rules) + "\n").encode())
     err = _stderr_console()
-    err.print(f"wrote {printable(str(config_file))}", markup=False, highlight=False)
+    _wrote(config_file)
     err.print(
         f"wrote {printable(str(rules_file))}: {len(tables)} tables found; uncomment the ones that move and name their targets",
         markup=False,
@@ -613,12 +603,24 @@ def verify(
 def _verified(inputs: Inputs, result: ScanResult, legacy_schema: Path | None, database_url: str | None):  # type: ignore[no-untyped-def]
     """The scan's calls checked by PostgreSQL: the legacy schema (when given) and the rules' target DDL
     loaded into the embedded server, or read from the user's database (rolled back)."""
-    from tableshift.db import load, server
     from tableshift.db import verify as verifying
 
     assert inputs.rules is not None
     if not inputs.rules.schema_path and not database_url:
         raise UsageError(f"{inputs.rules.path}: verifying needs the target tables' DDL: set `schema` in the rules, or pass --database-url")
+    with _schemas(inputs, legacy_schema, database_url) as conn:
+        loaded = {r.legacy for r in inputs.rules.tables if _exists(conn, (f"{r.schema}." if r.schema else "") + r.legacy)}
+        return verifying.run(result, inputs.rules, conn, legacy_loaded=loaded)
+
+
+@contextlib.contextmanager
+def _schemas(inputs: Inputs, legacy_schema: Path | None, database_url: str | None):  # type: ignore[no-untyped-def]
+    """A connection to a database holding the legacy schema (when given) and the rules' target DDL
+    (unless the targets are there already, as past `expand`): the embedded server, Supabase's
+    basics loaded first, or the user's database; every statement is rolled back at the end."""
+    from tableshift.db import load, server
+
+    assert inputs.rules is not None
     with server.database(database_url) as url, server.connect(url) as conn:
         if database_url is None:
             conn.execute(load.SUPABASE)
@@ -626,8 +628,7 @@ def _verified(inputs: Inputs, result: ScanResult, legacy_schema: Path | None, da
             load.load(conn, legacy_schema, what="legacy schema")
         if inputs.rules.schema_path and not all(_exists(conn, r.target) for r in inputs.rules.tables):
             load.load(conn, Path(inputs.rules.schema_path), what="target schema")
-        loaded = {r.legacy for r in inputs.rules.tables if _exists(conn, (f"{r.schema}." if r.schema else "") + r.legacy)}
-        return verifying.run(result, inputs.rules, conn, legacy_loaded=loaded)
+        yield conn
 
 
 def _exists(conn, table: str) -> bool:  # type: ignore[no-untyped-def]
@@ -677,7 +678,7 @@ def baseline(
     assert inputs.rules is not None
     path = _baseline_path(output, inputs.config)
     _check_targets(path)
-    new, old = gate.write_baseline(_slim_outcomes(inputs, _sources(inputs), columns=False, lean=True), inputs.rules, path, update=update, cwd=Path.cwd())
+    new, old = gate.write_baseline(_slim_outcomes(inputs, _sources(inputs), lean=True), inputs.rules, path, update=update, cwd=Path.cwd())
     from tableshift.report.check import plural
 
     err = _stderr_console()
@@ -725,7 +726,7 @@ def check(
     # read first: a broken baseline fails before the scan, and parsing it never adds to the scan's peak
     allowed = bl.load(path, inputs.rules)
     result = gate.run_check(
-        _slim_outcomes(inputs, _sources(inputs, only=only), columns=False, lean=True),  # compared as they stream
+        _slim_outcomes(inputs, _sources(inputs, only=only), lean=True),  # compared as they stream
         inputs.rules,
         path,
         baseline=allowed,
@@ -747,25 +748,33 @@ def _stderr_console() -> Console:
     return Console(stderr=True, soft_wrap=True, quiet=bool(_UI["quiet"]), **_color_args())
 
 
-def _color_args() -> dict[str, object]:
+def _color() -> str:
     """--color always|never|auto; NO_COLOR (any value) turns colour off unless --color always."""
-    mode = _UI["color"]
+    mode = str(_UI["color"])
+    return "never" if mode == "auto" and os.environ.get("NO_COLOR") else mode
+
+
+def _color_args() -> dict[str, object]:
+    mode = _color()
     if mode == "always":
         return {"force_terminal": True, "no_color": False}
-    if mode == "never" or os.environ.get("NO_COLOR"):
-        return {"no_color": True}
-    return {}
+    return {"no_color": True} if mode == "never" else {}
 
 
 def _colored(stream: object) -> bool:
     """Whether text written to `stream` should carry colour."""
-    mode = _UI["color"]
-    if mode == "always":
-        return True
-    if mode == "never" or os.environ.get("NO_COLOR"):
-        return False
+    mode = _color()
+    if mode != "auto":
+        return mode == "always"
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
+
+
+def _wrote(path: Path | str) -> None:
+    """Every file a command writes is announced the same way, on stderr (none with -q)."""
+    from tableshift.report.escape import printable
+
+    _stderr_console().print(f"wrote {printable(str(path))}", markup=False, highlight=False)
 
 
 def _stdout_console() -> Console:
@@ -792,9 +801,8 @@ def _emit_with(write: Callable[[BinaryIO], None], output: Path | None) -> None:
 
     with atomic_writer(output) as handle:
         write(handle)
-    from tableshift.report.escape import printable
 
-    _stderr_console().print(f"wrote {printable(str(output))}", markup=False, highlight=False)
+    _wrote(output)
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -802,10 +810,9 @@ def _emit(text: str, output: Path | None) -> None:
         sys.stdout.write(text)
         return
     from tableshift.fsutil import write_atomic
-    from tableshift.report.escape import printable
 
     write_atomic(output, text.encode("utf-8"))
-    _stderr_console().print(f"wrote {printable(str(output))}", markup=False, highlight=False)
+    _wrote(output)
 
 
 def main() -> None:
@@ -848,40 +855,33 @@ def main() -> None:
     sys.exit(status if isinstance(status, int) else EXIT_OK)
 
 
+_SWITCHES = {"-q": "quiet", "--quiet": "quiet", "-v": "verbose", "--verbose": "verbose", "--force-exclude": "force_exclude"}
+_VALUED = {"--stdin-filename": ("stdin_filename", "a file name"), "--color": ("color", "a value: auto, always or never")}
+
+
 def _global_flags(args: list[str]) -> list[str]:
-    """Take -q/--quiet, -v/--verbose and --color WHEN from anywhere before `--`, as ruff and eslint do."""
+    """Take -q/--quiet, -v/--verbose, --force-exclude, --color WHEN and --stdin-filename NAME from
+    anywhere before `--`, as ruff and eslint do."""
     out: list[str] = []
     i = 0
     while i < len(args):
         arg = args[i]
+        flag, eq, inline = arg.partition("=")
         if arg == "--":
             out.extend(args[i:])
             break
-        if arg in ("-q", "--quiet"):
-            _UI["quiet"] = True
-        elif arg in ("-v", "--verbose"):
-            _UI["verbose"] = True
-        elif arg == "--force-exclude":
-            _UI["force_exclude"] = True
-        elif arg == "--stdin-filename" or arg.startswith("--stdin-filename="):
-            if arg == "--stdin-filename":
+        if arg in _SWITCHES:
+            _UI[_SWITCHES[arg]] = True
+        elif flag in _VALUED:
+            key, what = _VALUED[flag]
+            if not eq:
                 if i + 1 >= len(args):
-                    raise UsageError("--stdin-filename needs a file name")
+                    raise UsageError(f"{flag} needs {what}")
                 i += 1
-                _UI["stdin_filename"] = args[i]
-            else:
-                _UI["stdin_filename"] = arg.split("=", 1)[1]
-        elif arg == "--color" or arg.startswith("--color="):
-            if arg == "--color":
-                if i + 1 >= len(args):
-                    raise UsageError("--color needs a value: auto, always or never")
-                i += 1
-                value = args[i]
-            else:
-                value = arg.split("=", 1)[1]
-            if value not in ("auto", "always", "never"):
-                raise UsageError(f"--color {value}: expected auto, always or never")
-            _UI["color"] = value
+                inline = args[i]
+            if key == "color" and inline not in ("auto", "always", "never"):
+                raise UsageError(f"--color {inline}: expected auto, always or never")
+            _UI[key] = inline
         else:
             out.append(arg)
         i += 1

@@ -230,9 +230,9 @@ def folder_lock(directory: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def writable_unchanged(path: Path, *, expected: Callable[[bytes], bool]) -> str | None:
-    """Why `replace_if_unchanged` would refuse this file now, or None: checked before a group of
-    files that must be written together is written at all."""
+def _refusal(path: Path, *, access: bool) -> str | None:
+    """Why a user's file may not be replaced in place (not regular, hard-linked, read-only), or
+    None. `access`: also ask the system whether this user may write the file itself."""
     try:
         info = path.lstat()
     except OSError as exc:
@@ -241,8 +241,17 @@ def writable_unchanged(path: Path, *, expected: Callable[[bytes], bool]) -> str 
         return "not a regular file"
     if info.st_nlink > 1:
         return f"has {info.st_nlink} hard links: replacing it would split them (apply the patch by hand)"
-    if not info.st_mode & stat.S_IWUSR or not os.access(path.parent, os.W_OK) or not os.access(path, os.W_OK):
+    if not info.st_mode & stat.S_IWUSR or not os.access(path.parent, os.W_OK) or (access and not os.access(path, os.W_OK)):
         return "file is read-only"
+    return None
+
+
+def writable_unchanged(path: Path, *, expected: Callable[[bytes], bool]) -> str | None:
+    """Why `replace_if_unchanged` would refuse this file now, or None: checked before a group of
+    files that must be written together is written at all."""
+    why = _refusal(path, access=True)
+    if why is not None:
+        return why
     try:
         if not expected(path.read_bytes()):
             return "file changed since it was scanned"
@@ -254,16 +263,9 @@ def writable_unchanged(path: Path, *, expected: Callable[[bytes], bool]) -> str 
 def replace_if_unchanged(path: Path, new: bytes, *, expected: Callable[[bytes], bool]) -> str | None:
     """Rewrite a user's file in place of the old one, under the folder's lock, if its content is
     still what was scanned. Returns why it was not written, or None when it was."""
-    try:
-        info = path.lstat()
-    except OSError as exc:
-        return f"cannot read: {exc.strerror}"
-    if not stat.S_ISREG(info.st_mode):
-        return "not a regular file"
-    if info.st_nlink > 1:
-        return f"has {info.st_nlink} hard links: replacing it would split them (apply the patch by hand)"
-    if not info.st_mode & stat.S_IWUSR or not os.access(path.parent, os.W_OK):
-        return "file is read-only"
+    why = _refusal(path, access=False)
+    if why is not None:
+        return why
     try:
         with folder_lock(path.parent):
             try:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tableshift.db import server
 from tableshift.errors import UsageError
 from tableshift.fsutil import read_input
 
@@ -78,8 +79,7 @@ def load(conn: psycopg.Connection, path: Path, *, what: str) -> None:
                     conn.execute(text.encode("utf-8", "surrogateescape"), prepare=False)  # type: ignore[call-overload]
             except psycopg.Error as exc:
                 line = data.count(b"\n", 0, start) + 1
-                message = (exc.diag.message_primary or str(exc)).strip().splitlines()[0]
-                raise UsageError(f"{file}:{line}: {what} does not load: {message}") from None
+                raise UsageError(f"{file}:{line}: {what} does not load: {server.message(exc)}") from None
     # a dump empties the search path for its own statements: later ones expect the usual one
     conn.execute("SET search_path TO public, extensions")
 

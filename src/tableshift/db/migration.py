@@ -99,14 +99,9 @@ def moves(conn: psycopg.Connection, rules: RuleSet) -> list[Move]:
 
 
 def _castable_directly(conn: psycopg.Connection, source: str, target: str) -> bool:
-    import psycopg
+    from tableshift.db.server import rejected
 
-    try:
-        with conn.transaction(force_rollback=True):
-            conn.execute(f"SELECT NULL::{source}::{target}".encode(), prepare=False)  # type: ignore[call-overload]
-    except psycopg.Error:
-        return False
-    return True
+    return rejected(conn, f"SELECT NULL::{source}::{target}") is None
 
 
 def _move(rule: TableRule, legacy: Table, target: Table) -> Move:

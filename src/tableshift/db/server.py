@@ -82,6 +82,25 @@ def connect(url: str) -> Iterator[psycopg.Connection]:
         conn.close()
 
 
+def message(exc: BaseException) -> str:
+    """PostgreSQL's own message for an error, on one line."""
+    diag = getattr(exc, "diag", None)
+    primary = diag.message_primary if diag is not None else None
+    return (primary or str(exc)).strip().splitlines()[0]
+
+
+def rejected(conn: psycopg.Connection, sql: str) -> str | None:
+    """PostgreSQL's message when it refuses `sql`, run in a transaction that is always rolled back; None when it accepts it."""
+    import psycopg
+
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute(sql.encode(), prepare=False)  # type: ignore[call-overload]
+    except psycopg.Error as exc:
+        return message(exc)
+    return None
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]

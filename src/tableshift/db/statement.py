@@ -241,8 +241,9 @@ class EmbedError(Exception):
 
 def check(conn: psycopg.Connection, sql: str) -> str | None:
     """PostgreSQL's message when it rejects the statement (planned with EXPLAIN, never run), else None."""
-    import psycopg
     from pglast import parser
+
+    from tableshift.db.server import rejected
 
     # one statement, and only one, ever reaches the database: names and values from code are
     # quoted, and this makes sure of it before a user's database sees the text
@@ -252,10 +253,5 @@ def check(conn: psycopg.Connection, sql: str) -> str | None:
         pieces = parser.split(sql, with_parser=False)
     if len(pieces) != 1:
         return "not a single statement: not sent to the database"
-    try:
-        with conn.transaction(force_rollback=True):
-            conn.execute(f"EXPLAIN {sql}".encode(), prepare=False)  # type: ignore[call-overload]
-    except psycopg.Error as exc:
-        return (exc.diag.message_primary or str(exc)).strip().splitlines()[0]
-    return None
+    return rejected(conn, f"EXPLAIN {sql}")
 

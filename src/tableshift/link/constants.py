@@ -144,43 +144,38 @@ def _in_file(source, data: bytes, own: Path, wanted: dict[Key, Origin], linker: 
     from tableshift.link.facts import imports_of, module_facts
     from tableshift.scan.typescript import grammar
 
-    scripts = _modules(data, source.language)
-    for code, grammar_name in scripts:
+    imported: dict[str, Import] = {}  # every script's imports: a component's markup may use them
+    for code, grammar_name in _modules(data, source.language):
         root = Parser(grammar(grammar_name).language).parse(code).root_node
         own_names = module_facts(root).locals if defines else {}
         names = _Names(imports_of(root), dict(own_names))
+        imported.update(names.imports)
         yield from _references(source, root, code, own, names, keys, linker, python=False)
         yield from _loads_not_followed(source, root, own, keys, linker)
     if source.language in _COMPONENTS:
-        yield from _in_markup(source, data, [code for code, _ in scripts], own, keys, linker)
+        yield from _in_markup(source, data, imported, own, keys, linker)
 
 
-def _in_markup(source, data: bytes, scripts: list[bytes], own: Path, keys: set[Key], linker: Linker) -> Iterator[tuple[Key, Use]]:  # type: ignore[no-untyped-def]
+def _in_markup(source, data: bytes, imported: dict[str, Import], own: Path, keys: set[Key], linker: Linker) -> Iterator[tuple[Key, Use]]:  # type: ignore[no-untyped-def]
     """A component's markup may use what its scripts import: any name bound to a wanted constant
     that appears outside the scripts is a use tableshift cannot see into."""
-    from tree_sitter import Parser
-
-    from tableshift.link.facts import imports_of
     from tableshift.scan import components
-    from tableshift.scan.typescript import grammar
 
-    markup = bytearray(data)
-    for unit in components.units(data, source.language):
-        for block in unit.blocks:
-            markup[block.start : block.end] = b" " * (block.end - block.start)
-    for unit in components.units(data, source.language):
-        root = Parser(grammar(unit.grammar).language).parse(components.masked(data, unit.blocks)).root_node
-        for local, imp in imports_of(root).items():
-            start = bytes(markup).find(local.encode())
-            while start != -1 and (_word_byte(markup, start - 1) or _word_byte(markup, start + len(local))):
-                start = bytes(markup).find(local.encode(), start + 1)
-            if start == -1:
-                continue
-            target = linker.target(own, (imp.specifier, imp.imported))
-            reached = _reaches(linker, *target, keys) if target is not None else _namespace_reaches(linker, own, imp, keys)
-            line = data.count(b"\n", 0, start) + 1
-            for key in reached:
-                yield key, Use(source.display, start, start + len(local), line, f"{local} (in the component's markup)", whole=True)
+    blanked = bytearray(data)
+    for block in components.blocks(data, source.language):
+        blanked[block.start : block.end] = b" " * (block.end - block.start)
+    markup = bytes(blanked)
+    for local, imp in imported.items():
+        start = markup.find(local.encode())
+        while start != -1 and (_word_byte(markup, start - 1) or _word_byte(markup, start + len(local))):
+            start = markup.find(local.encode(), start + 1)
+        if start == -1:
+            continue
+        target = linker.target(own, (imp.specifier, imp.imported))
+        reached = _reaches(linker, *target, keys) if target is not None else _namespace_reaches(linker, own, imp, keys)
+        line = data.count(b"\n", 0, start) + 1
+        for key in reached:
+            yield key, Use(source.display, start, start + len(local), line, f"{local} (in the component's markup)", whole=True)
 
 
 def _loads_not_followed(source, root: Node, own: Path, keys: set[Key], linker: Linker) -> Iterator[tuple[Key, Use]]:  # type: ignore[no-untyped-def]
