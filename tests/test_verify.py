@@ -117,3 +117,8 @@ def test_statements_follow_postgrest_for_each_shape():
     assert "(SELECT json_agg(x) FROM (SELECT _posted_content.tweet_id FROM posted_content AS _posted_content" in embedded
     assert "WHERE _posted_content.decision_id = content_queue.decision_id" in embedded
     assert aggregate == "SELECT status, sum(likes) FROM t AS t GROUP BY status"
+
+
+def test_match_is_equality_on_each_key():
+    [matched] = _built("const m = () => supabase.from('t').select('id').match({ status: 'queued', likes: 3 });\n")
+    assert matched == "SELECT id FROM t AS t WHERE status = 'queued' AND likes = '3'"

@@ -175,7 +175,8 @@ def _condition(c: Column) -> str:
     ref = _ref(c)
     if c.op in ("or", "and") and c.value is not None:
         return _logic(ref, c.value)
-    operator = _COMPARE.get(c.op)
+    # `.match({ a: 1 })` is equality on each key; `match` inside an or() string is a regex
+    operator = "=" if c.op == "match" else _COMPARE.get(c.op)
     if c.op == "is":
         return f"{ref} IS {_is_value(c.value)}"
     if c.op == "in":
