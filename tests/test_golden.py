@@ -7,6 +7,7 @@ A case whose code should not change has an empty expected/patch.diff.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -19,7 +20,9 @@ from conftest import FIXTURES, RULES
 from tableshift import engine, patching
 from tableshift.discover import discover
 from tableshift.patch import patch_of
-from tableshift.report import audit
+from tableshift.report import audit, render
+from tableshift.report.coverage import to_markdown
+from tableshift.report.escape import json_text
 from tableshift.report.render import to_json
 from tableshift.rules import load_rules
 from tableshift.scan import error_count
@@ -62,11 +65,17 @@ def test_audit_matches_golden_json(case, monkeypatch, update_golden):
 @pytest.mark.parametrize("case", CASES)
 def test_patch_and_coverage_match_golden(case, monkeypatch, update_golden, tmp_path):
     rules, result = _scan(case, monkeypatch)
-    outcome = patching.run(result, rules, patching.selection(rules, only=None, tables=(), groups=()), split=False)
+    outcome = patching.run(result, rules, patching.selection(rules, only=None, tables=(), groups=()), keep=True)
     changes = [(r.path, r.old, r.new) for r in outcome.rewrites if r.refused is None and r.new != r.old]
     diff = patch_of(changes)
+    assert patching.patch_bytes(outcome) == diff  # spilled as files stream by: the same bytes
     _check_golden(FIXTURES / case / "expected" / "patch.diff", diff, update_golden)
-    report = dict(outcome.report, rules={"name": rules.name, "path": _rules_path(case).name})
+    report = dict(outcome.data, rules={"name": rules.name, "path": _rules_path(case).name})
+    # the report as --report writes it, its lists streamed: the same bytes as the whole report's JSON
+    streamed = io.BytesIO()
+    render.write_json_lists(dict(outcome.report, rules=report["rules"]), streamed)
+    assert streamed.getvalue().decode() == json_text(report)
+    assert to_markdown(report) == to_markdown(dict(outcome.report, rules=report["rules"]))
     _check_golden(
         FIXTURES / case / "expected" / "coverage.json",
         (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode(),

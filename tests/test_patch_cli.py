@@ -137,12 +137,13 @@ def test_apply_skips_a_file_changed_between_scan_and_write(project, monkeypatch)
     edited = "// edited by someone else\n" + APP["src/queue.ts"]
     (project / "src/queue.ts").write_text(edited)
     selection = patching.selection(rules, only=None, tables=(), groups=())
-    outcome = patching.run(result, rules, selection, split=False)
-    refused = {r.path: r.refused for r in outcome.rewrites}
-    assert refused["src/queue.ts"] == "file changed since it was scanned"
     from rich.console import Console
 
-    status = patching.emit(outcome, output=None, split_dir=None, apply=True, err=Console(stderr=True))
+    outcome = patching.run(result, rules, selection, apply=True, keep=True, err=Console(stderr=True))
+    refused = {r.path: r.refused for r in outcome.rewrites}
+    assert refused["src/queue.ts"] == "file changed since it was scanned"
+    assert outcome.data["refused_files"][0]["file"] == "src/queue.ts"
+    status = patching.emit(outcome, output=None, split_dir=None, err=Console(stderr=True))
     assert status == 1
     assert (project / "src/queue.ts").read_text() == edited
 

@@ -224,11 +224,12 @@ def test_a_constants_module_edited_between_scan_and_patch_takes_its_calls_with_i
     rules = load_rules(RULES)
     result = engine.run(discover([root]), rules)
     (root / "src/tables.ts").write_text(TABLES + "// edited\n")
-    outcome = patching.run(result, rules, Selection(), split=False)
+    outcome = patching.run(result, rules, Selection(), keep=True)
     by_file = {r.path: r for r in outcome.rewrites}
     assert by_file["src/tables.ts"].refused == "file changed since it was scanned"
     assert "src/queue.ts" not in by_file or by_file["src/queue.ts"].new == by_file["src/queue.ts"].old
     assert outcome.report["summary"]["rewritten"] == 0
+    assert patching.patch_bytes(outcome) == b""
 
 
 def test_a_warm_cache_sees_an_edit_to_the_constants_module_alone(tmp_path):

@@ -246,13 +246,11 @@ def _outcomes(inputs: Inputs, sources: list[SourceFile]) -> Iterator[FileOutcome
         yield from engine.stream(sources, inputs.rules, options=inputs.options, on_file=lambda _: progress.advance(task))
 
 
-def _patch_scan(inputs: Inputs) -> ScanResult:
-    """The scan as `patch` needs it, held whole (shared constants and selections are settled across
-    files) but slim: see `_slim_outcomes`."""
-    from tableshift.engine import ScanResult
-
+def _patch_scan(inputs: Inputs) -> tuple[list[SourceFile], Iterator[FileOutcome]]:
+    """The scan as `patch` needs it: the files, and their slim outcomes as they stream (see
+    `_slim_outcomes`); `patching.run` sets them aside for its second pass."""
     sources = _sources(inputs)
-    return ScanResult(tuple(_slim_outcomes(inputs, sources, lean=False)), tuple(sources))
+    return sources, _slim_outcomes(inputs, sources, lean=False)
 
 
 def _slim_outcomes(inputs: Inputs, sources: list[SourceFile], *, lean: bool) -> Iterator[FileOutcome]:
@@ -435,9 +433,16 @@ def patch(
     else:
         scanned = _patch_scan(inputs)
     outcome = patching.run(
-        scanned, inputs.rules, selection, split=split_dir is not None, cache_dir=inputs.options.cache_dir, compact=not apply
+        scanned,
+        inputs.rules,
+        selection,
+        split=split_dir is not None,
+        cache_dir=inputs.options.cache_dir,
+        apply=apply,
+        diffs=not check,
+        err=_stderr_console(),
     )
-    status = patching.emit(outcome, output=output, split_dir=split_dir, apply=apply, check=check, err=_stderr_console())
+    status = patching.emit(outcome, output=output, split_dir=split_dir, check=check, err=_stderr_console())
     patching.write_report(outcome, report)
     if report is not None:
         _wrote(report)

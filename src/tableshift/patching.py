@@ -1,35 +1,33 @@
-"""The patch command's work past the scan: choose plans, rewrite files, write patches or files."""
+"""The patch command's work past the scan: choose plans, rewrite files, write patches or files.
+
+Streamed like the audit (see `_Patcher`): memory follows the constants shared across files, not
+the tree; diffs and the report's long lists are spilled to temporary files."""
 
 from __future__ import annotations
 
 import dataclasses
+import pickle
+import shutil
 import sys
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from rich.console import Console
 
-from tableshift.engine import Rewrite, ScanResult, rewrite_file
+from tableshift.discover import SourceFile
+from tableshift.engine import FileOutcome, Rewrite, ScanResult, rewrite_file
 from tableshift.errors import UsageError
-from tableshift.fsutil import replace_if_unchanged, writable_unchanged, write_atomic
+from tableshift.fsutil import atomic_writer, replace_if_unchanged, writable_unchanged
 from tableshift.patch import file_diff
-from tableshift.report import coverage
-from tableshift.report.coverage import Selection
-from tableshift.report.escape import json_text, printable
+from tableshift.report import coverage, render
+from tableshift.report.coverage import CoverageBuilder, Selection
+from tableshift.report.escape import printable
 from tableshift.rewrite import ConstantEdit, Fix, Plan, shared_binding
 from tableshift.rules import RuleSet
-
-
-@dataclass(slots=True)
-class PatchOutcome:
-    rewrites: tuple[Rewrite, ...]
-    by_group: dict[str, tuple[Rewrite, ...]]
-    report: dict[str, Any]
-    # the report again for other rewrites: after --apply, for what was really written
-    rebuild: Callable[[Sequence[Rewrite]], dict[str, Any]]
 
 
 def selection(rules: RuleSet, *, only: str | None, tables: Sequence[str], groups: Sequence[str]) -> Selection:
@@ -84,72 +82,387 @@ class Verified:
             self.cache.prune()  # writes what is new, marks what was used
 
 
+PlanKey = tuple[str, int, int]
+
+
+def _key(p: Plan) -> PlanKey:
+    return (p.call.file, p.call.span.start, p.call.span.end)
+
+
+@dataclass(slots=True)
+class PatchOutcome:
+    report: dict[str, Any]  # its long lists are `Entries`: `coverage.data(report)` for plain lists
+    patch: BinaryIO | None  # every changed file's diff, in path order (unless --apply or --check)
+    groups: dict[str, BinaryIO]  # --split-dir: each group's patch
+    changed: list[str]  # the files changed (or, with --check, that would be)
+    status: int  # 1 when --apply skipped a file
+    applied: bool
+    rewrites: list[Rewrite]  # each file's rewrite, in order: only when asked to keep them (tests)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return coverage.data(self.report)
+
+
 def run(
-    result: ScanResult, rules: RuleSet, chosen: Selection, *, split: bool, cache_dir: Path | None = None, compact: bool = False
+    scanned: ScanResult | tuple[Sequence[SourceFile], Iterable[FileOutcome]],
+    rules: RuleSet,
+    chosen: Selection,
+    *,
+    split: bool = False,
+    cache_dir: Path | None = None,
+    apply: bool = False,
+    diffs: bool = True,
+    keep: bool = False,
+    err: Console | None = None,
 ) -> PatchOutcome:
     """Rewrite every file that has selected `auto` calls, and the modules defining the shared
-    constants they move; build the coverage report."""
-    picked = [[p for p in o.plans if p.fix is Fix.AUTO and chosen.why_not(p, rules) is None] for o in result.outcomes]
-    kept = _whole_constants(picked, result.plans)
-    torn = [p for before, after in zip(picked, kept) for p in before if p not in after]
-    verified = Verified(cache_dir, rules)
-    rewrites, by_group = _rewrite_all(result, rules, kept, split=split, errors=verified, compact=compact)
-    # a module whose constants could not be edited takes its calls elsewhere with it: never half a move
-    failed = {str(r.source.resolve()) for r in rewrites if r.refused is not None and _defines(r)}
-    if failed:
-        kept = [[p for p in plans if p.constant is None or p.constant.path not in failed] for plans in kept]
-        again, by_group = _rewrite_all(result, rules, kept, split=split, errors=verified, compact=compact)
-        refused = {r.path: r for r in rewrites if r.refused is not None and _defines(r)}
-        rewrites = [refused.pop(r.path, r) for r in again] + list(refused.values())
-    verified.close()
-    all_plans = list(result.plans)
-    rebuild = lambda done: coverage.build(all_plans, list(done), rules, chosen, split=torn)  # noqa: E731
-    return PatchOutcome(tuple(rewrites), {g: tuple(r) for g, r in by_group.items()}, rebuild(rewrites), rebuild)
+    constants they move; build the coverage report as the files stream by.
+
+    `apply`: write each file in place (its summary line to `err`) instead of keeping its diff;
+    `diffs`: keep the whole patch (off for --check); `split`: one patch per rules group; `keep`:
+    also return every rewrite whole (tests)."""
+    if isinstance(scanned, ScanResult):
+        sources, outcomes = scanned.sources, iter(scanned.outcomes)
+    else:
+        sources, outcomes = scanned
+    patcher = _Patcher(sources, rules, chosen, split=split, cache_dir=cache_dir, apply=apply, diffs=diffs and not apply, keep=keep, err=err)
+    try:
+        return patcher.run(outcomes)
+    finally:
+        patcher.held.close()
 
 
-def _rewrite_all(
-    result: ScanResult,
-    rules: RuleSet,
-    kept: list[list[Plan]],
-    *,
-    split: bool,
-    errors: Callable[[bytes, str], int] | None = None,
-    compact: bool = False,
-) -> tuple[list[Rewrite], dict[str, list[Rewrite]]]:
-    """Each file's rewrite; `compact`: only its diff is kept, not its bytes (memory follows the
-    patch, not the tree), when nothing will be written in place."""
+class _Held:
+    """Each file's outcome in order, for the second pass and for reading one out of order: the
+    first ones in memory, the rest pickled to a temporary file (memory stays flat)."""
 
-    def made(rewrite: Rewrite) -> Rewrite:
-        if not compact or rewrite.refused is not None:
+    BUDGET = 20_000  # files and plans held in memory
+
+    def __init__(self) -> None:
+        self.file = tempfile.SpooledTemporaryFile(max_size=16 << 20)
+        self.entries: list[FileOutcome | int | None] = []
+        self.weight = 0
+
+    def append(self, outcome: FileOutcome) -> None:
+        weight = 1 + len(outcome.plans)
+        if self.weight + weight <= self.BUDGET:
+            self.weight += weight
+            self.entries.append(outcome)
+            return
+        self.file.seek(0, 2)
+        self.entries.append(self.file.tell())
+        pickle.dump(outcome, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> FileOutcome:
+        entry = self.entries[index]
+        if isinstance(entry, int):
+            self.file.seek(entry)
+            entry = pickle.load(self.file)
+        assert entry is not None, "read after it was let go"
+        return entry
+
+    def pop(self, index: int) -> FileOutcome:
+        outcome = self[index]
+        self.entries[index] = None
+        return outcome
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _Patcher:
+    """Two passes over the scan. The first sets each file's outcome aside and counts, for each
+    constant shared across modules, how many of its calls there are and how many were selected.
+    Then the modules defining the constants being moved, and the files whose calls rely on them,
+    are rewritten (and, with --apply, written) together. The second pass rewrites every other file
+    in path order: its diff is spilled (or the file written) and its calls are counted into the
+    coverage report, so memory follows the cross-file constants, not the tree."""
+
+    def __init__(
+        self,
+        sources: Sequence[SourceFile],
+        rules: RuleSet,
+        chosen: Selection,
+        *,
+        split: bool,
+        cache_dir: Path | None,
+        apply: bool,
+        diffs: bool,
+        keep: bool,
+        err: Console | None,
+    ) -> None:
+        self.sources = sources
+        self.rules = rules
+        self.chosen = chosen
+        self.split = split
+        self.keep = keep
+        self.verified = Verified(cache_dir, rules)
+        self.held = _Held()
+        self.total: Counter[object] = Counter()  # calls per constant shared across modules
+        self.picked: Counter[object] = Counter()  # ... of them selected
+        self.users: list[Plan] = []  # selected calls through such a constant
+        self.failed: set[str] = set()  # modules whose constants could not be edited
+        self.done: set[PlanKey] = set()  # calls changed, or held, by the rewrites of the first step
+        self.refused: set[PlanKey] = set()
+        self.writer = _Writer(err or Console(stderr=True)) if apply else None
+        self.out = _Output(diffs=diffs, split=split)
+        self.coverage = CoverageBuilder(rules, chosen)
+        self.rewrites: list[Rewrite] = []
+
+    def run(self, outcomes: Iterable[FileOutcome]) -> PatchOutcome:
+        for outcome in outcomes:
+            for p in outcome.plans:
+                key = sharing(p)
+                if key is None or p.constant is None:
+                    continue
+                self.total[key] += 1
+                if self._selected(p):
+                    self.picked[key] += 1
+                    self.users.append(p)
+            self.held.append(outcome)
+        if len(self.held) != len(self.sources):
+            raise ValueError("the scan did not give one outcome per file")
+        first = self._constants()
+        for index, source in enumerate(self.sources):
+            outcome = self.held.pop(index)
+            kept, torn = self._kept(outcome)
+            if index in first:
+                whole, groups = first.pop(index)
+            elif kept:
+                whole, groups = self._rewrite(source, outcome, kept)
+                if self.writer is not None:
+                    whole = self.writer.write(whole)
+            else:
+                whole, groups = None, {}
+            changed = {_key(p) for p in whole.plans} if whole is not None and whole.changed else set()
+            refused = {_key(p) for p in whole.plans} if whole is not None and whole.refused is not None else set()
+            self.coverage.add(
+                outcome.plans,
+                rewrite=whole,
+                done=lambda p: (k := _key(p)) in changed or k in self.done,
+                refused=lambda p: (k := _key(p)) in refused or k in self.refused,
+                torn=torn,
+            )
+            self.out.add(whole, groups)
+            if self.keep and whole is not None:
+                self.rewrites.append(whole)
+        self.verified.close()
+        return PatchOutcome(
+            self.coverage.report(),
+            self.out.patch,
+            self.out.groups,
+            self.out.changed,
+            self.writer.status if self.writer is not None else 0,
+            self.writer is not None,
+            self.rewrites,
+        )
+
+    def _selected(self, p: Plan) -> bool:
+        return p.fix is Fix.AUTO and self.chosen.why_not(p, self.rules) is None
+
+    def _kept(self, outcome: FileOutcome) -> tuple[list[Plan], list[Plan]]:
+        """A file's selected calls to rewrite, and those dropped because the selection split a
+        constant they share (it is edited only with all its calls)."""
+        picked = [p for p in outcome.plans if self._selected(p)]
+        if not picked:
+            return [], []
+        total, chosen = self.total, self.picked
+        if any(p.constant is None and shared_binding(p) is not None for p in outcome.plans):
+            # a constant of this file: all its calls are here
+            total = total + Counter(k for p in outcome.plans if p.constant is None and (k := sharing(p)) is not None)
+            chosen = chosen + Counter(k for p in picked if p.constant is None and (k := sharing(p)) is not None)
+        kept: list[Plan] = []
+        torn: list[Plan] = []
+        for p in picked:
+            key = sharing(p)
+            (torn if key is not None and chosen[key] != total[key] else kept).append(p)
+        return [p for p in kept if p.constant is None or p.constant.path not in self.failed], torn
+
+    def _rewrite(
+        self, source: SourceFile, outcome: FileOutcome, plans: list[Plan], defined: dict[ConstantEdit, list[Plan]] | None = None
+    ) -> tuple[Rewrite, dict[str, Rewrite]]:
+        """A file's rewrite, and with --split-dir one per rules group; `defined`: the shared
+        constants this module defines, with the calls elsewhere relying on them."""
+        defined = defined or {}
+        served = [p for users in defined.values() for p in users]
+        whole = rewrite_file(source, outcome, plans, list(defined), served, errors=self.verified)
+        groups: dict[str, Rewrite] = {}
+        if self.split:
+            parts: dict[str, tuple[list[Plan], list[ConstantEdit], list[Plan]]] = defaultdict(lambda: ([], [], []))
+            for p in plans:
+                parts[_group_of(p, self.rules)][0].append(p)
+            for edit, users in defined.items():
+                group = _group_of(users[0], self.rules)
+                parts[group][1].append(edit)
+                parts[group][2].extend(users)
+            for group, (mine, edits, users) in parts.items():
+                groups[group] = self._compact(rewrite_file(source, outcome, mine, edits, users, errors=self.verified))
+        return whole, groups
+
+    def _compact(self, rewrite: Rewrite) -> Rewrite:
+        """Only the diff of a rewrite held for later, not its bytes."""
+        if self.keep or rewrite.refused is not None:
             return rewrite
         return dataclasses.replace(rewrite, old=b"", new=b"", diff=file_diff(rewrite.path, rewrite.old, rewrite.new))
 
-    # the shared constants the kept calls move, by the module that defines them
-    constants: dict[str, dict[ConstantEdit, list[Plan]]] = defaultdict(lambda: defaultdict(list))
-    for plans in kept:
-        for p in plans:
-            if p.constant is not None:
-                constants[p.constant.path][p.constant].append(p)
-    rewrites: list[Rewrite] = []
-    by_group: dict[str, list[Rewrite]] = defaultdict(list)
-    for source, outcome, plans in zip(result.sources, result.outcomes, kept):
-        defined = constants.pop(str(source.path.resolve()), {}) if constants else {}
-        if not plans and not defined:
-            continue
-        served = [p for users in defined.values() for p in users]
-        rewrites.append(made(rewrite_file(source, outcome, plans, list(defined), served, errors=errors)))
-        if split:
-            groups: dict[str, tuple[list[Plan], list[ConstantEdit], list[Plan]]] = defaultdict(lambda: ([], [], []))
-            for p in plans:
-                groups[_group_of(p, rules)][0].append(p)
-            for edit, users in defined.items():
-                group = _group_of(users[0], rules)
-                groups[group][1].append(edit)
-                groups[group][2].extend(users)
-            for group, (mine, edits, users) in groups.items():
-                by_group[group].append(made(rewrite_file(source, outcome, mine, edits, users, errors=errors)))
-    return rewrites, by_group
+    def _constants(self) -> dict[int, tuple[Rewrite, dict[str, Rewrite]]]:
+        """The modules defining the shared constants being moved and the files relying on them,
+        rewritten first, together: a module whose constants cannot be edited takes its calls
+        elsewhere with it (never half a move); with --apply, each group is written whole or not."""
+        users = [p for p in self.users if self.picked[key := sharing(p)] == self.total[key]]
+        if not users:
+            return {}
+        where = _Where(self.sources)
+        defined: dict[int, dict[ConstantEdit, list[Plan]]] = defaultdict(lambda: defaultdict(list))
+        for p in users:
+            assert p.constant is not None
+            module = where.index(p.constant.file, p.constant.path)
+            if module is None:  # not among the scanned files: never edited
+                self.failed.add(p.constant.path)
+            else:
+                defined[module][p.constant].append(p)
+        members = {i for p in users if (i := where.index(p.call.file)) is not None} - set(defined)
 
+        def module(index: int) -> tuple[Rewrite, dict[str, Rewrite]]:
+            outcome = self.held[index]
+            return self._rewrite(self.sources[index], outcome, self._kept(outcome)[0], defined[index])
+
+        results = {index: module(index) for index in sorted(defined)}
+        refused = {index for index, (whole, _) in results.items() if whole.refused is not None}
+        self.failed |= {next(iter(defined[index])).path for index in refused}
+        if refused:  # the calls relying on them are not rewritten: nor are their constants' modules
+            for index in sorted(defined):
+                if index not in refused:
+                    results[index] = module(index)
+        for index in sorted(members):
+            outcome = self.held[index]
+            results[index] = self._rewrite(self.sources[index], outcome, self._kept(outcome)[0])
+        if self.writer is not None:
+            written = self.writer.together({index: whole for index, (whole, _) in results.items()})
+            results = {index: (written[index], groups) for index, (_, groups) in results.items()}
+        for whole, _ in results.values():
+            if whole.changed:
+                self.done.update(_key(p) for p in whole.plans)
+            if whole.refused is not None:
+                self.refused.update(_key(p) for p in whole.plans)
+        return {index: (self._compact(whole), groups) for index, (whole, groups) in sorted(results.items())}
+
+
+class _Where:
+    """A scanned file's index by its display path (and, to be sure, its resolved path)."""
+
+    def __init__(self, sources: Sequence[SourceFile]) -> None:
+        self.sources = sources
+        self.by_display = {s.display: i for i, s in enumerate(sources)}
+        self.by_path: dict[str, int] | None = None
+
+    def index(self, display: str, path: str | None = None) -> int | None:
+        found = self.by_display.get(display)
+        if found is not None and (path is None or str(self.sources[found].path.resolve()) == path):
+            return found
+        if path is None:
+            return None
+        if self.by_path is None:
+            self.by_path = {str(s.path.resolve()): i for i, s in enumerate(self.sources)}
+        return self.by_path.get(path)
+
+
+class _Output:
+    """What the patch prints or writes, spilled to temporary files as files stream by."""
+
+    def __init__(self, *, diffs: bool, split: bool) -> None:
+        self.patch: BinaryIO | None = _spill() if diffs and not split else None
+        self.groups: dict[str, BinaryIO] = {}
+        self.split = split
+        self.changed: list[str] = []
+
+    def add(self, whole: Rewrite | None, groups: dict[str, Rewrite]) -> None:
+        if whole is not None and whole.changed:
+            self.changed.append(whole.path)
+            if self.patch is not None:
+                self.patch.write(_diff(whole))
+        for group, rewrite in groups.items():
+            spool = self.groups.get(group)
+            if spool is None:
+                spool = self.groups[group] = _spill()
+            if rewrite.changed:
+                spool.write(_diff(rewrite))
+
+
+def _spill() -> BinaryIO:
+    return tempfile.SpooledTemporaryFile(max_size=8 << 20)  # type: ignore[return-value]
+
+
+def _diff(rewrite: Rewrite) -> bytes:
+    return rewrite.diff if rewrite.diff is not None else file_diff(rewrite.path, rewrite.old, rewrite.new)
+
+
+class _Writer:
+    """--apply: each changed file written under its folder's lock, if it is still what was scanned;
+    skipped, never half-written. What the report counts is what was written."""
+
+    def __init__(self, err: Console) -> None:
+        self.err = err
+        self.status = 0
+
+    def write(self, rewrite: Rewrite, why: str | None = None) -> Rewrite:
+        from tableshift.engine import digest
+
+        why = why or rewrite.refused
+        if why is None and rewrite.new == rewrite.old:
+            return rewrite
+        if why is None:
+            old = digest(rewrite.old)
+            why = replace_if_unchanged(rewrite.source, rewrite.new, expected=lambda data: digest(data) == old)
+        if why is not None:
+            self.err.print(f"skipped {printable(rewrite.path)}: {why}", markup=False, highlight=False, soft_wrap=True)
+            self.status = 1
+            return dataclasses.replace(rewrite, new=rewrite.old, refused=why)
+        self.err.print(f"rewrote {printable(rewrite.path)}", markup=False, highlight=False, soft_wrap=True)
+        return rewrite
+
+    def together(self, rewrites: dict[int, Rewrite]) -> dict[int, Rewrite]:
+        """A shared constant and the files of the calls relying on it are written together or not
+        at all: each group is checked (writable, unchanged) before any of its files is written,
+        and the modules defining the constants are written first."""
+        from tableshift.engine import digest
+
+        failed: set[str] = set()  # modules whose constants were not written: their calls elsewhere wait
+        groups: dict[str, list[int]] = defaultdict(list)
+        for index, rewrite in sorted(rewrites.items()):
+            for path in {p.constant.path for p in rewrite.plans if p.constant is not None}:
+                groups[path].append(index)
+        held: dict[int, str] = {}  # why a file's group waits
+        for module, members in groups.items():
+            for member in members:
+                rewrite = rewrites[member]
+                why = rewrite.refused
+                if why is None and rewrite.changed:
+                    old_digest = digest(rewrite.old)
+                    why = writable_unchanged(rewrite.source, expected=lambda data, d=old_digest: digest(data) == d)
+                if why is not None:
+                    for other in members:
+                        if other != member:
+                            held.setdefault(other, f"written only with {rewrite.path}, which cannot be: {why}")
+                    failed.add(module)
+                    break
+        done: dict[int, Rewrite] = {}
+        for index in sorted(rewrites, key=lambda i: (not _defines(rewrites[i]), i)):
+            rewrite = rewrites[index]
+            why = rewrite.refused or held.get(index)
+            waiting = next((p.constant.file for p in rewrite.plans if p.constant is not None and p.constant.path in failed), None)
+            if why is None and waiting is not None and rewrite.changed:
+                why = f"a constant it relies on was not written ({waiting})"
+            if why is not None and rewrite.refused is None and not rewrite.changed:
+                why = None  # nothing to write: nothing to hold
+            done[index] = result = self.write(rewrite, why)
+            if result.refused is not None and _defines(rewrite):
+                failed.add(str(rewrite.source.resolve()))
+        return done
 
 def _defines(rewrite: Rewrite) -> bool:
     """Whether this rewrite edits shared constants that calls in other files rely on."""
@@ -167,122 +480,63 @@ def sharing(p: Plan) -> object | None:
     return ("file", p.call.file, binding.start) if binding is not None else None
 
 
-def _whole_constants(picked: list[list[Plan]], plans: Sequence[Plan]) -> list[list[Plan]]:
-    """A shared constant is edited only with all its calls: drop the calls of one the selection split."""
-    total: dict[object, int] = defaultdict(int)
-    for p in plans:
-        key = sharing(p)
-        if key is not None:
-            total[key] += 1
-    chosen: dict[object, int] = defaultdict(int)
-    for group in picked:
-        for p in group:
-            key = sharing(p)
-            if key is not None:
-                chosen[key] += 1
-    return [[p for p in group if (key := sharing(p)) is None or chosen[key] == total[key]] for group in picked]
-
-
-def _patch(rewrites: Sequence[Rewrite]) -> bytes:
-    """A multi-file patch, files in path order, from each rewrite's diff (or its bytes)."""
-    return b"".join(
-        r.diff if r.diff is not None else file_diff(r.path, r.old, r.new) for r in sorted(rewrites, key=lambda r: r.path) if r.changed
-    )
-
-
-def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, apply: bool, err: Console, check: bool = False) -> int:
-    """Print, write or apply; the summary goes to stderr. Returns the exit status.
+def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, err: Console, check: bool = False) -> int:
+    """Print or write the patch (unless it was applied); the summary goes to stderr. Returns the
+    exit status.
 
     `check`: write nothing, list the files the patch would change, status 1 if there are any (a
     gate for "everything rewritable has been rewritten")."""
-    status = 0
+    status = outcome.status
     if check:
-        changed = sorted(r.path for r in outcome.rewrites if r.changed)
-        for path in changed:
+        for path in outcome.changed:
             sys.stdout.write(f"would rewrite {printable(path)}\n")
-        status = 1 if changed else 0
-    elif apply:
-        status = _apply(outcome, err)
+        status = 1 if outcome.changed else 0
+    elif outcome.applied:
+        pass
     elif split_dir is not None:
         try:
             split_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"{split_dir}: cannot create directory: {exc.strerror}") from None
-        for group, rewrites in sorted(outcome.by_group.items()):
+        for group, spool in sorted(outcome.groups.items()):
             target = split_dir / f"{group}.patch"
-            write_atomic(target, _patch(rewrites))
+            with atomic_writer(target) as handle:
+                _copy(spool, handle)
             err.print(f"wrote {printable(str(target))}", markup=False, highlight=False, soft_wrap=True)
     elif output is not None:
-        write_atomic(output, _patch(outcome.rewrites))
+        with atomic_writer(output) as handle:
+            _copy(outcome.patch, handle)
         err.print(f"wrote {printable(str(output))}", markup=False, highlight=False, soft_wrap=True)
     else:
-        sys.stdout.buffer.write(_patch(outcome.rewrites))
+        sys.stdout.flush()
+        _copy(outcome.patch, sys.stdout.buffer)
         sys.stdout.flush()
     for line in coverage.summary_lines(outcome.report):
         err.print(line, highlight=False, markup=False, soft_wrap=True)
     return status
 
 
-def _apply(outcome: PatchOutcome, err: Console) -> int:
-    """Write each changed file under its folder's lock, if it is still what was scanned; skip, never half-write.
+def _copy(spool: BinaryIO | None, out: BinaryIO) -> None:
+    if spool is None:
+        return
+    spool.seek(0)
+    shutil.copyfileobj(spool, out, 1 << 20)
 
-    The summary then counts what was written, not what was planned.
-    """
-    from tableshift.engine import digest
 
-    status = 0
-    done: list[Rewrite] = []
-    failed: set[str] = set()  # modules whose shared constants were not written: their calls elsewhere wait
-    # a shared constant and the files of the calls relying on it are written together or not at all:
-    # each group is checked (writable, unchanged) before any of its files is written
-    groups: dict[str, list[Rewrite]] = defaultdict(list)
-    for rewrite in outcome.rewrites:
-        for path in {p.constant.path for p in rewrite.plans if p.constant is not None}:
-            groups[path].append(rewrite)
-    held: dict[str, str] = {}  # rewrite path -> why its group waits
-    for module, members in groups.items():
-        for member in members:
-            why = member.refused
-            if why is None and member.changed and member.new != member.old:
-                old_digest = digest(member.old)
-                why = writable_unchanged(member.source, expected=lambda data, d=old_digest: digest(data) == d)
-            if why is not None:
-                for other in members:
-                    if other.path != member.path:
-                        held.setdefault(other.path, f"written only with {member.path}, which cannot be: {why}")
-                failed.add(module)
-                break
-    # modules defining shared constants first: a call elsewhere is written only if its constant was
-    for rewrite in sorted(outcome.rewrites, key=lambda r: not _defines(r)):
-        why = rewrite.refused
-        if why is None and rewrite.new == rewrite.old:
-            continue
-        if why is None and rewrite.path in held:
-            why = held[rewrite.path]
-        waiting = next((p.constant.file for p in rewrite.plans if p.constant is not None and p.constant.path in failed), None)
-        if why is None and waiting is not None:
-            why = f"a constant it relies on was not written ({waiting})"
-        if why is None:
-            old = digest(rewrite.old)
-            why = replace_if_unchanged(rewrite.source, rewrite.new, expected=lambda data: digest(data) == old)
-        if why is not None:
-            err.print(f"skipped {printable(rewrite.path)}: {why}", markup=False, highlight=False, soft_wrap=True)
-            if _defines(rewrite):
-                failed.add(str(rewrite.source.resolve()))
-            done.append(dataclasses.replace(rewrite, new=rewrite.old, refused=why))
-            status = 1
-            continue
-        done.append(rewrite)
-        err.print(f"rewrote {printable(rewrite.path)}", markup=False, highlight=False, soft_wrap=True)
-    outcome.report = outcome.rebuild(done)
-    return status
+def patch_bytes(outcome: PatchOutcome) -> bytes:
+    """The whole patch (tests, and small trees)."""
+    if outcome.patch is None:
+        return b""
+    outcome.patch.seek(0)
+    return outcome.patch.read()
 
 
 def write_report(outcome: PatchOutcome, path: Path | None) -> None:
     if path is None:
         return
-    if path.suffix.lower() == ".json":
-        text = json_text(outcome.report)
-    else:
-        text = coverage.to_markdown(outcome.report)
-    write_atomic(path, text.encode("utf-8"))
+    with atomic_writer(path) as handle:
+        if path.suffix.lower() == ".json":
+            render.write_json_lists(outcome.report, handle)
+        else:
+            for line in coverage.markdown_lines(outcome.report):
+                handle.write(line.encode("utf-8") + b"\n")

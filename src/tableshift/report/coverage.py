@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +11,7 @@ from tableshift import __version__
 from tableshift.engine import Rewrite
 from tableshift.model import Operation
 from tableshift.report.escape import md_code, printable
+from tableshift.report.render import Entries
 from tableshift.rewrite import Fix, Plan
 from tableshift.rules import RuleSet
 
@@ -55,75 +56,129 @@ def _pct(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 1) if whole else None
 
 
-def build(
-    plans: list[Plan], rewrites: list[Rewrite], rules: RuleSet, selection: Selection, *, split: Sequence[Plan] = ()
-) -> dict[str, Any]:
-    """Coverage per legacy table and group, the calls that need a person, and every column's fate."""
-    plans = sorted(plans, key=lambda p: (p.call.file, p.call.start.line, p.call.start.column))
-    done = {id(p) for r in rewrites if r.changed for p in r.plans}
-    refused = {id(p) for r in rewrites if r.refused is not None for p in r.plans}
-    left_out = [(p, selection.why_not(p, rules)) for p in plans if p.fix is Fix.AUTO]
-    left_out = [(p, why) for p, why in left_out if why is not None]
-    left_out += [(p, "the constant naming its table also serves calls outside this selection") for p in split]
-    # held back because the constant naming the table has other uses: it is not edited, nor are they
-    left_out += [(p, p.held) for p in plans if p.fix is Fix.REVIEW and p.held]
-    left_out.sort(key=lambda pw: (pw[0].call.file, pw[0].call.start.line, pw[0].call.start.column))
+_FATE_ORDER = ["kept", "renamed", "missing", "dropped"]  # the most serious fate seen wins
 
-    involved = [p for p in plans if p.fix is not Fix.OK]  # an `ok` call involves no legacy table
 
-    def stats(match) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-        mine = [p for p in involved if match(p)]
-        fixes = Counter(p.fix.value for p in mine)
-        found = len(mine)
+class CoverageBuilder:
+    """The coverage report, built one file at a time like the audit: counters per legacy table and
+    group, every column's fate, and the long lists (review, dynamic, left out) streamed to disk.
+
+    `add` takes a file's plans in order; files come in path order, so the lists come out sorted
+    by file, line and column without holding them."""
+
+    def __init__(self, rules: RuleSet, selection: Selection) -> None:
+        self.rules = rules
+        self.selection = selection
+        self.totals: Counter[str] = Counter()
+        self.tables = [Counter() for _ in rules.tables]  # type: list[Counter[str]]
+        self.groups = {group: Counter() for group in rules.groups}  # type: dict[str, Counter[str]]
+        self.group_of = [rule.group for rule in rules.tables]
+        self.fates: dict[tuple[str, str], dict[str, Any]] = {}
+        self.uses: Counter[tuple[str, str]] = Counter()
+        self.review, self.dynamic, self.left_out = Entries(), Entries(), Entries()
+        self.refused_files: list[dict[str, Any]] = []
+        self.refused_calls = 0
+        self.files_changed = 0
+
+    def add(
+        self,
+        plans: Sequence[Plan],
+        *,
+        rewrite: Rewrite | None,
+        done: Callable[[Plan], bool],
+        refused: Callable[[Plan], bool],
+        torn: Sequence[Plan] = (),
+    ) -> None:
+        """One file: its plans (every legacy or dynamic call), its rewrite, which plans a rewrite
+        changed or a refused one held (here or in a module defining their constant), and the
+        plans dropped because the selection split a shared constant."""
+        if rewrite is not None and rewrite.changed:
+            self.files_changed += 1
+        if rewrite is not None and rewrite.refused is not None:
+            self.refused_files.append({"file": rewrite.path, "reason": rewrite.refused, "calls": len(rewrite.plans)})
+        plans = sorted(plans, key=lambda p: (p.call.start.line, p.call.start.column))
+        left_out = [(p, self.selection.why_not(p, self.rules)) for p in plans if p.fix is Fix.AUTO]
+        left_out = [(p, why) for p, why in left_out if why is not None]
+        left_out += [(p, "the constant naming its table also serves calls outside this selection") for p in torn]
+        # held back because the constant naming the table has other uses: it is not edited, nor are they
+        left_out += [(p, p.held) for p in plans if p.fix is Fix.REVIEW and p.held]
+        left_out.sort(key=lambda pw: (pw[0].call.start.line, pw[0].call.start.column))
+        for p, why in left_out:
+            self.left_out.append(dict(_entry(p), why=why))
+        for p in plans:
+            self.refused_calls += refused(p)
+            if p.fix is Fix.OK:  # an `ok` call involves no legacy table
+                continue
+            if p.fix is Fix.REVIEW:
+                self.review.append(_entry(p))
+            elif p.fix is Fix.DYNAMIC:
+                self.dynamic.append(_entry(p))
+            rewritten = done(p)
+            _count(self.totals, p, rewritten)
+            groups = set()
+            for index, rule in enumerate(self.rules.tables):
+                if rule.legacy in p.verdict.legacy_tables or (
+                    p.fix is Fix.DYNAMIC and p.call.table is not None and rule.legacy in p.call.table.candidates
+                ):
+                    _count(self.tables[index], p, rewritten)
+                    groups.add(self.group_of[index])
+            for group in groups:
+                _count(self.groups[group], p, rewritten)
+            for fate in p.fates:
+                key = (fate.legacy, fate.column)
+                self.uses[key] += 1
+                if key not in self.fates or _FATE_ORDER.index(fate.fate.value) > _FATE_ORDER.index(self.fates[key]["fate"]):
+                    self.fates[key] = {"table": fate.legacy, "column": fate.column, "fate": fate.fate.value, "new": fate.new}
+
+    def report(self) -> dict[str, Any]:
+        """The report; its long lists are `Entries` (iterable, and `write_json_lists` streams them):
+        `data()` for plain lists."""
+        rules = self.rules
+        groups = []
+        for group in rules.groups:
+            targets = sorted({r.target for r in rules.tables if r.group == group})
+            groups.append({"group": group, "targets": targets, **_stats(self.groups[group])})
+        tables = [{"table": r.legacy, "target": r.target, "group": r.group, **_stats(c)} for r, c in zip(rules.tables, self.tables)]
         return {
-            "calls": found,
-            "auto": fixes["auto"],
-            "review": fixes["review"],
-            "dynamic": fixes["dynamic"],
-            "rewritten": sum(1 for p in mine if id(p) in done),
-            "pct_auto": _pct(fixes["auto"], found),
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "tableshift", "version": __version__},
+            "rules": {"name": rules.name, "path": rules.path},
+            "selection": self.selection.describe(),
+            "summary": {**_stats(self.totals), "files_changed": self.files_changed},
+            "groups": groups,
+            "tables": tables,
+            "review": self.review,
+            "dynamic": self.dynamic,
+            "columns": [dict(v, calls=self.uses[k]) for k, v in sorted(self.fates.items())],
+            "left_out": self.left_out,
+            "refused_files": list(self.refused_files),
+            "not_rewritten_because_refused": self.refused_calls,
         }
 
-    def involves(table: str):  # type: ignore[no-untyped-def]
-        return lambda p: table in p.verdict.legacy_tables or (
-            p.fix is Fix.DYNAMIC and p.call.table is not None and table in p.call.table.candidates
-        )
+    def close(self) -> None:
+        for entries in (self.review, self.dynamic, self.left_out):
+            entries.close()
 
-    tables = [{"table": r.legacy, "target": r.target, "group": r.group, **stats(involves(r.legacy))} for r in rules.tables]
-    groups = []
-    for group in rules.groups:
-        members = [r.legacy for r in rules.tables if r.group == group]
-        targets = sorted({r.target for r in rules.tables if r.group == group})
-        groups.append({"group": group, "targets": targets, **stats(lambda p, m=members: any(involves(t)(p) for t in m))})
 
-    relevant = [p for p in plans if p.fix is not Fix.OK]
-    fates: dict[tuple[str, str], dict[str, Any]] = {}
-    uses: Counter[tuple[str, str]] = Counter()
-    for p in relevant:
-        for fate in p.fates:
-            key = (fate.legacy, fate.column)
-            uses[key] += 1
-            # the most serious fate seen wins: dropped / missing over renamed over kept
-            order = ["kept", "renamed", "missing", "dropped"]
-            if key not in fates or order.index(fate.fate.value) > order.index(fates[key]["fate"]):
-                fates[key] = {"table": fate.legacy, "column": fate.column, "fate": fate.fate.value, "new": fate.new}
-    columns = [dict(v, calls=uses[k]) for k, v in sorted(fates.items())]
+def data(report: dict[str, Any]) -> dict[str, Any]:
+    """The report with plain lists: what `json.dumps` and tests read."""
+    return {key: list(value) if isinstance(value, Entries) else value for key, value in report.items()}
 
-    totals = stats(lambda p: p.fix is not Fix.OK)
+
+def _count(counter: Counter[str], plan: Plan, rewritten: bool) -> None:
+    counter["calls"] += 1
+    counter[plan.fix.value] += 1
+    counter["rewritten"] += rewritten
+
+
+def _stats(c: Counter[str]) -> dict[str, Any]:
     return {
-        "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "tableshift", "version": __version__},
-        "rules": {"name": rules.name, "path": rules.path},
-        "selection": selection.describe(),
-        "summary": {**totals, "files_changed": sum(1 for r in rewrites if r.changed)},
-        "groups": groups,
-        "tables": tables,
-        "review": [_entry(p) for p in plans if p.fix is Fix.REVIEW],
-        "dynamic": [_entry(p) for p in plans if p.fix is Fix.DYNAMIC],
-        "columns": columns,
-        "left_out": [dict(_entry(p), why=why) for p, why in left_out],
-        "refused_files": [{"file": r.path, "reason": r.refused, "calls": len(r.plans)} for r in rewrites if r.refused],
-        "not_rewritten_because_refused": sum(1 for p in plans if id(p) in refused),
+        "calls": c["calls"],
+        "auto": c["auto"],
+        "review": c["review"],
+        "dynamic": c["dynamic"],
+        "rewritten": c["rewritten"],
+        "pct_auto": _pct(c["auto"], c["calls"]),
     }
 
 
@@ -164,6 +219,11 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
 
 def to_markdown(report: dict[str, Any]) -> str:
     """What a team pastes into the PR description."""
+    return "\n".join(markdown_lines(report)) + "\n"
+
+
+def markdown_lines(report: dict[str, Any]) -> Iterator[str]:
+    """`to_markdown`, line by line: the review list streams from disk."""
     s = report["summary"]
     sel = report["selection"]
     scope = ", ".join(
@@ -175,7 +235,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         )
         if part
     )
-    out = [
+    yield from [
         f"# tableshift patch — {report['rules']['name']}",
         "",
         f"Rewrote **{s['rewritten']}** calls in **{s['files_changed']}** files. "
@@ -188,43 +248,45 @@ def to_markdown(report: dict[str, Any]) -> str:
         "| group | targets | calls | auto | review | dynamic | rewritten | % auto |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    out += [
+    yield from [
         f"| {g['group']} | {', '.join(g['targets'])} | {g['calls']} | {g['auto']} | {g['review']} | {g['dynamic']} | {g['rewritten']} | {_pct_text(g['pct_auto'])} |"
         for g in report["groups"]
     ]
-    out += ["", "## Coverage by legacy table", "", "| legacy table | target | calls | auto | review | dynamic | rewritten | % auto |", "|---|---|---|---|---|---|---|---|"]
-    out += [
+    yield from ["", "## Coverage by legacy table", "", "| legacy table | target | calls | auto | review | dynamic | rewritten | % auto |", "|---|---|---|---|---|---|---|---|"]
+    yield from [
         f"| {t['table']} | {t['target']} | {t['calls']} | {t['auto']} | {t['review']} | {t['dynamic']} | {t['rewritten']} | {_pct_text(t['pct_auto'])} |"
         for t in report["tables"]
     ]
     for title, key in (("Calls that need review", "review"), ("Dynamic calls", "dynamic")):
-        out += ["", f"## {title}", ""]
+        yield from ["", f"## {title}", ""]
         if not report[key]:
-            out.append("_none_")
+            yield "_none_"
         for e in report[key]:
             note = f" (suppressed: {e['suppressed']})" if e.get("suppressed") else ""
             where = md_code(f"{e['file']}:{e['line']}")
-            out.append(f"- {where} {md_code(e['code'][:160])}{_md(note)}")
-            out += [f"  - {_md(r)}" for r in e["reasons"]]
-    out += ["", "## Columns used in code, and their fate", ""]
+            yield f"- {where} {md_code(e['code'][:160])}{_md(note)}"
+            yield from (f"  - {_md(r)}" for r in e["reasons"])
+    yield from ["", "## Columns used in code, and their fate", ""]
     if report["columns"]:
-        out += ["| legacy table | column | fate | new name | calls |", "|---|---|---|---|---|"]
-        out += [f"| {c['table']} | {_md(c['column'])} | {c['fate']} | {c['new'] or ''} | {c['calls']} |" for c in report["columns"]]
+        yield from ["| legacy table | column | fate | new name | calls |", "|---|---|---|---|---|"]
+        yield from [f"| {c['table']} | {_md(c['column'])} | {c['fate']} | {c['new'] or ''} | {c['calls']} |" for c in report["columns"]]
     else:
-        out.append("_none_")
+        yield "_none_"
     if report["left_out"]:
-        by_why = defaultdict(list)
+        by_why: dict[str, list[dict[str, Any]]] = defaultdict(list)  # the first ten of each
+        counts: Counter[str] = Counter()
         for e in report["left_out"]:
-            by_why[e["why"]].append(e)
-        out += ["", "## Left out by this run's selection", ""]
+            counts[e["why"]] += 1
+            if counts[e["why"]] <= 10:
+                by_why[e["why"]].append(e)
+        yield from ["", "## Left out by this run's selection", ""]
         for why, entries in sorted(by_why.items()):
-            where = ", ".join(md_code(f"{e['file']}:{e['line']}") for e in entries[:10])
-            more = ", …" if len(entries) > 10 else ""
-            out.append(f"- {why}: {len(entries)} auto calls ({where}{more})")
+            where = ", ".join(md_code(f"{e['file']}:{e['line']}") for e in entries)
+            more = ", …" if counts[why] > 10 else ""
+            yield (f"- {why}: {counts[why]} auto calls ({where}{more})")
     if report["refused_files"]:
-        out += ["", "## Files refused", ""]
-        out += [f"- {md_code(r['file'])}: {_md(r['reason'])}" for r in report["refused_files"]]
-    return "\n".join(out) + "\n"
+        yield from ["", "## Files refused", ""]
+        yield from [f"- {md_code(r['file'])}: {_md(r['reason'])}" for r in report["refused_files"]]
 
 
 def _pct_text(value: float | None) -> str:

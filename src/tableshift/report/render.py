@@ -47,6 +47,60 @@ class JsonSpool:
         self.count += 1
 
 
+class Entries:
+    """A list of JSON objects built one at a time and read back in order, kept on disk past a few
+    MB: a report's long lists (the patch's review calls) without holding them. Iterable again."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.file = tempfile.SpooledTemporaryFile(max_size=4 << 20)
+        self.count = 0
+
+    def append(self, entry: dict[str, Any]) -> None:
+        try:
+            line = orjson.dumps(entry)
+        except orjson.JSONEncodeError:
+            line = orjson.dumps(scrub(entry))
+        self.file.write(line + b"\n")
+        self.count += 1
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Any:
+        end = self.file.tell()
+        self.file.seek(0)
+        try:
+            for _ in range(self.count):
+                yield orjson.loads(self.file.readline())
+        finally:
+            self.file.seek(end)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def write_json_lists(report: dict[str, Any], out: Any) -> None:
+    """`to_json` of a report whose long lists are `Entries`: the same bytes, the lists streamed."""
+    marks = {key: f"\0entries:{key}" for key, value in report.items() if isinstance(value, Entries)}
+    head = _orjson({key: marks.get(key, value) for key, value in report.items()})
+    for key, mark in marks.items():
+        before, head = head.split(orjson.dumps(mark), 1)
+        out.write(before)
+        entries: Entries = report[key]
+        if not entries:
+            out.write(b"[]")
+            continue
+        out.write(b"[\n")
+        for index, entry in enumerate(entries):
+            if index:
+                out.write(b",\n")
+            out.write(b"    " + _orjson(entry).replace(b"\n", b"\n    "))
+        out.write(b"\n  ]")
+    out.write(head + b"\n")
+
+
 def write_json(header: dict[str, Any], spool: JsonSpool, out: Any) -> None:
     """The same bytes as `to_json` of the whole report, written without holding the calls."""
     head = _orjson(header)
