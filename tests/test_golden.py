@@ -95,6 +95,21 @@ def test_patch_and_coverage_match_golden(case, monkeypatch, update_golden, tmp_p
         assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_patch_is_the_same_when_every_file_is_set_aside_on_disk(case, monkeypatch):
+    """Past its budget the patch pickles each file's outcome for its second pass (a large tree):
+    with a budget of nothing, the patch, the report and its lists are what they are in memory."""
+    rules, result = _scan(case, monkeypatch)
+    chosen = patching.selection(rules, only=None, tables=(), groups=())
+    held, held_split = patching.run(result, rules, chosen), patching.run(result, rules, chosen, split=True)
+    monkeypatch.setattr(patching._Held, "BUDGET", 0)
+    spilled, spilled_split = patching.run(result, rules, chosen), patching.run(result, rules, chosen, split=True)
+    assert patching.patch_bytes(spilled) == patching.patch_bytes(held)
+    assert spilled.data == held.data == spilled_split.data
+    groups = {g: patching._read(s) for g, s in spilled_split.groups.items()}
+    assert groups == {g: patching._read(s) for g, s in held_split.groups.items()}
+
+
 def _key(entry: dict) -> tuple:
     return (entry["file"], entry["line"], entry["kind"])
 

@@ -525,10 +525,14 @@ def _copy(spool: BinaryIO | None, out: BinaryIO) -> None:
 
 def patch_bytes(outcome: PatchOutcome) -> bytes:
     """The whole patch (tests, and small trees)."""
-    if outcome.patch is None:
+    return _read(outcome.patch)
+
+
+def _read(spool: BinaryIO | None) -> bytes:
+    if spool is None:
         return b""
-    outcome.patch.seek(0)
-    return outcome.patch.read()
+    spool.seek(0)
+    return spool.read()
 
 
 def write_report(outcome: PatchOutcome, path: Path | None) -> None:
