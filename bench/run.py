@@ -52,10 +52,15 @@ def _tool(name: str) -> list[str]:
     sys.exit(f"bench: {name} not found: pip install -e '.[bench]'")
 
 
+# as installed: Python's bytecode cache is used (an environment that turns it off would time the
+# compiling of tableshift's own modules on every run, which no installed copy does)
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def _run(cmd: list[str], cwd: Path) -> float:
     """Wall seconds (exit 0 or 1 accepted: check fails on new usage by design)."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
     wall = time.perf_counter() - start
     if proc.returncode not in (0, 1):
         sys.exit(f"bench: {' '.join(cmd)} failed: {proc.stderr.decode(errors='replace')[-500:]}")
@@ -68,7 +73,7 @@ def peak_rss(cmd: list[str], cwd: Path) -> float:
     gnu_time = "/usr/bin/time"
     if not Path(gnu_time).exists():
         return 0.0
-    proc = subprocess.run([gnu_time, "-f", "%M", *cmd], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.run([gnu_time, "-f", "%M", *cmd], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
     try:
         return int(proc.stderr.decode().strip().splitlines()[-1]) / 1024
     except (ValueError, IndexError):
@@ -147,7 +152,7 @@ def measure(tree: Path, runs: int, tableshift: list[str], astgrep: list[str]) ->
         if victim is not None:
             victim.write_bytes(original)
     baseline = work / "baseline.json"
-    subprocess.run([*tableshift, "baseline", ".", "--rules", str(RULES), "--no-cache", "--output", str(baseline)], cwd=tree, capture_output=True)
+    subprocess.run([*tableshift, "baseline", ".", "--rules", str(RULES), "--no-cache", "--output", str(baseline)], cwd=tree, capture_output=True, env=ENV)
     check = [*tableshift, "check", ".", "--baseline", str(baseline), "--format", "json"]
     patch = [*tableshift, "patch", ".", "--output", os.devnull]
     # each against the audit in the same state of the cache, paired

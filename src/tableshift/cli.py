@@ -250,29 +250,22 @@ def _patch_scan(inputs: Inputs) -> tuple[list[SourceFile], Iterator[FileOutcome]
     """The scan as `patch` needs it: the files, and their slim outcomes as they stream (see
     `_slim_outcomes`); `patching.run` sets them aside for its second pass."""
     sources = _sources(inputs)
-    return sources, _slim_outcomes(inputs, sources, lean=False)
+    return sources, _slim_outcomes(inputs, sources)
 
 
-def _slim_outcomes(inputs: Inputs, sources: list[SourceFile], *, lean: bool) -> Iterator[FileOutcome]:
-    """Outcomes as they stream, with only what `check`, `baseline` and `patch` read: a file's calls
-    that involve no legacy table are let go as the file is done, and so are the columns of the
-    others, so memory follows the legacy calls, not the tree. `lean` (the gate): their reasons and
-    column fates too; it reads where a call is, its code and table, and its edits (SARIF fixes)."""
+def _slim_outcomes(inputs: Inputs, sources: list[SourceFile]) -> Iterator[FileOutcome]:
+    """Outcomes as they stream, with only what `check`, `baseline` and `patch` read: the plans of
+    calls that involve a legacy table (or may: dynamic ones); the other calls are let go as each
+    file is done."""
     import dataclasses
 
     from tableshift.engine import FileOutcome
-    from tableshift.model import Columns, Status
+    from tableshift.model import Status
 
-    empty = Columns()
     for outcome in _outcomes(inputs, sources):
-        plans = []
-        for p in outcome.plans:
-            if p.verdict.status not in (Status.LEGACY, Status.DYNAMIC):
-                continue
-            verdict = dataclasses.replace(p.verdict, call=dataclasses.replace(p.call, columns=empty), **({"reasons": ()} if lean else {}))
-            plans.append(dataclasses.replace(p, verdict=verdict, **({"reasons": (), "fates": ()} if lean else {})))
-        bare = dataclasses.replace(outcome.result, calls=())
-        yield FileOutcome(bare, (), tuple(plans), outcome.digest, outcome.verified)
+        plans = tuple(p for p in outcome.plans if p.verdict.status in (Status.LEGACY, Status.DYNAMIC))
+        bare = dataclasses.replace(outcome.result, calls=()) if outcome.result.calls else outcome.result
+        yield FileOutcome(bare, (), plans, outcome.digest, outcome.verified)
 
 
 _STDIN: list[object] = []  # the temporary folder holding what came on stdin, for the run
@@ -683,7 +676,7 @@ def baseline(
     assert inputs.rules is not None
     path = _baseline_path(output, inputs.config)
     _check_targets(path)
-    new, old = gate.write_baseline(_slim_outcomes(inputs, _sources(inputs), lean=True), inputs.rules, path, update=update, cwd=Path.cwd())
+    new, old = gate.write_baseline(_slim_outcomes(inputs, _sources(inputs)), inputs.rules, path, update=update, cwd=Path.cwd())
     from tableshift.report.check import plural
 
     err = _stderr_console()
@@ -731,7 +724,7 @@ def check(
     # read first: a broken baseline fails before the scan, and parsing it never adds to the scan's peak
     allowed = bl.load(path, inputs.rules)
     result = gate.run_check(
-        _slim_outcomes(inputs, _sources(inputs, only=only), lean=True),  # compared as they stream
+        _slim_outcomes(inputs, _sources(inputs, only=only)),  # compared as they stream
         inputs.rules,
         path,
         baseline=allowed,

@@ -137,7 +137,7 @@ class _Held:
     """Each file's outcome in order, for the second pass and for reading one out of order: the
     first ones in memory, the rest pickled to a temporary file (memory stays flat)."""
 
-    BUDGET = 20_000  # files and plans held in memory
+    BUDGET = 10_000  # files and plans held in memory
 
     def __init__(self) -> None:
         self.file = tempfile.SpooledTemporaryFile(max_size=16 << 20)
