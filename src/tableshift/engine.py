@@ -21,7 +21,7 @@ from tableshift.model import Call, FileResult, Status, Verdict
 from tableshift.patch import OverlappingEdits, apply_edits
 from tableshift.rewrite import ConstantEdit, Plan, plan, settle_shared
 from tableshift.rules import RuleSet
-from tableshift.scan import candidate_pattern, error_count, has_candidates, scan_source
+from tableshift.scan import candidate_pattern, error_count, error_count_edited, has_candidates, scan_source
 
 if TYPE_CHECKING:
     from tableshift.link.callsites import CallSite, Helper
@@ -116,7 +116,7 @@ def _verified(data: bytes, plans: tuple[Plan, ...], language: str) -> tuple[str,
         new = apply_edits(data, edits)
     except OverlappingEdits:
         return None
-    return digest(new), error_count(new, language)
+    return digest(new), error_count_edited(data, new, edits, language)
 
 
 def _needs_link(outcome: FileOutcome) -> bool:

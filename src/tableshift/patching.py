@@ -224,8 +224,7 @@ class _Patcher:
                     self.picked[key] += 1
                     self.users.append(p)
             self.held.append(outcome)
-        if len(self.held) != len(self.sources):
-            raise ValueError("the scan did not give one outcome per file")
+        assert len(self.held) == len(self.sources), "one outcome per file"
         first = self._constants()
         for index, source in enumerate(self.sources):
             outcome = self.held.pop(index)
@@ -334,7 +333,7 @@ class _Patcher:
         results = {index: module(index) for index in sorted(defined)}
         refused = {index for index, (whole, _) in results.items() if whole.refused is not None}
         self.failed |= {next(iter(defined[index])).path for index in refused}
-        if refused:  # the calls relying on them are not rewritten: nor are their constants' modules
+        if refused:  # their calls elsewhere are left out: the other modules again without them (one may hold such calls)
             for index in sorted(defined):
                 if index not in refused:
                     results[index] = module(index)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tableshift.model import FileResult
+from collections.abc import Iterable
+
+from tableshift.model import Edit, FileResult
 from tableshift.scan import components  # no parser imported either: it asks the TypeScript scanner per block
 from tableshift.scan.components import COMPONENTS
 from tableshift.scan.shared import PY_CANDIDATE, TS_CANDIDATE  # no parser imported to skip a file
@@ -50,6 +52,14 @@ def scan_source(data: bytes, *, path: str, language: str) -> FileResult:
     except Exception as exc:  # a scanner bug or an undecodable file must not stop a scan of thousands of files
         return FileResult(path=path, language=language, error=f"{type(exc).__name__}: {exc}")
     return FileResult(path=path, language=language, calls=tuple(calls), parsed=True, parse_error=parse_error)
+
+
+def error_count_edited(old: bytes, new: bytes, edits: Iterable[Edit], language: str) -> int:
+    """`error_count(new)` for `old` with `edits` made: TypeScript and JavaScript files just scanned
+    are parsed again incrementally, from their tree."""
+    if language == "python" or language in COMPONENTS:
+        return error_count(new, language)
+    return _typescript().error_count_edited(old, new, edits, language=language)
 
 
 def error_count(data: bytes, language: str) -> int:

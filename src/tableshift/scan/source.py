@@ -31,6 +31,11 @@ class SourceText:
         starts.pop()  # the end of the last line, plus one
         return starts
 
+    def point(self, offset: int) -> tuple[int, int]:
+        """tree-sitter's point of a byte offset: 0-based row and byte column."""
+        row = bisect_right(self.line_starts, offset) - 1
+        return row, offset - self.line_starts[row]
+
     def position(self, offset: int) -> Position:
         """1-based line and character column of a byte offset."""
         row = bisect_right(self.line_starts, offset) - 1

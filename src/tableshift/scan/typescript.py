@@ -5,14 +5,16 @@ from __future__ import annotations
 import dataclasses
 import re
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 
-from tree_sitter import Language, Node, Parser, Query, QueryCursor
+from tree_sitter import Language, Node, Parser, Query, QueryCursor, Tree
 
 from tableshift.model import (
     Call,
     Column,
+    Edit,
     Kind,
     Opaque,
     Operation,
@@ -144,6 +146,30 @@ def error_count(data: bytes, *, language: str) -> int:
     return sum(len(nodes) for nodes in QueryCursor(g.queries["errors"]).captures(root).values())
 
 
+# the file this process scanned last, and its tree: its rewrite is parsed again incrementally
+_LAST: list[tuple[bytes, Tree, SourceText] | None] = [None]
+
+
+def error_count_edited(old: bytes, new: bytes, edits: Iterable[Edit], *, language: str) -> int:
+    """`error_count(new)`, where `new` is `old` with `edits` made (as `apply_edits` makes them).
+
+    When `old` is the file just scanned, its tree is edited and parsed again incrementally: only
+    the changed calls are parsed. A tree with errors is counted by a full parse all the same."""
+    last, _LAST[0] = _LAST[0], None
+    if last is None or last[0] is not old or old.startswith(BOM) or new.startswith(BOM):
+        return error_count(new, language=language)
+    _, tree, lines = last
+    for edit in sorted(set(edits), key=lambda e: (e.span.start, e.span.end), reverse=True):
+        start, end = edit.span.start, edit.span.end
+        text = edit.text.encode("utf-8")
+        row, column = lines.point(start)
+        breaks = text.count(b"\n")
+        new_end = (row + breaks, len(text) - text.rfind(b"\n") - 1 if breaks else column + len(text))
+        tree.edit(start, end, start + len(text), (row, column), lines.point(end), new_end)
+    root = Parser(grammar(language).language).parse(new, tree).root_node
+    return 0 if not root.has_error else error_count(new, language=language)
+
+
 @dataclass(frozen=True, slots=True)
 class _Uses:
     """Method calls on one variable, and where it is given a new value, in source order."""
@@ -187,6 +213,7 @@ def scan(data: bytes, *, path: str, language: str) -> tuple[list[Call], bool]:
     tree = Parser(g.language).parse(parse_bytes)
     root = tree.root_node
     src = SourceText(data)
+    _LAST[0] = (data, tree, src)
     ctx = _FileScan(path=path, language=language, src=src, root=root, grammar=g)
     calls: list[Call] = []
     seen: set[tuple[int, int]] = set()
