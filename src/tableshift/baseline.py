@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from functools import lru_cache
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -62,16 +63,33 @@ def file_key(display: str, *, cwd: Path, base: Path) -> str:
 
 @lru_cache(maxsize=65536)
 def _file_key(display: str, cwd: str, base: str) -> str:
-    # one call per query call: the folder's real path is looked up once (a scanned file is never
-    # itself a link: discovery takes regular files only)
+    # one call per query call: each folder is resolved and made relative once (a scanned file is
+    # never itself a link: discovery takes regular files only)
     full = os.path.join(cwd, display)
-    real = os.path.join(_real_folder(os.path.dirname(full)), os.path.basename(full))
-    return clean_text(Path(os.path.relpath(real, _real_folder(base))).as_posix())
+    folder = _folder_key(os.path.dirname(full), base)
+    name = clean_text(os.path.basename(full))
+    return name if folder == "." else f"{folder}/{name}"
+
+
+@lru_cache(maxsize=16384)
+def _folder_key(folder: str, base: str) -> str:
+    return clean_text(Path(os.path.relpath(_real_folder(folder), _real_folder(base))).as_posix())
 
 
 @lru_cache(maxsize=16384)
 def _real_folder(folder: str) -> str:
-    return os.path.realpath(folder)
+    """`os.path.realpath` of a folder, from its parent's (resolved once for all its folders): one
+    lstat per folder, not one per component of each."""
+    parent, name = os.path.split(folder)
+    if not name or name in (".", "..") or parent == folder:
+        return os.path.realpath(folder)
+    candidate = os.path.join(_real_folder(parent), name)
+    try:
+        if stat.S_ISLNK(os.lstat(candidate).st_mode):
+            return os.path.realpath(candidate)
+    except OSError:
+        return os.path.realpath(folder)
+    return candidate
 
 
 def uses(plans: Iterable[Plan], *, cwd: Path, base: Path) -> list[Use]:
