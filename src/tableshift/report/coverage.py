@@ -92,6 +92,8 @@ class CoverageBuilder:
         """One file: its plans (every legacy or dynamic call), its rewrite, which plans a rewrite
         changed or a refused one held (here or in a module defining their constant), and the
         plans dropped because the selection split a shared constant."""
+        if not plans and rewrite is None:
+            return
         if rewrite is not None and rewrite.changed:
             self.files_changed += 1
         if rewrite is not None and rewrite.refused is not None:
