@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from tableshift.config import Config
     from tableshift.discover import SourceFile
-    from tableshift.engine import FileOutcome, ScanResult
+    from tableshift.engine import FileOutcome, ScanResult, Settled
     from tableshift.options import Options as EngineOptions
     from tableshift.rules import RuleSet
 
@@ -222,7 +222,7 @@ def _sources(inputs: Inputs, *, only: set[Path] | None = None) -> list[SourceFil
     return sources if only is None else [s for s in sources if s.path.resolve() in only]
 
 
-def _outcomes(inputs: Inputs, sources: list[SourceFile]) -> Iterator[FileOutcome]:
+def _outcomes(inputs: Inputs, sources: list[SourceFile], settled: Settled | None = None) -> Iterator[FileOutcome]:
     """Every file's outcome, streamed, with a progress bar on a terminal for long scans."""
     if not sources:
         if _UI["verbose"]:
@@ -231,11 +231,11 @@ def _outcomes(inputs: Inputs, sources: list[SourceFile]) -> Iterator[FileOutcome
     from tableshift import engine
 
     if _UI["verbose"]:
-        yield from _timed(inputs, sources)
+        yield from _timed(inputs, sources, settled)
         return
 
     if not sys.stderr.isatty() or len(sources) < PROGRESS_MIN_FILES:
-        yield from engine.stream(sources, inputs.rules, options=inputs.options)
+        yield from engine.stream(sources, inputs.rules, options=inputs.options, settled=settled)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -243,17 +243,21 @@ def _outcomes(inputs: Inputs, sources: list[SourceFile]) -> Iterator[FileOutcome
         TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=_stderr_console(), transient=True
     ) as progress:
         task = progress.add_task("scan", total=len(sources))
-        yield from engine.stream(sources, inputs.rules, options=inputs.options, on_file=lambda _: progress.advance(task))
+        yield from engine.stream(sources, inputs.rules, options=inputs.options, on_file=lambda _: progress.advance(task), settled=settled)
 
 
-def _patch_scan(inputs: Inputs) -> tuple[list[SourceFile], Iterator[FileOutcome]]:
-    """The scan as `patch` needs it: the files, and their slim outcomes as they stream (see
-    `_slim_outcomes`); `patching.run` sets them aside for its second pass."""
+def _patch_scan(inputs: Inputs) -> tuple[list[SourceFile], Iterator[FileOutcome], Settled]:
+    """The scan as `patch` needs it: the files, their slim outcomes as they stream (see
+    `_slim_outcomes`), and the modules whose shared constants will be edited, known before the
+    first outcome comes (`patching.run` holds back only those files and the ones relying on them)."""
+    from tableshift.engine import Settled
+
     sources = _sources(inputs)
-    return sources, _slim_outcomes(inputs, sources)
+    settled = Settled()
+    return sources, _slim_outcomes(inputs, sources, settled), settled
 
 
-def _slim_outcomes(inputs: Inputs, sources: list[SourceFile]) -> Iterator[FileOutcome]:
+def _slim_outcomes(inputs: Inputs, sources: list[SourceFile], settled: Settled | None = None) -> Iterator[FileOutcome]:
     """Outcomes as they stream, with only what `check`, `baseline` and `patch` read: the plans of
     calls that involve a legacy table (or may: dynamic ones); the other calls are let go as each
     file is done."""
@@ -262,7 +266,7 @@ def _slim_outcomes(inputs: Inputs, sources: list[SourceFile]) -> Iterator[FileOu
     from tableshift.engine import FileOutcome
     from tableshift.model import Status
 
-    for outcome in _outcomes(inputs, sources):
+    for outcome in _outcomes(inputs, sources, settled):
         plans = tuple(p for p in outcome.plans if p.verdict.status in (Status.LEGACY, Status.DYNAMIC))
         bare = dataclasses.replace(outcome.result, calls=()) if outcome.result.calls else outcome.result
         yield FileOutcome(bare, (), plans, outcome.digest, outcome.verified)
@@ -295,14 +299,14 @@ def _stdin_source(inputs: Inputs) -> SourceFile:
     return SourceFile(path, display, language)
 
 
-def _timed(inputs: Inputs, sources: list[SourceFile]) -> Iterator[FileOutcome]:
+def _timed(inputs: Inputs, sources: list[SourceFile], settled: Settled | None = None) -> Iterator[FileOutcome]:
     """-v: the scan, then what it did."""
     import time
 
     from tableshift import engine
 
     start = time.perf_counter()
-    yield from engine.stream(sources, inputs.rules, options=inputs.options)
+    yield from engine.stream(sources, inputs.rules, options=inputs.options, settled=settled)
     stats = engine.LAST_RUN
     _stderr_console().print(
         f"scanned {len(sources)} files in {time.perf_counter() - start:.2f} s: {stats.get('candidates', 0)} may hold calls,"

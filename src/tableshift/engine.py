@@ -225,12 +225,14 @@ def stream(
     *,
     options: Options = Options(),
     on_file: Callable[[FileResult], None] | None = None,
+    settled: Settled | None = None,
 ) -> Iterator[FileOutcome]:
     """Every file's outcome, in the order of `sources`, without holding them all.
 
     Per-file work (scanned, or from the cache) and names imported from other modules come
     first, spooled to disk in order; then helpers defined in one file and called from others
-    are joined with their call sites, and the outcomes are replayed.
+    are joined with their call sites, and the outcomes are replayed. `settled` learns, before
+    the first outcome comes, which modules define the shared constants that will be edited.
     """
     if not sources:
         return
@@ -251,12 +253,21 @@ def stream(
         sites = callsites.find(sources, helpers, linker) if helpers else []
         joined = _Sites(sites)
         shared.settle(sources, linker)
+        if settled is not None:
+            settled.modules = frozenset(edit.file for _, edit in shared.verdicts.values() if edit is not None)
         for source, outcome in zip(sources, spool):
             if joined.touches(outcome, source):
                 outcome = joined.apply(outcome, source, rules)
             yield shared.apply(outcome)
     finally:
         spool.close()
+
+
+@dataclass(slots=True)
+class Settled:
+    """What the link pass settled across files, known before the first outcome is replayed."""
+
+    modules: frozenset[str] | None = None  # the modules (as shown) whose shared constants are edited
 
 
 class _Shared:

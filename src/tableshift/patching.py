@@ -6,10 +6,7 @@ the tree; diffs and the report's long lists are spilled to temporary files."""
 from __future__ import annotations
 
 import dataclasses
-import pickle
-import shutil
 import sys
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,13 +16,14 @@ from typing import Any, BinaryIO
 from rich.console import Console
 
 from tableshift.discover import SourceFile
-from tableshift.engine import FileOutcome, Rewrite, ScanResult, rewrite_file
+from tableshift.engine import FileOutcome, Rewrite, ScanResult, Settled, rewrite_file
 from tableshift.errors import UsageError
 from tableshift.fsutil import atomic_writer, replace_if_unchanged, writable_unchanged
 from tableshift.patch import file_diff
 from tableshift.report import coverage, render
 from tableshift.report.coverage import CoverageBuilder, Selection
 from tableshift.report.escape import printable
+from tableshift.report.render import Ordered
 from tableshift.rewrite import ConstantEdit, Fix, Plan, shared_binding
 from tableshift.rules import RuleSet
 
@@ -92,8 +90,8 @@ def _key(p: Plan) -> PlanKey:
 @dataclass(slots=True)
 class PatchOutcome:
     report: dict[str, Any]  # its long lists are `Entries`: `coverage.data(report)` for plain lists
-    patch: BinaryIO | None  # every changed file's diff, in path order (unless --apply or --check)
-    groups: dict[str, BinaryIO]  # --split-dir: each group's patch
+    patch: Ordered | None  # every changed file's diff, in path order (unless --apply or --check)
+    groups: dict[str, Ordered]  # --split-dir: each group's patch
     changed: list[str]  # the files changed (or, with --check, that would be)
     status: int  # 1 when --apply skipped a file
     applied: bool
@@ -105,7 +103,7 @@ class PatchOutcome:
 
 
 def run(
-    scanned: ScanResult | tuple[Sequence[SourceFile], Iterable[FileOutcome]],
+    scanned: ScanResult | tuple[Sequence[SourceFile], Iterable[FileOutcome], Settled],
     rules: RuleSet,
     chosen: Selection,
     *,
@@ -117,70 +115,30 @@ def run(
     err: Console | None = None,
 ) -> PatchOutcome:
     """Rewrite every file that has selected `auto` calls, and the modules defining the shared
-    constants they move; build the coverage report as the files stream by.
+    constants they move, as the files stream by; build the coverage report the same way.
 
+    `scanned`: a whole scan, or the files, their outcomes as they stream, and what the link pass
+    settled (the modules whose constants are edited: known before the first outcome comes).
     `apply`: write each file in place (its summary line to `err`) instead of keeping its diff;
     `diffs`: keep the whole patch (off for --check); `split`: one patch per rules group; `keep`:
     also return every rewrite whole (tests)."""
     if isinstance(scanned, ScanResult):
         sources, outcomes = scanned.sources, iter(scanned.outcomes)
+        settled = Settled(frozenset(p.constant.file for p in scanned.plans if p.constant is not None))
     else:
-        sources, outcomes = scanned
+        sources, outcomes, settled = scanned
     patcher = _Patcher(sources, rules, chosen, split=split, cache_dir=cache_dir, apply=apply, diffs=diffs and not apply, keep=keep, err=err)
-    try:
-        return patcher.run(outcomes)
-    finally:
-        patcher.held.close()
-
-
-class _Held:
-    """Each file's outcome in order, for the second pass and for reading one out of order: the
-    first ones in memory, the rest pickled to a temporary file (memory stays flat)."""
-
-    BUDGET = 10_000  # files and plans held in memory
-
-    def __init__(self) -> None:
-        self.file = tempfile.SpooledTemporaryFile(max_size=16 << 20)
-        self.entries: list[FileOutcome | int | None] = []
-        self.weight = 0
-
-    def append(self, outcome: FileOutcome) -> None:
-        weight = 1 + len(outcome.plans)
-        if self.weight + weight <= self.BUDGET:
-            self.weight += weight
-            self.entries.append(outcome)
-            return
-        self.file.seek(0, 2)
-        self.entries.append(self.file.tell())
-        pickle.dump(outcome, self.file, protocol=pickle.HIGHEST_PROTOCOL)
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def __getitem__(self, index: int) -> FileOutcome:
-        entry = self.entries[index]
-        if isinstance(entry, int):
-            self.file.seek(entry)
-            entry = pickle.load(self.file)
-        assert entry is not None, "read after it was let go"
-        return entry
-
-    def pop(self, index: int) -> FileOutcome:
-        outcome = self[index]
-        self.entries[index] = None
-        return outcome
-
-    def close(self) -> None:
-        self.file.close()
+    return patcher.run(outcomes, settled)
 
 
 class _Patcher:
-    """Two passes over the scan. The first sets each file's outcome aside and counts, for each
-    constant shared across modules, how many of its calls there are and how many were selected.
-    Then the modules defining the constants being moved, and the files whose calls rely on them,
-    are rewritten (and, with --apply, written) together. The second pass rewrites every other file
-    in path order: its diff is spilled (or the file written) and its calls are counted into the
-    coverage report, so memory follows the cross-file constants, not the tree."""
+    """One pass over the scan, in path order. A file is rewritten (and written, or its diff
+    spilled) and its calls counted into the coverage report as it comes, unless its fate depends
+    on other files: a module defining a shared constant being moved, or a file with calls relying
+    on one. Those few are held until the end; their constants' calls are counted as they pass,
+    then each module and the files relying on it are rewritten (and, with --apply, written)
+    together, and put back in their place in the patch and the report. Memory follows the
+    constants shared across files, not the tree."""
 
     def __init__(
         self,
@@ -201,64 +159,90 @@ class _Patcher:
         self.split = split
         self.keep = keep
         self.verified = Verified(cache_dir, rules)
-        self.held = _Held()
+        self.held: dict[int, FileOutcome] = {}  # files whose fate depends on others
         self.total: Counter[object] = Counter()  # calls per constant shared across modules
         self.picked: Counter[object] = Counter()  # ... of them selected
         self.users: list[Plan] = []  # selected calls through such a constant
         self.failed: set[str] = set()  # modules whose constants could not be edited
-        self.done: set[PlanKey] = set()  # calls changed, or held, by the rewrites of the first step
+        self.done: set[PlanKey] = set()  # calls changed, or held, by the rewrites of the held files
         self.refused: set[PlanKey] = set()
         self.writer = _Writer(err or Console(stderr=True)) if apply else None
         self.out = _Output(diffs=diffs, split=split)
         self.coverage = CoverageBuilder(rules, chosen)
-        self.rewrites: list[Rewrite] = []
+        self.rewrites: list[tuple[int, Rewrite]] = []
 
-    def run(self, outcomes: Iterable[FileOutcome]) -> PatchOutcome:
-        for outcome in outcomes:
+    def run(self, outcomes: Iterable[FileOutcome], settled: Settled) -> PatchOutcome:
+        count = 0
+        modules: frozenset[str] = frozenset()
+        for index, outcome in enumerate(outcomes):
+            if index == 0:
+                assert settled.modules is not None, "the link pass settles shared constants before the first outcome"
+                modules = settled.modules
+            count += 1
+            source = self.sources[index]
+            relies = False
             for p in outcome.plans:
+                if p.constant is None:
+                    continue
+                relies = True
                 key = sharing(p)
-                if key is None or p.constant is None:
+                if key is None:
                     continue
                 self.total[key] += 1
                 if self._selected(p):
                     self.picked[key] += 1
                     self.users.append(p)
-            self.held.append(outcome)
-        assert len(self.held) == len(self.sources), "one outcome per file"
+            if relies or source.display in modules:
+                self.held[index] = outcome
+                continue
+            kept, torn = self._kept(outcome)
+            whole, groups = self._rewrite(source, outcome, kept) if kept else (None, {})
+            if whole is not None and self.writer is not None:
+                whole = self.writer.write(whole)
+            self._account(index, outcome, whole, groups, torn)
+        assert count == len(self.sources), "one outcome per file"
         first = self._constants()
-        for index, source in enumerate(self.sources):
-            outcome = self.held.pop(index)
+        for index, outcome in sorted(self.held.items()):
             kept, torn = self._kept(outcome)
             if index in first:
                 whole, groups = first.pop(index)
-            elif kept:
-                whole, groups = self._rewrite(source, outcome, kept)
+            elif kept:  # held, but none of its calls moves through a constant after all
+                whole, groups = self._rewrite(self.sources[index], outcome, kept)
                 if self.writer is not None:
                     whole = self.writer.write(whole)
             else:
                 whole, groups = None, {}
-            changed = {_key(p) for p in whole.plans} if whole is not None and whole.changed else set()
-            refused = {_key(p) for p in whole.plans} if whole is not None and whole.refused is not None else set()
-            self.coverage.add(
-                outcome.plans,
-                rewrite=whole,
-                done=lambda p: (k := _key(p)) in changed or k in self.done,
-                refused=lambda p: (k := _key(p)) in refused or k in self.refused,
-                torn=torn,
-            )
-            self.out.add(whole, groups)
-            if self.keep and whole is not None:
-                self.rewrites.append(whole)
+            self._account(index, outcome, whole, groups, torn, late=True)
+        self.held.clear()
         self.verified.close()
         return PatchOutcome(
             self.coverage.report(),
             self.out.patch,
             self.out.groups,
-            self.out.changed,
+            [path for _, path in sorted(self.out.changed)],
             self.writer.status if self.writer is not None else 0,
             self.writer is not None,
-            self.rewrites,
+            [rewrite for _, rewrite in sorted(self.rewrites, key=lambda r: r[0])],
         )
+
+    def _account(
+        self, index: int, outcome: FileOutcome, whole: Rewrite | None, groups: dict[str, Rewrite], torn: list[Plan], *, late: bool = False
+    ) -> None:
+        """A file's rewrite into the patch, and its calls into the coverage report, in its place."""
+        changed = {_key(p) for p in whole.plans} if whole is not None and whole.changed else set()
+        refused = {_key(p) for p in whole.plans} if whole is not None and whole.refused is not None else set()
+        self.coverage.add(
+            outcome.plans,
+            rewrite=whole,
+            done=lambda p: (k := _key(p)) in changed or k in self.done,
+            refused=lambda p: (k := _key(p)) in refused or k in self.refused,
+            torn=torn,
+            at=index,
+            late=late,
+        )
+        self.out.add(index, whole, groups, late=late)
+        if self.keep and whole is not None:
+            self.rewrites.append((index, whole))
 
     def _selected(self, p: Plan) -> bool:
         return p.fix is Fix.AUTO and self.chosen.why_not(p, self.rules) is None
@@ -320,11 +304,11 @@ class _Patcher:
         for p in users:
             assert p.constant is not None
             module = where.index(p.constant.file, p.constant.path)
-            if module is None:  # not among the scanned files: never edited
+            if module is None or module not in self.held:  # not among the scanned files: never edited
                 self.failed.add(p.constant.path)
             else:
                 defined[module][p.constant].append(p)
-        members = {i for p in users if (i := where.index(p.call.file)) is not None} - set(defined)
+        members = {i for p in users if (i := where.index(p.call.file)) is not None and i in self.held} - set(defined)
 
         def module(index: int) -> tuple[Rewrite, dict[str, Rewrite]]:
             outcome = self.held[index]
@@ -371,29 +355,25 @@ class _Where:
 
 
 class _Output:
-    """What the patch prints or writes, spilled to temporary files as files stream by."""
+    """What the patch prints or writes, spilled to temporary files as files stream by (the files
+    held until the end put back in their place)."""
 
     def __init__(self, *, diffs: bool, split: bool) -> None:
-        self.patch: BinaryIO | None = _spill() if diffs and not split else None
-        self.groups: dict[str, BinaryIO] = {}
-        self.split = split
-        self.changed: list[str] = []
+        self.patch: Ordered | None = Ordered() if diffs and not split else None
+        self.groups: dict[str, Ordered] = {}
+        self.changed: list[tuple[int, str]] = []
 
-    def add(self, whole: Rewrite | None, groups: dict[str, Rewrite]) -> None:
+    def add(self, index: int, whole: Rewrite | None, groups: dict[str, Rewrite], *, late: bool = False) -> None:
         if whole is not None and whole.changed:
-            self.changed.append(whole.path)
+            self.changed.append((index, whole.path))
             if self.patch is not None:
-                self.patch.write(_diff(whole))
+                self.patch.add(_diff(whole), index, late=late)
         for group, rewrite in groups.items():
             spool = self.groups.get(group)
             if spool is None:
-                spool = self.groups[group] = _spill()
+                spool = self.groups[group] = Ordered()
             if rewrite.changed:
-                spool.write(_diff(rewrite))
-
-
-def _spill() -> BinaryIO:
-    return tempfile.SpooledTemporaryFile(max_size=8 << 20)  # type: ignore[return-value]
+                spool.add(_diff(rewrite), index, late=late)
 
 
 def _diff(rewrite: Rewrite) -> bytes:
@@ -515,11 +495,10 @@ def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, 
     return status
 
 
-def _copy(spool: BinaryIO | None, out: BinaryIO) -> None:
-    if spool is None:
-        return
-    spool.seek(0)
-    shutil.copyfileobj(spool, out, 1 << 20)
+def _copy(spool: Ordered | None, out: BinaryIO) -> None:
+    if spool is not None:
+        for chunk in spool.chunks():
+            out.write(chunk)
 
 
 def patch_bytes(outcome: PatchOutcome) -> bytes:
@@ -527,11 +506,8 @@ def patch_bytes(outcome: PatchOutcome) -> bytes:
     return _read(outcome.patch)
 
 
-def _read(spool: BinaryIO | None) -> bytes:
-    if spool is None:
-        return b""
-    spool.seek(0)
-    return spool.read()
+def _read(spool: Ordered | None) -> bytes:
+    return b"".join(spool.chunks()) if spool is not None else b""
 
 
 def write_report(outcome: PatchOutcome, path: Path | None) -> None:

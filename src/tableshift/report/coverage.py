@@ -76,7 +76,7 @@ class CoverageBuilder:
         self.fates: dict[tuple[str, str], dict[str, Any]] = {}
         self.uses: Counter[tuple[str, str]] = Counter()
         self.review, self.dynamic, self.left_out = Entries(), Entries(), Entries()
-        self.refused_files: list[dict[str, Any]] = []
+        self.refused_files: list[tuple[int, dict[str, Any]]] = []
         self.refused_calls = 0
         self.files_changed = 0
 
@@ -88,16 +88,19 @@ class CoverageBuilder:
         done: Callable[[Plan], bool],
         refused: Callable[[Plan], bool],
         torn: Sequence[Plan] = (),
+        at: int = 0,
+        late: bool = False,
     ) -> None:
         """One file: its plans (every legacy or dynamic call), its rewrite, which plans a rewrite
         changed or a refused one held (here or in a module defining their constant), and the
-        plans dropped because the selection split a shared constant."""
+        plans dropped because the selection split a shared constant. Files come in order (`at`,
+        their place); a few, decided at the end, come `late` and are put back in their place."""
         if not plans and rewrite is None:
             return
         if rewrite is not None and rewrite.changed:
             self.files_changed += 1
         if rewrite is not None and rewrite.refused is not None:
-            self.refused_files.append({"file": rewrite.path, "reason": rewrite.refused, "calls": len(rewrite.plans)})
+            self.refused_files.append((at, {"file": rewrite.path, "reason": rewrite.refused, "calls": len(rewrite.plans)}))
         plans = sorted(plans, key=lambda p: (p.call.start.line, p.call.start.column))
         left_out = [(p, self.selection.why_not(p, self.rules)) for p in plans if p.fix is Fix.AUTO]
         left_out = [(p, why) for p, why in left_out if why is not None]
@@ -106,15 +109,15 @@ class CoverageBuilder:
         left_out += [(p, p.held) for p in plans if p.fix is Fix.REVIEW and p.held]
         left_out.sort(key=lambda pw: (pw[0].call.start.line, pw[0].call.start.column))
         for p, why in left_out:
-            self.left_out.append(dict(_entry(p), why=why))
+            self.left_out.append(dict(_entry(p), why=why), at, late=late)
         for p in plans:
             self.refused_calls += refused(p)
             if p.fix is Fix.OK:  # an `ok` call involves no legacy table
                 continue
             if p.fix is Fix.REVIEW:
-                self.review.append(_entry(p))
+                self.review.append(_entry(p), at, late=late)
             elif p.fix is Fix.DYNAMIC:
-                self.dynamic.append(_entry(p))
+                self.dynamic.append(_entry(p), at, late=late)
             rewritten = done(p)
             _count(self.totals, p, rewritten)
             groups = set()
@@ -153,7 +156,7 @@ class CoverageBuilder:
             "dynamic": self.dynamic,
             "columns": [dict(v, calls=self.uses[k]) for k, v in sorted(self.fates.items())],
             "left_out": self.left_out,
-            "refused_files": list(self.refused_files),
+            "refused_files": [entry for _, entry in sorted(self.refused_files, key=lambda e: e[0])],
             "not_rewritten_because_refused": self.refused_calls,
         }
 

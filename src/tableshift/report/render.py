@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -47,38 +48,73 @@ class JsonSpool:
         self.count += 1
 
 
-class Entries:
-    """A list of JSON objects built one at a time and read back in order, kept on disk past a few
-    MB: a report's long lists (the patch's review calls) without holding them. Iterable again."""
+class Ordered:
+    """Chunks of bytes in file order, kept on disk past a few MB. Most are added as files stream
+    by; the few files decided only at the end (`late`) are put back in their place on reading."""
 
     def __init__(self) -> None:
         import tempfile
+        from array import array
 
         self.file = tempfile.SpooledTemporaryFile(max_size=4 << 20)
-        self.count = 0
+        self.at = array("q")  # the file of each chunk written, in order
+        self.ends = array("q")  # where it ends in the file
+        self.late: list[tuple[int, int, bytes]] = []  # (file, order, chunk)
 
-    def append(self, entry: dict[str, Any]) -> None:
+    def add(self, chunk: bytes, at: int = 0, *, late: bool = False) -> None:
+        if late:
+            self.late.append((at, len(self.late), chunk))
+            return
+        self.file.seek(0, 2)
+        self.file.write(chunk)
+        self.at.append(at)
+        self.ends.append(self.file.tell())
+
+    def __len__(self) -> int:
+        return len(self.at) + len(self.late)
+
+    def chunks(self) -> Iterator[bytes]:
+        late = sorted(self.late)
+        j = 0
+        self.file.seek(0)
+        start = 0
+        for at, end in zip(self.at, self.ends):
+            while j < len(late) and late[j][0] < at:
+                yield late[j][2]
+                j += 1
+            self.file.seek(start)
+            yield self.file.read(end - start)
+            start = end
+        for _, _, chunk in late[j:]:
+            yield chunk
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class Entries:
+    """A list of JSON objects built one at a time (in file order, some put back late) and read back
+    in order, kept on disk past a few MB: a report's long lists (the patch's review calls) without
+    holding them. Iterable again."""
+
+    def __init__(self) -> None:
+        self.chunks = Ordered()
+
+    def append(self, entry: dict[str, Any], at: int = 0, *, late: bool = False) -> None:
         try:
             line = orjson.dumps(entry)
         except orjson.JSONEncodeError:
             line = orjson.dumps(scrub(entry))
-        self.file.write(line + b"\n")
-        self.count += 1
+        self.chunks.add(line, at, late=late)
 
     def __len__(self) -> int:
-        return self.count
+        return len(self.chunks)
 
-    def __iter__(self) -> Any:
-        end = self.file.tell()
-        self.file.seek(0)
-        try:
-            for _ in range(self.count):
-                yield orjson.loads(self.file.readline())
-        finally:
-            self.file.seek(end)
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (orjson.loads(chunk) for chunk in self.chunks.chunks())
 
     def close(self) -> None:
-        self.file.close()
+        self.chunks.close()
 
 
 def write_json_lists(report: dict[str, Any], out: Any) -> None:
