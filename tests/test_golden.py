@@ -101,7 +101,7 @@ def test_patch_is_the_same_when_every_file_is_held_to_the_end(case, monkeypatch)
     their place: with every file held, the patch, the split patches and the report are the same."""
     rules, result = _scan(case, monkeypatch)
     chosen = patching.selection(rules, only=None, tables=(), groups=())
-    everything = engine.Settled(frozenset(s.display for s in result.sources))
+    everything = engine.Settled(frozenset((s.display, str(s.path.resolve())) for s in result.sources))
 
     def held(**kw):  # type: ignore[no-untyped-def]
         return patching.run((result.sources, iter(result.outcomes), everything), rules, chosen, **kw)
@@ -159,3 +159,14 @@ def test_mixed_repository_covers_both_languages(monkeypatch):
     assert any(k.endswith(".py") for k in data["files"]) and any(k.endswith(".ts") for k in data["files"])
     diff = (FIXTURES / "mixed" / "expected" / "patch.diff").read_text()
     assert ".py b/" in diff and ".ts b/" in diff
+
+
+def test_streamed_json_is_the_whole_reports_json_whatever_its_strings_hold():
+    """The lists are written in their place, never found by a marker the data could hold too."""
+    left_out = render.Entries()
+    left_out.append({"file": "a.ts", "why": "\0entries:left_out"})
+    review = render.Entries()
+    report = {"columns": [{"column": "\0entries:left_out", "nested": {"x": [1, 2]}}], "review": review, "left_out": left_out, "n": 1.5}
+    streamed = io.BytesIO()
+    render.write_json_lists(report, streamed)
+    assert streamed.getvalue().decode() == json_text({k: list(v) if isinstance(v, render.Entries) else v for k, v in report.items()})

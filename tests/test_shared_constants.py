@@ -296,3 +296,71 @@ def test_python_imports_tableshift_does_not_follow_hold_the_constant(tmp_path, o
     diff, report = patch(root)
     assert "app/tables.py" not in diff
     assert any("app/other.py" in r for r in review(report)[("app/jobs.py", 5)])
+
+
+@pytest.mark.parametrize("where", ["from a sub-package", "through a link"])
+def test_constants_move_when_the_files_are_named_from_elsewhere(tmp_path, where):
+    """The link pass names a module relative to the repository; discovery names it as it was asked
+    for (`../db/src/tables.ts`, or under a linked folder). The constant moves all the same."""
+    root = project(tmp_path / "app", {"src/tables.ts": TABLES, "src/queue.ts": QUEUE, "src/posted.ts": POSTED})
+    expected, _ = patch(root)
+    assert "QUEUE: 'content_queue'" in expected
+    if where == "from a sub-package":
+        (root / "tools").mkdir()
+        cwd, args = root / "tools", ["../src"]
+    else:
+        (tmp_path / "link").symlink_to(root)
+        cwd, args = tmp_path, ["link"]
+    proc = run_cli("patch", "--rules", str(RULES), *args, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    assert "QUEUE: 'content_queue'" in proc.stdout and "OUTCOMES = 'engagement_metrics'" in proc.stdout
+    assert "rewrote 4 calls in 2 files" in proc.stderr  # the module, and the one file with edits of its own
+
+
+TITLES = "export const POSTED_TABLE = 'tweets';\n"
+BOTH = """import { TABLES } from './tables';
+import { POSTED_TABLE } from './names';
+import { supabase } from './db';
+export const next = () => supabase.from(TABLES.QUEUE).select('decision_id, topic_cluster').limit(1);
+export const posted = () => supabase.from(POSTED_TABLE).select('tweet_id');
+"""
+
+
+def test_apply_writes_groups_that_share_a_file_together_or_not_at_all(tmp_path):
+    """A file relying on the constants of two modules joins their groups: when one module cannot
+    be written, neither is the other (its constant would move without the file's other edits)."""
+    import os
+    import stat
+
+    root = project(tmp_path / "app", {"src/tables.ts": TABLES, "src/names.ts": TITLES, "src/both.ts": BOTH})
+    diff, _ = patch(root)
+    assert "POSTED_TABLE = 'posted_content'" in diff and "QUEUE: 'content_queue'" in diff
+    names = root / "src" / "names.ts"
+    os.chmod(names, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    try:
+        proc = run_cli("patch", "--rules", str(RULES), "--apply", cwd=root)
+    finally:
+        os.chmod(names, stat.S_IRUSR | stat.S_IWUSR)
+    assert proc.returncode == 1
+    assert (root / "src" / "tables.ts").read_text() == TABLES
+    assert (root / "src" / "both.ts").read_text() == BOTH
+    # the module that cannot be written says why in its own words
+    assert "skipped src/names.ts: file is read-only" in proc.stderr
+    assert "skipped src/tables.ts: written only with src/names.ts" in proc.stderr
+
+
+def test_a_module_changed_after_the_scan_leaves_no_group_patch_behind(tmp_path, monkeypatch):
+    from tableshift import engine, patching
+    from tableshift.discover import discover
+    from tableshift.report.coverage import Selection
+    from tableshift.rules import load_rules
+
+    root = project(tmp_path / "app", {"src/tables.ts": TABLES, "src/queue.ts": QUEUE, "src/posted.ts": POSTED})
+    monkeypatch.chdir(root)
+    rules = load_rules(RULES)
+    result = engine.run(discover([root]), rules)
+    assert set(patching.run(result, rules, Selection(), split=True).groups) == {"content-queue", "posted-content", "engagement"}
+    (root / "src/tables.ts").write_text(TABLES + "// edited\n")
+    outcome = patching.run(result, rules, Selection(), split=True)
+    # every call moves through the module's constants: with the module refused, no group has a patch
+    assert outcome.groups == {}

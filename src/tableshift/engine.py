@@ -254,7 +254,7 @@ def stream(
         joined = _Sites(sites)
         shared.settle(sources, linker)
         if settled is not None:
-            settled.modules = frozenset(edit.file for _, edit in shared.verdicts.values() if edit is not None)
+            settled.modules = frozenset((edit.file, edit.path) for _, edit in shared.verdicts.values() if edit is not None)
         for source, outcome in zip(sources, spool):
             if joined.touches(outcome, source):
                 outcome = joined.apply(outcome, source, rules)
@@ -267,7 +267,8 @@ def stream(
 class Settled:
     """What the link pass settled across files, known before the first outcome is replayed."""
 
-    modules: frozenset[str] | None = None  # the modules (as shown) whose shared constants are edited
+    # the modules whose shared constants are edited: (as reports show it, resolved path)
+    modules: frozenset[tuple[str, str]] | None = None
 
 
 class _Shared:

@@ -124,7 +124,7 @@ def run(
     also return every rewrite whole (tests)."""
     if isinstance(scanned, ScanResult):
         sources, outcomes = scanned.sources, iter(scanned.outcomes)
-        settled = Settled(frozenset(p.constant.file for p in scanned.plans if p.constant is not None))
+        settled = Settled(frozenset((p.constant.file, p.constant.path) for p in scanned.plans if p.constant is not None))
     else:
         sources, outcomes, settled = scanned
     patcher = _Patcher(sources, rules, chosen, split=split, cache_dir=cache_dir, apply=apply, diffs=diffs and not apply, keep=keep, err=err)
@@ -170,14 +170,17 @@ class _Patcher:
         self.out = _Output(diffs=diffs, split=split)
         self.coverage = CoverageBuilder(rules, chosen)
         self.rewrites: list[tuple[int, Rewrite]] = []
+        self.where = _Where(sources)
 
     def run(self, outcomes: Iterable[FileOutcome], settled: Settled) -> PatchOutcome:
         count = 0
-        modules: frozenset[str] = frozenset()
+        modules: set[int] = set()  # the files defining shared constants being moved
         for index, outcome in enumerate(outcomes):
             if index == 0:
                 assert settled.modules is not None, "the link pass settles shared constants before the first outcome"
-                modules = settled.modules
+                # named as the link pass shows them, which need not be as discovery does (a path
+                # outside the current folder, a link): matched by resolved path where they differ
+                modules = {i for file, path in settled.modules if (i := self.where.index(file, path)) is not None}
             count += 1
             source = self.sources[index]
             relies = False
@@ -192,7 +195,7 @@ class _Patcher:
                 if self._selected(p):
                     self.picked[key] += 1
                     self.users.append(p)
-            if relies or source.display in modules:
+            if relies or index in modules:
                 self.held[index] = outcome
                 continue
             kept, torn = self._kept(outcome)
@@ -299,7 +302,7 @@ class _Patcher:
         users = [p for p in self.users if self.picked[key := sharing(p)] == self.total[key]]
         if not users:
             return {}
-        where = _Where(self.sources)
+        where = self.where
         defined: dict[int, dict[ConstantEdit, list[Plan]]] = defaultdict(lambda: defaultdict(list))
         for p in users:
             assert p.constant is not None
@@ -321,6 +324,9 @@ class _Patcher:
             for index in sorted(defined):
                 if index not in refused:
                     results[index] = module(index)
+                elif self.split:  # its groups as they stand without its constants: none carries an edit of them
+                    outcome = self.held[index]
+                    results[index] = (results[index][0], self._rewrite(self.sources[index], outcome, self._kept(outcome)[0])[1])
         for index in sorted(members):
             outcome = self.held[index]
             results[index] = self._rewrite(self.sources[index], outcome, self._kept(outcome)[0])
@@ -340,10 +346,12 @@ class _Where:
 
     def __init__(self, sources: Sequence[SourceFile]) -> None:
         self.sources = sources
-        self.by_display = {s.display: i for i, s in enumerate(sources)}
+        self.by_display: dict[str, int] | None = None  # built when first asked
         self.by_path: dict[str, int] | None = None
 
     def index(self, display: str, path: str | None = None) -> int | None:
+        if self.by_display is None:
+            self.by_display = {s.display: i for i, s in enumerate(self.sources)}
         found = self.by_display.get(display)
         if found is not None and (path is None or str(self.sources[found].path.resolve()) == path):
             return found
@@ -407,16 +415,13 @@ class _Writer:
     def together(self, rewrites: dict[int, Rewrite]) -> dict[int, Rewrite]:
         """A shared constant and the files of the calls relying on it are written together or not
         at all: each group is checked (writable, unchanged) before any of its files is written,
-        and the modules defining the constants are written first."""
+        and the modules defining the constants are written first. Groups that share a file (a
+        file relying on constants of two modules) are one group."""
         from tableshift.engine import digest
 
         failed: set[str] = set()  # modules whose constants were not written: their calls elsewhere wait
-        groups: dict[str, list[int]] = defaultdict(list)
-        for index, rewrite in sorted(rewrites.items()):
-            for path in {p.constant.path for p in rewrite.plans if p.constant is not None}:
-                groups[path].append(index)
-        held: dict[int, str] = {}  # why a file's group waits
-        for module, members in groups.items():
+        held: dict[int, str] = {}  # why a file of a group waits
+        for modules, members in _groups(rewrites):
             for member in members:
                 rewrite = rewrites[member]
                 why = rewrite.refused
@@ -424,10 +429,11 @@ class _Writer:
                     old_digest = digest(rewrite.old)
                     why = writable_unchanged(rewrite.source, expected=lambda data, d=old_digest: digest(data) == d)
                 if why is not None:
+                    held[member] = why
                     for other in members:
                         if other != member:
                             held.setdefault(other, f"written only with {rewrite.path}, which cannot be: {why}")
-                    failed.add(module)
+                    failed |= modules
                     break
         done: dict[int, Rewrite] = {}
         for index in sorted(rewrites, key=lambda i: (not _defines(rewrites[i]), i)):
@@ -442,6 +448,34 @@ class _Writer:
             if result.refused is not None and _defines(rewrite):
                 failed.add(str(rewrite.source.resolve()))
         return done
+
+
+def _groups(rewrites: dict[int, Rewrite]) -> list[tuple[set[str], list[int]]]:
+    """The files written together: each module defining shared constants with the files relying
+    on them, groups that share a file merged into one."""
+    parent: dict[str, str] = {}
+
+    def root(module: str) -> str:
+        while parent.setdefault(module, module) != module:
+            parent[module] = parent[parent[module]]
+            module = parent[module]
+        return module
+
+    uses: dict[int, set[str]] = {}
+    for index, rewrite in sorted(rewrites.items()):
+        mine = {p.constant.path for p in rewrite.plans if p.constant is not None}
+        if mine:
+            uses[index] = mine
+            first, *rest = sorted(mine)
+            for other in rest:
+                parent[root(other)] = root(first)
+    groups: dict[str, tuple[set[str], list[int]]] = {}
+    for index, mine in uses.items():
+        modules, members = groups.setdefault(root(next(iter(mine))), (set(), []))
+        modules |= mine
+        members.append(index)
+    return list(groups.values())
+
 
 def _defines(rewrite: Rewrite) -> bool:
     """Whether this rewrite edits shared constants that calls in other files rely on."""

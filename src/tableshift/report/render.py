@@ -118,23 +118,23 @@ class Entries:
 
 
 def write_json_lists(report: dict[str, Any], out: Any) -> None:
-    """`to_json` of a report whose long lists are `Entries`: the same bytes, the lists streamed."""
-    marks = {key: f"\0entries:{key}" for key, value in report.items() if isinstance(value, Entries)}
-    head = _orjson({key: marks.get(key, value) for key, value in report.items()})
-    for key, mark in marks.items():
-        before, head = head.split(orjson.dumps(mark), 1)
-        out.write(before)
-        entries: Entries = report[key]
-        if not entries:
+    """`to_json` of a report whose long lists are `Entries`: the same bytes, the lists streamed.
+    Each top-level value is written in its place, indented as `to_json` indents it."""
+    out.write(b"{")
+    for position, (key, value) in enumerate(report.items()):
+        out.write((b",\n  " if position else b"\n  ") + _orjson(key) + b": ")
+        if not isinstance(value, Entries):
+            out.write(_orjson(value).replace(b"\n", b"\n  "))
+        elif not value:
             out.write(b"[]")
-            continue
-        out.write(b"[\n")
-        for index, entry in enumerate(entries):
-            if index:
-                out.write(b",\n")
-            out.write(b"    " + _orjson(entry).replace(b"\n", b"\n    "))
-        out.write(b"\n  ]")
-    out.write(head + b"\n")
+        else:
+            out.write(b"[\n")
+            for index, entry in enumerate(value):
+                if index:
+                    out.write(b",\n")
+                out.write(b"    " + _orjson(entry).replace(b"\n", b"\n    "))
+            out.write(b"\n  ]")
+    out.write(b"\n}\n" if report else b"}\n")
 
 
 def write_json(header: dict[str, Any], spool: JsonSpool, out: Any) -> None:
