@@ -73,7 +73,7 @@ def test_patch_and_coverage_match_golden(case, monkeypatch, update_golden, tmp_p
     report = dict(outcome.data, rules={"name": rules.name, "path": _rules_path(case).name})
     # the report as --report writes it, its lists streamed: the same bytes as the whole report's JSON
     streamed = io.BytesIO()
-    render.write_json_lists(dict(outcome.report, rules=report["rules"]), streamed)
+    render.write_json(dict(outcome.report, rules=report["rules"]), streamed)
     assert streamed.getvalue().decode() == json_text(report)
     assert to_markdown(report) == to_markdown(dict(outcome.report, rules=report["rules"]))
     _check_golden(
@@ -168,5 +168,5 @@ def test_streamed_json_is_the_whole_reports_json_whatever_its_strings_hold():
     review = render.Entries()
     report = {"columns": [{"column": "\0entries:left_out", "nested": {"x": [1, 2]}}], "review": review, "left_out": left_out, "n": 1.5}
     streamed = io.BytesIO()
-    render.write_json_lists(report, streamed)
+    render.write_json(report, streamed)
     assert streamed.getvalue().decode() == json_text({k: list(v) if isinstance(v, render.Entries) else v for k, v in report.items()})

@@ -354,7 +354,7 @@ def audit(
     report = builder.header()
     title = "tableshift audit" + (f" — rules: {inputs.rules.name}" if inputs.rules else "")
     if spool is not None:
-        _emit_with(lambda out: render.write_json(report, spool, out), output)
+        _emit_with(lambda out: render.write_json({**report, "calls": spool}, out), output)
         return
     sections = audit_sections(report, builder.extras())
     if format is AuditFormat.markdown:

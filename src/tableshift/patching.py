@@ -549,7 +549,7 @@ def write_report(outcome: PatchOutcome, path: Path | None) -> None:
         return
     with atomic_writer(path) as handle:
         if path.suffix.lower() == ".json":
-            render.write_json_lists(outcome.report, handle)
+            render.write_json(outcome.report, handle)
         else:
             for line in coverage.markdown_lines(outcome.report):
                 handle.write(line.encode("utf-8") + b"\n")

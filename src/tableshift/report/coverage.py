@@ -136,7 +136,7 @@ class CoverageBuilder:
                     self.fates[key] = {"table": fate.legacy, "column": fate.column, "fate": fate.fate.value, "new": fate.new}
 
     def report(self) -> dict[str, Any]:
-        """The report; its long lists are `Entries` (iterable, and `write_json_lists` streams them):
+        """The report; its long lists are `Entries` (iterable, and `write_json` streams them):
         `data()` for plain lists."""
         rules = self.rules
         groups = []

@@ -40,6 +40,9 @@ class JsonSpool:
         self.file = tempfile.SpooledTemporaryFile(max_size=8 << 20)
         self.count = 0
 
+    def __len__(self) -> int:
+        return self.count
+
     def append(self, entry: dict[str, Any]) -> None:
         text = _orjson(entry)
         if self.count:
@@ -117,39 +120,28 @@ class Entries:
         self.chunks.close()
 
 
-def write_json_lists(report: dict[str, Any], out: Any) -> None:
-    """`to_json` of a report whose long lists are `Entries`: the same bytes, the lists streamed.
-    Each top-level value is written in its place, indented as `to_json` indents it."""
+def write_json(report: dict[str, Any], out: Any) -> None:
+    """`to_json` of a report whose long lists are streamed (`JsonSpool`: already indented JSON;
+    `Entries`: one object at a time): the same bytes, written without holding the lists. Each
+    top-level value is written in its place, indented as `to_json` indents it."""
     out.write(b"{")
     for position, (key, value) in enumerate(report.items()):
         out.write((b",\n  " if position else b"\n  ") + _orjson(key) + b": ")
-        if not isinstance(value, Entries):
+        if not isinstance(value, JsonSpool | Entries):
             out.write(_orjson(value).replace(b"\n", b"\n  "))
-        elif not value:
+        elif not len(value):
             out.write(b"[]")
         else:
             out.write(b"[\n")
-            for index, entry in enumerate(value):
-                if index:
-                    out.write(b",\n")
-                out.write(b"    " + _orjson(entry).replace(b"\n", b"\n    "))
+            if isinstance(value, JsonSpool):
+                value.file.seek(0)
+                while chunk := value.file.read(1 << 20):
+                    out.write(chunk)
+            else:
+                for index, entry in enumerate(value):
+                    out.write((b",\n    " if index else b"    ") + _orjson(entry).replace(b"\n", b"\n    "))
             out.write(b"\n  ]")
     out.write(b"\n}\n" if report else b"}\n")
-
-
-def write_json(header: dict[str, Any], spool: JsonSpool, out: Any) -> None:
-    """The same bytes as `to_json` of the whole report, written without holding the calls."""
-    head = _orjson(header)
-    out.write(head[:-2] + b",\n  \"calls\": [")
-    if spool.count:
-        out.write(b"\n")
-        spool.file.seek(0)
-        while chunk := spool.file.read(1 << 20):
-            out.write(chunk)
-        out.write(b"\n  ]")
-    else:
-        out.write(b"]")
-    out.write(b"\n}\n")
 
 
 def _md_cell(value: str) -> str:
