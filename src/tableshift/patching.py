@@ -182,7 +182,6 @@ class _Patcher:
                 # outside the current folder, a link): matched by resolved path where they differ
                 modules = {i for file, path in settled.modules if (i := self.where.index(file, path)) is not None}
             count += 1
-            source = self.sources[index]
             relies = False
             for p in outcome.plans:
                 if p.constant is None:
@@ -199,22 +198,14 @@ class _Patcher:
                 self.held[index] = outcome
                 continue
             kept, torn = self._kept(outcome)
-            whole, groups = self._rewrite(source, outcome, kept) if kept else (None, {})
-            if whole is not None and self.writer is not None:
-                whole = self.writer.write(whole)
+            whole, groups = self._on_its_own(index, outcome, kept)
             self._account(index, outcome, whole, groups, torn)
         assert count == len(self.sources), "one outcome per file"
         first = self._constants()
         for index, outcome in sorted(self.held.items()):
             kept, torn = self._kept(outcome)
-            if index in first:
-                whole, groups = first.pop(index)
-            elif kept:  # held, but none of its calls moves through a constant after all
-                whole, groups = self._rewrite(self.sources[index], outcome, kept)
-                if self.writer is not None:
-                    whole = self.writer.write(whole)
-            else:
-                whole, groups = None, {}
+            # held, but none of its calls may move through a constant after all
+            whole, groups = first.pop(index) if index in first else self._on_its_own(index, outcome, kept)
             self._account(index, outcome, whole, groups, torn, late=True)
         self.held.clear()
         self.verified.close()
@@ -227,6 +218,13 @@ class _Patcher:
             self.writer is not None,
             [rewrite for _, rewrite in sorted(self.rewrites, key=lambda r: r[0])],
         )
+
+    def _on_its_own(self, index: int, outcome: FileOutcome, kept: list[Plan]) -> tuple[Rewrite | None, dict[str, Rewrite]]:
+        """A file that no other file's rewrite waits for: rewritten, and with --apply written."""
+        if not kept:
+            return None, {}
+        whole, groups = self._rewrite(self.sources[index], outcome, kept)
+        return (self.writer.write(whole) if self.writer is not None else whole), groups
 
     def _account(
         self, index: int, outcome: FileOutcome, whole: Rewrite | None, groups: dict[str, Rewrite], torn: list[Plan], *, late: bool = False
@@ -313,23 +311,21 @@ class _Patcher:
                 defined[module][p.constant].append(p)
         members = {i for p in users if (i := where.index(p.call.file)) is not None and i in self.held} - set(defined)
 
-        def module(index: int) -> tuple[Rewrite, dict[str, Rewrite]]:
+        def rewrite(index: int, constants: dict[ConstantEdit, list[Plan]] | None = None) -> tuple[Rewrite, dict[str, Rewrite]]:
             outcome = self.held[index]
-            return self._rewrite(self.sources[index], outcome, self._kept(outcome)[0], defined[index])
+            return self._rewrite(self.sources[index], outcome, self._kept(outcome)[0], constants)
 
-        results = {index: module(index) for index in sorted(defined)}
+        results = {index: rewrite(index, defined[index]) for index in sorted(defined)}
         refused = {index for index, (whole, _) in results.items() if whole.refused is not None}
         self.failed |= {next(iter(defined[index])).path for index in refused}
         if refused:  # their calls elsewhere are left out: the other modules again without them (one may hold such calls)
             for index in sorted(defined):
                 if index not in refused:
-                    results[index] = module(index)
+                    results[index] = rewrite(index, defined[index])
                 elif self.split:  # its groups as they stand without its constants: none carries an edit of them
-                    outcome = self.held[index]
-                    results[index] = (results[index][0], self._rewrite(self.sources[index], outcome, self._kept(outcome)[0])[1])
+                    results[index] = (results[index][0], rewrite(index)[1])
         for index in sorted(members):
-            outcome = self.held[index]
-            results[index] = self._rewrite(self.sources[index], outcome, self._kept(outcome)[0])
+            results[index] = rewrite(index)
         if self.writer is not None:
             written = self.writer.together({index: whole for index, (whole, _) in results.items()})
             results = {index: (written[index], groups) for index, (_, groups) in results.items()}
