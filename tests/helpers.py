@@ -15,3 +15,15 @@ def run_cli(*args: str, cwd: Path | str | None = None) -> subprocess.CompletedPr
 def run_cli_bytes(*args: str, cwd: Path | str | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run tableshift; stdout as the exact bytes written (patches keep their CRLF)."""
     return subprocess.run([sys.executable, "-m", "tableshift", *args], capture_output=True, cwd=cwd)
+
+
+def write_project(root: Path, files: dict[str, str], *, add: bool = False) -> Path:
+    """A git repository of `files` (relative path -> text); `add`: also staged."""
+    for rel, body in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    if add:
+        subprocess.run(["git", "add", "."], cwd=root, check=True)
+    return root

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
+from helpers import run_cli, write_project
 
 CALL = "export const q{n} = () => supabase.from({arg}).select('id');\n"
 
 
 def project(root: Path, files: dict[str, str]) -> Path:
-    for rel, body in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(body)
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    return root
+    return write_project(root, files)
 
 
 def tables(root: Path, *extra: str) -> dict[tuple[str, int], dict]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RULES
-from helpers import run_cli, run_cli_bytes
+from helpers import run_cli, run_cli_bytes, write_project
 
 TABLES = """export const TABLES = {
   QUEUE: 'content_metadata',
@@ -31,13 +31,7 @@ export const outcomes = () => supabase.from(OUTCOMES).select('tweet_id');
 
 
 def project(root: Path, files: dict[str, str]) -> Path:
-    for rel, body in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(body)
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run(["git", "add", "."], cwd=root, check=True)
-    return root
+    return write_project(root, files, add=True)
 
 
 def patch(root: Path, *extra: str) -> tuple[str, dict]:
