@@ -24,8 +24,8 @@ def server_url():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with server.embedded() as url:
-            yield url
+        with server.embedded() as srv:
+            yield srv.admin_url
 
 
 @pytest.fixture
@@ -39,11 +39,14 @@ def legacy_db(server_url):
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
     url = server_url.replace("/postgres?", f"/{name}?")
-    with psycopg.connect(url) as conn:
-        conn.execute(load.SUPABASE)
-        load.load(conn, DB / "legacy.sql", what="legacy schema")
+    with psycopg.connect(url, autocommit=True) as conn:
+        # the test's own superuser loads it, as a user's database would have it
+        conn.execute(load.SUPABASE_ROLES)
+        loader = load.Loader(conn, conn)
+        loader.prelude()
+        loader.load(DB / "legacy.sql", what="legacy schema")
+        loader.finish()
         conn.execute((DB / "rows.sql").read_text())
-        conn.commit()
     return url
 
 

@@ -118,7 +118,7 @@ DatabaseUrlOpt = Annotated[
     typer.Option(
         "--database-url",
         envvar="TABLESHIFT_DATABASE_URL",
-        help="Read the schemas from this PostgreSQL (read only; every statement is rolled back) instead of an embedded one.",
+        help="Take the schema of this PostgreSQL (read with pg_dump; nothing is written or run there) into the embedded server.",
     ),
 ]
 ConfigOpt = Annotated[
@@ -617,26 +617,18 @@ def _verified(inputs: Inputs, result: ScanResult, legacy_schema: Path | None, da
 
 @contextlib.contextmanager
 def _schemas(inputs: Inputs, legacy_schema: Path | None, database_url: str | None):  # type: ignore[no-untyped-def]
-    """A connection to a database holding the legacy schema (when given) and the rules' target DDL
-    (unless the targets are there already, as past `expand`): the embedded server, Supabase's
-    basics loaded first, or the user's database; every statement is rolled back at the end."""
-    from tableshift.db import load, server
+    """A connection to the embedded server holding the schemas (see db.session.schemas)."""
+    from tableshift.db import session
 
     assert inputs.rules is not None
-    with server.database(database_url) as url, server.connect(url) as conn:
-        if database_url is None:
-            conn.execute(load.SUPABASE)
-        if legacy_schema is not None:
-            load.load(conn, legacy_schema, what="legacy schema")
-        if inputs.rules.schema_path and not all(_exists(conn, r.target) for r in inputs.rules.tables):
-            load.load(conn, Path(inputs.rules.schema_path), what="target schema")
+    with session.schemas(inputs.rules, legacy_schema, database_url) as conn:
         yield conn
 
 
 def _exists(conn, table: str) -> bool:  # type: ignore[no-untyped-def]
-    schema, _, name = table.rpartition(".")
-    # quoted: `Tweets` is not `tweets`
-    return conn.execute("SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL", (schema or "public", name)).fetchone()[0]
+    from tableshift.db import session
+
+    return session.exists(conn, table)
 
 
 def _check_targets(*paths: Path | None) -> None:

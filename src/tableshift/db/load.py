@@ -1,9 +1,22 @@
-"""Schemas into a database: a `pg_dump --schema-only` / `supabase db dump` file, or a folder of
-migrations applied in name order, one statement at a time so an error names its file and line."""
+"""Schemas into the embedded server: a `pg_dump --schema-only` / `supabase db dump` file, a folder
+of migrations applied in name order, or the schema of a user's database (read by `pg_dump`, never
+written). One statement at a time, so an error names its file and line.
+
+Every input is taken as possibly hostile. Each statement is parsed by pglast first, then:
+- transaction control (`BEGIN`, `COMMIT`, ...) and what no schema needs (`VACUUM`, event triggers,
+  subscriptions, foreign servers, `ALTER SYSTEM`, `LOAD`, `SET ROLE`, ...) is skipped;
+- `COPY` is refused (schemas, not data), as is turning standard_conforming_strings off;
+- `CREATE EXTENSION` is carried out by tableshift itself, from the parsed name, for the
+  extensions it has vetted (stand-ins for a few the server lacks), never from the input's text;
+- everything else runs as the server's loading role, which is not a superuser, one statement
+  per message (the extended protocol refuses a second), under a statement time-out.
+"""
 
 from __future__ import annotations
 
 import re
+import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,8 +27,9 @@ from tableshift.fsutil import read_input
 if TYPE_CHECKING:
     import psycopg
 
-# What a Supabase project provides before its own migrations run, so a dump of one loads.
-SUPABASE = """
+# What a Supabase project provides before its own migrations run, so a dump of one loads (the
+# roles too: for a database that stands in for a user's, in the tests).
+SUPABASE_ROLES = """
 DO $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN CREATE ROLE anon NOLOGIN; END IF;
@@ -24,6 +38,8 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'supabase_admin') THEN CREATE ROLE supabase_admin NOLOGIN; END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticator') THEN CREATE ROLE authenticator NOLOGIN; END IF;
 END $$;
+"""
+SUPABASE_OBJECTS = """
 CREATE SCHEMA IF NOT EXISTS auth;
 CREATE SCHEMA IF NOT EXISTS storage;
 CREATE SCHEMA IF NOT EXISTS extensions;
@@ -42,15 +58,194 @@ CREATE OR REPLACE FUNCTION auth.role() RETURNS text LANGUAGE sql STABLE AS
   $f$ SELECT nullif(coalesce(current_setting('request.jwt.claim.role', true), (current_setting('request.jwt.claims', true)::jsonb ->> 'role')), '')::text $f$;
 CREATE OR REPLACE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE AS
   $f$ SELECT coalesce(nullif(current_setting('request.jwt.claim', true), ''), nullif(current_setting('request.jwt.claims', true), ''))::jsonb $f$;
+GRANT USAGE ON SCHEMA auth, storage, extensions TO anon, authenticated, service_role;
 """
+SUPABASE = SUPABASE_ROLES + SUPABASE_OBJECTS
 
 _META = re.compile(rb"^\\[^\n]*$", re.M)  # psql meta-commands (`\restrict`, `\connect`): not SQL
 
+# Statements a schema never needs: not run.
+_SKIPPED = frozenset(
+    """TransactionStmt VacuumStmt CheckPointStmt ClusterStmt ReindexStmt ListenStmt UnlistenStmt NotifyStmt
+    DiscardStmt LoadStmt CreateEventTrigStmt AlterEventTrigStmt AlterSystemStmt CreateSubscriptionStmt
+    AlterSubscriptionStmt DropSubscriptionStmt CreateTableSpaceStmt DropTableSpaceStmt AlterTableSpaceOptionsStmt
+    AlterTableMoveAllStmt CreatedbStmt DropdbStmt AlterDatabaseStmt AlterDatabaseSetStmt AlterDatabaseRefreshCollStmt
+    CreateFdwStmt AlterFdwStmt CreateForeignServerStmt AlterForeignServerStmt CreateUserMappingStmt
+    AlterUserMappingStmt DropUserMappingStmt ImportForeignSchemaStmt CreateForeignTableStmt SecLabelStmt
+    VariableShowStmt PrepareStmt ExecuteStmt DeallocateStmt LockStmt DeclareCursorStmt FetchStmt ClosePortalStmt
+    AlterExtensionStmt AlterExtensionContentsStmt ExplainStmt""".split()
+)
+# Settings a load never takes from its input: who it runs as, and how text is quoted.
+_SETTINGS_SKIPPED = {"role", "session_authorization", "session_replication_role"}
+_SETTINGS_REFUSED = {"standard_conforming_strings", "backslash_quote", "escape_string_warning"}
 
-def files_of(path: Path) -> list[Path]:
-    """A schema file, or a folder's `*.sql` migrations in name order."""
+# Extensions tableshift creates (as the superuser, in a schema only it owns, then moved where the
+# input asked): the trusted ones of PostgreSQL's contrib, and a few more that only add types,
+# operators or trigger functions. Never dblink, file_fdw, postgres_fdw or the inspection tools.
+_VETTED = frozenset(
+    """btree_gin btree_gist citext cube dict_int fuzzystrmatch hstore intarray isn lo ltree pg_trgm seg tablefunc tcn
+    tsm_system_rows tsm_system_time unaccent vector moddatetime earthdistance pg_stat_statements bloom intagg dict_xsyn
+    autoinc insert_username refint""".split()
+)
+_STAND_INS = {
+    "pgcrypto": "CREATE OR REPLACE FUNCTION {schema}.gen_random_uuid() RETURNS uuid LANGUAGE sql VOLATILE AS 'SELECT pg_catalog.gen_random_uuid()'",
+    "uuid-ossp": "CREATE OR REPLACE FUNCTION {schema}.uuid_generate_v4() RETURNS uuid LANGUAGE sql VOLATILE AS 'SELECT pg_catalog.gen_random_uuid()'",
+}
+
+
+@dataclass(slots=True)
+class Loader:
+    """Loads statements into the embedded server: `conn` is the loading role's (autocommit),
+    `admin` the superuser's (only for vetted extensions)."""
+
+    conn: psycopg.Connection
+    admin: psycopg.Connection
+    available: set[str] = field(default_factory=set)
+    skipped: int = 0
+
+    def prelude(self) -> None:
+        self.available = {row[0] for row in self.admin.execute("SELECT name FROM pg_available_extensions")}
+        self.conn.execute(SUPABASE_OBJECTS)
+
+    def finish(self) -> None:
+        # a dump empties the search path for its own statements: later ones expect the usual one
+        self.conn.execute("RESET ALL")
+        self.conn.execute("SET search_path TO public, extensions")
+
+    def load(self, path: Path, *, what: str, root: Path | None = None) -> None:
+        """Every statement of a schema file (or folder of migrations)."""
+        for file in files_of(path, root=root):
+            data = read_input(file, what=what)
+            self.text(data, str(file), what=what)
+        self.finish()
+
+    def text(self, data: bytes, place: str, *, what: str) -> None:
+        data = _META.sub(lambda m: b" " * len(m.group(0)), data)
+        for start, statement in _statements(data, place):
+            line = data.count(b"\n", 0, start) + 1
+            try:
+                self._one(statement)
+            except UsageError as exc:
+                raise UsageError(f"{place}:{line}: {what}: {exc}") from None
+            except server.psycopg_errors() as exc:
+                raise UsageError(f"{place}:{line}: {what} does not load: {server.message(exc, redact=True)}") from None
+
+    def _one(self, text: str) -> None:
+        from pglast import parser
+
+        try:
+            nodes = parser.parse_sql(text)
+        except Exception as exc:  # noqa: BLE001 - pglast's own error types
+            raise UsageError(f"not run: PostgreSQL 17's parser (pglast) cannot read it ({_first(exc)})") from None
+        if len(nodes) != 1:
+            raise UsageError("not run: not exactly one statement")
+        node = nodes[0].stmt
+        kind = type(node).__name__
+        if kind in _SKIPPED:
+            self.skipped += 1
+            return
+        if kind == "CopyStmt":
+            raise UsageError("COPY is not run: tableshift loads schemas, not data (use a --schema-only dump)")
+        if kind == "VariableSetStmt" and (node.name or "").lower() in _SETTINGS_SKIPPED:
+            self.skipped += 1
+            return
+        if kind == "VariableSetStmt" and (node.name or "").lower() in _SETTINGS_REFUSED:
+            values = [_option_text(getattr(a, "val", None)) for a in node.args or ()]
+            if (node.name or "").lower() == "standard_conforming_strings" and values not in (["on"], ["true"]):
+                raise UsageError("not run: tableshift keeps standard_conforming_strings on")
+            self.skipped += 1  # the session keeps PostgreSQL's defaults
+            return
+        if kind == "CreateExtensionStmt":
+            self._extension(node)
+            return
+        if kind == "CreateSchemaStmt" and not node.schemaElts and self._schema_exists(node.schemaname):
+            return  # `CREATE SCHEMA public` of a dump: the server has it
+        if kind == "CreatePublicationStmt" and getattr(node, "for_all_tables", False):
+            self.skipped += 1  # only a superuser may; no table of a schema depends on it
+            return
+        self.conn.execute(f"SET statement_timeout = '{server.STATEMENT_TIMEOUT}'")
+        server.execute(self.conn, text)
+        self._still_safe()
+
+    def _still_safe(self) -> None:
+        from psycopg import pq
+
+        if self.conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            raise UsageError("not run: the statement left a transaction open")
+        if self.conn.pgconn.parameter_status(b"standard_conforming_strings") != b"on":
+            raise UsageError("not run: it turns standard_conforming_strings off")
+
+    def _schema_exists(self, name: str | None) -> bool:
+        return name is not None and self.conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (name,)).fetchone() is not None
+
+    def _extension(self, node) -> None:  # type: ignore[no-untyped-def]
+        name = str(node.extname)
+        schema = "public"
+        for option in node.options or ():
+            if option.defname == "schema":
+                schema = _option_text(option.arg) or schema
+        self.extension(name, schema)
+
+    def extension(self, name: str, schema: str) -> None:
+        """Create extension `name` in `schema` as the input asked, when it is vetted; stand-ins
+        for the functions column defaults use from a few the server lacks; else nothing (its
+        objects are missing, not the load)."""
+        from psycopg import sql
+
+        if self.admin.execute("SELECT 1 FROM pg_extension WHERE extname = %s", (name,)).fetchone() is not None:
+            return
+        if name in _VETTED and name in self.available:
+            if not self._schema_exists(schema):
+                raise UsageError(f"CREATE EXTENSION {name}: schema {schema!r} does not exist")
+            # created where the input cannot have planted anything, then moved
+            staging = "tableshift_extension_staging"
+            self.admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(staging)))
+            self.admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(staging)))
+            self.admin.execute(sql.SQL("CREATE EXTENSION {} SCHEMA {} CASCADE").format(sql.Identifier(name), sql.Identifier(staging)))
+            for (ext,) in self.admin.execute(
+                "SELECT e.extname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE n.nspname = %s", (staging,)
+            ).fetchall():
+                self.admin.execute(sql.SQL("ALTER EXTENSION {} SET SCHEMA {}").format(sql.Identifier(ext), sql.Identifier(schema)))
+            self.admin.execute(sql.SQL("DROP SCHEMA {}").format(sql.Identifier(staging)))
+            return
+        stand_in = _STAND_INS.get(name)
+        if stand_in is not None and self._schema_exists(schema):
+            server.execute(self.conn, stand_in.replace("{schema}", _ident(schema)))
+        else:
+            self.skipped += 1
+
+    def database(self, url: str, schemas: list[str]) -> None:
+        """`schemas`: those the rules name, taken even where Supabase manages them."""
+        """The schema of a user's database: its roles and extensions read (in a read-only
+        transaction), its tables, views, functions, policies and grants dumped by pg_dump (a
+        read-only snapshot), then loaded here. Nothing runs in the user's database."""
+        conninfo, password = _conninfo(url)
+        roles, extensions = _read_only_facts(url)
+        for role in roles:
+            server.create_role(self.admin, role)
+        for name, schema in extensions:
+            if self._schema_exists(schema) or schema == "public":
+                self.extension(name, schema)
+        dump = _pg_dump(conninfo, password, schemas)
+        self.text(dump, "--database-url (pg_dump)", what="the database's schema")
+        self.finish()
+
+
+def files_of(path: Path, *, root: Path | None = None) -> list[Path]:
+    """A schema file, or a folder's `*.sql` migrations in name order. In a folder, a link is
+    followed only to a file inside that folder (or inside `root`, the project, when given)."""
     if path.is_dir():
-        found = sorted(p for p in path.iterdir() if p.suffix == ".sql" and p.is_file())
+        inside = [path.resolve()] + ([root.resolve()] if root is not None else [])
+        found = []
+        for p in sorted(path.iterdir()):
+            if p.suffix != ".sql":
+                continue
+            if p.is_symlink():
+                real = p.resolve()
+                if not any(real == base or base in real.parents for base in inside):
+                    raise UsageError(f"{p}: a link out of {path}: not read")
+            if p.is_file():
+                found.append(p)
         if not found:
             raise UsageError(f"{path}: no .sql files in this folder")
         return found
@@ -59,40 +254,17 @@ def files_of(path: Path) -> list[Path]:
     return [path]
 
 
-def load(conn: psycopg.Connection, path: Path, *, what: str) -> None:
-    """Run every statement of a schema file (or folder of migrations) in the open transaction."""
-    import psycopg
-
-    available = {row[0] for row in conn.execute("SELECT name FROM pg_available_extensions")}
-    for file in files_of(path):
-        data = _META.sub(lambda m: b" " * len(m.group(0)), read_input(file, what=what))
-        for start, text in _statements(data, file):
-            extension = _extension(text)
-            if extension is not None and extension not in available:
-                # an extension this server does not have: stand-ins for the functions column
-                # defaults use, else its objects are missing (not the load)
-                text = _STAND_INS.get(extension, "").replace("{schema}", _extension_schema(text))
-                if not text:
-                    continue
-            try:
-                with conn.transaction():
-                    conn.execute(text.encode("utf-8", "surrogateescape"), prepare=False)  # type: ignore[call-overload]
-            except psycopg.Error as exc:
-                line = data.count(b"\n", 0, start) + 1
-                raise UsageError(f"{file}:{line}: {what} does not load: {server.message(exc)}") from None
-    # a dump empties the search path for its own statements: later ones expect the usual one
-    conn.execute("SET search_path TO public, extensions")
-
-
-def _statements(data: bytes, file: Path) -> list[tuple[int, str]]:
+def _statements(data: bytes, place: str) -> list[tuple[int, str]]:
     """Each statement and the byte offset it starts at."""
     from pglast import parser
 
+    if b"\0" in data:
+        raise UsageError(f"{place}: holds a NUL byte: not SQL")
     text = data.decode("utf-8", "surrogateescape")
     try:
         slices = parser.split(text, with_parser=False, only_slices=True)
     except Exception as exc:  # noqa: BLE001 - pglast raises its own error types
-        raise UsageError(f"{file}: does not split into SQL statements: {exc}") from None
+        raise UsageError(f"{place}: does not split into SQL statements: {_first(exc)}") from None
     encoded = text.encode("utf-8", "surrogateescape")
     out = []
     for piece in slices:
@@ -102,23 +274,98 @@ def _statements(data: bytes, file: Path) -> list[tuple[int, str]]:
     return out
 
 
-_STAND_INS = {
-    "pgcrypto": "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE OR REPLACE FUNCTION {schema}.gen_random_uuid()"
-    " RETURNS uuid LANGUAGE sql VOLATILE AS 'SELECT pg_catalog.gen_random_uuid()'",
-    "uuid-ossp": "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE OR REPLACE FUNCTION {schema}.uuid_generate_v4()"
-    " RETURNS uuid LANGUAGE sql VOLATILE AS 'SELECT pg_catalog.gen_random_uuid()'",
-}
-_WITH_SCHEMA = re.compile(r'\bSCHEMA\s+"?(\w+)"?', re.I)
+def _first(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return server.printable(lines[0] if lines else type(exc).__name__)[:200]
 
 
-def _extension_schema(statement: str) -> str:
-    match = _WITH_SCHEMA.search(statement)
-    return '"' + (match.group(1) if match else "public") + '"'
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
-_CREATE_EXTENSION = re.compile(r'^\s*CREATE\s+EXTENSION\s+(?:IF\s+NOT\s+EXISTS\s+)?"?([\w-]+)"?', re.I)
+def _option_text(arg) -> str | None:  # type: ignore[no-untyped-def]
+    value = getattr(arg, "sval", None) or getattr(arg, "str", None)
+    if value is None and isinstance(arg, str):
+        value = arg
+    return str(value) if value is not None else None
 
 
-def _extension(statement: str) -> str | None:
-    match = _CREATE_EXTENSION.match(statement)
-    return match.group(1).lower() if match else None
+# -- a user's database: read, never written ---------------------------------------------------
+
+# Schemas Supabase manages itself: not the project's (its stand-ins are loaded instead).
+_MANAGED = frozenset(
+    """auth storage realtime _realtime graphql graphql_public vault pgsodium pgsodium_masks supabase_functions
+    supabase_migrations net cron pgbouncer _analytics pgtle topology""".split()
+)
+
+
+def _conninfo(url: str) -> tuple[str, str | None]:
+    """The connection string without its password (which goes to pg_dump through its
+    environment, not its command line). A string libpq cannot read is refused without echoing
+    any of it: it may hold a password."""
+    from psycopg import conninfo
+
+    try:
+        params = conninfo.conninfo_to_dict(url)
+    except Exception:  # noqa: BLE001 - libpq's message quotes the string
+        raise server.ServerError("--database-url: not a connection string libpq can read") from None
+    password = params.pop("password", None)
+    return conninfo.make_conninfo(**{k: str(v) for k, v in params.items()}), (str(password) if password is not None else None)
+
+
+def _read_only_facts(url: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """The roles and extensions of the user's database, in a read-only transaction that is
+    rolled back, with lock and statement time-outs."""
+    import psycopg
+
+    conn = server.connect(url)
+    try:
+        conn.execute("SET TRANSACTION READ ONLY")
+        conn.execute("SET LOCAL lock_timeout = '10s'")
+        conn.execute("SET LOCAL statement_timeout = '60s'")
+        roles = [r for (r,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1")]
+        extensions = [
+            (name, schema)
+            for name, schema in conn.execute(
+                "SELECT e.extname, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+                " WHERE e.extname <> 'plpgsql' ORDER BY 1"
+            )
+        ]
+    except psycopg.Error as exc:
+        raise server.ServerError(f"cannot read the database: {server.message(exc)}") from None
+    finally:
+        try:
+            conn.rollback()
+        finally:
+            conn.close()
+    return roles, extensions
+
+
+def _pg_dump(conninfo: str, password: str | None, schemas: list[str]) -> bytes:
+    import os
+
+    binary = server.binary("pg_dump")
+    env = dict(server.CLEAN_ENV)
+    for key in ("HOME", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "PGSERVICEFILE", "PGPASSFILE"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    if password is not None:
+        env["PGPASSWORD"] = password
+    command = [
+        str(binary), "--schema-only", "--no-owner", "--no-subscriptions", "--no-security-labels",
+        "--no-tablespaces", "--lock-wait-timeout=10000", f"--dbname={conninfo}",
+        *(f"--exclude-schema={s}" for s in sorted(_MANAGED - set(schemas))),
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, env=env, timeout=600)
+    except subprocess.TimeoutExpired:
+        raise server.ServerError("pg_dump of --database-url took more than 10 minutes") from None
+    except OSError as exc:
+        raise server.ServerError(f"pg_dump of --database-url did not run: {exc.strerror}") from None
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+        text = lines[-1] if lines else f"exit status {proc.returncode}"
+        if password:
+            text = text.replace(password, "***")
+        raise server.ServerError(f"cannot read the database's schema: {server.printable(text.removeprefix('pg_dump: error: '))[:300]}")
+    return proc.stdout

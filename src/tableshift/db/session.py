@@ -1,0 +1,51 @@
+"""The database the database side works against: the embedded server, set up and loaded with the
+schemas a command needs, in the order they build on each other."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tableshift.db import load, server
+from tableshift.rules import RuleSet
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+@contextlib.contextmanager
+def schemas(rules: RuleSet, legacy_schema: Path | None, database_url: str | None, *, root: Path | None = None) -> Iterator[psycopg.Connection]:
+    """A connection (as the loading role, never a superuser) to a fresh embedded server holding
+    Supabase's basics, the schema of `database_url` (read with pg_dump: nothing runs there), the
+    legacy schema when given, and the rules' target DDL unless the targets are there already
+    (as past `expand`)."""
+    with server.embedded() as srv:
+        admin = server.connect(srv.admin_url, autocommit=True)
+        conn = server.connect(srv.url, autocommit=True)
+        try:
+            loader = load.Loader(conn, admin)
+            loader.prelude()
+            if database_url:
+                wanted = {"public"} | {r.schema for r in rules.tables if r.schema} | {r.target.rpartition(".")[0] for r in rules.tables if "." in r.target}
+                loader.database(database_url, sorted(wanted))
+            if legacy_schema is not None:
+                loader.load(legacy_schema, what="legacy schema", root=root)
+            if rules.schema_path and not all(exists(conn, r.target) for r in rules.tables):
+                loader.load(Path(rules.schema_path), what="target schema", root=root)
+            loader.finish()
+        finally:
+            admin.close()
+        try:
+            conn.autocommit = False
+            yield conn
+        finally:
+            conn.close()
+
+
+def exists(conn: psycopg.Connection, table: str) -> bool:
+    schema, _, name = table.rpartition(".")
+    # quoted: `Tweets` is not `tweets`
+    row = conn.execute("SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL", (schema or "public", name)).fetchone()
+    return bool(row and row[0])
