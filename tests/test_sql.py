@@ -208,7 +208,7 @@ def test_dual_write_never_fails_a_legacy_write_and_enums_cast_through_text(legac
     rules.write_text('version = 1\nname = "enums"\nschema = "target.sql"\n[[table]]\nlegacy = "drafts"\ntarget = "draft_queue"\n')
     proc = run_cli("sql", "--rules", str(rules), "--database-url", legacy_db, "--phase", "expand")
     assert proc.returncode == 0, proc.stderr
-    assert "(NEW.status)::text::queue_status" in proc.stdout
+    assert '(NEW."status")::text::queue_status' in proc.stdout
     run(legacy_db, proc.stdout)
     run(legacy_db, "INSERT INTO drafts VALUES ('00000000-0000-0000-0000-0000000000d1', 'hi', 'posted')")
     assert query(legacy_db, "SELECT status::text FROM draft_queue") == [("posted",)]

@@ -36,14 +36,14 @@ def test_the_report_matches_its_golden_file_and_names_what_only_a_database_sees(
     by_line = {c["line"]: c for c in data["calls"]}
     # a clean rewrite: both sides plan, the renamed column read under its old name
     assert by_line[7]["before"]["status"] == by_line[7]["after"]["status"] == "ok" and by_line[7]["fix"] == "auto"
-    assert "raw_topic AS topic_cluster" in by_line[7]["after"]["sql"]
+    assert '"raw_topic" AS "topic_cluster"' in by_line[7]["after"]["sql"]
     # PostgreSQL's own messages for what no static check sees
     assert by_line[11]["before"]["status"] == "ok"
     assert by_line[11]["after"]["error"] == 'invalid input syntax for type integer: "n/a"' and by_line[11]["fix"] == "review"
     assert by_line[15]["after"]["error"] == "there is no unique or exclusion constraint matching the ON CONFLICT specification"
     # a call on a target table is checked as it is; a call patch leaves to a person is not rewritten
     assert by_line[18]["fix"] == "ok" and by_line[18]["after"]["status"] == "ok"
-    assert by_line[21]["after"] == {"status": "skipped", "error": "not rewritten: review", "sql": None}
+    assert by_line[21]["after"] == {"status": "skipped", "error": "not rewritten: review", "sql": None, "params": None}
 
 
 def test_text_output_names_each_rejection_with_its_place(tmp_path):
@@ -88,8 +88,8 @@ def test_only_ever_one_statement_reaches_the_database():
         def transaction(self, **_):  # pragma: no cover - must not be reached
             raise AssertionError("sent to the database")
 
-    assert statement.check(Refuse(), "SELECT 1; COMMIT") == "not a single statement: not sent to the database"
-    assert statement.check(Refuse(), "SELECT 1 FROM t; DROP TABLE t") == "not a single statement: not sent to the database"
+    assert statement.check(Refuse(), statement.Statement("SELECT 1; COMMIT", [])) == "not a single statement: not sent to the database"
+    assert statement.check(Refuse(), statement.Statement("SELECT 1 FROM t; DROP TABLE t", [])) == "not a single statement: not sent to the database"
 
 
 def _built(code: str) -> list[str]:
@@ -98,7 +98,17 @@ def _built(code: str) -> list[str]:
 
     calls = scan_source(code.encode(), path="x.ts", language="typescript").calls
     fks = [statement.Relationship("posted_content_decision_id_fkey", "posted_content", ("decision_id",), "content_queue", ("decision_id",))]
-    return [statement.build(c, c.table.name, fks) for c in calls]
+    return [_inline(statement.build(c, c.table.name, fks)) for c in calls]
+
+
+def _inline(built) -> str:
+    """The statement with each parameter written in its place, to read in an assertion."""
+    from tableshift.db.catalog import literal
+
+    text = built.sql
+    for n in range(len(built.params), 0, -1):
+        text = text.replace(f"${n}", literal(built.params[n - 1]))
+    return text
 
 
 def test_statements_follow_postgrest_for_each_shape():
@@ -110,15 +120,15 @@ def test_statements_follow_postgrest_for_each_shape():
         "const e = () => supabase.from('content_queue').select('decision_id, posted_content(tweet_id)');\n"
         "const f = () => supabase.from('t').select('status, likes.sum()');\n"
     )
-    assert counted == "SELECT count(*) FROM t AS t WHERE status = 'queued'"
-    assert ranged == "SELECT id, meta->'owner'->>'name' FROM t AS t ORDER BY id LIMIT 10 OFFSET 10"
-    assert logic == "SELECT id FROM t AS t WHERE (likes > '5' OR status IS NULL OR NOT (kind IN ('a', 'b')))"
-    assert upsert == "INSERT INTO t (tweet_id, likes) VALUES ('1', '2') ON CONFLICT (tweet_id) DO NOTHING"
-    assert "(SELECT json_agg(x) FROM (SELECT _posted_content.tweet_id FROM posted_content AS _posted_content" in embedded
-    assert "WHERE _posted_content.decision_id = content_queue.decision_id" in embedded
-    assert aggregate == "SELECT status, sum(likes) FROM t AS t GROUP BY status"
+    assert counted == """SELECT count(*) FROM "t" AS "t" WHERE "status" = 'queued'"""
+    assert ranged == """SELECT "id", "meta"->'owner'->>'name' FROM "t" AS "t" ORDER BY "id" LIMIT 10 OFFSET 10"""
+    assert logic == """SELECT "id" FROM "t" AS "t" WHERE ("likes" > '5' OR "status" IS NULL OR NOT ("kind" IN ('a', 'b')))"""
+    assert upsert == """INSERT INTO "t" ("tweet_id", "likes") VALUES ('1', '2') ON CONFLICT ("tweet_id") DO NOTHING"""
+    assert '(SELECT json_agg(x) FROM (SELECT "_posted_content"."tweet_id" FROM "posted_content" AS "_posted_content"' in embedded
+    assert 'WHERE "_posted_content"."decision_id" = "content_queue"."decision_id"' in embedded
+    assert aggregate == 'SELECT "status", sum("likes") FROM "t" AS "t" GROUP BY "status"'
 
 
 def test_match_is_equality_on_each_key():
     [matched] = _built("const m = () => supabase.from('t').select('id').match({ status: 'queued', likes: 3 });\n")
-    assert matched == "SELECT id FROM t AS t WHERE status = 'queued' AND likes = '3'"
+    assert matched == """SELECT "id" FROM "t" AS "t" WHERE "status" = 'queued' AND "likes" = '3'"""

@@ -3,6 +3,7 @@ column sets it keeps unique (primary key, unique constraints, unique indexes wit
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -84,12 +85,23 @@ def table(conn: psycopg.Connection, name: str, schema: str = "public") -> Table 
 
 
 def quote(name: str) -> str:
-    """An identifier as SQL needs it: bare when it is a plain lower-case name, else in double quotes."""
-    import re
-
-    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) and name not in _RESERVED:
-        return name
+    """An identifier as SQL needs it: always in double quotes, as PostgREST writes them (a bare
+    name could be a keyword, `binary` or `left`, or hold a `$`)."""
+    if "\0" in name:
+        raise ValueError("an identifier cannot hold a NUL byte")
     return '"' + name.replace('"', '""') + '"'
+
+
+def comment(text: str) -> str:
+    """Text from the inputs as it may stand in a `--` comment: on one line, whatever it holds
+    (a line break would end the comment, and what follows would run)."""
+    out = []
+    for ch in str(text):
+        if ch in "\r\n\v\f\x85\u2028\u2029" or not ch.isprintable():
+            out.append(repr(ch)[1:-1] if ch != "\\" else ch)
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def literal(value: object) -> str:
@@ -98,15 +110,11 @@ def literal(value: object) -> str:
         return "NULL"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-_RESERVED = frozenset(
-    "all analyse analyze and any array as asc asymmetric both case cast check collate column constraint create "
-    "current_catalog current_date current_role current_time current_timestamp current_user default deferrable desc "
-    "distinct do else end except false fetch for foreign from grant group having in initially intersect into lateral "
-    "leading limit localtime localtimestamp not null offset on only or order placing primary references returning "
-    "select session_user some symmetric table then to trailing true union unique user using variadic when where window with".split()
-)
+    if isinstance(value, float):  # TOML has nan and inf: never a bare word (it would name a column)
+        return repr(value) if math.isfinite(value) else f"'{value!r}'::float8".replace("nan", "NaN").replace("inf", "Infinity")
+    text = str(value)
+    if "\0" in text:
+        raise ValueError("a text value cannot hold a NUL byte")
+    return "'" + text.replace("'", "''") + "'"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tableshift.db import catalog
-from tableshift.db.catalog import Column, Table, literal, quote
+from tableshift.db.catalog import Column, Table, comment, literal, quote
 from tableshift.errors import UsageError
 from tableshift.rules import RuleSet, TableRule
 
@@ -163,10 +163,11 @@ def _key(rule: TableRule, legacy: Table, target: Table, move: Move) -> list[tupl
 def script(phase: str, rules: RuleSet, plan: list[Move], *, ddl: str, schema_file: str, archive: str) -> str:
     """One phase's script."""
     head = [
-        f"-- tableshift sql --phase {phase} · rules: {rules.name}",
+        f"-- tableshift sql --phase {phase} · rules: {comment(rules.name)}",
         "-- Generated from the legacy and target schemas as PostgreSQL reports them: review before running.",
         "-- One transaction; safe to run twice.",
     ]
+    check_names(plan, archive)
     if phase == "expand":
         body = _expand(plan, ddl=ddl, schema_file=schema_file)
     elif phase == "backfill":
@@ -175,28 +176,56 @@ def script(phase: str, rules: RuleSet, plan: list[Move], *, ddl: str, schema_fil
         body = _parity(plan)
     else:
         body = _contract(plan, archive=archive)
-    return "\n".join([*head, *body]) + "\n"
+    text = "\n".join([*head, *body]) + "\n"
+    _guard(text, phase)
+    return text
+
+
+# What each script may hold at its top level: anything else got in through an input.
+_ALLOWED = {
+    "TransactionStmt", "DoStmt", "CreateFunctionStmt", "CreateTrigStmt", "CreateSchemaStmt", "ViewStmt",
+    "AlterTableStmt", "GrantStmt", "InsertStmt", "CreateStmt", "SelectStmt",
+}  # fmt: skip
+
+
+def _guard(text: str, phase: str) -> None:
+    """The script is the statements tableshift wrote, and only those: it parses, each statement
+    is of a kind the phase writes, and it drops nothing but its own triggers and functions."""
+    from pglast import parser
+
+    try:
+        statements = parser.parse_sql(text)
+    except Exception as exc:  # noqa: BLE001 - pglast's own error types
+        raise UsageError(f"sql --phase {phase}: the script does not parse ({str(exc).splitlines()[0][:120]}): a name or value from the inputs broke it") from None
+    for raw in statements:
+        node = raw.stmt
+        kind = type(node).__name__
+        if kind == "DropStmt" and str(getattr(node.removeType, "name", node.removeType)) in ("OBJECT_TRIGGER", "OBJECT_FUNCTION"):
+            continue
+        if kind not in _ALLOWED:
+            raise UsageError(f"sql --phase {phase}: the script would hold a {kind} tableshift never writes: a name or value from the inputs broke it")
 
 
 def _comment(move: Move) -> list[str]:
-    out = [f"-- {move.legacy.name} -> {move.target.name}"]
+    """What a move does, in comments: every name and value from the inputs on one line each."""
+    out = [f"{move.legacy.name} -> {move.target.name}"]
     renamed = [f"{o.name} -> {n.name}" for o, n in move.copied if o.name != n.name]
     casts = [f"{o.name} ({o.type} -> {n.type})" for o, n in move.casts]
-    out.append("--   copied: " + (", ".join(o.name for o, _ in move.copied) or "nothing"))
+    out.append("  copied: " + (", ".join(o.name for o, _ in move.copied) or "nothing"))
     if renamed:
-        out.append("--   renamed: " + ", ".join(renamed))
+        out.append("  renamed: " + ", ".join(renamed))
     if casts:
-        out.append("--   cast: " + ", ".join(casts))
+        out.append("  cast: " + ", ".join(casts))
     if move.constants:
-        out.append("--   set: " + ", ".join(f"{c} = {literal(v)}" for c, v in move.constants))
+        out.append("  set: " + ", ".join(f"{c} = {literal(v)}" for c, v in move.constants))
     for note in move.notes:
-        out.append(f"--   not copied: {note}" if not note.startswith("warning") else f"--   {note}")
+        out.append(f"  not copied: {note}" if not note.startswith("warning") else f"  {note}")
     if move.key:
-        out.append("--   rows correspond by: " + ", ".join(f"{o.name} = {move.target.name}.{n.name}" for o, n in move.key))
+        out.append("  rows correspond by: " + ", ".join(f"{o.name} = {move.target.name}.{n.name}" for o, n in move.key))
     else:
-        out.append(f"--   no key: {move.legacy.name} and {move.target.name} share no unique column set (set `key` in the rules);")
-        out.append("--   inserts are propagated, updates and deletes are not, and rows are matched by every copied column")
-    return out
+        out.append(f"  no key: {move.legacy.name} and {move.target.name} share no unique column set (set `key` in the rules);")
+        out.append("  inserts are propagated, updates and deletes are not, and rows are matched by every copied column")
+    return ["-- " + comment(line) for line in out]
 
 
 def _values(move: Move, ref: str) -> tuple[list[str], list[str]]:
@@ -206,6 +235,7 @@ def _values(move: Move, ref: str) -> tuple[list[str], list[str]]:
 
 
 def _unique_tag(text: str, base: str) -> str:
+    """A dollar-quote tag that does not occur in `text` (so the text cannot end the quote)."""
     tag = f"${base}$"
     n = 0
     while tag in text:
@@ -214,24 +244,71 @@ def _unique_tag(text: str, base: str) -> str:
     return tag
 
 
+def _do(lines: list[str], base: str = "tableshift") -> list[str]:
+    """A DO block around `lines` (from BEGIN / DECLARE to the closing END), quoted with a tag
+    its body does not hold."""
+    tag = _unique_tag("\n".join(lines), base)
+    return [f"DO {tag}", *lines[:-1], f"{lines[-1]} {tag};"]
+
+
+NAME_LIMIT = 63  # bytes PostgreSQL keeps of a name
+
+
+def function_name(legacy: Table) -> str:
+    """The dual-write function of a legacy table: `tableshift_sync_<table>`, or, past 63 bytes
+    (where PostgreSQL would cut it, and two tables could share one), cut with a hash of the
+    whole name."""
+    import hashlib
+
+    name = f"tableshift_sync_{legacy.name}"
+    if len(name.encode()) <= NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(f"{legacy.schema}.{legacy.name}".encode()).hexdigest()[:10]
+    cut = name.encode()[: NAME_LIMIT - len(digest) - 1].decode("utf-8", "ignore")
+    return f"{cut}_{digest}"
+
+
+def _function(legacy: Table) -> str:
+    return f"{quote(legacy.schema)}.{quote(function_name(legacy))}"
+
+
+def check_names(plan: list[Move], archive: str) -> None:
+    """Every name the scripts create is one PostgreSQL keeps whole, and no two collide."""
+    if len(archive.encode()) > NAME_LIMIT:
+        raise UsageError(f"--archive-schema: {archive[:20]!r}... is longer than PostgreSQL's {NAME_LIMIT} bytes")
+    seen: dict[tuple[str, str], str] = {}
+    for move in plan:
+        key = (move.legacy.schema, function_name(move.legacy))
+        if key in seen and seen[key] != move.legacy.name:
+            raise UsageError(f"legacy tables {seen[key]!r} and {move.legacy.name!r} would share one dual-write function")
+        seen[key] = move.legacy.name
+    moved = [m.legacy.name for m in plan]
+    if len(set(moved)) != len(moved):
+        raise UsageError(f"two legacy tables named {next(n for n in moved if moved.count(n) > 1)!r} would both move to {archive}")
+
+
 def _expand(plan: list[Move], *, ddl: str, schema_file: str) -> list[str]:
     out = ["BEGIN;", ""]
     targets = sorted({m.target.qualified for m in plan})
-    missing = " AND ".join(f"to_regclass('{t}') IS NULL" for t in targets)
-    present = " AND ".join(f"to_regclass('{t}') IS NOT NULL" for t in targets)
+    missing = " AND ".join(f"to_regclass({literal(t)}) IS NULL" for t in targets)
+    present = " AND ".join(f"to_regclass({literal(t)}) IS NOT NULL" for t in targets)
     tag = _unique_tag(ddl, "tableshift_ddl")
+    refusal = f"tableshift: some target tables exist and others do not ({', '.join(targets)}): create them by hand"
     out += [
-        f"-- 1. The target tables, from {schema_file}: created when none of them exists yet.",
-        "DO $tableshift$",
-        "BEGIN",
-        f"  IF {missing} THEN",
-        f"    EXECUTE {tag}",
-        ddl.strip(),
-        f"{tag};",
-        f"  ELSIF NOT ({present}) THEN",
-        f"    RAISE EXCEPTION 'tableshift: some target tables exist and others do not ({', '.join(targets)}): create them by hand';",
-        "  END IF;",
-        "END $tableshift$;",
+        f"-- 1. The target tables, from {comment(schema_file)}: created when none of them exists yet.",
+        *_do(
+            [
+                "BEGIN",
+                f"  IF {missing} THEN",
+                f"    EXECUTE {tag}",
+                ddl.strip(),
+                f"{tag};",
+                f"  ELSIF NOT ({present}) THEN",
+                f"    RAISE EXCEPTION '%', {literal(refusal)};",
+                "  END IF;",
+                "END",
+            ]
+        ),
         "",
         "-- 2. Dual-write: every insert, update and delete on a legacy table is applied to its target.",
     ]
@@ -243,7 +320,7 @@ def _expand(plan: list[Move], *, ddl: str, schema_file: str) -> list[str]:
 
 def _trigger(move: Move) -> list[str]:
     legacy = move.legacy
-    function = f"{quote(legacy.schema)}.{quote('tableshift_sync_' + legacy.name)}"
+    function = _function(legacy)
     target = move.target.qualified
     columns, new_values = _values(move, "NEW")
     sets = ", ".join(f"{c} = {v}" for c, v in zip(columns, new_values)) or "-- nothing to copy"
@@ -270,17 +347,20 @@ def _trigger(move: Move) -> list[str]:
     else:
         body += [f"    {insert}", "  END IF;"]
         events = "INSERT"
-    tag = _unique_tag("\n".join(body), "tableshift_fn")
-    return [
-        f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS {tag}",
+    text = [
         "BEGIN",
         "  BEGIN  -- a row the target refuses (a value that does not cast) never fails the legacy write:",
         "         -- it is left out, with a warning, and parity lists it",
         *("  " + line for line in body),
         "  EXCEPTION WHEN others THEN",
-        f"    RAISE WARNING 'tableshift: % on {legacy.name} not applied to {move.target.name}: %', TG_OP, SQLERRM;",
+        f"    RAISE WARNING 'tableshift: % on % not applied to %: %', TG_OP, {literal(legacy.name)}, {literal(move.target.name)}, SQLERRM;",
         "  END;",
         "  RETURN NULL;",
+    ]
+    tag = _unique_tag("\n".join(text), "tableshift_fn")
+    return [
+        f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS {tag}",
+        *text,
         f"END {tag};",
         f"DROP TRIGGER IF EXISTS tableshift_sync ON {legacy.qualified};",
         f"CREATE TRIGGER tableshift_sync AFTER {events} ON {legacy.qualified}",
@@ -329,22 +409,23 @@ def _backfill(plan: list[Move]) -> list[str]:
             continue
         columns, values = _values(move, "s")
         conditions = [f"NOT EXISTS (SELECT 1 FROM {move.target.qualified} AS t WHERE {' AND '.join(move.matched('t', 's'))})", *(_castable(old, new, "s") for old, new in move.casts)]
-        out += [
-            "DO $tableshift$",
-            "DECLARE",
-            "  last tid := '(0,0)';",
-            "BEGIN",
-            "  LOOP  -- one pass over the legacy table, in physical order",
-            f"    WITH batch AS (SELECT s.ctid AS tableshift_tid, s.* FROM {move.legacy.qualified} AS s",
-            f"                   WHERE s.ctid > last ORDER BY s.ctid LIMIT {BATCH}),",
-            f"         copied AS (INSERT INTO {move.target.qualified} ({', '.join(columns)})",
-            f"                    SELECT {', '.join(values)} FROM batch AS s",
-            f"                    WHERE {(chr(10) + '                      AND ').join(conditions)})",
-            "    SELECT max(tableshift_tid) INTO last FROM batch;",
-            "    EXIT WHEN last IS NULL;",
-            "  END LOOP;",
-            "END $tableshift$;",
-        ]
+        out += _do(
+            [
+                "DECLARE",
+                "  last tid := '(0,0)';",
+                "BEGIN",
+                "  LOOP  -- one pass over the legacy table, in physical order",
+                f"    WITH batch AS (SELECT s.ctid AS tableshift_tid, s.* FROM {move.legacy.qualified} AS s",
+                f"                   WHERE s.ctid > last ORDER BY s.ctid LIMIT {BATCH}),",
+                f"         copied AS (INSERT INTO {move.target.qualified} ({', '.join(columns)})",
+                f"                    SELECT {', '.join(values)} FROM batch AS s",
+                f"                    WHERE {(chr(10) + '                      AND ').join(conditions)})",
+                "    SELECT max(tableshift_tid) INTO last FROM batch;",
+                "    EXIT WHEN last IS NULL;",
+                "  END LOOP;",
+                "END",
+            ]
+        )
     out += ["", "SELECT * FROM tableshift_not_copied ORDER BY 1, 2, 3;", "", "COMMIT;"]
     return out
 
@@ -434,7 +515,7 @@ def _parity(plan: list[Move]) -> list[str]:
 
 def _contract(plan: list[Move], *, archive: str) -> list[str]:
     out = [
-        f"-- Drops the dual-write triggers, moves each legacy table to the schema {archive}, and puts a",
+        f"-- Drops the dual-write triggers, moves each legacy table to the schema {comment(archive)}, and puts a",
         "-- compatibility view in its place: legacy name, legacy column names, the rules' `where` for",
         "-- merged tables, security_invoker so row-level security still applies, and simple enough that",
         "-- old code can still insert and update through it. Dropped columns are not faked. The view",
@@ -445,22 +526,26 @@ def _contract(plan: list[Move], *, archive: str) -> list[str]:
     ]
     for move in plan:
         legacy = move.legacy
-        function = f"{quote(legacy.schema)}.{quote('tableshift_sync_' + legacy.name)}"
+        function = _function(legacy)
         moved = f"{quote(archive)}.{quote(legacy.name)}"
+        refusal = f"tableshift: {archive}.{legacy.name} exists already: {legacy.name} cannot move there"
         out += [
             "",
             *_comment(move),
-            "DO $tableshift$",
-            "BEGIN",
-            "  IF EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace",
-            f"             WHERE n.nspname = {literal(legacy.schema)} AND c.relname = {literal(legacy.name)} AND c.relkind IN ('r', 'p')) THEN",
-            f"    DROP TRIGGER IF EXISTS tableshift_sync ON {legacy.qualified};",
-            f"    IF to_regclass({literal(moved)}) IS NOT NULL THEN",
-            f"      RAISE EXCEPTION 'tableshift: {archive}.{legacy.name} exists already: {legacy.name} cannot move there';",
-            "    END IF;",
-            f"    ALTER TABLE {legacy.qualified} SET SCHEMA {quote(archive)};",
-            "  END IF;",
-            "END $tableshift$;",
+            *_do(
+                [
+                    "BEGIN",
+                    "  IF EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace",
+                    f"             WHERE n.nspname = {literal(legacy.schema)} AND c.relname = {literal(legacy.name)} AND c.relkind IN ('r', 'p')) THEN",
+                    f"    DROP TRIGGER IF EXISTS tableshift_sync ON {legacy.qualified};",
+                    f"    IF to_regclass({literal(moved)}) IS NOT NULL THEN",
+                    f"      RAISE EXCEPTION '%', {literal(refusal)};",
+                    "    END IF;",
+                    f"    ALTER TABLE {legacy.qualified} SET SCHEMA {quote(archive)};",
+                    "  END IF;",
+                    "END",
+                ]
+            ),
             f"DROP FUNCTION IF EXISTS {function}();",
         ]
         selected = []
@@ -488,7 +573,11 @@ def _contract(plan: list[Move], *, archive: str) -> list[str]:
             f"  SELECT {', '.join(selected)}",
             f"  FROM {move.target.qualified} AS t" + (f"\n  WHERE {where}" if where else "") + ";",
             *defaults,
-            *(f"GRANT {', '.join(privileges)} ON {legacy.qualified} TO {quote(role)};" for role, privileges in sorted(grants.items())),
+            *(f"GRANT {', '.join(privileges)} ON {legacy.qualified} TO {_grantee(role)};" for role, privileges in sorted(grants.items())),
         ]
     out += ["", "COMMIT;"]
     return out
+
+
+def _grantee(role: str) -> str:
+    return "PUBLIC" if role == "PUBLIC" else quote(role)

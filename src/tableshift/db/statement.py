@@ -9,6 +9,7 @@ are joined through a foreign key, as PostgREST finds them; a call whose parts ar
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -49,17 +50,36 @@ def relationships(conn: psycopg.Connection) -> list[Relationship]:
     return [Relationship(name, child, tuple(cc), parent, tuple(pc)) for name, child, parent, cc, pc in rows]
 
 
-def build(call: Call, table: str, fks: list[Relationship]) -> str:
+@dataclass(slots=True)
+class Statement:
+    """SQL with `$n` placeholders, and the text of each value (None: a NULL of the column's type),
+    bound as parameters as PostgREST binds them: never spliced into the text."""
+
+    sql: str
+    params: list[str | None]
+
+    def bind(self, value: str | None) -> str:
+        self.params.append(value)
+        return f"${len(self.params)}"
+
+
+def build(call: Call, table: str, fks: list[Relationship]) -> Statement:
     """The statement for `call` on `table` (the call's own, or its target after a rewrite)."""
+    out = Statement("", [])
+    out.sql = _build(call, table, fks, out)
+    return out
+
+
+def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str:
     if call.kind is not Kind.TABLE:
         raise Unchecked(f"{call.kind.value} calls are not checked")
     columns = call.columns
     target = quote(table) if "." not in table else ".".join(quote(p) for p in table.split(".", 1))
     plain = [c for c in columns.filter if c.op not in ("order", "or") and c.qualifier is None]
     either = [c for c in columns.filter if c.op == "or" and c.qualifier is None]
-    where = [_condition(c) for c in plain]
+    where = [_condition(c, p) for c in plain]
     if either:  # the conditions of or() strings: any one of them
-        where.append("(" + " OR ".join(_condition(c) for c in either) + ")")
+        where.append("(" + " OR ".join(_condition(c, p) for c in either) + ")")
     where_sql = f" WHERE {' AND '.join(where)}" if where else ""
     op = call.operation
     options = dict(call.options)
@@ -83,12 +103,12 @@ def build(call: Call, table: str, fks: list[Relationship]) -> str:
     if op is Operation.UPDATE:
         if not writes:
             raise Unchecked("update payload is not visible")
-        sets = ", ".join(f"{quote(c.name)} = {_value(c.value)}" for c in writes)
+        sets = ", ".join(f"{quote(c.name)} = {p.bind(c.value)}" for c in writes)
         return f"UPDATE {target} SET {sets}{where_sql}"
     if not writes:
         raise Unchecked(f"{op.value} payload is not visible")
     names = ", ".join(quote(c.name) for c in writes)
-    values = ", ".join(_value(c.value) for c in writes)
+    values = ", ".join(p.bind(c.value) for c in writes)
     statement = f"INSERT INTO {target} ({names}) VALUES ({values})"
     if op is Operation.UPSERT:
         conflict = [quote(c.name) for c in columns.on_conflict]
@@ -107,13 +127,13 @@ def _limit(options: dict[str, str]) -> str:
     parts = []
     if "range" in options:
         first, _, last = options["range"].partition(",")
-        if first.isdigit() and last.isdigit():
+        if re.fullmatch(r"[0-9]+", first) and re.fullmatch(r"[0-9]+", last):
             parts.append(f" LIMIT {int(last) - int(first) + 1} OFFSET {int(first)}")
         else:
             parts.append(" LIMIT NULL OFFSET NULL")
     elif "limit" in options:
         value = options["limit"]
-        parts.append(f" LIMIT {value if value.isdigit() else 'NULL'}")
+        parts.append(f" LIMIT {value if re.fullmatch(r'[0-9]+', value) else 'NULL'}")
     return "".join(parts)
 
 
@@ -122,10 +142,6 @@ def _unique_writes(write: tuple[Column, ...]) -> list[Column]:
     for c in write:
         seen.setdefault(c.name, c)  # an array payload repeats keys: one column each
     return list(seen.values())
-
-
-def _value(value: str | None) -> str:
-    return "NULL" if value is None else literal(value)
 
 
 def _ref(c: Column) -> str:
@@ -146,7 +162,7 @@ def _json_path(path: str) -> str:
         while j < len(path) and not path.startswith("->", j):
             j += 1
         key = path[i:j]
-        out.append(arrow + (key if key.lstrip("-").isdigit() else literal(key)))
+        out.append(arrow + (key if re.fullmatch(r"-?[0-9]+", key) else literal(key)))
         i = j
     return "".join(out)
 
@@ -161,6 +177,8 @@ def _select_item(c: Column) -> str:
     else:
         expr = _ref(c)
     if c.cast:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", c.cast):
+            raise Unchecked(f"cast to {c.cast!r} is not a type name")
         expr = f"({expr})::{c.cast}"
     return expr + (f" AS {quote(c.alias)}" if c.alias else "")
 
@@ -171,19 +189,19 @@ def _group_by(select: tuple[Column, ...]) -> list[str]:
     return [_ref(c) for c in select if not c.aggregate and c.name != "*"]
 
 
-def _condition(c: Column) -> str:
+def _condition(c: Column, p: Statement) -> str:
     ref = _ref(c)
     if c.op in ("or", "and") and c.value is not None:
-        return _logic(ref, c.value)
+        return _logic(ref, c.value, p)
     # `.match({ a: 1 })` is equality on each key; `match` inside an or() string is a regex
     operator = "=" if c.op == "match" else _COMPARE.get(c.op)
     if c.op == "is":
         return f"{ref} IS {_is_value(c.value)}"
     if c.op == "in":
-        return f"{ref} = ANY({_value(c.value)})" if c.value is not None else f"{ref} IN (NULL)"
+        return f"{ref} = ANY({p.bind(c.value)})" if c.value is not None else f"{ref} IN (NULL)"
     if operator is None:  # textSearch, not(), filter(), range operators: the column must exist
         return f"({ref} IS NULL OR {ref} IS NOT NULL)"
-    return f"{ref} {operator} {_value(c.value)}"
+    return f"{ref} {operator} {p.bind(c.value)}"
 
 
 def _is_value(value: str | None) -> str:
@@ -191,7 +209,7 @@ def _is_value(value: str | None) -> str:
     return text.upper() if text in ("null", "true", "false", "unknown") else "NULL"
 
 
-def _logic(ref: str, condition: str) -> str:
+def _logic(ref: str, condition: str, p: Statement) -> str:
     """`not.eq.1` (one condition of an or() string) as SQL on `ref`."""
     negated = condition.startswith("not.")
     rest = condition[4:] if negated else condition
@@ -200,9 +218,9 @@ def _logic(ref: str, condition: str) -> str:
         sql = f"{ref} IS {_is_value(value)}"
     elif operator == "in":
         items = [v.strip().strip('"') for v in value.strip("()").split(",") if v.strip()]
-        sql = f"{ref} IN ({', '.join(literal(v) for v in items) or 'NULL'})"
+        sql = f"{ref} IN ({', '.join(p.bind(v) for v in items) or 'NULL'})"
     elif operator in _COMPARE:
-        sql = f"{ref} {_COMPARE[operator]} {literal(value)}"
+        sql = f"{ref} {_COMPARE[operator]} {p.bind(value)}"
     else:
         sql = f"({ref} IS NULL OR {ref} IS NOT NULL)"
     return f"NOT ({sql})" if negated else sql
@@ -240,19 +258,20 @@ class EmbedError(Exception):
     """PostgREST's own refusal to embed: no relationship, or more than one."""
 
 
-def check(conn: psycopg.Connection, sql: str) -> str | None:
+def check(conn: psycopg.Connection, statement: Statement) -> str | None:
     """PostgreSQL's message when it rejects the statement (planned with EXPLAIN, never run), else None."""
     from pglast import parser
 
     from tableshift.db.server import rejected
 
-    # one statement, and only one, ever reaches the database: names and values from code are
-    # quoted, and this makes sure of it before a user's database sees the text
+    # one statement, and only one, ever reaches the database: names are quoted and values are
+    # parameters; pglast makes sure of it, and so does the extended protocol
     try:
-        pieces = parser.split(sql)
+        pieces = parser.split(statement.sql)
     except Exception:  # noqa: BLE001 - pglast's parse errors: its scanner still splits
-        pieces = parser.split(sql, with_parser=False)
+        pieces = parser.split(statement.sql, with_parser=False)
     if len(pieces) != 1:
         return "not a single statement: not sent to the database"
-    return rejected(conn, f"EXPLAIN {sql}")
-
+    if any(v is not None and "\0" in v for v in statement.params):
+        return 'invalid byte sequence for encoding "UTF8": 0x00'  # what PostgreSQL says of a NUL in text
+    return rejected(conn, f"EXPLAIN {statement.sql}", statement.params)

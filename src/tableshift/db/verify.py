@@ -20,7 +20,7 @@ from tableshift.scan import scan_source
 if TYPE_CHECKING:
     import psycopg
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `sql` has $n placeholders, and `params` their values
 REJECTED = "PostgreSQL rejects the rewritten call: "
 
 
@@ -79,18 +79,20 @@ def _table(call: Call) -> str:
 
 
 def _skipped(why: str) -> dict[str, Any]:
-    return {"status": "skipped", "error": why, "sql": None}
+    return {"status": "skipped", "error": why, "sql": None, "params": None}
 
 
 def _check(conn: psycopg.Connection, call: Call, table: str, fks: list[statement.Relationship]) -> dict[str, Any]:
     try:
-        sql = statement.build(call, table, fks)
+        built = statement.build(call, table, fks)
     except statement.Unchecked as exc:
         return _skipped(str(exc))
     except statement.EmbedError as exc:
-        return {"status": "error", "error": f"PostgREST: {exc}", "sql": None}
-    error = statement.check(conn, sql)
-    return {"status": "error" if error else "ok", "error": error, "sql": sql}
+        return {"status": "error", "error": f"PostgREST: {exc}", "sql": None, "params": None}
+    except ValueError as exc:  # a name or key holding a NUL byte: no request can carry it
+        return {"status": "error", "error": str(exc), "sql": None, "params": None}
+    error = statement.check(conn, built)
+    return {"status": "error" if error else "ok", "error": error, "sql": built.sql, "params": built.params}
 
 
 def _rewritten(source, outcome: FileOutcome) -> dict[int, Call]:  # type: ignore[no-untyped-def]
