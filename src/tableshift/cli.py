@@ -516,9 +516,9 @@ def init(
     scanned = [p.as_posix() for p in inputs.paths]
     config = [
         "# tableshift configuration: `tableshift audit`, `patch`, `check` and `baseline` read it from here.",
-        f'rules = "{rules_file.as_posix()}"',
+        f"rules = {_toml_string(rules_file.as_posix())}",
         'baseline = "tableshift-baseline.json"',
-        "paths = [" + ", ".join(f'"{p}"' for p in scanned) + "]",
+        "paths = [" + ", ".join(_toml_string(p) for p in scanned) + "]",
         "# exclude = [\"src/generated/\"]",
         "# strict = true   # dynamic calls that may be legacy fail `check` too",
         "",
@@ -529,7 +529,7 @@ def init(
         "# their targets; add `renames`, `drop`, `where` and `set` as the README's Rules files section",
         "# describes. Tables are listed most used first, as `tableshift audit` found them.",
         "version = 1",
-        f"name = {json.dumps(name)}",
+        f"name = {_toml_string(name)}",
         '# schema = "target-schema.sql"   # the targets\' DDL: columns are checked against it',
     ]
     for t in tables:
@@ -538,9 +538,9 @@ def init(
         writes = sum(ops.get(o, 0) for o in ("insert", "update", "upsert", "delete"))
         rules += [
             "",
-            f"# {t['name']}: {t['calls']} calls ({reads} reads, {writes} writes) in {t['files']} files",
+            f"# {_toml_comment(t['name'])}: {t['calls']} calls ({reads} reads, {writes} writes) in {t['files']} files",
             "# [[table]]",
-            f"# legacy = {json.dumps(t['name'])}",
+            f"# legacy = {_toml_string(t['name'])}",
             '# target = ""',
         ]
     from tableshift.fsutil import write_atomic
@@ -554,6 +554,24 @@ def init(
         markup=False,
         highlight=False,
     )
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: every control character escaped, so no name can end the line it is on."""
+    out = ['"']
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F or ch in "\x85\u2028\u2029":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out) + '"'
+
+
+def _toml_comment(text: str) -> str:
+    """Text as it may stand in a TOML comment: on one line, control characters shown escaped."""
+    return _toml_string(text)[1:-1]
 
 
 class VerifyFormat(StrEnum):

@@ -351,6 +351,7 @@ def _pg_dump(conninfo: str, password: str | None, schemas: list[str]) -> bytes:
             env[key] = os.environ[key]
     if password is not None:
         env["PGPASSWORD"] = password
+    env["PGOPTIONS"] = "-c standard_conforming_strings=on"  # the dump's text quoted the standard way
     command = [
         str(binary), "--schema-only", "--no-owner", "--no-subscriptions", "--no-security-labels",
         "--no-tablespaces", "--lock-wait-timeout=10000", f"--dbname={conninfo}",
