@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import errno
 import gc
 import os
 import signal
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Annotated, BinaryIO, Optional
+from typing import TYPE_CHECKING, Annotated, BinaryIO, NoReturn, Optional
 
 import typer
 
@@ -827,6 +828,26 @@ def _emit(text: str, output: Path | None) -> None:
     _wrote(output)
 
 
+# What the machine ran out of, not what tableshift got wrong: one line, exit status 2.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EMFILE, errno.ENFILE, errno.ENOMEM}
+
+
+def printable_text(text: str) -> str:
+    from tableshift.report.escape import printable
+
+    return printable(text)
+
+
+def _internal(exc: BaseException) -> NoReturn:
+    if os.environ.get("TABLESHIFT_DEBUG"):
+        raise exc
+    print(
+        f"tableshift: internal error: {type(exc).__name__}: {exc} (set TABLESHIFT_DEBUG=1 for a traceback)",
+        file=sys.stderr,
+    )
+    sys.exit(EXIT_INTERNAL)
+
+
 def main() -> None:
     """Entry point: every error is one line on stderr with its exit status, never a traceback."""
     # A short-lived run that builds many small acyclic records: the cycle collector only costs time.
@@ -846,16 +867,17 @@ def main() -> None:
         sys.exit(EXIT_USAGE)
     except (KeyboardInterrupt, typer.Abort):
         _SIGNAL[0] = _SIGNAL[0] or signal.SIGINT
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            _internal(exc)
+        # the disk, not tableshift: temporary files were removed on the way out
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"tableshift: error: {printable_text(where)}{exc.strerror}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
     except Exception as exc:
         if _is_cli_usage_error(exc):
             sys.exit(_usage_error(exc))
-        if os.environ.get("TABLESHIFT_DEBUG"):
-            raise
-        print(
-            f"tableshift: internal error: {type(exc).__name__}: {exc} (set TABLESHIFT_DEBUG=1 for a traceback)",
-            file=sys.stderr,
-        )
-        sys.exit(EXIT_INTERNAL)
+        _internal(exc)
     if _SIGNAL[0]:
         # typer turns an interrupt into a silent 130; temporary files are gone, workers killed
         print("tableshift: terminated" if _SIGNAL[0] == signal.SIGTERM else "tableshift: interrupted", file=sys.stderr)

@@ -321,6 +321,8 @@ def test_a_code_literal_never_becomes_sql_even_with_standard_strings_off(tmp_pat
     data = json.loads(proc.stdout)
     assert data["calls"][0]["before"]["status"] == "ok"
     assert data["calls"][0]["before"]["params"] == ["\\'; COMMIT; DROP TABLE victim; --"]
+    # a NUL in a value: PostgreSQL's own answer, not an internal error
+    assert [c["before"]["error"] for c in data["calls"][1:]] == ['invalid byte sequence for encoding "UTF8": 0x00'] * 2
 
 
 def test_a_locked_table_in_the_users_database_is_a_one_line_error(tmp_path, user_db):
@@ -363,3 +365,28 @@ def test_init_keeps_every_table_name_inside_its_comment_and_string(tmp_path):
     rules = tomllib.loads((tmp_path / "tableshift-rules.toml").read_text())
     assert "table" not in rules
     tomllib.loads((tmp_path / "tableshift.toml").read_text())
+
+
+# -- one line, exit status 2, whatever the machine runs out of ---------------------------------
+
+
+def test_disk_full_while_patch_spills_is_one_line(tmp_path):
+    from conftest import FIXTURES, RULES
+
+    code = textwrap.dedent(
+        f"""\
+        import errno, sys, tempfile
+
+        class Full(tempfile.SpooledTemporaryFile):
+            def write(self, data):
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+        tempfile.SpooledTemporaryFile = Full  # render imports it where it spills
+        sys.argv = ["tableshift", "patch", {str(FIXTURES / "demo-app")!r}, "--rules", {str(RULES)!r}, "--no-cache", "--report", {str(tmp_path / "r.json")!r}]
+        from tableshift.cli import main
+        main()
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == ["tableshift: error: No space left on device"]

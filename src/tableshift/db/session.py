@@ -37,9 +37,16 @@ def schemas(rules: RuleSet, legacy_schema: Path | None, database_url: str | None
             loader.finish()
         finally:
             admin.close()
+        import psycopg
+
         try:
+            # what verify sends is planned, never run; a hostile schema's functions still meet a limit
+            conn.execute(f"SET statement_timeout = '{server.STATEMENT_TIMEOUT}'")
+            conn.execute("SET lock_timeout = '10s'")
             conn.autocommit = False
             yield conn
+        except psycopg.Error as exc:  # a time-out, a server that went away: one line, not a traceback
+            raise server.ServerError(f"the embedded PostgreSQL failed: {server.message(exc)}") from None
         finally:
             conn.close()
 
