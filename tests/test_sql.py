@@ -234,3 +234,48 @@ def test_a_table_with_no_key_keeps_every_copy_of_a_row(legacy_db, tmp_path):
     run(legacy_db, backfill)  # idempotent: no copy twice
     assert query(legacy_db, "SELECT count(*) FROM note_items") == [(3,)]
     assert run(legacy_db, parity) == []
+
+
+def test_a_real_shaped_supabase_migrations_folder_loads(tmp_path):
+    """The shapes real `supabase/migrations` folders hold: transactions, extensions in `extensions`,
+    uuid-ossp defaults, storage policies, realtime, moddatetime triggers, cron and queue calls the
+    embedded server lacks, text beyond ASCII before a statement."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "20240101000000_init.sql").write_text(
+        "BEGIN;\n"
+        "create extension if not exists vector with schema extensions;\n"
+        "create extension if not exists moddatetime schema extensions;\n"
+        "create extension if not exists http with schema extensions;\n"
+        "create table public.files (\n"
+        "  id uuid primary key default uuid_generate_v4(),\n"
+        "  user_id uuid not null references auth.users (id) on delete cascade,\n"
+        "  name text not null, embedding extensions.vector(3),\n"
+        "  updated_at timestamptz default now()\n"
+        ");\n"
+        "create trigger touch before update on public.files for each row execute procedure extensions.moddatetime (updated_at);\n"
+        "COMMIT;\n",
+        encoding="utf-8",
+    )
+    (folder / "20240102000000_storage.sql").write_text(
+        "-- Les fichiers — chacun à son propriétaire\n"
+        "insert into storage.buckets (id, name, public) values ('files', 'files', false);\n"
+        "create policy \"own files\" on storage.objects for select to authenticated using (auth.uid()::text = (storage.foldername(name))[1]);\n"
+        "alter publication supabase_realtime add table public.files;\n"
+        "select cron.schedule('nightly', '0 3 * * *', $$delete from public.files where name = ''tmp''$$);\n"
+        "select pgmq.create('jobs');\n"
+        "comment on table public.files is 'Fichiers — utilisateur';\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "target.sql").write_text("CREATE TABLE documents (id uuid PRIMARY KEY, user_id uuid NOT NULL, name text NOT NULL);\n")
+    rules = tmp_path / "rules.toml"
+    rules.write_text('version = 1\nname = "real"\nschema = "target.sql"\n[[table]]\nlegacy = "files"\ntarget = "documents"\n')
+    proc = run_cli("sql", "--rules", str(rules), "--legacy-schema", str(folder), "--phase", "expand")
+    assert proc.returncode == 0, proc.stderr
+    assert "2 top-level SELECT calls into functions the embedded server lacks were not run" in proc.stderr
+    assert '"public"."tableshift_sync_files"' in proc.stdout
+    broken = folder / "20240103000000_broken.sql"
+    broken.write_text("-- a comment — first\n\ncreate table x (id int references nowhere (id));\n", encoding="utf-8")
+    proc = run_cli("sql", "--rules", str(rules), "--legacy-schema", str(folder), "--phase", "expand")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"tableshift: error: {broken}:3: legacy schema does not load: relation \"nowhere\" does not exist")

@@ -56,9 +56,62 @@ CREATE OR REPLACE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS
   $f$ SELECT nullif(coalesce(current_setting('request.jwt.claim.sub', true), (current_setting('request.jwt.claims', true)::jsonb ->> 'sub')), '')::uuid $f$;
 CREATE OR REPLACE FUNCTION auth.role() RETURNS text LANGUAGE sql STABLE AS
   $f$ SELECT nullif(coalesce(current_setting('request.jwt.claim.role', true), (current_setting('request.jwt.claims', true)::jsonb ->> 'role')), '')::text $f$;
+CREATE OR REPLACE FUNCTION auth.email() RETURNS text LANGUAGE sql STABLE AS
+  $f$ SELECT nullif(coalesce(current_setting('request.jwt.claim.email', true), (current_setting('request.jwt.claims', true)::jsonb ->> 'email')), '')::text $f$;
 CREATE OR REPLACE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE AS
   $f$ SELECT coalesce(nullif(current_setting('request.jwt.claim', true), ''), nullif(current_setting('request.jwt.claims', true), ''))::jsonb $f$;
+CREATE TABLE IF NOT EXISTS storage.buckets (
+  id text PRIMARY KEY,
+  name text NOT NULL UNIQUE,
+  owner uuid,
+  owner_id text,
+  public boolean DEFAULT false,
+  file_size_limit bigint,
+  allowed_mime_types text[],
+  created_at timestamptz DEFAULT now(),
+  updated_at timestamptz DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS storage.objects (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  bucket_id text REFERENCES storage.buckets (id),
+  name text,
+  owner uuid,
+  owner_id text,
+  metadata jsonb,
+  user_metadata jsonb,
+  path_tokens text[] GENERATED ALWAYS AS (string_to_array(name, '/')) STORED,
+  version text,
+  created_at timestamptz DEFAULT now(),
+  updated_at timestamptz DEFAULT now(),
+  last_accessed_at timestamptz DEFAULT now()
+);
+ALTER TABLE storage.objects ENABLE ROW LEVEL SECURITY;
+ALTER TABLE storage.buckets ENABLE ROW LEVEL SECURITY;
+CREATE OR REPLACE FUNCTION storage.foldername(name text) RETURNS text[] LANGUAGE sql IMMUTABLE AS
+  $f$ SELECT (string_to_array(name, '/'))[1:greatest(array_length(string_to_array(name, '/'), 1) - 1, 0)] $f$;
+CREATE OR REPLACE FUNCTION storage.filename(name text) RETURNS text LANGUAGE sql IMMUTABLE AS
+  $f$ SELECT (string_to_array(name, '/'))[array_length(string_to_array(name, '/'), 1)] $f$;
+CREATE OR REPLACE FUNCTION storage.extension(name text) RETURNS text LANGUAGE sql IMMUTABLE AS
+  $f$ SELECT reverse(split_part(reverse(storage.filename(name)), '.', 1)) $f$;
 GRANT USAGE ON SCHEMA auth, storage, extensions TO anon, authenticated, service_role;
+-- uuid-ossp and pgcrypto, which every Supabase project has in `extensions` (and this server
+-- lacks): stand-ins for what column defaults and triggers call
+CREATE OR REPLACE FUNCTION extensions.uuid_generate_v4() RETURNS uuid LANGUAGE sql VOLATILE AS 'SELECT pg_catalog.gen_random_uuid()';
+CREATE OR REPLACE FUNCTION extensions.gen_random_uuid() RETURNS uuid LANGUAGE sql VOLATILE AS 'SELECT pg_catalog.gen_random_uuid()';
+CREATE OR REPLACE FUNCTION extensions.uuid_generate_v1() RETURNS uuid LANGUAGE sql VOLATILE AS 'SELECT pg_catalog.gen_random_uuid()';
+CREATE OR REPLACE FUNCTION extensions.gen_random_bytes(integer) RETURNS bytea LANGUAGE sql VOLATILE AS
+  $f$ SELECT substring(decode(md5(random()::text) || md5(random()::text), 'hex') FROM 1 FOR $1) $f$;
+CREATE OR REPLACE FUNCTION extensions.digest(text, text) RETURNS bytea LANGUAGE sql IMMUTABLE AS $f$ SELECT sha256(convert_to($1, 'UTF8')) $f$;
+CREATE OR REPLACE FUNCTION extensions.digest(bytea, text) RETURNS bytea LANGUAGE sql IMMUTABLE AS $f$ SELECT sha256($1) $f$;
+CREATE OR REPLACE FUNCTION extensions.gen_salt(text) RETURNS text LANGUAGE sql VOLATILE AS $f$ SELECT md5(random()::text) $f$;
+CREATE OR REPLACE FUNCTION extensions.crypt(text, text) RETURNS text LANGUAGE sql IMMUTABLE AS $f$ SELECT md5($1 || $2) $f$;
+SET search_path TO "$user", public, extensions;
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'supabase_realtime') THEN
+    SET LOCAL client_min_messages = error;  -- the throwaway server does not keep a logical WAL
+    CREATE PUBLICATION supabase_realtime;
+  END IF;
+END $$;
 """
 SUPABASE = SUPABASE_ROLES + SUPABASE_OBJECTS
 
@@ -87,6 +140,7 @@ _VETTED = frozenset(
     tsm_system_rows tsm_system_time unaccent vector moddatetime earthdistance pg_stat_statements bloom intagg dict_xsyn
     autoinc insert_username refint""".split()
 )
+_MISSING = {"42883", "3F000", "42P01"}  # undefined function, schema, table
 _STAND_INS = {
     "pgcrypto": "CREATE OR REPLACE FUNCTION {schema}.gen_random_uuid() RETURNS uuid LANGUAGE sql VOLATILE AS 'SELECT pg_catalog.gen_random_uuid()'",
     "uuid-ossp": "CREATE OR REPLACE FUNCTION {schema}.uuid_generate_v4() RETURNS uuid LANGUAGE sql VOLATILE AS 'SELECT pg_catalog.gen_random_uuid()'",
@@ -102,6 +156,7 @@ class Loader:
     admin: psycopg.Connection
     available: set[str] = field(default_factory=set)
     skipped: int = 0
+    not_run: list[str] = field(default_factory=list)  # calls into what the server lacks
 
     def prelude(self) -> None:
         self.available = {row[0] for row in self.admin.execute("SELECT name FROM pg_available_extensions")}
@@ -110,7 +165,7 @@ class Loader:
     def finish(self) -> None:
         # a dump empties the search path for its own statements: later ones expect the usual one
         self.conn.execute("RESET ALL")
-        self.conn.execute("SET search_path TO public, extensions")
+        self.conn.execute('SET search_path TO "$user", public, extensions')
 
     def load(self, path: Path, *, what: str, root: Path | None = None) -> None:
         """Every statement of a schema file (or folder of migrations)."""
@@ -121,8 +176,7 @@ class Loader:
 
     def text(self, data: bytes, place: str, *, what: str) -> None:
         data = _META.sub(lambda m: b" " * len(m.group(0)), data)
-        for start, statement in _statements(data, place):
-            line = data.count(b"\n", 0, start) + 1
+        for line, statement in _statements(data, place):
             try:
                 self._one(statement)
             except UsageError as exc:
@@ -163,8 +217,20 @@ class Loader:
         if kind == "CreatePublicationStmt" and getattr(node, "for_all_tables", False):
             self.skipped += 1  # only a superuser may; no table of a schema depends on it
             return
+        if kind == "CreatePublicationStmt" and self.conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (node.pubname,)).fetchone():
+            # Supabase's own `supabase_realtime`, made empty by the prelude: the input's replaces it
+            self.conn.execute(f"DROP PUBLICATION {_ident(node.pubname)}")
         self.conn.execute(f"SET statement_timeout = '{server.STATEMENT_TIMEOUT}'")
-        server.execute(self.conn, text)
+        try:
+            server.execute(self.conn, text)
+        except server.psycopg_errors() as exc:
+            state = getattr(getattr(exc, "diag", None), "sqlstate", None)
+            if kind == "SelectStmt" and state in _MISSING:
+                # `SELECT cron.schedule(...)`, `SELECT pgmq.create(...)`: a call into an
+                # extension this server lacks, which no table depends on
+                self.not_run.append(server.message(exc))
+                return
+            raise
         self._still_safe()
 
     def _still_safe(self) -> None:
@@ -255,7 +321,7 @@ def files_of(path: Path, *, root: Path | None = None) -> list[Path]:
 
 
 def _statements(data: bytes, place: str) -> list[tuple[int, str]]:
-    """Each statement and the byte offset it starts at."""
+    """Each statement and the line it starts on."""
     from pglast import parser
 
     if b"\0" in data:
@@ -265,13 +331,33 @@ def _statements(data: bytes, place: str) -> list[tuple[int, str]]:
         slices = parser.split(text, with_parser=False, only_slices=True)
     except Exception as exc:  # noqa: BLE001 - pglast raises its own error types
         raise UsageError(f"{place}: does not split into SQL statements: {_first(exc)}") from None
-    encoded = text.encode("utf-8", "surrogateescape")
     out = []
-    for piece in slices:
-        chunk = encoded[piece].decode("utf-8", "surrogateescape")
+    line, seen = 1, 0
+    for piece in slices:  # offsets in characters, not bytes
+        chunk = text[piece]
         if chunk.strip():
-            out.append((piece.start, chunk))
+            start = piece.start + _lead(chunk)  # the line of the statement, not of its comments
+            line += text.count("\n", seen, start)
+            seen = start
+            out.append((line, chunk))
     return out
+
+
+def _lead(chunk: str) -> int:
+    """Where the statement begins in `chunk`: past the blank lines and comments before it."""
+    i = 0
+    while i < len(chunk):
+        if chunk[i].isspace():
+            i += 1
+        elif chunk.startswith("--", i):
+            end = chunk.find("\n", i)
+            i = len(chunk) if end < 0 else end + 1
+        elif chunk.startswith("/*", i):
+            end = chunk.find("*/", i + 2)
+            i = len(chunk) if end < 0 else end + 2
+        else:
+            break
+    return i if i < len(chunk) else 0
 
 
 def _first(exc: BaseException) -> str:
@@ -294,7 +380,7 @@ def _option_text(arg) -> str | None:  # type: ignore[no-untyped-def]
 
 # Schemas Supabase manages itself: not the project's (its stand-ins are loaded instead).
 _MANAGED = frozenset(
-    """auth storage realtime _realtime graphql graphql_public vault pgsodium pgsodium_masks supabase_functions
+    """auth storage extensions realtime _realtime graphql graphql_public vault pgsodium pgsodium_masks supabase_functions
     supabase_migrations net cron pgbouncer _analytics pgtle topology""".split()
 )
 

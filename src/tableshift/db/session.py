@@ -4,6 +4,7 @@ schemas a command needs, in the order they build on each other."""
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,12 @@ def schemas(rules: RuleSet, legacy_schema: Path | None, database_url: str | None
             if rules.schema_path and not all(exists(conn, r.target) for r in rules.tables):
                 loader.load(Path(rules.schema_path), what="target schema", root=root)
             loader.finish()
+            if loader.not_run:
+                print(
+                    f"tableshift: warning: {len(loader.not_run)} top-level SELECT calls into functions the embedded server lacks"
+                    f" were not run (the first: {loader.not_run[0]})",
+                    file=sys.stderr,
+                )
         finally:
             admin.close()
         import psycopg
