@@ -389,3 +389,20 @@ def test_disk_full_while_patch_spills_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == ["tableshift: error: No space left on device"]
+
+
+def test_as_root_binaries_nobody_can_reach_are_copied_into_the_private_folder(monkeypatch):
+    if os.geteuid() != 0:
+        pytest.skip("only root's server runs as another user")
+    from tableshift.db import server
+
+    install = server._install()
+    reachable = server._traversable
+    monkeypatch.setattr(server, "_traversable", lambda path: False if install in path.parents else reachable(path))
+    with server.embedded() as srv:
+        exe = Path(f"/proc/{srv.process.pid}/exe").resolve()
+        assert srv.folder in exe.parents
+        import psycopg
+
+        with psycopg.connect(srv.url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
