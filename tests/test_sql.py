@@ -264,7 +264,9 @@ def test_a_real_shaped_supabase_migrations_folder_loads(tmp_path):
         "alter publication supabase_realtime add table public.files;\n"
         "select cron.schedule('nightly', '0 3 * * *', $$delete from public.files where name = ''tmp''$$);\n"
         "select pgmq.create('jobs');\n"
-        "comment on table public.files is 'Fichiers — utilisateur';\n",
+        "comment on table public.files is 'Fichiers — utilisateur';\n"
+        "create function public.file_count(u uuid) returns bigint language sql\n"
+        "begin atomic select count(*) from public.files where user_id = u; end;\n",
         encoding="utf-8",
     )
     (tmp_path / "target.sql").write_text("CREATE TABLE documents (id uuid PRIMARY KEY, user_id uuid NOT NULL, name text NOT NULL);\n")

@@ -328,9 +328,13 @@ def _statements(data: bytes, place: str) -> list[tuple[int, str]]:
         raise UsageError(f"{place}: holds a NUL byte: not SQL")
     text = data.decode("utf-8", "surrogateescape")
     try:
-        slices = parser.split(text, with_parser=False, only_slices=True)
-    except Exception as exc:  # noqa: BLE001 - pglast raises its own error types
-        raise UsageError(f"{place}: does not split into SQL statements: {_first(exc)}") from None
+        # PostgreSQL's grammar knows where a statement ends (`BEGIN ATOMIC ... END` holds `;`)
+        slices = parser.split(text, with_parser=True, only_slices=True)
+    except Exception:  # noqa: BLE001 - a statement the parser refuses: its scanner still splits
+        try:
+            slices = parser.split(text, with_parser=False, only_slices=True)
+        except Exception as exc:  # noqa: BLE001 - pglast raises its own error types
+            raise UsageError(f"{place}: does not split into SQL statements: {_first(exc)}") from None
     out = []
     line, seen = 1, 0
     for piece in slices:  # offsets in characters, not bytes
