@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,44 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url():
+    """One embedded PostgreSQL for the session, standing for users' own servers: its superuser's URL."""
+    import warnings
+
+    from tableshift.db import server
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with server.embedded() as srv:
+            yield srv.admin_url
+
+
+_databases = itertools.count()
+
+
+def users_database(admin_url: str, *scripts: str | Path) -> str:
+    """A new database on that server with what a Supabase project has, then `scripts` (SQL text,
+    or a schema file loaded as tableshift loads one) run as its superuser, as a user's database
+    would have them; its URL."""
+    import psycopg
+
+    from tableshift.db import load
+
+    name = f"user{next(_databases)}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    url = admin_url.replace("/postgres?", f"/{name}?")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(load.SUPABASE_ROLES)
+        loader = load.Loader(conn, conn)
+        loader.prelude()
+        loader.finish()
+        for script in scripts:
+            if isinstance(script, Path):
+                loader.load(script, what="schema")
+            else:
+                conn.execute(script)
+    return url

@@ -5,49 +5,26 @@ One embedded server for the whole session; each test gets a database of its own.
 
 from __future__ import annotations
 
-import itertools
-import warnings
 from pathlib import Path
 
 import pytest
 
+from conftest import users_database
 from helpers import run_cli
 
 DB = Path(__file__).resolve().parent.parent / "fixtures" / "database"
 RULES = DB / "rules.toml"
-_names = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def server_url():
-    from tableshift.db import server
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with server.embedded() as srv:
-            yield srv.admin_url
 
 
 @pytest.fixture
-def legacy_db(server_url):
+def server_url(pg_admin_url):
+    return pg_admin_url
+
+
+@pytest.fixture
+def legacy_db(pg_admin_url):
     """A database with the Supabase basics, the legacy schema and the legacy rows."""
-    import psycopg
-
-    from tableshift.db import load
-
-    name = f"t{next(_names)}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    url = server_url.replace("/postgres?", f"/{name}?")
-    with psycopg.connect(url, autocommit=True) as conn:
-        # the test's own superuser loads it, as a user's database would have it
-        conn.execute(load.SUPABASE_ROLES)
-        loader = load.Loader(conn, conn)
-        loader.prelude()
-        loader.load(DB / "legacy.sql", what="legacy schema")
-        loader.finish()
-        conn.execute((DB / "rows.sql").read_text())
-    return url
+    return users_database(pg_admin_url, DB / "legacy.sql", (DB / "rows.sql").read_text())
 
 
 def sql(url: str, phase: str | None = None, *extra: str) -> str:

@@ -5,7 +5,6 @@ the inputs are generated here.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import signal
@@ -18,35 +17,16 @@ from pathlib import Path
 
 import pytest
 
+from conftest import users_database
 from helpers import run_cli
 
-_names = itertools.count()
 VICTIM = "CREATE TABLE victim (id int); INSERT INTO victim VALUES (1);"
 
 
-@pytest.fixture(scope="module")
-def server_url():
-    from tableshift.db import server
-
-    with server.embedded() as srv:
-        yield srv.admin_url
-
-
 @pytest.fixture
-def user_db(server_url):
+def user_db(pg_admin_url):
     """A fresh database standing for a user's own (its superuser's URL), with a victim table."""
-    import psycopg
-
-    from tableshift.db import load
-
-    name = f"h{next(_names)}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    url = server_url.replace("/postgres?", f"/{name}?")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(load.SUPABASE)
-        conn.execute(VICTIM)
-    return url
+    return users_database(pg_admin_url, VICTIM)
 
 
 def query(url: str, text: str) -> list[tuple]:
