@@ -246,13 +246,20 @@ def test_a_real_shaped_supabase_migrations_folder_loads(tmp_path):
         "begin atomic select count(*) from public.files where user_id = u; end;\n",
         encoding="utf-8",
     )
-    (tmp_path / "target.sql").write_text("CREATE TABLE documents (id uuid PRIMARY KEY, user_id uuid NOT NULL, name text NOT NULL);\n")
+    (tmp_path / "target.sql").write_text(
+        "CREATE TABLE documents (id uuid PRIMARY KEY, user_id uuid NOT NULL, name text NOT NULL,"
+        " embedding extensions.vector(3), updated_at timestamptz);\n"
+    )
     rules = tmp_path / "rules.toml"
     rules.write_text('version = 1\nname = "real"\nschema = "target.sql"\n[[table]]\nlegacy = "files"\ntarget = "documents"\n')
     proc = run_cli("sql", "--rules", str(rules), "--legacy-schema", str(folder), "--phase", "expand")
     assert proc.returncode == 0, proc.stderr
     assert "2 top-level SELECT calls into functions the embedded server lacks were not run" in proc.stderr
     assert '"public"."tableshift_sync_files"' in proc.stdout
+    # the business trigger, the grants Supabase's default privileges gave, and realtime come along
+    assert 'CREATE TRIGGER "files: touch" BEFORE UPDATE ON public.documents FOR EACH ROW WHEN (pg_trigger_depth() = 0)' in proc.stdout
+    assert 'ALTER PUBLICATION "supabase_realtime" ADD TABLE "public"."documents"' in proc.stdout
+    assert 'GRANT SELECT, INSERT, UPDATE, DELETE ON "public"."documents" TO "authenticated";' in proc.stdout
     broken = folder / "20240103000000_broken.sql"
     broken.write_text("-- a comment — first\n\ncreate table x (id int references nowhere (id));\n", encoding="utf-8")
     proc = run_cli("sql", "--rules", str(rules), "--legacy-schema", str(folder), "--phase", "expand")

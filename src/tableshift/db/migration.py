@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tableshift.db import catalog
+from tableshift.db import carry, catalog, surroundings
 from tableshift.db.catalog import Column, Table, comment, literal, quote
+from tableshift.db.surroundings import Surroundings
 from tableshift.errors import UsageError
 from tableshift.rules import RuleSet, TableRule
 
@@ -37,6 +38,8 @@ class Move:
     key: list[tuple[Column, Column]] = field(default_factory=list)  # how a legacy row finds its twin
     notes: list[str] = field(default_factory=list)  # what is not copied, and why
     via_text: set[str] = field(default_factory=set)  # legacy columns with no direct cast to their new type
+    around: Surroundings = field(default_factory=Surroundings)  # what the legacy table guaranteed
+    target_around: Surroundings = field(default_factory=Surroundings)
 
     @property
     def where(self) -> list[tuple[str, object]]:
@@ -91,6 +94,8 @@ def moves(conn: psycopg.Connection, rules: RuleSet) -> list[Move]:
         if target is None:
             raise UsageError(f"target table {rule.target} is not in the rules' schema")
         move = _move(rule, legacy, target)
+        move.around = surroundings.read(conn, legacy)
+        move.target_around = surroundings.read(conn, target)
         for old, new in move.casts:
             if not _castable_directly(conn, old.type, new.type):
                 move.via_text.add(old.name)
@@ -168,6 +173,8 @@ def script(phase: str, rules: RuleSet, plan: list[Move], *, ddl: str, schema_fil
         "-- One transaction; safe to run twice.",
     ]
     check_names(plan, archive)
+    if phase == "contract":
+        carry.contract_refusals(plan)
     if phase == "expand":
         body = _expand(plan, ddl=ddl, schema_file=schema_file)
     elif phase == "backfill":
@@ -184,7 +191,7 @@ def script(phase: str, rules: RuleSet, plan: list[Move], *, ddl: str, schema_fil
 # What each script may hold at its top level: anything else got in through an input.
 _ALLOWED = {
     "TransactionStmt", "DoStmt", "CreateFunctionStmt", "CreateTrigStmt", "CreateSchemaStmt", "ViewStmt",
-    "AlterTableStmt", "GrantStmt", "InsertStmt", "CreateStmt", "SelectStmt",
+    "AlterTableStmt", "GrantStmt", "InsertStmt", "CreateStmt", "SelectStmt", "CreatePolicyStmt",
 }  # fmt: skip
 
 
@@ -200,7 +207,7 @@ def _guard(text: str, phase: str) -> None:
     for raw in statements:
         node = raw.stmt
         kind = type(node).__name__
-        if kind == "DropStmt" and str(getattr(node.removeType, "name", node.removeType)) in ("OBJECT_TRIGGER", "OBJECT_FUNCTION"):
+        if kind == "DropStmt" and str(getattr(node.removeType, "name", node.removeType)) in ("OBJECT_TRIGGER", "OBJECT_FUNCTION", "OBJECT_POLICY"):
             continue
         if kind not in _ALLOWED:
             raise UsageError(f"sql --phase {phase}: the script would hold a {kind} tableshift never writes: a name or value from the inputs broke it")
@@ -314,7 +321,16 @@ def _expand(plan: list[Move], *, ddl: str, schema_file: str) -> list[str]:
     ]
     for move in plan:
         out += ["", *_comment(move), *_trigger(move)]
-    out += ["", "COMMIT;"]
+    carried, _ = carry.expand(plan)
+    out += [
+        "",
+        "-- 3. What the legacy tables guaranteed, on their targets: row-level security and each policy",
+        "--    (columns renamed; for a merged table, limited to its own rows), grants, business triggers",
+        "--    (not again for a dual-written row), realtime publications and replica identity.",
+        *carried,
+        "",
+        "COMMIT;",
+    ]
     return out
 
 
@@ -547,6 +563,7 @@ def _contract(plan: list[Move], *, archive: str) -> list[str]:
                 ]
             ),
             f"DROP FUNCTION IF EXISTS {function}();",
+            *carry.contract(move, archive),
         ]
         selected = []
         names = set()
@@ -581,3 +598,8 @@ def _contract(plan: list[Move], *, archive: str) -> list[str]:
 
 def _grantee(role: str) -> str:
     return "PUBLIC" if role == "PUBLIC" else quote(role)
+
+
+def warnings(plan: list[Move]) -> list[str]:
+    """What the scripts say in comments that a person must also hear."""
+    return carry.expand(plan)[1]

@@ -1,0 +1,208 @@
+"""What the legacy tables guaranteed, carried to their targets in the phase it concerns, or
+refused by name: row-level security and policies, grants (and the targets' sequences), business
+triggers and realtime publications in `expand`; publications left and what `contract` cannot
+carry yet (foreign keys other tables hold, objects that depend on a legacy table) in `contract`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+from tableshift.db.catalog import comment, literal, quote
+from tableshift.db.surroundings import NotCarried, Policy, Trigger, rename_columns
+from tableshift.errors import UsageError
+
+if TYPE_CHECKING:
+    from tableshift.db.migration import Move
+
+NAME_LIMIT = 63
+
+
+def name_for(legacy: str, name: str) -> str:
+    """The name a legacy table's policy or trigger takes on its target: `<legacy>: <name>`,
+    cut with a hash of the whole past PostgreSQL's 63 bytes."""
+    whole = f"{legacy}: {name}"
+    if len(whole.encode()) <= NAME_LIMIT:
+        return whole
+    digest = hashlib.sha256(whole.encode()).hexdigest()[:10]
+    return whole.encode()[: NAME_LIMIT - 11].decode("utf-8", "ignore") + "_" + digest
+
+
+def _scope(move: Move, *, restrictive: bool, prefix: str = "") -> str | None:
+    """For a merged table, the condition that a target row is this legacy table's."""
+    if not move.where:
+        return None
+    conditions = [f"{prefix}{quote(c)} = {literal(v)}" for c, v in move.where]
+    mine = " AND ".join(conditions)
+    return f"NOT ({mine})" if restrictive else mine
+
+
+def _grantee(role: str) -> str:
+    return "PUBLIC" if role.lower() == "public" else quote(role)
+
+
+def policies(move: Move) -> list[str]:
+    out: list[str] = []
+    renames = {old.name: new.name for old, new in move.copied if old.name != new.name}
+    dropped = {old.name for old in move.legacy.columns if move.target.column(move.rule.rename(old.name) or old.name) is None}
+    for policy in move.around.policies:
+        try:
+            out += _policy(move, policy, renames, dropped)
+        except NotCarried as why:
+            raise UsageError(f"expand: policy {policy.name!r} of {move.legacy.name} cannot be carried to {move.target.name}: {why}") from None
+    return out
+
+
+def _policy(move: Move, policy: Policy, renames: dict[str, str], dropped: set[str]) -> list[str]:
+    def carried(expression: str | None) -> str | None:
+        if expression is None:
+            return None
+        text = rename_columns(expression, renames, dropped, legacy=move.legacy.name, target=move.target.name)
+        scope = _scope(move, restrictive=not policy.permissive)
+        if scope is None:
+            return text
+        return f"({scope}) OR ({text})" if not policy.permissive else f"({scope}) AND ({text})"
+
+    using = carried(policy.using)
+    check = carried(policy.check)
+    if policy.command != "INSERT" and using is None and move.where:
+        using = _scope(move, restrictive=not policy.permissive)
+    if policy.command in ("INSERT", "UPDATE", "ALL") and check is None and policy.using is None and move.where:
+        check = _scope(move, restrictive=not policy.permissive)
+    name = quote(name_for(move.legacy.name, policy.name))
+    roles = ", ".join(_grantee(r) for r in policy.roles) or "PUBLIC"
+    text = (
+        f"CREATE POLICY {name} ON {move.target.qualified} AS {'PERMISSIVE' if policy.permissive else 'RESTRICTIVE'}"
+        f" FOR {policy.command} TO {roles}"
+        + (f" USING ({using})" if using is not None else "")
+        + (f" WITH CHECK ({check})" if check is not None else "")
+        + ";"
+    )
+    return [f"DROP POLICY IF EXISTS {name} ON {move.target.qualified};", text]
+
+
+def expand(plan: list[Move]) -> tuple[list[str], list[str]]:
+    """The lines `expand` adds for each target, and the warnings to say aloud."""
+    out: list[str] = []
+    warnings: list[str] = []
+    by_target: dict[str, list[Move]] = {}
+    for move in plan:
+        by_target.setdefault(move.target.qualified, []).append(move)
+    for target, moves in by_target.items():
+        legacy_names = ", ".join(m.legacy.name for m in moves)
+        out += ["", f"-- {comment(moves[0].target.name)}: what {comment(legacy_names)} guaranteed"]
+        if any(m.around.rls for m in moves):
+            out.append(f"ALTER TABLE {target} ENABLE ROW LEVEL SECURITY;")
+        if any(m.around.force_rls for m in moves):
+            out.append(f"ALTER TABLE {target} FORCE ROW LEVEL SECURITY;")
+        for move in moves:
+            out += policies(move)
+        grants: dict[str, set[str]] = {}
+        for move in moves:
+            for role, privilege in move.legacy.grants:
+                grants.setdefault(role, set()).add(privilege)
+        order = ["SELECT", "INSERT", "UPDATE", "DELETE"]
+        for role, privileges in sorted(grants.items()):
+            out.append(f"GRANT {', '.join(p for p in order if p in privileges)} ON {target} TO {_grantee(role)};")
+            if privileges & {"INSERT", "UPDATE"}:
+                for sequence in moves[0].target_around.sequences:
+                    out.append(f"GRANT USAGE, SELECT ON SEQUENCE {sequence} TO {_grantee(role)};")
+        if not grants:
+            note = f"no grants found on {legacy_names}: {moves[0].target.name} gets none (only its owner can use it)"
+            out.append(f"-- {comment(note)}")
+            warnings.append(note)
+        for move in moves:
+            out += triggers(move)
+        publications = sorted({p for m in moves for p in m.around.publications})
+        for publication in publications:
+            out += _do_if(
+                f"NOT EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid"
+                f" WHERE p.pubname = {literal(publication)} AND r.prrelid = {literal(target)}::regclass)",
+                f"ALTER PUBLICATION {quote(publication)} ADD TABLE {target};",
+            )
+        if any(m.around.replica_identity == "f" for m in moves):
+            out.append(f"ALTER TABLE {target} REPLICA IDENTITY FULL;")
+    return out, warnings
+
+
+def _do_if(condition: str, statement: str) -> list[str]:
+    from tableshift.db.migration import _do
+
+    return _do(["BEGIN", f"  IF {condition} THEN", f"    {statement}", "  END IF;", "END"])
+
+
+def triggers(move: Move) -> list[str]:
+    out: list[str] = []
+    for trigger in move.around.triggers:
+        try:
+            out += _trigger(move, trigger)
+        except NotCarried as why:
+            raise UsageError(f"expand: trigger {trigger.name!r} of {move.legacy.name} cannot be carried to {move.target.name}: {why}") from None
+    return out
+
+
+def _trigger(move: Move, trigger: Trigger) -> list[str]:
+    """A business trigger of the legacy table on its target, firing only for writes that do not
+    come from another trigger (the dual-write: the legacy table's own trigger ran already)."""
+    from pglast import ast, parser
+    from pglast.stream import RawStream
+
+    same = all(move.target.column(c.name) is not None for c in move.legacy.columns if not c.generated)
+    if move.rule.renames or move.rule.drop or not same:
+        raise NotCarried("its function may read columns the target names otherwise or lacks (carry it by hand)")
+    node = parser.parse_sql(trigger.definition)[0].stmt
+    if move.where:
+        events = node.events
+        insert_or_update = (1 << 2) | (1 << 4)  # TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE
+        delete = 1 << 3
+        if not node.row:
+            raise NotCarried("a statement-level trigger of a merged table cannot tell its rows from the others'")
+        record = "NEW" if events & insert_or_update and not events & delete else "OLD" if events == delete else None
+        if record is None:
+            raise NotCarried("it fires on deletes and on inserts or updates of a merged table")
+        mine = " AND ".join(f"{record}.{quote(c)} = {literal(v)}" for c, v in move.where)
+    else:
+        mine = None
+    name = name_for(move.legacy.name, trigger.name)
+    node.trigname = name
+    node.relation = ast.RangeVar(schemaname=move.target.schema, relname=move.target.name, inh=True, relpersistence="p")
+    conditions = ["pg_trigger_depth() = 0"]  # not again for the dual-write of a legacy write
+    if mine:
+        conditions.append(mine)
+    if node.whenClause is not None:
+        conditions.append(f"({RawStream()(node.whenClause)})")
+    node.whenClause = parser.parse_sql(f"SELECT {' AND '.join(conditions)}")[0].stmt.targetList[0].val
+    return [f"DROP TRIGGER IF EXISTS {quote(name)} ON {move.target.qualified};", RawStream()(node) + ";"]
+
+
+def contract_refusals(plan: list[Move]) -> None:
+    """What `contract` would silently break, and does not carry yet: it refuses, naming it."""
+    legacy = {(m.legacy.schema, m.legacy.name) for m in plan}
+    problems = []
+    for move in plan:
+        for ref in move.around.referenced_by:
+            if (ref.schema, ref.table) in legacy:
+                continue  # between two legacy tables: both are archived together
+            problems.append(f"foreign key {ref.name} of {ref.schema}.{ref.table} references {move.legacy.name} ({ref.definition})")
+        for kind, name in move.around.dependents:
+            problems.append(f"{kind} {name} reads {move.legacy.name}")
+    if problems:
+        raise UsageError(
+            f"contract: {len(problems)} database object(s) would keep pointing at the archived tables: {problems[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            + "; repoint them at the targets first"
+        )
+
+
+def contract(move: Move, archive: str) -> list[str]:
+    """After the move to `archive`: the archived table leaves the publications it was in."""
+    out = []
+    moved = f"{quote(archive)}.{quote(move.legacy.name)}"
+    for publication in move.around.publications:
+        out += _do_if(
+            f"EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid"
+            f" WHERE p.pubname = {literal(publication)} AND r.prrelid = to_regclass({literal(moved)}))",
+            f"ALTER PUBLICATION {quote(publication)} DROP TABLE {moved};",
+        )
+    return out

@@ -1,0 +1,175 @@
+"""What surrounds a table in PostgreSQL's own catalog, which the phases must carry or refuse by
+name: row-level security and its policies, grants (the table's and its sequences'), foreign keys
+other tables hold on it, objects that depend on it (views, materialized views, rules, SQL-standard
+function bodies), triggers, and the publications it is in (realtime) with its replica identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from tableshift.db.catalog import quote
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from tableshift.db.catalog import Table
+
+COMMANDS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    command: str  # SELECT, INSERT, UPDATE, DELETE, ALL
+    permissive: bool
+    roles: tuple[str, ...]  # 'public' for PUBLIC
+    using: str | None  # the expressions as pg_get_expr writes them
+    check: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A foreign key another table holds on this one."""
+
+    name: str
+    schema: str
+    table: str
+    definition: str
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    name: str
+    function: str  # schema-qualified, quoted
+    definition: str  # pg_get_triggerdef
+
+
+@dataclass(slots=True)
+class Surroundings:
+    rls: bool = False
+    force_rls: bool = False
+    policies: list[Policy] = field(default_factory=list)
+    sequences: list[str] = field(default_factory=list)  # sequences owned by the table's columns, quoted
+    referenced_by: list[Reference] = field(default_factory=list)
+    dependents: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) of views, rules, functions
+    triggers: list[Trigger] = field(default_factory=list)  # the table's own, tableshift's left out
+    publications: list[str] = field(default_factory=list)
+    replica_identity: str = "d"  # d default, f full, n nothing, i index
+
+
+def read(conn: psycopg.Connection, table: Table) -> Surroundings:
+    row = conn.execute(
+        "SELECT c.oid, c.relrowsecurity, c.relforcerowsecurity, c.relreplident FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+        (table.schema, table.name),
+    ).fetchone()
+    if row is None:
+        return Surroundings()
+    oid, rls, force, replident = row
+    out = Surroundings(rls=bool(rls), force_rls=bool(force), replica_identity=str(replident))
+    for name, cmd, permissive, roles, using, check in conn.execute(
+        "SELECT p.polname, p.polcmd, p.polpermissive,"
+        " ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r) END FROM unnest(p.polroles) AS r ORDER BY 1),"
+        " pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)"
+        " FROM pg_policy p WHERE p.polrelid = %s ORDER BY p.polname",
+        (oid,),
+    ):
+        out.policies.append(Policy(name, COMMANDS.get(cmd, "ALL"), bool(permissive), tuple(roles), using, check))
+    out.sequences = [
+        f"{quote(schema)}.{quote(name)}"
+        for schema, name in conn.execute(
+            "SELECT n.nspname, s.relname FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'"
+            " JOIN pg_namespace n ON n.oid = s.relnamespace"
+            " WHERE d.refobjid = %s AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') ORDER BY 1, 2",
+            (oid,),
+        )
+    ]
+    out.referenced_by = [
+        Reference(name, schema, child, definition)
+        for name, schema, child, definition in conn.execute(
+            "SELECT c.conname, n.nspname, cl.relname, pg_get_constraintdef(c.oid) FROM pg_constraint c"
+            " JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_namespace n ON n.oid = cl.relnamespace"
+            " WHERE c.contype = 'f' AND c.confrelid = %s AND c.conrelid <> %s ORDER BY 2, 3, 1",
+            (oid, oid),
+        )
+    ]
+    out.dependents = sorted(
+        {
+            (kind, name)
+            for kind, name in conn.execute(
+                "SELECT CASE v.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END, v.oid::regclass::text"
+                " FROM pg_depend d JOIN pg_rewrite w ON w.oid = d.objid JOIN pg_class v ON v.oid = w.ev_class"
+                " WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = %s AND v.oid <> %s"
+                " UNION SELECT 'function', p.oid::regprocedure::text FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid"
+                " WHERE d.classid = 'pg_proc'::regclass AND d.refobjid = %s AND d.deptype = 'n'",
+                (oid, oid, oid),
+            )
+        }
+    )
+    out.triggers = [
+        Trigger(name, function, definition)
+        for name, function, definition in conn.execute(
+            "SELECT t.tgname, t.tgfoid::regproc::text, pg_get_triggerdef(t.oid) FROM pg_trigger t"
+            " WHERE t.tgrelid = %s AND NOT t.tgisinternal AND t.tgname <> 'tableshift_sync' ORDER BY t.tgname",
+            (oid,),
+        )
+    ]
+    out.publications = [
+        name
+        for (name,) in conn.execute(
+            "SELECT p.pubname FROM pg_publication p WHERE p.puballtables = false AND EXISTS"
+            " (SELECT 1 FROM pg_publication_rel r WHERE r.prpubid = p.oid AND r.prrelid = %s) ORDER BY 1",
+            (oid,),
+        )
+    ]
+    return out
+
+
+class NotCarried(Exception):
+    """Why an object cannot be carried to the target safely: the phase refuses, naming it."""
+
+
+def rename_columns(expression: str, renames: dict[str, str], dropped: set[str], *, legacy: str, target: str) -> str:
+    """A policy expression of the legacy table as it reads on the target: its columns renamed
+    (bare, or qualified with the legacy table's name). A dropped column, or a renamed one named
+    inside a sub-query (where it may be another table's), cannot be carried."""
+    from pglast import ast, parser
+    from pglast.stream import RawStream
+
+    try:
+        node = parser.parse_sql(f"SELECT {expression}")[0].stmt.targetList[0].val
+    except Exception as exc:  # noqa: BLE001 - pglast's own error types
+        raise NotCarried(f"its expression does not parse ({str(exc).splitlines()[0][:80]})") from None
+    touched = set(renames) | dropped
+
+    def walk(value: object, inside: bool) -> None:
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item, inside)
+            return
+        if not isinstance(value, ast.Node):
+            return
+        if isinstance(value, ast.SubLink):
+            inside = True
+        if isinstance(value, ast.ColumnRef):
+            names = [getattr(f, "sval", None) for f in value.fields]
+            column = names[-1]
+            qualified = len(names) == 2 and names[0] == legacy
+            if column in touched and (len(names) == 1 or qualified):
+                if inside and len(names) == 1:
+                    raise NotCarried(f"it names column {column!r} inside a sub-query, which the rules rename or drop")
+                if column in dropped:
+                    raise NotCarried(f"it reads column {column!r}, which the rules drop")
+                new = renames[column]
+                value.fields = ((ast.String(target), ast.String(new)) if qualified else (ast.String(new),))
+            elif qualified:
+                value.fields = (ast.String(target), ast.String(column))
+            return
+        for name in value:
+            if name != "location":
+                walk(getattr(value, name), inside)
+
+    walk(node, False)
+    return RawStream()(node)

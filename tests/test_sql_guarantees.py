@@ -1,0 +1,177 @@
+"""What the legacy tables guaranteed still holds on their targets (issue 19): row-level security
+and policies, grants, business triggers, realtime; what `contract` cannot carry yet is refused by
+name. Each test applies the phases to a database with rows and checks behaviour, not text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import users_database
+from helpers import run_cli
+
+U1 = "11111111-1111-1111-1111-111111111111"
+U2 = "22222222-2222-2222-2222-222222222222"
+
+LEGACY = f"""
+CREATE TABLE public.org_documents (id bigint PRIMARY KEY, owner uuid NOT NULL, title text NOT NULL, updated_at timestamptz);
+CREATE TABLE public.review_copies (id bigint PRIMARY KEY, owner uuid NOT NULL, title text NOT NULL, updated_at timestamptz);
+ALTER TABLE public.org_documents ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.review_copies ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "own documents" ON public.org_documents FOR SELECT TO authenticated USING (auth.uid() = owner);
+CREATE POLICY "every copy" ON public.review_copies FOR SELECT TO authenticated USING (true);
+GRANT SELECT, INSERT ON public.org_documents TO authenticated;
+GRANT SELECT ON public.review_copies TO authenticated;
+INSERT INTO auth.users (id) VALUES ('{U1}'), ('{U2}');
+"""
+ROWS = f"""
+INSERT INTO public.org_documents VALUES (1, '{U1}', 'mine', now()), (2, '{U2}', 'theirs', now());
+INSERT INTO public.review_copies VALUES (10, '{U2}', 'a copy', now());
+"""
+TARGET = "CREATE TABLE public.org_files (id bigint PRIMARY KEY, user_id uuid NOT NULL, title text NOT NULL, updated_at timestamptz, kind text NOT NULL);\n"
+RULES = """version = 1
+name = "guarantees"
+schema = "target.sql"
+[[table]]
+legacy = "org_documents"
+target = "org_files"
+[table.renames]
+owner = "user_id"
+[table.where]
+kind = "document"
+[[table]]
+legacy = "review_copies"
+target = "org_files"
+[table.renames]
+owner = "user_id"
+[table.where]
+kind = "copy"
+"""
+
+
+@pytest.fixture
+def plan(tmp_path: Path) -> Path:
+    (tmp_path / "target.sql").write_text(TARGET)
+    (tmp_path / "legacy.sql").write_text(LEGACY)
+    (tmp_path / "rules.toml").write_text(RULES)
+    return tmp_path
+
+
+def phase(plan: Path, url: str, name: str) -> str:
+    proc = run_cli("sql", "--rules", str(plan / "rules.toml"), "--database-url", url, "--phase", name)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def run(url: str, script: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(script)
+
+
+def as_user(url: str, user: str, query: str) -> list[tuple]:
+    """`query` as Supabase runs a signed-in user's request: role authenticated, the JWT's claims set."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        conn.execute("SET LOCAL ROLE authenticated")
+        conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps({"sub": user, "role": "authenticated"}),))
+        rows = conn.execute(query).fetchall()
+        conn.rollback()
+    return rows
+
+
+def test_row_level_security_and_policies_hold_on_the_merged_target(plan, pg_admin_url):
+    url = users_database(pg_admin_url, LEGACY, ROWS)
+    for name in ("expand", "backfill"):
+        run(url, phase(plan, url, name))
+    # before: U1 sees their document and every copy; the same through the target
+    assert as_user(url, U1, "SELECT id FROM org_documents UNION ALL SELECT id FROM review_copies ORDER BY 1") == [(1,), (10,)]
+    assert as_user(url, U1, "SELECT id FROM org_files ORDER BY 1") == [(1,), (10,)]
+    assert as_user(url, U2, "SELECT id FROM org_files ORDER BY 1") == [(2,), (10,)]
+    # the copies' open policy does not open the documents: each policy keeps to its own rows
+    assert as_user(url, U1, "SELECT id FROM org_files WHERE kind = 'document'") == [(1,)]
+    # grants: what authenticated could do on either legacy table, it can do on the target
+    assert as_user(url, U1, "SELECT has_table_privilege('org_files', 'SELECT'), has_table_privilege('org_files', 'INSERT')") == [(True, True)]
+    assert as_user(url, U1, "SELECT has_table_privilege('org_files', 'DELETE')") == [(False,)]
+
+
+def test_a_policy_reading_a_dropped_column_is_refused_by_name(plan, pg_admin_url):
+    rules = RULES.replace('target = "org_files"\n[table.renames]\nowner = "user_id"\n', 'target = "org_files"\ndrop = ["owner"]\n', 1)
+    (plan / "rules.toml").write_text(rules)
+    url = users_database(pg_admin_url, LEGACY)
+    proc = run_cli("sql", "--rules", str(plan / "rules.toml"), "--database-url", url, "--phase", "expand")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "tableshift: error: expand: policy 'own documents' of org_documents cannot be carried to org_files: it reads column 'owner', which the rules drop"
+    )
+
+
+def test_a_business_trigger_holds_on_the_target_and_runs_once_for_a_dual_write(pg_admin_url, tmp_path):
+    legacy = """
+    CREATE TABLE public.notes (id int PRIMARY KEY, body text, touched int NOT NULL DEFAULT 0);
+    CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.touched := NEW.touched + 1; RETURN NEW; END $$;
+    CREATE TRIGGER touch BEFORE INSERT OR UPDATE ON public.notes FOR EACH ROW EXECUTE FUNCTION public.touch();
+    ALTER PUBLICATION supabase_realtime ADD TABLE public.notes;
+    ALTER TABLE public.notes REPLICA IDENTITY FULL;
+    """
+    (tmp_path / "target.sql").write_text("CREATE TABLE public.memos (id int PRIMARY KEY, body text, touched int NOT NULL DEFAULT 0);\n")
+    (tmp_path / "rules.toml").write_text('version = 1\nname = "t"\nschema = "target.sql"\n[[table]]\nlegacy = "notes"\ntarget = "memos"\n')
+    url = users_database(pg_admin_url, legacy)
+    run(url, phase(tmp_path, url, "expand"))
+    run(url, "INSERT INTO notes (id, body) VALUES (1, 'old code')")  # legacy trigger, then the dual-write
+    run(url, "INSERT INTO memos (id, body) VALUES (2, 'new code')")  # the carried trigger
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT id, touched FROM memos ORDER BY id").fetchall() == [(1, 1), (2, 1)]
+        published = conn.execute("SELECT tablename FROM pg_publication_tables WHERE pubname = 'supabase_realtime' ORDER BY 1").fetchall()
+        assert published == [("memos",), ("notes",)]
+        assert conn.execute("SELECT relreplident FROM pg_class WHERE relname = 'memos'").fetchone() == ("f",)
+    run(url, phase(tmp_path, url, "contract"))
+    with psycopg.connect(url) as conn:
+        published = conn.execute("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = 'supabase_realtime'").fetchall()
+        assert published == [("public", "memos")]
+
+
+def test_a_trigger_the_target_cannot_run_is_refused_by_name(pg_admin_url, tmp_path):
+    legacy = """
+    CREATE TABLE public.notes (id int PRIMARY KEY, body text, touched int NOT NULL DEFAULT 0);
+    CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.touched := NEW.touched + 1; RETURN NEW; END $$;
+    CREATE TRIGGER touch BEFORE UPDATE ON public.notes FOR EACH ROW EXECUTE FUNCTION public.touch();
+    """
+    (tmp_path / "target.sql").write_text("CREATE TABLE public.memos (id int PRIMARY KEY, text text);\n")
+    (tmp_path / "rules.toml").write_text('version = 1\nname = "t"\nschema = "target.sql"\n[[table]]\nlegacy = "notes"\ntarget = "memos"\n[table.renames]\nbody = "text"\n')
+    url = users_database(pg_admin_url, legacy)
+    proc = run_cli("sql", "--rules", str(tmp_path / "rules.toml"), "--database-url", url, "--phase", "expand")
+    assert proc.returncode == 2
+    assert "trigger 'touch' of notes cannot be carried to memos" in proc.stderr
+
+
+def test_contract_refuses_what_would_keep_pointing_at_the_archived_table(pg_admin_url, tmp_path):
+    legacy = """
+    CREATE TABLE public.content (id int PRIMARY KEY, body text);
+    CREATE TABLE public.likes (id int PRIMARY KEY, content_id int REFERENCES public.content (id));
+    CREATE VIEW public.content_count AS SELECT count(*) FROM public.content;
+    """
+    (tmp_path / "target.sql").write_text("CREATE TABLE public.posts (id int PRIMARY KEY, body text);\n")
+    (tmp_path / "rules.toml").write_text('version = 1\nname = "t"\nschema = "target.sql"\n[[table]]\nlegacy = "content"\ntarget = "posts"\n')
+    url = users_database(pg_admin_url, legacy)
+    proc = run_cli("sql", "--rules", str(tmp_path / "rules.toml"), "--database-url", url, "--phase", "contract")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "tableshift: error: contract: 2 database object(s) would keep pointing at the archived tables: foreign key likes_content_id_fkey"
+        " of public.likes references content (FOREIGN KEY (content_id) REFERENCES content(id)) (and 1 more); repoint them at the targets first"
+    )
+
+
+def test_no_grants_is_said_aloud(pg_admin_url, tmp_path):
+    (tmp_path / "target.sql").write_text("CREATE TABLE public.posts (id int PRIMARY KEY);\n")
+    (tmp_path / "rules.toml").write_text('version = 1\nname = "t"\nschema = "target.sql"\n[[table]]\nlegacy = "content"\ntarget = "posts"\n')
+    url = users_database(pg_admin_url, "CREATE TABLE public.content (id int PRIMARY KEY);")
+    proc = run_cli("sql", "--rules", str(tmp_path / "rules.toml"), "--database-url", url, "--phase", "expand")
+    assert proc.returncode == 0
+    assert "tableshift: warning: no grants found on content: posts gets none (only its owner can use it)" in proc.stderr
