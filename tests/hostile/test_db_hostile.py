@@ -86,7 +86,7 @@ def test_names_and_values_with_line_breaks_stay_in_their_comments(tmp_path, user
     # comments it is escaped on one line
     assert "-- legacy -> target" in proc.stdout and "--   copied: id, x\\nDROP TABLE victim; --, d" in proc.stdout
     assert "rules: x\\nDROP TABLE victim; --" in proc.stdout
-    assert set(_statement_kinds(proc.stdout)) <= {"TransactionStmt", "DoStmt", "CreateFunctionStmt", "DropStmt", "CreateTrigStmt", "CreateStmt", "InsertStmt", "SelectStmt", "CreateSchemaStmt", "ViewStmt", "AlterTableStmt", "GrantStmt"}
+    assert set(_statement_kinds(proc.stdout)) <= {"TransactionStmt", "DoStmt", "CreateFunctionStmt", "DropStmt", "CreateTrigStmt", "CreateStmt", "InsertStmt", "SelectStmt", "CreateSchemaStmt", "ViewStmt", "AlterTableStmt", "GrantStmt", "CreatePolicyStmt", "VariableSetStmt"}
     for phase in ("expand", "backfill", "contract"):
         one = run_cli("sql", "--rules", str(rules_path), "--legacy-schema", str(legacy_path), "--phase", phase)
         assert one.returncode == 0, one.stderr

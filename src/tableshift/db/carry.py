@@ -167,7 +167,9 @@ def _trigger(move: Move, trigger: Trigger) -> list[str]:
     name = name_for(move.legacy.name, trigger.name)
     node.trigname = name
     node.relation = ast.RangeVar(schemaname=move.target.schema, relname=move.target.name, inh=True, relpersistence="p")
-    conditions = ["pg_trigger_depth() = 0"]  # not again for the dual-write of a legacy write
+    from tableshift.db.migration import _NOT_SYNCING
+
+    conditions = [_NOT_SYNCING]  # not again for the dual-write of a legacy write
     if mine:
         conditions.append(mine)
     if node.whenClause is not None:

@@ -191,7 +191,7 @@ def script(phase: str, rules: RuleSet, plan: list[Move], *, ddl: str, schema_fil
 # What each script may hold at its top level: anything else got in through an input.
 _ALLOWED = {
     "TransactionStmt", "DoStmt", "CreateFunctionStmt", "CreateTrigStmt", "CreateSchemaStmt", "ViewStmt",
-    "AlterTableStmt", "GrantStmt", "InsertStmt", "CreateStmt", "SelectStmt", "CreatePolicyStmt",
+    "AlterTableStmt", "GrantStmt", "InsertStmt", "CreateStmt", "SelectStmt", "CreatePolicyStmt", "VariableSetStmt",
 }  # fmt: skip
 
 
@@ -321,10 +321,17 @@ def _expand(plan: list[Move], *, ddl: str, schema_file: str) -> list[str]:
     ]
     for move in plan:
         out += ["", *_comment(move), *_trigger(move)]
+    out += [
+        "",
+        "-- 3. And back: every insert, update and delete on a target (new code) is applied to its legacy",
+        "--    table (old code still deployed reads it), columns renamed back, until `contract`.",
+    ]
+    for move in plan:
+        out += ["", f"-- {comment(move.target.name)} -> {comment(move.legacy.name)}", *_reverse(move)]
     carried, _ = carry.expand(plan)
     out += [
         "",
-        "-- 3. What the legacy tables guaranteed, on their targets: row-level security and each policy",
+        "-- 4. What the legacy tables guaranteed, on their targets: row-level security and each policy",
         "--    (columns renamed; for a merged table, limited to its own rows), grants, business triggers",
         "--    (not again for a dual-written row), realtime publications and replica identity.",
         *carried,
@@ -334,54 +341,125 @@ def _expand(plan: list[Move], *, ddl: str, schema_file: str) -> list[str]:
     return out
 
 
+SYNCING = "tableshift.syncing"  # set while a sync function writes: the other direction stays still
+_NOT_SYNCING = f"current_setting({literal(SYNCING)}, true) IS DISTINCT FROM 'on'"
+
+
+def _sync_function(function: str, body: list[str], source: str, destination: str) -> list[str]:
+    """A dual-write trigger function: `body` applies a row of `source` to `destination` with the
+    loop guard set, and a row `destination` refuses never fails the write to `source`."""
+    text = [
+        "DECLARE",
+        "  previous text := current_setting(" + literal(SYNCING) + ", true);",
+        "BEGIN",
+        "  BEGIN  -- a row the other side refuses (a value that does not cast) never fails this write:",
+        "         -- it is left out, with a warning, and parity lists it",
+        f"    PERFORM set_config({literal(SYNCING)}, 'on', true);",
+        *("  " + line for line in body),
+        f"    PERFORM set_config({literal(SYNCING)}, coalesce(previous, ''), true);",
+        "  EXCEPTION WHEN others THEN",
+        f"    RAISE WARNING 'tableshift: % on % not applied to %: %', TG_OP, {literal(source)}, {literal(destination)}, SQLERRM;",
+        "  END;",
+        "  RETURN NULL;",
+    ]
+    tag = _unique_tag("\n".join(text), "tableshift_fn")
+    return [f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS {tag}", *text, f"END {tag};"]
+
+
+def _upsert(table: str, alias: str, sets: str, insert: str, match_new: str, match_old: str) -> list[str]:
+    return [
+        "  IF TG_OP = 'INSERT' THEN",
+        f"    UPDATE {table} AS {alias} SET {sets} WHERE {match_new};",
+        "    IF NOT FOUND THEN",
+        f"      {insert}",
+        "    END IF;",
+        "  ELSIF TG_OP = 'UPDATE' THEN",
+        f"    UPDATE {table} AS {alias} SET {sets} WHERE {match_old};",
+        "    IF NOT FOUND THEN  -- a row the backfill has not reached yet",
+        f"      {insert}",
+        "    END IF;",
+        "  ELSIF TG_OP = 'DELETE' THEN",
+        f"    DELETE FROM {table} AS {alias} WHERE {match_old};",
+        "  END IF;",
+    ]
+
+
 def _trigger(move: Move) -> list[str]:
+    """Legacy to target: every write to the legacy table applied to its target."""
     legacy = move.legacy
     function = _function(legacy)
     target = move.target.qualified
     columns, new_values = _values(move, "NEW")
     sets = ", ".join(f"{c} = {v}" for c, v in zip(columns, new_values)) or "-- nothing to copy"
     insert = f"INSERT INTO {target} AS t ({', '.join(columns)}) VALUES ({', '.join(new_values)});"
-    body = ["  IF TG_OP = 'INSERT' THEN"]
     if move.key:
-        match_new = " AND ".join(move.matched("t", "NEW"))
-        match_old = " AND ".join(move.matched("t", "OLD"))
-        body += [
-            f"    UPDATE {target} AS t SET {sets} WHERE {match_new};",
-            "    IF NOT FOUND THEN",
-            f"      {insert}",
-            "    END IF;",
-            "  ELSIF TG_OP = 'UPDATE' THEN",
-            f"    UPDATE {target} AS t SET {sets} WHERE {match_old};",
-            "    IF NOT FOUND THEN  -- a row the backfill has not reached yet",
-            f"      {insert}",
-            "    END IF;",
-            "  ELSIF TG_OP = 'DELETE' THEN",
-            f"    DELETE FROM {target} AS t WHERE {match_old};",
-            "  END IF;",
-        ]
+        body = _upsert(target, "t", sets, insert, " AND ".join(move.matched("t", "NEW")), " AND ".join(move.matched("t", "OLD")))
         events = "INSERT OR UPDATE OR DELETE"
     else:
-        body += [f"    {insert}", "  END IF;"]
+        body = ["  IF TG_OP = 'INSERT' THEN", f"    {insert}", "  END IF;"]
         events = "INSERT"
-    text = [
-        "BEGIN",
-        "  BEGIN  -- a row the target refuses (a value that does not cast) never fails the legacy write:",
-        "         -- it is left out, with a warning, and parity lists it",
-        *("  " + line for line in body),
-        "  EXCEPTION WHEN others THEN",
-        f"    RAISE WARNING 'tableshift: % on % not applied to %: %', TG_OP, {literal(legacy.name)}, {literal(move.target.name)}, SQLERRM;",
-        "  END;",
-        "  RETURN NULL;",
-    ]
-    tag = _unique_tag("\n".join(text), "tableshift_fn")
     return [
-        f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS {tag}",
-        *text,
-        f"END {tag};",
+        *_sync_function(function, body, legacy.name, move.target.name),
         f"DROP TRIGGER IF EXISTS tableshift_sync ON {legacy.qualified};",
         f"CREATE TRIGGER tableshift_sync AFTER {events} ON {legacy.qualified}",
-        f"  FOR EACH ROW EXECUTE FUNCTION {function}();",
+        f"  FOR EACH ROW WHEN ({_NOT_SYNCING}) EXECUTE FUNCTION {function}();",
     ]
+
+
+def back_function_name(legacy: Table) -> str:
+    from tableshift.db.carry import name_for
+
+    return name_for("tableshift_back", legacy.name).replace(": ", "_")
+
+
+def _back_triggers(move: Move) -> list[tuple[str, str, str]]:
+    """(name, events, condition) of the target-to-legacy triggers of a move: for a merged table,
+    only its own rows (a delete reads OLD, the others NEW)."""
+    from tableshift.db.carry import name_for
+
+    events = "INSERT OR UPDATE OR DELETE" if move.key else "INSERT"
+    if not move.where:
+        return [(name_for("tableshift_back", move.legacy.name), events, _NOT_SYNCING)]
+
+    def mine(record: str) -> str:
+        return " AND ".join([_NOT_SYNCING, *(f"{record}.{quote(c)} IS NOT DISTINCT FROM {literal(v)}" for c, v in move.where)])
+
+    out = [(name_for("tableshift_back", move.legacy.name), "INSERT OR UPDATE" if move.key else "INSERT", mine("NEW"))]
+    if move.key:
+        out.append((name_for("tableshift_back_delete", move.legacy.name), "DELETE", mine("OLD")))
+    return out
+
+
+def _reverse(move: Move) -> list[str]:
+    """Target to legacy: a write by new code reaches the legacy table that old code still reads,
+    columns renamed back, values cast back through their text."""
+    legacy = move.legacy
+    function = f"{quote(legacy.schema)}.{quote(back_function_name(legacy))}"
+    target = move.target.qualified
+
+    def back(old: Column, new: Column, ref: str) -> str:
+        value = f"{ref}.{quote(new.name)}"
+        return value if old.type == new.type else f"({value})::text::{old.type}"
+
+    columns = [quote(old.name) for old, _ in move.copied]
+    values = [back(old, new, "NEW") for old, new in move.copied]
+    sets = ", ".join(f"{c} = {v}" for c, v in zip(columns, values))
+    insert = f"INSERT INTO {legacy.qualified} AS l ({', '.join(columns)}) VALUES ({', '.join(values)});"
+    if move.key:
+        def match(ref: str) -> str:
+            return " AND ".join(f"l.{quote(old.name)} IS NOT DISTINCT FROM {back(old, new, ref)}" for old, new in move.key)
+
+        body = _upsert(legacy.qualified, "l", sets, insert, match("NEW"), match("OLD"))
+    else:
+        body = ["  IF TG_OP = 'INSERT' THEN", f"    {insert}", "  END IF;"]
+    out = _sync_function(function, body, move.target.name, legacy.name)
+    for name, events, condition in _back_triggers(move):
+        out += [
+            f"DROP TRIGGER IF EXISTS {quote(name)} ON {target};",
+            f"CREATE TRIGGER {quote(name)} AFTER {events} ON {target}",
+            f"  FOR EACH ROW WHEN ({condition}) EXECUTE FUNCTION {function}();",
+        ]
+    return out
 
 
 _CASTABLE = [
@@ -407,6 +485,7 @@ def _backfill(plan: list[Move]) -> list[str]:
         f"{BATCH} rows; rows whose values do not cast",
         "-- are left where they are and listed at the end (table, key, column, value).",
         "BEGIN;",
+        f"SET LOCAL {SYNCING} = 'on';  -- rows copied here are not written back to their legacy tables",
         "",
         *_CASTABLE,
         "CREATE TEMP TABLE tableshift_not_copied (legacy_table text, key text, column_name text, value text) ON COMMIT DROP;",
@@ -554,6 +633,7 @@ def _contract(plan: list[Move], *, archive: str) -> list[str]:
                     "  IF EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace",
                     f"             WHERE n.nspname = {literal(legacy.schema)} AND c.relname = {literal(legacy.name)} AND c.relkind IN ('r', 'p')) THEN",
                     f"    DROP TRIGGER IF EXISTS tableshift_sync ON {legacy.qualified};",
+                    *(f"    DROP TRIGGER IF EXISTS {quote(name)} ON {move.target.qualified};" for name, _, _ in _back_triggers(move)),
                     f"    IF to_regclass({literal(moved)}) IS NOT NULL THEN",
                     f"      RAISE EXCEPTION '%', {literal(refusal)};",
                     "    END IF;",
@@ -563,6 +643,7 @@ def _contract(plan: list[Move], *, archive: str) -> list[str]:
                 ]
             ),
             f"DROP FUNCTION IF EXISTS {function}();",
+            f"DROP FUNCTION IF EXISTS {quote(legacy.schema)}.{quote(back_function_name(legacy))}();",
             *carry.contract(move, archive),
         ]
         selected = []
