@@ -265,3 +265,17 @@ def test_a_real_shaped_supabase_migrations_folder_loads(tmp_path):
     proc = run_cli("sql", "--rules", str(rules), "--legacy-schema", str(folder), "--phase", "expand")
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"tableshift: error: {broken}:3: legacy schema does not load: relation \"nowhere\" does not exist")
+
+
+def test_the_prelude_is_printed_and_runs_on_a_plain_postgresql(pg_admin_url):
+    import psycopg
+
+    proc = run_cli("sql", "--prelude")
+    assert proc.returncode == 0, proc.stderr
+    assert "CREATE PUBLICATION supabase_realtime" in proc.stdout and "storage.objects" in proc.stdout
+    url = pg_admin_url
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE prelude_check")
+    with psycopg.connect(url.replace("/postgres?", "/prelude_check?"), autocommit=True) as conn:
+        conn.execute(proc.stdout)
+        assert conn.execute("SELECT to_regclass('storage.buckets') IS NOT NULL, to_regprocedure('auth.uid()') IS NOT NULL").fetchone() == (True, True)

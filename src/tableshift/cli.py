@@ -467,11 +467,19 @@ def sql(
     archive_schema: Annotated[str, typer.Option("--archive-schema", help="Where `contract` moves the legacy tables.")] = "archive",
     database_url: DatabaseUrlOpt = None,
     config: ConfigOpt = None,
+    prelude: Annotated[
+        bool, typer.Option("--prelude", help="Print what a Supabase project provides (the stand-ins loaded before your schemas) and stop.")
+    ] = False,
 ) -> None:
     """Write the migration SQL of each phase: expand (targets, dual-write triggers), backfill, parity, contract."""
     from tableshift.db import migration
 
     _check_targets(output)
+    if prelude:
+        from tableshift.db import load
+
+        _emit(load.prelude_text(), output)
+        return
     inputs = _inputs(config, None, rules, None, None, need_rules=True)
     assert inputs.rules is not None
     if not inputs.rules.schema_path:

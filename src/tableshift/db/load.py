@@ -115,6 +115,16 @@ END $$;
 """
 SUPABASE = SUPABASE_ROLES + SUPABASE_OBJECTS
 
+def prelude_text() -> str:
+    """The stand-ins as one script, to run the phases on a PostgreSQL of one's own (`sql --prelude`)."""
+    return (
+        "-- What a Supabase project provides, as tableshift stands it in before loading schemas\n"
+        "-- (tableshift sql --prelude). Run it on a PostgreSQL of your own before your migrations.\n"
+        + SUPABASE_ROLES.strip() + "\n" + SUPABASE_OBJECTS.strip() + "\n"
+        + DEFAULT_PRIVILEGES.strip().format(verb="GRANT", to="TO") + "\n"
+    )
+
+
 # Supabase's default privileges: what its owner creates in public, the API roles may use. In
 # force while a migrations folder loads (as on a live project); a dump carries its own grants.
 DEFAULT_PRIVILEGES = """
