@@ -224,3 +224,16 @@ def run_parity(plan: Path, url: str) -> list[tuple]:
             if not cur.nextset():
                 break
     return found
+
+
+def test_a_row_cannot_leave_its_compat_view(plan, pg_admin_url):
+    import psycopg
+
+    url = users_database(pg_admin_url, LEGACY, ROWS)
+    for name in ("expand", "backfill", "contract"):
+        run(url, phase(plan, url, name))
+    run(url, f"INSERT INTO org_documents (id, owner, title) VALUES (5, '{U1}', 'through the view')")
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT kind FROM org_files WHERE id = 5").fetchone() == ("document",)
+        with pytest.raises(psycopg.errors.WithCheckOptionViolation):
+            conn.execute("UPDATE org_documents SET kind = 'copy' WHERE id = 5")

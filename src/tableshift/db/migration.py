@@ -612,7 +612,8 @@ def _contract(plan: list[Move], *, archive: str) -> list[str]:
     out = [
         f"-- Drops the dual-write triggers, moves each legacy table to the schema {comment(archive)}, and puts a",
         "-- compatibility view in its place: legacy name, legacy column names, the rules' `where` for",
-        "-- merged tables, security_invoker so row-level security still applies, and simple enough that",
+        "-- merged tables (with a check option: a row cannot leave its view), security_invoker so",
+        "-- row-level security still applies, and simple enough that",
         "-- old code can still insert and update through it. Dropped columns are not faked. The view",
         "-- gets the grants the table had; the target's own grants and policies are what it reaches.",
         "BEGIN;",
@@ -669,7 +670,8 @@ def _contract(plan: list[Move], *, archive: str) -> list[str]:
         out += [
             f"CREATE OR REPLACE VIEW {legacy.qualified} WITH (security_invoker = true) AS",
             f"  SELECT {', '.join(selected)}",
-            f"  FROM {move.target.qualified} AS t" + (f"\n  WHERE {where}" if where else "") + ";",
+            # a merged table's view: a row cannot be moved out of it, nor written into another's
+            f"  FROM {move.target.qualified} AS t" + (f"\n  WHERE {where}\n  WITH CASCADED CHECK OPTION" if where else "") + ";",
             *defaults,
             *(f"GRANT {', '.join(privileges)} ON {legacy.qualified} TO {_grantee(role)};" for role, privileges in sorted(grants.items())),
         ]
