@@ -260,6 +260,9 @@ def test_apply_writes_a_constant_and_its_calls_together_or_not_at_all(tmp_path):
         "const { TABLES: { QUEUE } } = require('./tables');\nconsole.log(QUEUE);\n",
         "const QUEUE = require('./tables').TABLES.QUEUE;\nconsole.log(QUEUE);\n",
         "export const later = async () => (await import('./tables')).TABLES.QUEUE === 'x';\n",
+        "import t = require('./tables');\nconsole.log(t.TABLES.QUEUE);\n",
+        "import { TABLES } from './tables';\nexport = TABLES;\n",
+        "import t = require('./tables');\nexport = t;\n",
     ],
 )
 def test_loads_tableshift_does_not_follow_hold_the_constant(tmp_path, other):
@@ -277,11 +280,17 @@ def test_loads_tableshift_does_not_follow_hold_the_constant(tmp_path, other):
         "import app.tables\n\n\ndef g():\n    return app.tables.QUEUE_TABLE\n",
         "from app.tables import *\n\n\ndef g():\n    return QUEUE_TABLE\n",
         "from app import tables\n\n\ndef g():\n    return getattr(tables, 'QUEUE_TABLE')\n",
+        "import app\n\n\ndef g():\n    return app.tables.QUEUE_TABLE\n",
+        "import app\n\n\ndef g():\n    return app.Q\n",
+        "import app as a\n\n\ndef g():\n    return a.Q == 'x'\n",
+        "import importlib\n\n\ndef g():\n    return importlib.import_module('app.tables').QUEUE_TABLE\n",
+        "def g():\n    return __import__('app.tables', fromlist=['QUEUE_TABLE']).QUEUE_TABLE\n",
+        "from importlib import import_module\n\n\ndef g():\n    return import_module('app.tables').QUEUE_TABLE\n",
     ],
 )
 def test_python_imports_tableshift_does_not_follow_hold_the_constant(tmp_path, other):
     files = {
-        "app/__init__.py": "",
+        "app/__init__.py": "from .tables import QUEUE_TABLE as Q\n",
         "app/tables.py": "QUEUE_TABLE = 'content_metadata'\n",
         "app/jobs.py": "from app.tables import QUEUE_TABLE\n\n\ndef run(client):\n    return client.table(QUEUE_TABLE).select('id').execute()\n",
         "app/other.py": other,

@@ -86,6 +86,10 @@ def _words(origins: Iterable[Origin], linker: Linker) -> set[str]:
         parts = origin.name.split(".")
         words.update((parts[0], parts[-1], _module_word(Path(origin.path))))
         keys.add(origin.key)
+        if origin.path.endswith(".py"):
+            # `import app` then `app.tables.X`, and loads by name: the packages above it, the loaders
+            words.update(p.name for p in list(Path(origin.path).parents)[:4] if p.name)
+            words.update(("import_module", "__import__"))
     for module, facts in linker.read():
         for name in facts.exports:
             if name in words or name == "default":
@@ -138,6 +142,7 @@ def _in_file(source, data: bytes, own: Path, wanted: dict[Key, Origin], linker: 
         names = _Names(facts.imports, dict(facts.locals) if defines else {})
         yield from _references(source, root, data, own, names, keys, linker, python=True)
         yield from _python_imports_not_followed(source, root, own, keys, linker)
+        yield from _python_loads_not_followed(source, root, own, keys, linker)
         return
     from tree_sitter import Parser
 
@@ -188,6 +193,15 @@ def _loads_not_followed(source, root: Node, own: Path, keys: set[Key], linker: L
     while stack:
         node = stack.pop()
         stack.extend(node.children)
+        if node.type == "import_require_clause":  # `import t = require('./t')`: TypeScript's CommonJS import
+            source_node = node.child_by_field_name("source")
+            lit = n.string_literal(source_node) if source_node is not None else None
+            if lit is not None:
+                reached = _namespace_reaches(linker, own, Import("", lit.value, "*"), keys)
+                code = " ".join((node.text or b"").decode("utf-8", "replace").split())
+                for key in reached:
+                    yield key, Use(source.display, node.start_byte, node.end_byte, node.start_point[0] + 1, f"{code} (a load tableshift does not follow)", whole=True)
+            continue
         if node.type != "call_expression":
             continue
         func = node.child_by_field_name("function")
@@ -247,16 +261,66 @@ def _python_imports_not_followed(source, root: Node, own: Path, keys: set[Key], 
                     specs += [f"{spec}.{node_text(c)}" for c in node.children_by_field_name("name") if c.type == "dotted_name"]
         else:
             for name in node.children_by_field_name("name"):
-                if name.type == "dotted_name" or nested:
-                    original = name.child_by_field_name("name") if name.type == "aliased_import" else name
-                    if original is not None:
-                        specs.append(PREFIX + node_text(original))
+                # `import app` / `import app as a`: every submodule of the package is then an
+                # attribute away (`app.tables.X`), and its __init__'s names too (`app.T`)
+                original = name.child_by_field_name("name") if name.type == "aliased_import" else name
+                if original is not None:
+                    specs.append(PREFIX + node_text(original))
         reached: set[Key] = set()
         for spec in specs:
             reached |= _namespace_reaches(linker, own, Import("", spec, "*"), keys)
+            reached |= _package_reaches(linker, own, spec[len(PREFIX):], keys)
         code = " ".join(node_text(node).split())
         for key in reached:
             yield key, Use(source.display, node.start_byte, node.end_byte, node.start_point[0] + 1, f"{code} (an import tableshift does not follow)", whole=True)
+
+
+def _package_reaches(linker: Linker, own: Path, dotted: str, keys: set[Key]) -> set[Key]:
+    """The wanted constants of modules inside the package (or the module) `dotted` names."""
+    try:
+        module = linker.modules.resolve_python(own, dotted)
+    except Exception:  # noqa: BLE001 - a module outside the project reaches nothing of ours
+        return set()
+    if module.name != "__init__.py":
+        return {k for k in keys if Path(k[0]) == module}
+    package = module.parent
+    return {k for k in keys if package in Path(k[0]).parents}
+
+
+_PY_LOADERS = {"importlib.import_module", "import_module", "__import__"}
+
+
+def _python_loads_not_followed(source, root: Node, own: Path, keys: set[Key], linker: Linker) -> Iterator[tuple[Key, Use]]:  # type: ignore[no-untyped-def]
+    """`importlib.import_module('app.tables')` and `__import__(...)`: a module loaded by name is
+    used whole; a name computed at run time could be any module, so it holds every constant."""
+    from tableshift.link.pyfacts import node_text
+
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.type != "call":
+            continue
+        func = node.child_by_field_name("function")
+        if func is None or node_text(func).replace(" ", "") not in _PY_LOADERS:
+            continue
+        arguments = node.child_by_field_name("arguments")
+        first = next((c for c in (arguments.named_children if arguments is not None else []) if c.type != "comment"), None)
+        literal = _python_string(first)
+        reached = keys if literal is None else _package_reaches(linker, own, literal, keys)
+        code = " ".join(node_text(node).split())
+        for key in reached:
+            yield key, Use(source.display, node.start_byte, node.end_byte, node.start_point[0] + 1, f"{code} (a load tableshift does not follow)", whole=True)
+
+
+def _python_string(node: Node | None) -> str | None:
+    """A plain string literal's text (no f-string, no concatenation), else None."""
+    if node is None or node.type != "string":
+        return None
+    parts = [c for c in node.named_children if c.type not in ("string_start", "string_end")]
+    if any(c.type != "string_content" for c in parts):
+        return None
+    return "".join((c.text or b"").decode("utf-8", "replace") for c in parts)
 
 
 def _namespace_reaches(linker: Linker, own: Path, imp: Import, keys: set[Key]) -> set[Key]:
@@ -364,7 +428,9 @@ def _not_a_use(node: Node, *, python: bool) -> bool:
     if parent.type == "variable_declarator" and parent.child_by_field_name("name") == node:
         return True
     if parent.type == "export_statement":
-        return True  # `export default TABLES`: another name for it; its importers are found themselves
+        # `export default TABLES`: another name for it, whose importers are found themselves; but
+        # `export = TABLES` is imported with `import x = require()`, which is not followed: a use
+        return not any(c.type == "=" for c in parent.children)
     return False
 
 
