@@ -290,16 +290,31 @@ def _value(node: Node, depth: int = 0) -> Value:
             return _value(args[0], depth)
         return Value()
     if node.type == "object" and depth < _MAX_DEPTH:
-        members: list[tuple[str, Value]] = []
+        # what JavaScript reads: the last pair of a name wins, and whatever comes after a pair and
+        # may set it again (a spread, a computed key, a method or accessor) leaves it unknown
+        members: dict[str, Value] = {}
         for child in node.named_children:
             if child.type == "pair":
                 key, value = child.child_by_field_name("key"), child.child_by_field_name("value")
                 name = n.property_name(key) if key is not None else None
-                if name is not None and value is not None:
-                    members.append((name, _value(value, depth + 1)))
+                if name is None:
+                    members = dict.fromkeys(members, Value())
+                elif value is not None:
+                    members.pop(name, None)
+                    members[name] = _value(value, depth + 1)
             elif child.type == "shorthand_property_identifier":
-                members.append((n.text(child), Value(ref=(n.text(child),))))
-        return Value(members=tuple(members))
+                members.pop(n.text(child), None)
+                members[n.text(child)] = Value(ref=(n.text(child),))
+            elif child.type == "spread_element":
+                members = dict.fromkeys(members, Value())
+            elif child.type == "method_definition":
+                name_node = child.child_by_field_name("name")
+                name = n.property_name(name_node) if name_node is not None else None
+                if name is None:
+                    members = dict.fromkeys(members, Value())
+                elif name in members:
+                    members[name] = Value()
+        return Value(members=tuple(members.items()))
     if node.type == "identifier":
         return Value(ref=(n.text(node),))
     if node.type in _FUNCTION_VALUES:

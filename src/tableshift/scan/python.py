@@ -185,7 +185,45 @@ class _Collector(cst.CSTVisitor):
         self.escapes: dict[str, list[cst.Name]] = {}  # a variable passed as an argument or returned
         self.imports: dict[str, tuple[str, str]] = {}  # local name -> (module, imported name or '*')
         self.enums: dict[str, dict[str, cst.BaseExpression]] = {}  # module-level class -> its constant members
+        # names bound other than by `=`: loop, except, with, walrus, comprehension and augmented
+        # targets, `global` declarations, nested defs (the binding node, to find its scope)
+        self.rebinds: dict[str, list[cst.CSTNode]] = {}
         self._depth = 0  # function nesting
+
+    def _rebind(self, target: cst.CSTNode | None, at: cst.CSTNode) -> None:
+        pending = [target]
+        while pending:
+            node = pending.pop()
+            if isinstance(node, cst.Name):
+                self.rebinds.setdefault(node.value, []).append(at)
+            elif isinstance(node, cst.Tuple | cst.List):
+                pending.extend(e.value for e in node.elements)
+            elif isinstance(node, cst.StarredElement):
+                pending.append(node.value)
+
+    def visit_For(self, node: cst.For) -> None:
+        self._rebind(node.target, node)
+
+    def visit_CompFor(self, node: cst.CompFor) -> None:
+        self._rebind(node.target, node)
+
+    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+        if node.name is not None:
+            self._rebind(node.name.name, node)
+
+    def visit_WithItem(self, node: cst.WithItem) -> None:
+        if node.asname is not None:
+            self._rebind(node.asname.name, node)
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self._rebind(node.target, node)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._rebind(node.target, node)
+
+    def visit_Global(self, node: cst.Global) -> None:
+        for item in node.names:
+            self._rebind(item.name, node)
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if self._depth or self._classes or isinstance(node.names, cst.ImportStar) or node.module is None and not node.relative:
@@ -542,10 +580,32 @@ class _FileScan:
             return TableArg(None, TableSource.DYNAMIC, reasons=(f"f-string with placeholders `{code}`",))
         return TableArg(None, TableSource.DYNAMIC, reasons=(f"expression `{code}`",))
 
+    def _rebound(self, name: str, at: cst.CSTNode) -> bool:
+        """Whether `name`, where `at` reads it, may be bound by a loop, except, with, walrus,
+        comprehension or augmented assignment, or a function's `global` (which rebinds the module's)."""
+        scope = self._scope(at)
+        for node in self.collector.rebinds.get(name, ()):
+            if isinstance(node, cst.Global) or isinstance(self._scope(node), cst.Module) or self._scope(node) is scope:
+                if isinstance(node, cst.CompFor) and not self._inside(at, node):
+                    continue  # a comprehension's variable is its own
+                return True
+        return False
+
+    def _inside(self, node: cst.CSTNode, comp: cst.CompFor) -> bool:
+        current = self.parent(node)
+        holder = self.parent(comp)
+        while current is not None:
+            if current is holder:
+                return True
+            current = self.parent(current)
+        return False
+
     def _name_arg(self, name: str, at: cst.CSTNode, depth: int) -> TableArg:
         fn = self._param_owner(name, at)
         if fn is not None:
             return self._parameter(name, fn, depth)
+        if self._rebound(name, at):
+            return TableArg(None, TableSource.DYNAMIC, reasons=(f"`{name}` is bound again by a loop, except, with, := or global",))
         scope = self._scope(at)
         if not isinstance(scope, cst.Module):
             local = [a.value for a in self.collector.assigns.get(name, []) if self._scope(a) is scope]

@@ -176,10 +176,28 @@ def object_pairs(obj: Node) -> Iterator[tuple[str, Node, Node]]:
 
 
 def object_value(obj: Node, name: str) -> Node | None:
-    for key_name, _, value in object_pairs(obj):
-        if key_name == name:
-            return value
-    return None
+    """The value JavaScript reads for `name` in an object literal: the last `name: value` pair, unless
+    something after it may set the key again (a spread, a computed key, a method or accessor, a
+    shorthand), in which case it is not known (None), as when the key is absent."""
+    value: Node | None = None
+    for child in obj.named_children:
+        kind = child.type
+        if kind == "pair":
+            key = child.child_by_field_name("key")
+            key_name = property_name(key) if key is not None else None
+            if key_name == name:
+                value = child.child_by_field_name("value")
+            elif key_name is None:  # `[k]: v`: may be this key
+                value = None
+        elif kind in ("spread_element", "method_definition", "shorthand_property_identifier"):
+            if kind == "spread_element":
+                value = None
+            else:
+                member = child.child_by_field_name("name") if kind == "method_definition" else child
+                member_name = property_name(member) if member is not None else None
+                if member_name is None or member_name == name:
+                    value = None
+    return value
 
 
 def member_path(node: Node) -> list[str] | None:

@@ -140,9 +140,29 @@ class Resolver:
             return TableArg(None, TableSource.DYNAMIC, reasons=(f"template literal with substitutions `{code}`",))
         return TableArg(None, TableSource.DYNAMIC, reasons=(f"expression `{code}`",))
 
+    def rebound(self, name: str, at: Node, decl: Node | None) -> bool:
+        """Whether a loop variable (`for (const x of ...)`, `for (x in ...)`) or a `catch (x)`
+        between `at` and the declaration binds `name` again: the name is then not the constant."""
+        stop = self.parents.enclosing_scope(self.parents.parent(decl) or decl) if decl is not None else None
+        for anc in self.parents.ancestors(at):
+            if stop is not None and anc == stop:
+                return False
+            if anc.type == "for_in_statement":
+                left = anc.child_by_field_name("left")
+                body = anc.child_by_field_name("body")
+                if left is not None and body is not None and n.contains(body, at) and any(x == name for x, _ in n._pattern_names(left)):
+                    return True
+            elif anc.type == "catch_clause":
+                parameter = anc.child_by_field_name("parameter")
+                if parameter is not None and any(x == name for x, _ in n._pattern_names(parameter)):
+                    return True
+        return False
+
     def _identifier(self, name: str, at: Node, depth: int) -> TableArg:
         owner = self.param_owner(name, at)
         decl = self.binding(name, at)
+        if self.rebound(name, at, decl):
+            return TableArg(None, TableSource.DYNAMIC, reasons=(f"`{name}` is bound again by a loop or a catch clause",))
         if owner is not None and (decl is None or not n.contains(owner, decl)):
             return self._parameter(name, owner, depth)
         if decl is None:
