@@ -166,13 +166,39 @@ _WORKER_RULES: RuleSet | None = None
 _WORKER_VERIFY = False
 
 
-def _init_worker(rules: RuleSet | None, verify: bool = False) -> None:
+def _init_worker(rules: RuleSet | None, verify: bool = False, parent: int | None = None) -> None:
     global _WORKER_RULES, _WORKER_VERIFY
     _WORKER_RULES, _WORKER_VERIFY = rules, verify
+    if parent is not None:
+        _die_with(parent)
     # Ctrl-C reaches the whole process group: the main process alone decides, and kills the
     # workers (SIGKILL) on its way out
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a worker the main process missed still ends
+
+
+def _die_with(parent: int) -> None:
+    """A worker ends when the run that started it does, even one killed with SIGKILL (which no
+    handler sees): the kernel's parent-death signal on Linux, a watching thread elsewhere."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() != parent:  # it died before the signal was set
+            os._exit(1)
+        return
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _work(batch: list[SourceFile]) -> list[bytes]:
@@ -623,7 +649,7 @@ def _pool(rules: RuleSet | None, workers: int, verify: bool = False):  # type: i
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(rules, verify))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(rules, verify, os.getpid()))
 
 
 def _pooled(

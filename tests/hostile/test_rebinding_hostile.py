@@ -67,3 +67,4 @@ def test_check_strict_fails_on_a_legacy_table_hidden_behind_a_duplicate_key(tmp_
     proc = run_cli("check", "src", "--rules", str(RULES), "--baseline", str(empty), "--strict", cwd=root)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "src/b.ts" in proc.stdout
+
