@@ -265,7 +265,7 @@ def stream(
     from tableshift.link import callsites
     from tableshift.link.linker import Linker
 
-    linker = Linker(options.root or _root(sources))
+    linker = Linker(options.root or _root(sources), options.max_file_size)
     spool = _Spool(with_rules=rules is not None)
     helpers: dict[Helper, tuple[str, ...]] = {}
     shared = _Shared()

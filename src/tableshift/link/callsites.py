@@ -61,25 +61,27 @@ def find(sources, helpers: dict[Helper, tuple[str, ...]], linker: Linker) -> lis
         if "default" in aliases:
             own[helper.module].add(_module_word(helper.module))
     found: list[CallSite] = []
-    for source, data, mentioned in mentions(sources, words):
+    for source, data, mentioned in mentions(sources, words, linker.max_size):
         if not mentioned or not mentioned - own.get(source.path.resolve(), set()):
             continue  # no helper, or only this module's own, called at home: the scan saw those
         found.extend(_in_file(source, data, set(names), linker, set(helpers)))
     return found
 
 
-def mentions(sources, words: list[str]):  # type: ignore[no-untyped-def]
+def mentions(sources, words: list[str], limit: int = 2_000_000):  # type: ignore[no-untyped-def]
     """Each scannable file with its bytes and the words of `words` it holds as whole identifiers:
-    one pass over every file's bytes for all the words at once (Aho-Corasick, in Rust)."""
+    one pass over every file's bytes for all the words at once (Aho-Corasick, in Rust). A file
+    past `limit` bytes (--max-file-size) is not read: the scan reports it."""
     from ahocorasick_rs import BytesAhoCorasick
+
+    from tableshift.link.linker import read_bounded
 
     automaton = BytesAhoCorasick([word.encode() for word in words])
     for source in sources:
         if source.language not in _LANGUAGES and source.language not in _COMPONENTS and source.language != "python":
             continue
-        try:
-            data = source.path.read_bytes()
-        except OSError:
+        data = read_bounded(source.path, limit)
+        if isinstance(data, str):
             continue
         found = {
             words[index]

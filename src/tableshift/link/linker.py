@@ -8,6 +8,8 @@ constants module alone changes every verdict that depends on it). Every failure 
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +33,8 @@ class Resolved:
 
 
 class Linker:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_size: int = 2_000_000) -> None:
+        self.max_size = max_size  # --max-file-size: no module is read past it
         self.root = root.resolve()
         self.cwd = Path.cwd().resolve()
         self.modules = Modules(self.root)
@@ -169,7 +172,7 @@ class Linker:
         if cached is not None:
             return cached
         try:
-            found = _read_facts(module)
+            found = _read_facts(module, self.max_size)
         except Unresolved as exc:
             self._facts[module] = str(exc)
             raise
@@ -186,7 +189,7 @@ class Linker:
         return str(path)
 
 
-def _read_facts(module: Path) -> ModuleFacts:
+def _read_facts(module: Path, max_size: int = 2_000_000) -> ModuleFacts:
     from tree_sitter import Parser
 
     from tableshift.discover import language_of
@@ -195,10 +198,9 @@ def _read_facts(module: Path) -> ModuleFacts:
     language = language_of(module)
     if language is None:
         raise Unresolved(f"'{module.name}' is not a module tableshift reads")
-    try:
-        data = module.read_bytes()
-    except OSError as exc:
-        raise Unresolved(f"cannot read '{module.name}': {exc.strerror}") from None
+    data = read_bounded(module, max_size)
+    if isinstance(data, str):
+        raise Unresolved(f"cannot read '{module.name}': {data}")
     if language in ("vue", "svelte", "astro"):
         return _component_facts(data, language)
     if language == "python":
@@ -228,3 +230,23 @@ def _component_facts(data: bytes, language: str) -> ModuleFacts:
         merged.locals.update(facts.locals)
         merged.star.extend(facts.star)
     return merged
+
+
+def read_bounded(path: Path, limit: int) -> bytes | str:
+    """A regular file's bytes, or why they are not read: never past `limit` bytes (a sparse
+    gigabyte, a device or a FIFO committed as a module costs nothing)."""
+    import stat
+
+    try:
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return "not a regular file"
+            if info.st_size > limit:
+                return f"larger than {limit:,} bytes (--max-file-size)"
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        return exc.strerror or "cannot be read"
+    if len(data) > limit:
+        return f"larger than {limit:,} bytes (--max-file-size)"
+    return data
