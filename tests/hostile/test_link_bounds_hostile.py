@@ -79,7 +79,7 @@ def test_tsconfig_extends_never_reads_outside_the_repository(tmp_path):
 def test_a_tsconfig_that_does_not_parse_is_named_without_its_text(tmp_path):
     root = write_project(tmp_path / "repo", {"tsconfig.json": "PRIVATE{{{", "src/q.ts": CALL.replace("{spec}", "@/tables")})
     text = json.dumps(audit(root))
-    assert "PRIVATE" not in text and "'P'" not in text and "tsconfig.json does not parse" in text
+    assert "PRIVATE" not in text and "'P'" not in text and "tsconfig.json: does not parse" in text
 
 
 def test_settling_a_constant_used_from_100000_places_is_linear():
@@ -90,3 +90,22 @@ def test_settling_a_constant_used_from_100000_places_is_linear():
     assert settle(origin, members, uses, scanned=True) is None
     uses.append(Use("other.ts", 0, 1, 1, "T"))
     assert "at other.ts:1" in (settle(origin, members, uses, scanned=True) or "")
+
+
+def test_a_deep_export_star_chain_says_so(tmp_path):
+    files = {f"src/m{i}.ts": f"export * from './m{i + 1}';\n" for i in range(200)}
+    files["src/m200.ts"] = "export const T = 'content_metadata';\n"
+    files["src/q.ts"] = CALL.replace("{spec}", "./m0")
+    call = the_call(audit(write_project(tmp_path / "repo", files)))
+    assert call["dynamic"] and any("too many re-exports to follow" in r for r in call["reasons"]), call["reasons"]
+
+
+def test_a_cycle_in_one_export_star_branch_does_not_hide_a_sibling(tmp_path):
+    files = {
+        "src/index.ts": "export * from './a';\nexport * from './b';\n",
+        "src/a.ts": "export * from './index';\n",
+        "src/b.ts": "export const T = 'content_metadata';\n",
+        "src/q.ts": CALL.replace("{spec}", "./index"),
+    }
+    call = the_call(audit(write_project(tmp_path / "repo", files)))
+    assert call["table"] == "content_metadata" and not call["dynamic"], call

@@ -125,15 +125,22 @@ class Linker:
             return self._member(module, facts, facts.exports[name], path, name, steps=steps, seen=seen)
         if module.suffix == ".py" and name in facts.imports:  # every name a Python module binds is importable
             return self._import(module, facts.imports[name], path, steps=steps, seen=seen)
+        blocked: Unresolved | None = None
         for spec in facts.star:
             if name == "default":
                 break  # `export *` never re-exports a default
             try:
-                return self._import(module, Import("", spec, name), path, steps=steps, seen=seen)
+                # each branch with what was seen on the way here: a cycle in one branch does not
+                # hide the name a sibling exports
+                return self._import(module, Import("", spec, name), path, steps=steps, seen=set(seen))
             except Unresolved as exc:
-                if "cycle" in str(exc) or "outside" in str(exc):
+                if "too many re-exports" in str(exc) or "outside" in str(exc):
                     raise
+                if "cycle" in str(exc):
+                    blocked = blocked or exc
                 continue
+        if blocked is not None:
+            raise blocked
         raise Unresolved(f"'{self.show(module)}' exports no `{name}`")
 
     def _member(self, module: Path, facts: ModuleFacts, value: Value, path: tuple[str, ...], shown: str, *, steps: list[int], seen: set) -> tuple[Path, Value, str]:  # type: ignore[type-arg]

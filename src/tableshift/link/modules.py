@@ -369,7 +369,7 @@ def _jsonc(path: Path) -> dict[str, Any]:
         data = json5.loads(_small_text(path))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError, UsageError):
         # the parser's message quotes the text it stopped at: never shown
-        raise Unresolved(f"{path.name} does not parse as JSON with comments") from None
+        raise Unresolved("does not parse as JSON with comments") from None
     if not isinstance(data, dict):
         raise Unresolved("is not an object")
     return data
