@@ -103,10 +103,21 @@ def test_unknown_table_or_group_is_a_usage_error(project):
 def test_split_dir_writes_one_patch_per_group(project):
     proc = run_cli("patch", "--rules", str(RULES), "--split-dir", "patches", cwd=project)
     assert proc.returncode == 0, proc.stderr
-    names = sorted(p.name for p in (project / "patches").iterdir())
+    names = sorted(p.name for p in (project / "patches").iterdir() if p.suffix == ".patch")
     assert names == ["content-queue.patch", "engagement.patch", "posted-content.patch"]
     for name in names:
         subprocess.run(["git", "apply", "--check", f"patches/{name}"], cwd=project, check=True)
+
+
+def test_split_dir_removes_the_patches_of_groups_with_no_change_left(project):
+    assert run_cli("patch", "--rules", str(RULES), "--split-dir", "patches", cwd=project).returncode == 0
+    (project / "patches" / "notes.patch").write_text("mine\n")  # not tableshift's: never touched
+    assert run_cli("patch", "--rules", str(RULES), "--group", "engagement", "--apply", cwd=project).returncode == 0
+    proc = run_cli("patch", "--rules", str(RULES), "--split-dir", "patches", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(p.name for p in (project / "patches").iterdir() if p.suffix == ".patch")
+    assert names == ["content-queue.patch", "notes.patch", "posted-content.patch"]
+    assert "removed patches/engagement.patch (its group has no change now)" in proc.stderr
 
 
 def test_apply_rewrites_in_place(project):

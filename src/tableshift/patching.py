@@ -507,11 +507,14 @@ def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, 
             split_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"{split_dir}: cannot create directory: {exc.strerror}") from None
+        written = []
         for group, spool in sorted(outcome.groups.items()):
             target = split_dir / f"{group}.patch"
             with atomic_writer(target) as handle:
                 _copy(spool, handle)
+            written.append(target.name)
             err.print(f"wrote {printable(str(target))}", markup=False, highlight=False, soft_wrap=True)
+        _remove_stale(split_dir, written, err)
     elif output is not None:
         with atomic_writer(output) as handle:
             _copy(outcome.patch, handle)
@@ -523,6 +526,32 @@ def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, 
     for line in coverage.summary_lines(outcome.report):
         err.print(line, highlight=False, markup=False, soft_wrap=True)
     return status
+
+
+SPLIT_MANIFEST = ".tableshift-split"  # the patches the last run wrote into a --split-dir
+
+
+def _remove_stale(split_dir: Path, written: list[str], err: Console) -> None:
+    """The patches an earlier run wrote here for groups that have no change now are removed, so
+    `git apply split/*.patch` never applies stale hunks; a file tableshift did not write is never
+    touched (only the names its manifest lists, regular files ending in .patch)."""
+    manifest = split_dir / SPLIT_MANIFEST
+    try:
+        before = manifest.read_text(encoding="utf-8").splitlines() if manifest.is_file() and not manifest.is_symlink() else []
+    except (OSError, UnicodeDecodeError):
+        before = []
+    for name in before:
+        if name in written or not name.endswith(".patch") or "/" in name or "\\" in name or name.startswith("."):
+            continue
+        stale = split_dir / name
+        if stale.is_file() and not stale.is_symlink():
+            try:
+                stale.unlink()
+            except OSError:
+                continue
+            err.print(f"removed {printable(str(stale))} (its group has no change now)", markup=False, highlight=False, soft_wrap=True)
+    with atomic_writer(manifest) as handle:
+        handle.write("".join(f"{name}\n" for name in written).encode())
 
 
 def _copy(spool: Ordered | None, out: BinaryIO) -> None:
