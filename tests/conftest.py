@@ -65,3 +65,18 @@ def users_database(admin_url: str, *scripts: str | Path) -> str:
             else:
                 conn.execute(script)
     return url
+
+
+def run_script(url: str, script: str) -> list[tuple]:
+    """Run a script as psql would; the rows of its last statement that returns any."""
+    import psycopg
+
+    rows: list[tuple] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(script)
+        while True:
+            if cur.description is not None:
+                rows = cur.fetchall()
+            if not cur.nextset():
+                break
+    return rows

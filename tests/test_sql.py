@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_script as run
 from conftest import users_database
 from helpers import run_cli
 
@@ -32,21 +33,6 @@ def sql(url: str, phase: str | None = None, *extra: str) -> str:
     proc = run_cli(*args)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
-
-
-def run(url: str, script: str) -> list[tuple]:
-    """Run a phase's script as psql would; the rows of its last statement that returns any."""
-    import psycopg
-
-    rows: list[tuple] = []
-    with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(script)
-        while True:
-            if cur.description is not None:
-                rows = cur.fetchall()
-            if not cur.nextset():
-                break
-    return rows
 
 
 def query(url: str, text: str, params: tuple = ()) -> list[tuple]:
