@@ -246,11 +246,18 @@ def test_a_real_shaped_supabase_migrations_folder_loads(tmp_path):
     assert 'CREATE TRIGGER "files: touch" BEFORE UPDATE ON public.documents FOR EACH ROW WHEN (current_setting(\'tableshift.syncing\', TRUE) IS DISTINCT FROM \'on\')' in proc.stdout
     assert 'ALTER PUBLICATION "supabase_realtime" ADD TABLE "public"."documents"' in proc.stdout
     assert 'GRANT SELECT, INSERT, UPDATE, DELETE ON "public"."documents" TO "authenticated";' in proc.stdout
-    broken = folder / "20240103000000_broken.sql"
-    broken.write_text("-- a comment — first\n\ncreate table x (id int references nowhere (id));\n", encoding="utf-8")
+    # a table made in the dashboard, never in a migration: its migration is left out, and said
+    dashboard = folder / "20240103000000_dashboard.sql"
+    dashboard.write_text("alter table public.made_in_dashboard add column note text;\n", encoding="utf-8")
+    proc = run_cli("sql", "--rules", str(rules), "--legacy-schema", str(folder), "--phase", "expand")
+    assert proc.returncode == 0, proc.stderr
+    assert f'did not load and were left out: {dashboard}:1: relation "public.made_in_dashboard" does not exist' in proc.stderr
+    # one that names a table of the plan stops the load, with its file and line
+    broken = folder / "20240104000000_broken.sql"
+    broken.write_text("-- a comment — first\n\ncreate table x (id int references files (nowhere));\n", encoding="utf-8")
     proc = run_cli("sql", "--rules", str(rules), "--legacy-schema", str(folder), "--phase", "expand")
     assert proc.returncode == 2
-    assert proc.stderr.startswith(f"tableshift: error: {broken}:3: legacy schema does not load: relation \"nowhere\" does not exist")
+    assert proc.stderr.startswith(f"tableshift: error: {broken}:3: legacy schema does not load: column \"nowhere\" referenced in foreign key constraint does not exist")
 
 
 def test_the_prelude_is_printed_and_runs_on_a_plain_postgresql(pg_admin_url):

@@ -175,6 +175,10 @@ class Loader:
     available: set[str] = field(default_factory=set)
     skipped: int = 0
     not_run: list[str] = field(default_factory=list)  # calls into what the server lacks
+    # the plan's legacy and target tables: a statement that fails without naming one of them is
+    # left out with a warning (None: every failure stops the load)
+    tables: set[str] | None = None
+    failed: list[str] = field(default_factory=list)
 
     def prelude(self) -> None:
         self.available = {row[0] for row in self.admin.execute("SELECT name FROM pg_available_extensions")}
@@ -205,7 +209,13 @@ class Loader:
             except UsageError as exc:
                 raise UsageError(f"{place}:{line}: {what}: {exc}") from None
             except server.psycopg_errors() as exc:
-                raise UsageError(f"{place}:{line}: {what} does not load: {server.message(exc, redact=True)}") from None
+                message = server.message(exc, redact=True)
+                if self.tables is not None and not _touches(statement, self.tables):
+                    # a migration on a table made in the dashboard, a function of a missing
+                    # extension: nothing the plan reads, so the load goes on, and says so
+                    self.failed.append(f"{place}:{line}: {message}")
+                    continue
+                raise UsageError(f"{place}:{line}: {what} does not load: {message}") from None
 
     def _one(self, text: str) -> None:
         from pglast import parser
@@ -321,6 +331,30 @@ class Loader:
         dump = _pg_dump(conninfo, password, schemas)
         self.text(dump, "--database-url (pg_dump)", what="the database's schema")
         self.finish()
+
+
+def _touches(statement: str, tables: set[str]) -> bool:
+    """Whether a statement names one of `tables` (as a relation, or anywhere in its text when it
+    cannot be parsed): only then may its failure stop the load."""
+    from pglast import parser
+    from pglast.visitors import Visitor
+
+    try:
+        nodes = parser.parse_sql(statement)
+    except Exception:  # noqa: BLE001 - pglast's own error types
+        return True
+    names: set[str] = set()
+
+    class Relations(Visitor):  # type: ignore[misc]
+        def visit_RangeVar(self, ancestors, node):  # type: ignore[no-untyped-def]
+            names.add(node.relname)
+
+    for node in nodes:
+        Relations()(node)
+    if names & tables:
+        return True
+    lowered = statement.lower()
+    return any(table.lower() in lowered for table in tables) and not names
 
 
 def files_of(path: Path, *, root: Path | None = None) -> list[Path]:

@@ -27,6 +27,7 @@ def schemas(rules: RuleSet, legacy_schema: Path | None, database_url: str | None
         conn = server.connect(srv.url, autocommit=True)
         try:
             loader = load.Loader(conn, admin)
+            loader.tables = {r.legacy for r in rules.tables} | {r.target.rpartition(".")[2] for r in rules.tables}
             loader.prelude()
             if database_url:
                 wanted = {"public"} | {r.schema for r in rules.tables if r.schema} | {r.target.rpartition(".")[0] for r in rules.tables if "." in r.target}
@@ -36,6 +37,12 @@ def schemas(rules: RuleSet, legacy_schema: Path | None, database_url: str | None
             if rules.schema_path and not all(exists(conn, r.target) for r in rules.tables):
                 loader.load(Path(rules.schema_path), what="target schema", root=root)
             loader.finish()
+            if loader.failed:
+                print(
+                    f"tableshift: warning: {len(loader.failed)} statements that name no table of the plan did not load and were"
+                    f" left out: {'; '.join(loader.failed[:5])}" + (f"; and {len(loader.failed) - 5} more" if len(loader.failed) > 5 else ""),
+                    file=sys.stderr,
+                )
             if loader.not_run:
                 print(
                     f"tableshift: warning: {len(loader.not_run)} top-level SELECT calls into functions the embedded server lacks"
