@@ -102,7 +102,8 @@ def test_a_policy_reading_a_dropped_column_is_refused_by_name(plan, pg_admin_url
     proc = run_cli("sql", "--rules", str(plan / "rules.toml"), "--database-url", url, "--phase", "expand")
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        "tableshift: error: expand: policy 'own documents' of org_documents cannot be carried to org_files: it reads column 'owner', which the rules drop"
+        "tableshift: error: expand: 1 object(s) cannot be carried: policy 'own documents' of org_documents cannot be carried to org_files:"
+        " it reads column 'owner', which the rules drop"
     )
 
 

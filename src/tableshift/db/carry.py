@@ -42,7 +42,7 @@ def _grantee(role: str) -> str:
     return "PUBLIC" if role.lower() == "public" else quote(role)
 
 
-def policies(move: Move) -> list[str]:
+def policies(move: Move, refused: list[str]) -> list[str]:
     out: list[str] = []
     renames = {old.name: new.name for old, new in move.copied if old.name != new.name}
     dropped = {old.name for old in move.legacy.columns if move.target.column(move.rule.rename(old.name) or old.name) is None}
@@ -50,7 +50,7 @@ def policies(move: Move) -> list[str]:
         try:
             out += _policy(move, policy, renames, dropped)
         except NotCarried as why:
-            raise UsageError(f"expand: policy {policy.name!r} of {move.legacy.name} cannot be carried to {move.target.name}: {why}") from None
+            refused.append(f"policy {policy.name!r} of {move.legacy.name} cannot be carried to {move.target.name}: {why}")
     return out
 
 
@@ -86,6 +86,7 @@ def expand(plan: list[Move]) -> tuple[list[str], list[str]]:
     """The lines `expand` adds for each target, and the warnings to say aloud."""
     out: list[str] = []
     warnings: list[str] = []
+    refused: list[str] = []  # every object that cannot be carried, each named: expand refuses
     by_target: dict[str, list[Move]] = {}
     for move in plan:
         by_target.setdefault(move.target.qualified, []).append(move)
@@ -97,7 +98,7 @@ def expand(plan: list[Move]) -> tuple[list[str], list[str]]:
         if any(m.around.force_rls for m in moves):
             out.append(f"ALTER TABLE {target} FORCE ROW LEVEL SECURITY;")
         for move in moves:
-            out += policies(move)
+            out += policies(move, refused)
         grants: dict[str, set[str]] = {}
         for move in moves:
             for role, privilege in move.legacy.grants:
@@ -113,7 +114,7 @@ def expand(plan: list[Move]) -> tuple[list[str], list[str]]:
             out.append(f"-- {comment(note)}")
             warnings.append(note)
         for move in moves:
-            out += triggers(move)
+            out += triggers(move, refused)
         publications = sorted({p for m in moves for p in m.around.publications})
         for publication in publications:
             out += _do_if(
@@ -123,6 +124,8 @@ def expand(plan: list[Move]) -> tuple[list[str], list[str]]:
             )
         if any(m.around.replica_identity == "f" for m in moves):
             out.append(f"ALTER TABLE {target} REPLICA IDENTITY FULL;")
+    if refused:
+        raise UsageError(f"expand: {len(refused)} object(s) cannot be carried: " + "; ".join(refused))
     return out, warnings
 
 
@@ -132,13 +135,13 @@ def _do_if(condition: str, statement: str) -> list[str]:
     return _do(["BEGIN", f"  IF {condition} THEN", f"    {statement}", "  END IF;", "END"])
 
 
-def triggers(move: Move) -> list[str]:
+def triggers(move: Move, refused: list[str]) -> list[str]:
     out: list[str] = []
     for trigger in move.around.triggers:
         try:
             out += _trigger(move, trigger)
         except NotCarried as why:
-            raise UsageError(f"expand: trigger {trigger.name!r} of {move.legacy.name} cannot be carried to {move.target.name}: {why}") from None
+            refused.append(f"trigger {trigger.name!r} of {move.legacy.name} cannot be carried to {move.target.name}: {why}")
     return out
 
 
