@@ -142,7 +142,7 @@ def test_a_migrations_folder_is_applied_in_name_order(tmp_path, server_url):
 
 def test_bad_inputs_are_one_line_errors(tmp_path):
     broken = tmp_path / "legacy.sql"
-    broken.write_text("CREATE TABLE ok (id int);\n\nCREATE TABLE broken (id int REFERENCES nowhere (id));\n")
+    broken.write_text("CREATE TABLE ok (id int);\n\nCREATE TABLE content_metadata (id int REFERENCES nowhere (id));\n")
     proc = run_cli("sql", "--rules", str(RULES), "--legacy-schema", str(broken))
     assert proc.returncode == 2
     assert proc.stderr.strip() == f'tableshift: error: {broken}:3: legacy schema does not load: relation "nowhere" does not exist'
