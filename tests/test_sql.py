@@ -115,9 +115,19 @@ def test_contract_archives_and_leaves_views_old_code_can_read_and_write(legacy_d
     assert query(legacy_db, "SELECT topic_cluster FROM content_metadata ORDER BY created_at") == [("sleep",), ("nutrition",)]
     assert query(legacy_db, "SELECT tweet_id, likes_count FROM tweet_metrics") == [("1001", 40)]
     assert query(legacy_db, "SELECT likes_count, impressions_count FROM outcomes") == [(41, 1200)]
+    # exactly the legacy columns: select('*') shows no discriminator the table never had
+    legacy_columns = query(legacy_db, "SELECT column_name FROM information_schema.columns WHERE table_schema = 'legacy_archive' AND table_name = 'outcomes' ORDER BY ordinal_position")
+    view_columns = query(legacy_db, "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'outcomes' ORDER BY ordinal_position")
+    assert "data_source" not in [c for (c,) in view_columns]
+    assert set(view_columns) <= set(legacy_columns)
     # old code still writes through the views; the discriminator is kept
     run(legacy_db, "INSERT INTO outcomes (tweet_id, likes_count, impressions_count) VALUES ('3003', 1, 5)")
     assert query(legacy_db, "SELECT data_source FROM engagement_metrics WHERE tweet_id = '3003'") == [("outcomes",)]
+    # an upsert that names no conflict target works through the view, and stays in its view
+    run(legacy_db, "INSERT INTO outcomes (tweet_id, collected_at, likes_count) VALUES ('3003', '2026-01-01', 1)")
+    run(legacy_db, "INSERT INTO outcomes (tweet_id, collected_at, likes_count) VALUES ('3003', '2026-01-01', 2) ON CONFLICT DO NOTHING")
+    assert query(legacy_db, "SELECT likes, data_source FROM engagement_metrics WHERE tweet_id = '3003' AND collected_at = '2026-01-01'") == [(1, "outcomes")]
+    assert query(legacy_db, "SELECT check_option FROM information_schema.views WHERE table_schema = 'public' AND table_name = 'outcomes'") == [("CASCADED",)]
     run(legacy_db, "UPDATE content_metadata SET topic_cluster = 'naps' WHERE topic_cluster = 'sleep'")
     assert query(legacy_db, "SELECT count(*) FROM content_queue WHERE raw_topic = 'naps'") == [(1,)]
     # dropped columns are not faked; views keep row-level security of the caller

@@ -498,11 +498,10 @@ def sql(
     text = "\n".join(
         migration.script(p, inputs.rules, plan, ddl=ddl, schema_file=ddl_path.name, archive=archive_schema) for p in phases
     )
-    if "expand" in phases:
-        from tableshift.report.escape import printable
+    from tableshift.report.escape import printable
 
-        for warning in migration.warnings(plan):
-            print(f"tableshift: warning: {printable(warning)}", file=sys.stderr)
+    for warning in migration.warnings(plan, phases):
+        print(f"tableshift: warning: {printable(warning)}", file=sys.stderr)
     _emit(text, output)
 
 

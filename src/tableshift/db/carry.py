@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
+from tableshift.db import references
 from tableshift.db.catalog import comment, literal, quote
-from tableshift.db.surroundings import NotCarried, Policy, Trigger, rename_columns
+from tableshift.db.surroundings import Dependent, NotCarried, Policy, Trigger, rename_columns
 from tableshift.errors import UsageError
 
 if TYPE_CHECKING:
@@ -124,6 +125,8 @@ def expand(plan: list[Move]) -> tuple[list[str], list[str]]:
             )
         if any(m.around.replica_identity == "f" for m in moves):
             out.append(f"ALTER TABLE {target} REPLICA IDENTITY FULL;")
+        out += references.expand(moves, plan)
+    refused += references.refusals(plan)
     if refused:
         raise UsageError(f"expand: {len(refused)} object(s) cannot be carried: " + "; ".join(refused))
     return out, warnings
@@ -182,22 +185,96 @@ def _trigger(move: Move, trigger: Trigger) -> list[str]:
 
 
 def contract_refusals(plan: list[Move]) -> None:
-    """What `contract` would silently break, and does not carry yet: it refuses, naming it."""
-    legacy = {(m.legacy.schema, m.legacy.name) for m in plan}
+    """What `contract` would silently break, and cannot carry: it refuses, naming each."""
     problems = []
     for move in plan:
-        for ref in move.around.referenced_by:
-            if (ref.schema, ref.table) in legacy:
-                continue  # between two legacy tables: both are archived together
-            problems.append(f"foreign key {ref.name} of {ref.schema}.{ref.table} references {move.legacy.name} ({ref.definition})")
-        for kind, name in move.around.dependents:
-            problems.append(f"{kind} {name} reads {move.legacy.name}")
+        shown = _shown_columns(move)
+        for dependent in move.around.dependents:
+            if dependent.statement is None:
+                what = "recreate it by hand after contract" if dependent.kind != "rule" else "rewrite the rule by hand"
+                problems.append(f"{dependent.kind} {dependent.name} reads {move.legacy.name} ({what}: tableshift recreates views and SQL-standard functions)")
+                continue
+            lost = [c for c in dependent.columns if c not in shown]
+            if lost:
+                problems.append(f"{dependent.kind} {dependent.name} reads {move.legacy.name}.{lost[0]}, which its compatibility view does not have")
+    problems += references.refusals(plan)
     if problems:
         raise UsageError(
             f"contract: {len(problems)} database object(s) would keep pointing at the archived tables: {problems[0]}"
-            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-            + "; repoint them at the targets first"
+            + (f" (and {len(problems) - 1} more: {'; '.join(problems[1:4])}{'; ...' if len(problems) > 4 else ''})" if len(problems) > 1 else "")
         )
+
+
+def _shown_columns(move: Move) -> set[str]:
+    """The legacy columns its compatibility view shows."""
+    return {
+        old.name
+        for old in move.legacy.columns
+        if old.name not in move.rule.drop and move.target.column(move.rule.rename(old.name) or old.name) is not None
+    }
+
+
+def owner_view_name(legacy: str) -> str:
+    """The view, in the archive schema, that views with their owner's rights read in a legacy
+    table's place."""
+    return name_for(legacy, "owner's view")
+
+
+def owners_views(plan: list[Move]) -> dict[tuple[str, str], set[str]]:
+    """The legacy tables read by a view that runs with its owner's rights, and those owners. Such a
+    view cannot read the compatibility view in the table's place: that one checks the caller's
+    rights on the target (security_invoker), where the table was read with the view owner's."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for move in plan:
+        for dependent in move.around.dependents:
+            if dependent.kind == "view" and not dependent.invoker:
+                out.setdefault((move.legacy.schema, move.legacy.name), set()).add(dependent.owner)
+    return out
+
+
+def dependents(plan: list[Move], archive: str) -> list[str]:
+    """After every compatibility view exists: each view and SQL-standard function that read a legacy
+    table recreated from its own definition, so that it reads the view in the table's place (by
+    name now, not by the archived table's oid): a view with its owner's rights reads the owner's
+    view in the archive schema, the others the compatibility view. Owners, grants and options
+    stay: the statements replace, they do not drop."""
+    moved = owners_views(plan)
+    seen: set[int] = set()
+    out: list[str] = []
+    for dependent in sorted((d for m in plan for d in m.around.dependents), key=lambda d: d.oid):
+        if dependent.oid in seen or dependent.statement is None:
+            continue
+        seen.add(dependent.oid)
+        statement = dependent.statement
+        if dependent.kind == "view" and not dependent.invoker and dependent.query is not None:
+            statement = _read_owners_views(dependent, moved, archive)
+        out += [f"-- {comment(dependent.kind + ' ' + dependent.name)}", statement]
+    return out
+
+
+def _read_owners_views(dependent: Dependent, moved: dict[tuple[str, str], set[str]], archive: str) -> str:
+    from pglast import ast, parser
+    from pglast.stream import RawStream
+
+    tree = parser.parse_sql(dependent.query or "")[0].stmt
+
+    def walk(value: object) -> None:
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+            return
+        if not isinstance(value, ast.Node):
+            return
+        if isinstance(value, ast.RangeVar) and (value.schemaname, value.relname) in moved:
+            value.relname = owner_view_name(value.relname)
+            value.schemaname = archive
+            return
+        for name in value:
+            walk(getattr(value, name))
+
+    walk(tree)
+    with_ = f" WITH ({', '.join(dependent.options)})" if dependent.options else ""
+    return f"CREATE OR REPLACE VIEW {dependent.name}{with_} AS\n{RawStream()(tree)};"
 
 
 def contract(move: Move, archive: str) -> list[str]:

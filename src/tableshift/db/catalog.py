@@ -17,12 +17,13 @@ class Column:
     type: str  # as format_type() spells it: `integer`, `timestamp with time zone`, `text[]`
     not_null: bool
     default: str | None
-    generated: bool = False  # GENERATED ALWAYS / identity ALWAYS: never written
+    generated: bool = False  # GENERATED ALWAYS AS (expression): computed, never written
+    identity: str = ""  # 'a' GENERATED ALWAYS AS IDENTITY, 'd' BY DEFAULT, '' neither
 
     @property
     def numbered(self) -> bool:
         """A serial / identity column: the table numbers its own rows."""
-        return self.default is not None and self.default.startswith("nextval(")
+        return bool(self.identity) or (self.default is not None and self.default.startswith("nextval("))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ def table(conn: psycopg.Connection, name: str, schema: str = "public") -> Table 
         return None
     oid, kind = row
     columns = tuple(
-        Column(attname, typ, notnull, default, generated or identity == "a")
+        Column(attname, typ, notnull, default, generated, identity)
         for attname, typ, notnull, default, generated, identity in conn.execute(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,"
             " pg_get_expr(d.adbin, d.adrelid), a.attgenerated <> '', a.attidentity"

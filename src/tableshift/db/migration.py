@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tableshift.db import carry, catalog, surroundings
+from tableshift.db import carry, catalog, references, surroundings
 from tableshift.db.catalog import Column, Table, comment, literal, quote
 from tableshift.db.surroundings import Surroundings
 from tableshift.errors import UsageError
@@ -38,6 +38,7 @@ class Move:
     key: list[tuple[Column, Column]] = field(default_factory=list)  # how a legacy row finds its twin
     notes: list[str] = field(default_factory=list)  # what is not copied, and why
     via_text: set[str] = field(default_factory=set)  # legacy columns with no direct cast to their new type
+    kept: list[str] = field(default_factory=list)  # legacy columns other tables' foreign keys reference
     around: Surroundings = field(default_factory=Surroundings)  # what the legacy table guaranteed
     target_around: Surroundings = field(default_factory=Surroundings)
 
@@ -84,6 +85,7 @@ def _same(a: str, b: str, type_: str) -> str:
 def moves(conn: psycopg.Connection, rules: RuleSet) -> list[Move]:
     """Each legacy table of the rules, mapped onto its target from the loaded schemas."""
     out = []
+    legacy_tables = {(rule.schema or "public", rule.legacy) for rule in rules.tables}
     for rule in rules.tables:
         schema = rule.schema or "public"
         legacy = catalog.table(conn, rule.legacy, schema)
@@ -93,8 +95,11 @@ def moves(conn: psycopg.Connection, rules: RuleSet) -> list[Move]:
         target = catalog.table(conn, target_name, target_schema or "public")
         if target is None:
             raise UsageError(f"target table {rule.target} is not in the rules' schema")
-        move = _move(rule, legacy, target)
-        move.around = surroundings.read(conn, legacy)
+        around = surroundings.read(conn, legacy)
+        # values other tables' foreign keys hold stay valid: those columns are copied as they are
+        kept = {column for ref in around.referenced_by if (ref.schema, ref.table) not in legacy_tables for column in ref.columns}
+        move = _move(rule, legacy, target, kept)
+        move.around = around
         move.target_around = surroundings.read(conn, target)
         for old, new in move.casts:
             if not _castable_directly(conn, old.type, new.type):
@@ -109,8 +114,9 @@ def _castable_directly(conn: psycopg.Connection, source: str, target: str) -> bo
     return rejected(conn, f"SELECT NULL::{source}::{target}") is None
 
 
-def _move(rule: TableRule, legacy: Table, target: Table) -> Move:
+def _move(rule: TableRule, legacy: Table, target: Table, kept: set[str] = frozenset()) -> Move:  # type: ignore[assignment]
     move = Move(rule, legacy, target)
+    move.kept = sorted(kept)
     constants = dict(rule.set)
     constants.update(dict(rule.where))
     for old in legacy.columns:
@@ -130,7 +136,10 @@ def _move(rule: TableRule, legacy: Table, target: Table) -> Move:
         if name in constants:
             move.notes.append(f"{old.name}: {target.name}.{name} is set by the rules to {literal(constants[name])}")
             continue
-        if new.numbered and name not in rule.key and old.name not in rule.key:
+        if new.identity == "a" and old.name not in kept:
+            move.notes.append(f"{old.name}: {target.name}.{name} numbers its own rows (GENERATED ALWAYS)")
+            continue
+        if new.numbered and name not in rule.key and old.name not in rule.key and old.name not in kept:
             move.notes.append(f"{old.name}: {target.name}.{name} numbers its own rows")
             continue
         move.copied.append((old, new))
@@ -138,7 +147,7 @@ def _move(rule: TableRule, legacy: Table, target: Table) -> Move:
     move.key = _key(rule, legacy, target, move)
     given = {new.name for _, new in move.copied} | set(constants)
     for column in target.columns:
-        if column.not_null and column.default is None and not column.generated and column.name not in given:
+        if column.not_null and column.default is None and not column.generated and not column.numbered and column.name not in given:
             move.notes.append(f"warning: {target.name}.{column.name} is NOT NULL without a default and gets no value from {legacy.name}: such rows cannot be copied")
     return move
 
@@ -367,14 +376,17 @@ def _sync_function(function: str, body: list[str], source: str, destination: str
 
 
 def _upsert(table: str, alias: str, sets: str, insert: str, match_new: str, match_old: str) -> list[str]:
+    def update(match: str) -> str:  # with nothing to set, only whether the twin is there
+        return f"UPDATE {table} AS {alias} SET {sets} WHERE {match};" if sets else f"PERFORM 1 FROM {table} AS {alias} WHERE {match};"
+
     return [
         "  IF TG_OP = 'INSERT' THEN",
-        f"    UPDATE {table} AS {alias} SET {sets} WHERE {match_new};",
+        f"    {update(match_new)}",
         "    IF NOT FOUND THEN",
         f"      {insert}",
         "    END IF;",
         "  ELSIF TG_OP = 'UPDATE' THEN",
-        f"    UPDATE {table} AS {alias} SET {sets} WHERE {match_old};",
+        f"    {update(match_old)}",
         "    IF NOT FOUND THEN  -- a row the backfill has not reached yet",
         f"      {insert}",
         "    END IF;",
@@ -390,7 +402,7 @@ def _trigger(move: Move) -> list[str]:
     function = _function(legacy)
     target = move.target.qualified
     columns, new_values = _values(move, "NEW")
-    sets = ", ".join(f"{c} = {v}" for c, v in zip(columns, new_values)) or "-- nothing to copy"
+    sets = ", ".join(f"{c} = {v}" for c, v in zip(columns, new_values))
     insert = f"INSERT INTO {target} AS t ({', '.join(columns)}) VALUES ({', '.join(new_values)});"
     if move.key:
         body = _upsert(target, "t", sets, insert, " AND ".join(move.matched("t", "NEW")), " AND ".join(move.matched("t", "OLD")))
@@ -443,8 +455,10 @@ def _reverse(move: Move) -> list[str]:
 
     columns = [quote(old.name) for old, _ in move.copied]
     values = [back(old, new, "NEW") for old, new in move.copied]
-    sets = ", ".join(f"{c} = {v}" for c, v in zip(columns, values))
-    insert = f"INSERT INTO {legacy.qualified} AS l ({', '.join(columns)}) VALUES ({', '.join(values)});"
+    # an identity the legacy table generates ALWAYS takes the target's value only on insert
+    sets = ", ".join(f"{c} = {v}" for c, v, (old, _) in zip(columns, values, move.copied) if old.identity != "a")
+    overriding = " OVERRIDING SYSTEM VALUE" if any(old.identity == "a" for old, _ in move.copied) else ""
+    insert = f"INSERT INTO {legacy.qualified} AS l ({', '.join(columns)}){overriding} VALUES ({', '.join(values)});"
     if move.key:
         def match(ref: str) -> str:
             return " AND ".join(f"l.{quote(old.name)} IS NOT DISTINCT FROM {back(old, new, ref)}" for old, new in move.key)
@@ -647,42 +661,121 @@ def _contract(plan: list[Move], *, archive: str) -> list[str]:
             f"DROP FUNCTION IF EXISTS {quote(legacy.schema)}.{quote(back_function_name(legacy))}();",
             *carry.contract(move, archive),
         ]
-        selected = []
-        names = set()
-        for old in legacy.columns:
-            if old.name in move.rule.drop:
-                continue
-            new = move.target.column(move.rule.rename(old.name) or old.name)
-            if new is None:
-                continue
-            selected.append(f"t.{quote(new.name)}" + (f" AS {quote(old.name)}" if new.name != old.name else ""))
-            names.add(old.name)
-        defaults = []
-        for column, value in move.constants:  # a merged table's discriminator: inserts through the view keep it
-            if column not in names:
-                selected.append(f"t.{quote(column)}")
-                names.add(column)
-            defaults.append(f"ALTER VIEW {legacy.qualified} ALTER COLUMN {quote(column)} SET DEFAULT {literal(value)};")
-        where = " AND ".join(f"t.{quote(c)} = {literal(v)}" for c, v in move.where)
-        grants: dict[str, list[str]] = {}
-        for role, privilege in legacy.grants:  # who could use the table can use its view
-            grants.setdefault(role, []).append(privilege)
+        out += _compat_view(move, archive)
+        owners = carry.owners_views(plan).get((legacy.schema, legacy.name))
+        if owners:
+            out += _owners_view(move, archive, owners)
+    repointed = references.contract(plan)
+    if repointed:
+        out += ["", "-- Foreign keys other tables hold on a legacy table now reference its target, which kept their values.", *repointed]
+    recreated = carry.dependents(plan, archive)
+    if recreated:
         out += [
-            f"CREATE OR REPLACE VIEW {legacy.qualified} WITH (security_invoker = true) AS",
-            f"  SELECT {', '.join(selected)}",
-            # a merged table's view: a row cannot be moved out of it, nor written into another's
-            f"  FROM {move.target.qualified} AS t" + (f"\n  WHERE {where}\n  WITH CASCADED CHECK OPTION" if where else "") + ";",
-            *defaults,
-            *(f"GRANT {', '.join(privileges)} ON {legacy.qualified} TO {_grantee(role)};" for role, privileges in sorted(grants.items())),
+            "",
+            "-- Views and SQL-standard functions that read a legacy table (PostgreSQL tied them to the table, not its",
+            "-- name): recreated from their definitions as they were when this script was written, so that they read",
+            "-- the compatibility view. Replaced, not dropped: owners, grants and options stay.",
+            *recreated,
         ]
     out += ["", "COMMIT;"]
     return out
+
+
+def compat_inner_name(legacy: Table) -> str:
+    """The inner view of a merged table's compatibility view, in the archive schema."""
+    return carry.name_for(legacy.name, "compat")
+
+
+def _compat_view(move: Move, archive: str) -> list[str]:
+    """The view in the legacy table's place: exactly the legacy columns (dropped ones are not
+    faked), inserts that land with the rules' `where` and `set`, and a check option so that a row
+    cannot leave its view. When those constants name target columns the legacy table did not
+    have (a merged table's discriminator), they live in an inner view in the archive schema,
+    whose column defaults give them to inserts, and the outer view leaves them out."""
+    legacy = move.legacy
+    names, selected = _legacy_columns(move)
+    hidden = [column for column, _ in move.constants if column not in names]
+    where = " AND ".join(f"t.{quote(c)} = {literal(v)}" for c, v in move.where)
+    grants: dict[str, list[str]] = {}
+    for role, privilege in legacy.grants:  # who could use the table can use its view
+        grants.setdefault(role, []).append(privilege)
+
+    def view(name: str, columns: list[str], source: str, condition: str, checked: bool, defaults: list[tuple[str, object]]) -> list[str]:
+        return [
+            f"CREATE OR REPLACE VIEW {name} WITH (security_invoker = true) AS",
+            f"  SELECT {', '.join(columns)}",
+            f"  FROM {source}" + (f"\n  WHERE {condition}" if condition else "") + ("\n  WITH CASCADED CHECK OPTION" if checked else "") + ";",
+            *(f"ALTER VIEW {name} ALTER COLUMN {quote(c)} SET DEFAULT {literal(v)};" for c, v in defaults),
+            *(f"GRANT {', '.join(privileges)} ON {name} TO {_grantee(role)};" for role, privileges in sorted(grants.items())),
+        ]
+
+    if not hidden:
+        return view(legacy.qualified, selected, f"{move.target.qualified} AS t", where, bool(where), move.constants)
+    inner = f"{quote(archive)}.{quote(compat_inner_name(legacy))}"
+    return [
+        f"-- the rules' constants ({comment(', '.join(hidden))}) are not legacy columns: an inner view holds them",
+        *view(inner, [*selected, *(f"t.{quote(c)}" for c in hidden)], f"{move.target.qualified} AS t", where, bool(where), move.constants),
+        *view(legacy.qualified, [f"v.{quote(n)}" for n in names], f"{inner} AS v", "", True, [(c, v) for c, v in move.constants if c in names]),
+    ]
+
+
+def _owners_view(move: Move, archive: str, owners: set[str]) -> list[str]:
+    """What views with their owner's rights read in the legacy table's place: the legacy columns of
+    the target's rows, read with the rights of this view's owner (the migration's owner), as the
+    table was read with theirs."""
+    names, selected = _legacy_columns(move)
+    where = " AND ".join(f"t.{quote(c)} = {literal(v)}" for c, v in move.where)
+    view = f"{quote(archive)}.{quote(carry.owner_view_name(move.legacy.name))}"
+    return [
+        f"-- views with their owner's rights read {comment(move.legacy.name)} through this one (not security_invoker, as they read the table)",
+        f"CREATE OR REPLACE VIEW {view} AS",
+        f"  SELECT {', '.join(selected)}",
+        f"  FROM {move.target.qualified} AS t" + (f"\n  WHERE {where}" if where else "") + ";",
+        *(f"GRANT SELECT ON {view} TO {quote(owner)};" for owner in sorted(owners) if owner),
+    ]
+
+
+def _legacy_columns(move: Move) -> tuple[list[str], list[str]]:
+    """The legacy columns a compatibility view shows (dropped ones are not faked), and how each is
+    selected from the target (`t`)."""
+    names: list[str] = []
+    selected: list[str] = []
+    for old in move.legacy.columns:
+        if old.name in move.rule.drop:
+            continue
+        new = move.target.column(move.rule.rename(old.name) or old.name)
+        if new is None:
+            continue
+        selected.append(f"t.{quote(new.name)}" + (f" AS {quote(old.name)}" if new.name != old.name else ""))
+        names.append(old.name)
+    return names, selected
 
 
 def _grantee(role: str) -> str:
     return "PUBLIC" if role == "PUBLIC" else quote(role)
 
 
-def warnings(plan: list[Move]) -> list[str]:
+def warnings(plan: list[Move], phases: list[str] | tuple[str, ...] = PHASES) -> list[str]:
     """What the scripts say in comments that a person must also hear."""
-    return carry.expand(plan)[1]
+    out = carry.expand(plan)[1] if "expand" in phases else []
+    if "contract" in phases:
+        out += _upsert_warnings(plan)
+    return out
+
+
+def _upsert_warnings(plan: list[Move]) -> list[str]:
+    """A legacy unique key the target does not have: an upsert naming it (PostgREST's `on_conflict`,
+    or the primary key it uses by default) through the compatibility view finds no arbiter."""
+    out = []
+    for move in plan:
+        target_unique = {frozenset(u) for u in move.target.unique}
+        for unique in move.legacy.unique:
+            names = [move.rule.rename(c) or c for c in unique]
+            if any(c in move.rule.drop or move.target.column(n) is None for c, n in zip(unique, names)):
+                continue
+            if frozenset(names) not in target_unique:
+                out.append(
+                    f"after contract, an upsert through the view {move.legacy.name} on ({', '.join(unique)}) fails:"
+                    f" {move.target.name} has no unique key on ({', '.join(names)}); patch such upserts before contract"
+                )
+    return out

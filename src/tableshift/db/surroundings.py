@@ -36,7 +36,28 @@ class Reference:
     name: str
     schema: str
     table: str
-    definition: str
+    definition: str  # pg_get_constraintdef
+    columns: tuple[str, ...] = ()  # the columns of this table it references
+
+
+@dataclass(frozen=True, slots=True)
+class Dependent:
+    """An object PostgreSQL ties to the table by its oid (a view, a materialized view, a rule, a
+    SQL-standard function body): after `contract` it would keep reading the archived table."""
+
+    kind: str  # view, materialized view, rule, function
+    name: str  # as PostgreSQL writes it, schema-qualified
+    oid: int
+    columns: tuple[str, ...]  # the table's columns it reads
+    statement: str | None  # CREATE OR REPLACE that makes it read the same name again, when one can
+    query: str | None = None  # a view's query, every name schema-qualified
+    options: tuple[str, ...] = ()  # a view's options (security_invoker, check_option, ...)
+    owner: str = ""
+
+    @property
+    def invoker(self) -> bool:
+        """A view that reads its tables with the caller's rights (else with its owner's)."""
+        return any(o.replace(" ", "").lower() in ("security_invoker=true", "security_invoker=on", "security_invoker=1") for o in self.options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +74,7 @@ class Surroundings:
     policies: list[Policy] = field(default_factory=list)
     sequences: list[str] = field(default_factory=list)  # sequences owned by the table's columns, quoted
     referenced_by: list[Reference] = field(default_factory=list)
-    dependents: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) of views, rules, functions
+    dependents: list[Dependent] = field(default_factory=list)  # views, rules, functions, in creation order
     triggers: list[Trigger] = field(default_factory=list)  # the table's own, tableshift's left out
     publications: list[str] = field(default_factory=list)
     replica_identity: str = "d"  # d default, f full, n nothing, i index
@@ -87,27 +108,18 @@ def read(conn: psycopg.Connection, table: Table) -> Surroundings:
         )
     ]
     out.referenced_by = [
-        Reference(name, schema, child, definition)
-        for name, schema, child, definition in conn.execute(
-            "SELECT c.conname, n.nspname, cl.relname, pg_get_constraintdef(c.oid) FROM pg_constraint c"
+        Reference(name, schema, child, definition, tuple(columns))
+        for name, schema, child, definition, columns in conn.execute(
+            "SELECT c.conname, n.nspname, cl.relname, pg_get_constraintdef(c.oid),"
+            " ARRAY(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY AS k(attnum, i)"
+            " JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum ORDER BY k.i)"
+            " FROM pg_constraint c"
             " JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_namespace n ON n.oid = cl.relnamespace"
             " WHERE c.contype = 'f' AND c.confrelid = %s AND c.conrelid <> %s ORDER BY 2, 3, 1",
             (oid, oid),
         )
     ]
-    out.dependents = sorted(
-        {
-            (kind, name)
-            for kind, name in conn.execute(
-                "SELECT CASE v.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END, v.oid::regclass::text"
-                " FROM pg_depend d JOIN pg_rewrite w ON w.oid = d.objid JOIN pg_class v ON v.oid = w.ev_class"
-                " WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = %s AND v.oid <> %s"
-                " UNION SELECT 'function', p.oid::regprocedure::text FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid"
-                " WHERE d.classid = 'pg_proc'::regclass AND d.refobjid = %s AND d.deptype = 'n'",
-                (oid, oid, oid),
-            )
-        }
-    )
+    out.dependents = dependents(conn, oid)
     out.triggers = [
         Trigger(name, function, definition)
         for name, function, definition in conn.execute(
@@ -124,6 +136,57 @@ def read(conn: psycopg.Connection, table: Table) -> Surroundings:
             (oid,),
         )
     ]
+    return out
+
+
+def dependents(conn: psycopg.Connection, oid: int) -> list[Dependent]:
+    """The objects that read table `oid` through its oid, each with the columns it reads and, for a
+    view or a SQL-standard function, the statement that recreates it as it is (names written
+    schema-qualified, so that run after `contract` it reads the compatibility view)."""
+    rows = conn.execute(
+        "SELECT CASE v.relkind WHEN 'm' THEN 'materialized view' WHEN 'v' THEN 'view' ELSE 'rule' END, w.oid, v.oid,"
+        " format('%%I.%%I', n.nspname, v.relname), 'pg_rewrite'::regclass::oid"
+        " FROM pg_depend d JOIN pg_rewrite w ON w.oid = d.objid JOIN pg_class v ON v.oid = w.ev_class"
+        " JOIN pg_namespace n ON n.oid = v.relnamespace"
+        " WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = %s AND d.refclassid = 'pg_class'::regclass AND v.oid <> %s"
+        " UNION SELECT 'function', p.oid, p.oid, format('%%I.%%I(%%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),"
+        " 'pg_proc'::regclass::oid"
+        " FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE d.classid = 'pg_proc'::regclass AND d.refobjid = %s AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'n'",
+        (oid, oid, oid),
+    ).fetchall()
+    out = []
+    previous = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
+    conn.execute("SELECT set_config('search_path', '', false)")  # every name written with its schema
+    try:
+        for kind, depender, obj, name, classid in sorted(set(rows), key=lambda r: (r[2], r[0])):
+            columns = tuple(
+                column
+                for (column,) in conn.execute(
+                    "SELECT DISTINCT a.attname FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid"
+                    " WHERE d.classid = %s AND d.objid = %s AND d.refobjid = %s AND d.refobjsubid > 0 ORDER BY 1",
+                    (classid, depender, oid),
+                )
+            )
+            statement = query = None
+            options: tuple[str, ...] = ()
+            owner = ""
+            if kind == "view":
+                definition, reloptions, owner = conn.execute(
+                    "SELECT pg_get_viewdef(%s::oid), reloptions, pg_get_userbyid(relowner) FROM pg_class WHERE oid = %s", (obj, obj)
+                ).fetchone()
+                query, options = definition.strip().rstrip(";"), tuple(reloptions or ())
+                with_ = f" WITH ({', '.join(options)})" if options else ""
+                statement = f"CREATE OR REPLACE VIEW {name}{with_} AS\n{query};"
+            elif kind == "function":
+                row = conn.execute("SELECT pg_get_functiondef(%s::oid) FROM pg_proc WHERE oid = %s AND prosqlbody IS NOT NULL", (obj, obj)).fetchone()
+                statement = row[0].strip().rstrip(";") + ";" if row else None
+            out.append(Dependent(kind, name, obj, columns, statement, query, options, owner))
+    finally:
+        from psycopg import pq
+
+        if conn.info.transaction_status != pq.TransactionStatus.INERROR:  # else the error that got here is the one to tell
+            conn.execute("SELECT set_config('search_path', %s, false)", (previous,))
     return out
 
 
