@@ -287,3 +287,17 @@ def test_both_directions_stay_in_sync_until_contract(plan, pg_admin_url):
 
 def run_parity(plan: Path, url: str) -> list[tuple]:
     return run_script(url, phase(plan, url, "parity"))
+
+
+def test_a_script_postgresql_would_refuse_is_refused_before_it_is_printed(pg_admin_url, tmp_path):
+    """Every phase runs on the loaded schemas first (then rolled back): a view whose column would
+    change type under contract stops `sql` with PostgreSQL's own words, not a user's migration."""
+    legacy = "CREATE TABLE public.content (id int PRIMARY KEY, score int);\nCREATE VIEW public.scores AS SELECT score FROM public.content;\n"
+    plan = keys_plan(tmp_path, "CREATE TABLE public.posts (id int PRIMARY KEY, score bigint);\n")
+    url = users_database(pg_admin_url, legacy)
+    proc = run_cli("sql", "--rules", str(plan / "rules.toml"), "--database-url", url, "--phase", "contract")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(
+        'tableshift: error: sql --phase contract: PostgreSQL refuses the script on the loaded schemas: cannot change data type of view column "score" from integer to bigint'
+    )
+    assert proc.stdout == ""

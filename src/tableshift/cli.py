@@ -495,9 +495,14 @@ def sql(
     phases = [phase.value] if phase is not None else list(migration.PHASES)
     with _schemas(inputs, legacy_schema, database_url) as conn:
         plan = migration.moves(conn, inputs.rules)
-    text = "\n".join(
-        migration.script(p, inputs.rules, plan, ddl=ddl, schema_file=ddl_path.name, archive=archive_schema) for p in phases
-    )
+        # every phase up to the last asked for is written, and run on the loaded schemas first
+        upto = max(migration.PHASES.index(p) for p in phases)
+        scripts = {
+            p: migration.script(p, inputs.rules, plan, ddl=ddl, schema_file=ddl_path.name, archive=archive_schema)
+            for p in migration.PHASES[: upto + 1]
+        }
+        migration.rehearse(conn, scripts)
+    text = "\n".join(scripts[p] for p in phases)
     from tableshift.report.escape import printable
 
     for warning in migration.warnings(plan, phases):

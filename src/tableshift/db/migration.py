@@ -779,3 +779,35 @@ def _upsert_warnings(plan: list[Move]) -> list[str]:
                     f" {move.target.name} has no unique key on ({', '.join(names)}); patch such upserts before contract"
                 )
     return out
+
+
+def rehearse(conn: psycopg.Connection, scripts: dict[str, str]) -> None:
+    """Each phase's script run, in order, on the schemas loaded in the embedded server (as their
+    owner, never a superuser), then rolled back: a script that PostgreSQL refuses (a view whose
+    columns would change type, a key the target's rows do not satisfy, a name the inputs broke)
+    is refused here, with PostgreSQL's own message, not half-way through a user's migration."""
+    import psycopg
+    from pglast import parser
+
+    from tableshift.db.server import message
+
+    conn.execute("SAVEPOINT tableshift_rehearsal")
+    try:
+        for phase in PHASES:
+            if phase not in scripts:
+                continue
+            script = scripts[phase]
+            for piece in parser.split(script, with_parser=True, only_slices=True):
+                text = script[piece]
+                if type(parser.parse_sql(text)[0].stmt).__name__ == "TransactionStmt":
+                    continue  # the phase's own BEGIN / COMMIT: here it all stays in one savepoint
+                try:
+                    conn.execute(text.encode(), prepare=False)
+                except psycopg.Error as exc:
+                    first = next((line.strip() for line in text.strip().splitlines() if line.strip() and not line.strip().startswith("--")), "")
+                    raise UsageError(
+                        f"sql --phase {phase}: PostgreSQL refuses the script on the loaded schemas: {message(exc)} (in: {first[:100]})"
+                    ) from None
+    finally:
+        conn.execute("ROLLBACK TO SAVEPOINT tableshift_rehearsal")
+        conn.execute("RELEASE SAVEPOINT tableshift_rehearsal")
