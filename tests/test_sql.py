@@ -270,6 +270,35 @@ def test_a_real_shaped_supabase_migrations_folder_loads(tmp_path):
     assert proc.stderr.startswith(f"tableshift: error: {broken}:3: legacy schema does not load: column \"nowhere\" referenced in foreign key constraint does not exist")
 
 
+def test_a_full_dump_with_rows_loads_its_schema(tmp_path):
+    """`supabase db dump` / pg_dump with data: `COPY ... FROM stdin` blocks are rows, not SQL;
+    the schema around them loads, and all four phases come out (with every phase run first)."""
+    dump = tmp_path / "dump.sql"
+    dump.write_text(
+        "SET standard_conforming_strings = on;\n"
+        "GRANT USAGE ON SCHEMA graphql_public TO anon;\n"
+        "CREATE TABLE public.files (id uuid PRIMARY KEY, name text NOT NULL);\n"
+        "COPY public.files (id, name) FROM stdin;\n"
+        "00000000-0000-0000-0000-000000000001\tone; DROP TABLE x;\n"
+        "00000000-0000-0000-0000-000000000002\t$$ two\n"
+        "\\.\n"
+        "\n"
+        "CREATE VIEW public.file_names AS SELECT name FROM public.files;\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "target.sql").write_text("CREATE TABLE documents (id uuid PRIMARY KEY, name text NOT NULL);\n")
+    rules = tmp_path / "rules.toml"
+    rules.write_text('version = 1\nname = "dump"\nschema = "target.sql"\n[[table]]\nlegacy = "files"\ntarget = "documents"\n')
+    proc = run_cli("sql", "--rules", str(rules), "--legacy-schema", str(dump))
+    assert proc.returncode == 0, proc.stderr
+    assert "CREATE OR REPLACE VIEW public.file_names AS" in proc.stdout
+    # a COPY from anywhere but the dump's own rows is still refused
+    dump.write_text("CREATE TABLE public.files (id uuid PRIMARY KEY, name text NOT NULL);\nCOPY public.files FROM '/etc/passwd';\n")
+    proc = run_cli("sql", "--rules", str(rules), "--legacy-schema", str(dump))
+    assert proc.returncode == 2
+    assert "COPY is not run" in proc.stderr
+
+
 def test_the_prelude_is_printed_and_runs_on_a_plain_postgresql(pg_admin_url):
     import psycopg
 

@@ -5,7 +5,8 @@ written). One statement at a time, so an error names its file and line.
 Every input is taken as possibly hostile. Each statement is parsed by pglast first, then:
 - transaction control (`BEGIN`, `COMMIT`, ...) and what no schema needs (`VACUUM`, event triggers,
   subscriptions, foreign servers, `ALTER SYSTEM`, `LOAD`, `SET ROLE`, ...) is skipped;
-- `COPY` is refused (schemas, not data), as is turning standard_conforming_strings off;
+- a dump's `COPY ... FROM stdin` blocks are skipped with their rows (schemas, not data); any
+  other `COPY` is refused, as is turning standard_conforming_strings off;
 - `CREATE EXTENSION` is carried out by tableshift itself, from the parsed name, for the
   extensions it has vetted (stand-ins for a few the server lacks), never from the input's text;
 - everything else runs as the server's loading role, which is not a superuser, one statement
@@ -43,6 +44,8 @@ SUPABASE_OBJECTS = """
 CREATE SCHEMA IF NOT EXISTS auth;
 CREATE SCHEMA IF NOT EXISTS storage;
 CREATE SCHEMA IF NOT EXISTS extensions;
+CREATE SCHEMA IF NOT EXISTS graphql_public;
+GRANT USAGE ON SCHEMA graphql_public TO anon, authenticated, service_role;
 CREATE TABLE IF NOT EXISTS auth.users (
   id uuid PRIMARY KEY,
   email text,
@@ -134,6 +137,23 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA public {verb} ALL ON FUNCTIONS {to} anon, aut
 """
 
 _META = re.compile(rb"^\\[^\n]*$", re.M)  # psql meta-commands (`\restrict`, `\connect`): not SQL
+_COPY_FROM_STDIN = re.compile(rb"^\s*COPY\s.*\bFROM\s+stdin\b.*;\s*$", re.I)
+
+
+def _without_copy_data(data: bytes) -> bytes:
+    """A dump's `COPY ... FROM stdin;` blocks with their rows (up to the `\\.` line) made blank
+    lines: rows are data, not SQL (the COPY statement itself is then skipped); line numbers stay."""
+    if b"stdin" not in data and b"STDIN" not in data:
+        return data
+    lines = data.split(b"\n")
+    inside = False
+    for i, line in enumerate(lines):
+        if inside:
+            inside = line.rstrip(b"\r") != b"\\."
+            lines[i] = b""
+        elif _COPY_FROM_STDIN.match(line):
+            inside = True
+    return b"\n".join(lines)
 
 # Statements a schema never needs: not run.
 _SKIPPED = frozenset(
@@ -202,7 +222,7 @@ class Loader:
             self.conn.execute(DEFAULT_PRIVILEGES.format(verb="REVOKE", to="FROM"))
 
     def text(self, data: bytes, place: str, *, what: str) -> None:
-        data = _META.sub(lambda m: b" " * len(m.group(0)), data)
+        data = _META.sub(lambda m: b" " * len(m.group(0)), _without_copy_data(data))
         for line, statement in _statements(data, place):
             try:
                 self._one(statement)
@@ -230,6 +250,9 @@ class Loader:
         kind = type(node).__name__
         if kind in _SKIPPED:
             self.skipped += 1
+            return
+        if kind == "CopyStmt" and node.is_from and node.filename is None and not node.is_program:
+            self.skipped += 1  # a dump's rows, from stdin: its data lines were left out with it
             return
         if kind == "CopyStmt":
             raise UsageError("COPY is not run: tableshift loads schemas, not data (use a --schema-only dump)")
