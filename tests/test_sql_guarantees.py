@@ -220,7 +220,7 @@ def test_contract_refuses_what_it_cannot_recreate_naming_each(pg_admin_url, tmp_
         "tableshift: error: contract: 3 database object(s) would keep pointing at the archived tables: function public.bodies() reads"
         " content.body, which its compatibility view does not have (and 2 more: view public.content_bodies reads content.body, which"
         " its compatibility view does not have; materialized view public.content_totals reads content (recreate it by hand after"
-        " contract: tableshift recreates views and SQL-standard functions))"
+        " contract: tableshift recreates views, SQL-standard functions and other tables' policies))"
     )
 
 
@@ -301,3 +301,53 @@ def test_a_script_postgresql_would_refuse_is_refused_before_it_is_printed(pg_adm
         'tableshift: error: sql --phase contract: PostgreSQL refuses the script on the loaded schemas: cannot change data type of view column "score" from integer to bigint'
     )
     assert proc.stdout == ""
+
+
+def test_another_tables_policy_that_reads_a_legacy_table_reads_its_view_after_contract(pg_admin_url, tmp_path):
+    legacy = KEYS + f"""
+    ALTER TABLE public.likes ADD COLUMN owner uuid;
+    ALTER TABLE public.likes ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY "likes of live content" ON public.likes FOR SELECT TO authenticated
+      USING (EXISTS (SELECT 1 FROM public.content c WHERE c.id = content_id AND c.body <> 'hidden'));
+    GRANT SELECT ON public.likes TO authenticated;
+    GRANT SELECT ON public.content TO authenticated;
+    """
+    plan = keys_plan(tmp_path)
+    url = users_database(pg_admin_url, legacy, KEY_ROWS)
+    for name in ("expand", "backfill", "contract"):
+        run(url, phase(plan, url, name))
+    assert as_user(url, U1, "SELECT count(*) FROM likes") == [(3,)]
+    # the policy reads the rows of the target now, not the archived table frozen at contract
+    run(url, "UPDATE posts SET body = 'hidden' WHERE id = 2")
+    assert as_user(url, U1, "SELECT content_id FROM likes") == [(1,)]
+
+
+def test_the_audit_lists_what_in_the_database_uses_each_table(tmp_path):
+    legacy = tmp_path / "legacy.sql"
+    legacy.write_text(
+        KEYS
+        + "CREATE FUNCTION public.purge() RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'delete from public.likes'; END $$;\n"
+        + "CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.body := NEW.body; RETURN NEW; END $$;\n"
+        + "CREATE TRIGGER touch BEFORE UPDATE ON public.content FOR EACH ROW EXECUTE FUNCTION public.touch();\n"
+        + "ALTER PUBLICATION supabase_realtime ADD TABLE public.content;\n"
+    )
+    (tmp_path / "app.ts").write_text("await supabase.from('content').select('id')\nawait supabase.from('likes').delete().eq('id', 1)\n")
+    proc = run_cli("audit", str(tmp_path), "--legacy-schema", str(legacy), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    database = json.loads(proc.stdout)["database"]
+    assert database["source"] == str(legacy)
+    uses = {t["table"]: [(u["kind"], u["name"]) for u in t["uses"]] for t in database["tables"]}
+    assert uses == {
+        "content": [
+            ("view", "public.content_count"),
+            ("function", "public.bodies()"),
+            ("trigger", "touch"),
+            ("foreign key", "likes_content_id_fkey of public.likes"),
+            ("publication", "supabase_realtime"),
+        ],
+        "likes": [("function", "public.purge()")],  # a statement it EXECUTEs, from a literal
+    }
+    proc = run_cli("audit", str(tmp_path), "--legacy-schema", str(legacy), "--format", "markdown")
+    assert proc.returncode == 0, proc.stderr
+    assert f"Database objects using these tables ({legacy})" in proc.stdout
+    assert "| content | trigger | touch | runs touch |" in proc.stdout

@@ -339,6 +339,17 @@ def audit(
     cache_dir: CacheDirOpt = None,
     max_file_size: MaxSizeOpt = 2_000_000,
     skip_minified: MinifiedOpt = True,
+    legacy_schema: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--legacy-schema",
+            help="Also list the database's own use of the tables (views, functions, triggers, policies, foreign keys, publications), from this DDL file or migrations folder.",
+        ),
+    ] = None,
+    database_url: Annotated[
+        Optional[str],
+        typer.Option("--database-url", help="As --legacy-schema, from this PostgreSQL's schema (read with pg_dump; nothing runs there)."),
+    ] = None,
 ) -> None:
     """Find and classify every Supabase query call; report usage and migration readiness."""
     from tableshift.report import render
@@ -353,6 +364,8 @@ def audit(
     for outcome in _outcomes(inputs, _sources(inputs)):
         builder.add(outcome)
     report = builder.header()
+    if legacy_schema is not None or database_url:
+        report["database"] = _database_use(inputs, report, legacy_schema, database_url)
     title = "tableshift audit" + (f" — rules: {inputs.rules.name}" if inputs.rules else "")
     if spool is not None:
         _emit_with(lambda out: render.write_json({**report, "calls": spool}, out), output)
@@ -364,6 +377,31 @@ def audit(
         _emit(render.tables_to_text(sections, title=title), output)
     else:
         render.print_tables(sections, _stdout_console(), title=title)
+
+
+def _database_use(inputs: Inputs, report: dict, legacy_schema: Path | None, database_url: str | None) -> dict:  # type: ignore[type-arg]
+    """What in the database uses each legacy table (with rules), else each table the code uses."""
+    from tableshift.db import session, usage
+
+    if inputs.rules is not None:
+        tables = [(r.schema or "public", r.legacy) for r in inputs.rules.tables]
+    else:
+        tables = [(t["name"].rpartition(".")[0] or "public", t["name"].rpartition(".")[2]) for t in report["tables"]]
+    with session.schemas(inputs.rules, legacy_schema, database_url, tables={f"{s}.{n}" for s, n in tables}) as conn:
+        uses = usage.read(conn, tables, dropped=_dropped(inputs))
+    return {
+        "source": str(legacy_schema) if legacy_schema is not None else "--database-url",
+        "tables": [
+            {"table": name if schema == "public" else f"{schema}.{name}", "found": (schema, name) in uses, "uses": [u.as_dict() for u in uses.get((schema, name), [])]}
+            for schema, name in tables
+        ],
+    }
+
+
+def _dropped(inputs: Inputs) -> dict[tuple[str, str], set[str]]:
+    if inputs.rules is None:
+        return {}
+    return {(r.schema or "public", r.legacy): set(r.drop) for r in inputs.rules.tables}
 
 
 class _Discard:
@@ -497,8 +535,11 @@ def sql(
         plan = migration.moves(conn, inputs.rules)
         # every phase up to the last asked for is written, and run on the loaded schemas first
         upto = max(migration.PHASES.index(p) for p in phases)
+        from tableshift.db import usage
+
+        uses = usage.read(conn, [(m.legacy.schema, m.legacy.name) for m in plan], dropped=_dropped(inputs))
         scripts = {
-            p: migration.script(p, inputs.rules, plan, ddl=ddl, schema_file=ddl_path.name, archive=archive_schema)
+            p: migration.script(p, inputs.rules, plan, ddl=ddl, schema_file=ddl_path.name, archive=archive_schema, uses=uses)
             for p in migration.PHASES[: upto + 1]
         }
         migration.rehearse(conn, scripts)

@@ -192,7 +192,7 @@ def contract_refusals(plan: list[Move]) -> None:
         for dependent in move.around.dependents:
             if dependent.statement is None:
                 what = "recreate it by hand after contract" if dependent.kind != "rule" else "rewrite the rule by hand"
-                problems.append(f"{dependent.kind} {dependent.name} reads {move.legacy.name} ({what}: tableshift recreates views and SQL-standard functions)")
+                problems.append(f"{dependent.kind} {dependent.name} reads {move.legacy.name} ({what}: tableshift recreates views, SQL-standard functions and other tables' policies)")
                 continue
             lost = [c for c in dependent.columns if c not in shown]
             if lost:

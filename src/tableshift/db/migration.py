@@ -174,13 +174,23 @@ def _key(rule: TableRule, legacy: Table, target: Table, move: Move) -> list[tupl
 # -- the scripts ------------------------------------------------------------------
 
 
-def script(phase: str, rules: RuleSet, plan: list[Move], *, ddl: str, schema_file: str, archive: str) -> str:
-    """One phase's script."""
+def script(
+    phase: str, rules: RuleSet, plan: list[Move], *, ddl: str, schema_file: str, archive: str, uses: dict[tuple[str, str], list] | None = None
+) -> str:
+    """One phase's script; `uses`: what in the database uses each legacy table (db.usage), said in its header."""
     head = [
         f"-- tableshift sql --phase {phase} · rules: {comment(rules.name)}",
         "-- Generated from the legacy and target schemas as PostgreSQL reports them: review before running.",
         "-- One transaction; safe to run twice.",
     ]
+    if uses is not None:
+        head.append("-- What in the database uses the legacy tables (`tableshift audit --legacy-schema` lists it too):")
+        for move in plan:
+            found = uses.get((move.legacy.schema, move.legacy.name), [])
+            if not found:
+                head.append(f"--   {comment(move.legacy.name)}: nothing but the code")
+            for use in found:
+                head.append("--   " + comment(f"{move.legacy.name}: {use.kind} {use.name}" + (f" ({use.detail})" if use.detail else "")))
     check_names(plan, archive)
     if phase == "contract":
         carry.contract_refusals(plan)
@@ -202,6 +212,7 @@ _ALLOWED = {
     "TransactionStmt", "DoStmt", "CreateFunctionStmt", "CreateTrigStmt", "CreateSchemaStmt", "ViewStmt",
     "AlterTableStmt", "GrantStmt", "InsertStmt", "CreateStmt", "SelectStmt", "CreatePolicyStmt", "VariableSetStmt",
 }  # fmt: skip
+_CONTRACT_ONLY = {"AlterPolicyStmt"}  # other tables' policies that read a legacy table, bound again
 
 
 def _guard(text: str, phase: str) -> None:
@@ -218,7 +229,7 @@ def _guard(text: str, phase: str) -> None:
         kind = type(node).__name__
         if kind == "DropStmt" and str(getattr(node.removeType, "name", node.removeType)) in ("OBJECT_TRIGGER", "OBJECT_FUNCTION", "OBJECT_POLICY"):
             continue
-        if kind not in _ALLOWED:
+        if kind not in _ALLOWED and not (phase == "contract" and kind in _CONTRACT_ONLY):
             raise UsageError(f"sql --phase {phase}: the script would hold a {kind} tableshift never writes: a name or value from the inputs broke it")
 
 
@@ -672,9 +683,9 @@ def _contract(plan: list[Move], *, archive: str) -> list[str]:
     if recreated:
         out += [
             "",
-            "-- Views and SQL-standard functions that read a legacy table (PostgreSQL tied them to the table, not its",
-            "-- name): recreated from their definitions as they were when this script was written, so that they read",
-            "-- the compatibility view. Replaced, not dropped: owners, grants and options stay.",
+            "-- Views, SQL-standard functions and other tables' policies that read a legacy table (PostgreSQL tied them",
+            "-- to the table, not its name): recreated from their definitions as they were when this script was written,",
+            "-- so that they read the compatibility view. Replaced, not dropped: owners, grants and options stay.",
             *recreated,
         ]
     out += ["", "COMMIT;"]

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 
 @contextlib.contextmanager
-def schemas(rules: RuleSet, legacy_schema: Path | None, database_url: str | None, *, root: Path | None = None) -> Iterator[psycopg.Connection]:
+def schemas(
+    rules: RuleSet | None, legacy_schema: Path | None, database_url: str | None, *, root: Path | None = None, tables: set[str] | None = None
+) -> Iterator[psycopg.Connection]:
     """A connection (as the loading role, never a superuser) to a fresh embedded server holding
     Supabase's basics, the schema of `database_url` (read with pg_dump: nothing runs there), the
     legacy schema when given, and the rules' target DDL unless the targets are there already
@@ -27,14 +29,20 @@ def schemas(rules: RuleSet, legacy_schema: Path | None, database_url: str | None
         conn = server.connect(srv.url, autocommit=True)
         try:
             loader = load.Loader(conn, admin)
-            loader.tables = {r.legacy for r in rules.tables} | {r.target.rpartition(".")[2] for r in rules.tables}
+            if rules is not None:
+                loader.tables = {r.legacy for r in rules.tables} | {r.target.rpartition(".")[2] for r in rules.tables}
+            else:  # the tables the code uses: a failed statement naming one stops the load
+                loader.tables = {t.rpartition(".")[2] for t in tables or ()}
             loader.prelude()
             if database_url:
-                wanted = {"public"} | {r.schema for r in rules.tables if r.schema} | {r.target.rpartition(".")[0] for r in rules.tables if "." in r.target}
+                wanted = {"public"}
+                if rules is not None:
+                    wanted |= {r.schema for r in rules.tables if r.schema} | {r.target.rpartition(".")[0] for r in rules.tables if "." in r.target}
+                wanted |= {t.rpartition(".")[0] for t in tables or () if "." in t}
                 loader.database(database_url, sorted(wanted))
             if legacy_schema is not None:
                 loader.load(legacy_schema, what="legacy schema", root=root)
-            if rules.schema_path and not all(exists(conn, r.target) for r in rules.tables):
+            if rules is not None and rules.schema_path and not all(exists(conn, r.target) for r in rules.tables):
                 loader.load(Path(rules.schema_path), what="target schema", root=root)
             loader.finish()
             if loader.failed:

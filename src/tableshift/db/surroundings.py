@@ -45,7 +45,7 @@ class Dependent:
     """An object PostgreSQL ties to the table by its oid (a view, a materialized view, a rule, a
     SQL-standard function body): after `contract` it would keep reading the archived table."""
 
-    kind: str  # view, materialized view, rule, function
+    kind: str  # view, materialized view, rule, function, policy (of another table)
     name: str  # as PostgreSQL writes it, schema-qualified
     oid: int
     columns: tuple[str, ...]  # the table's columns it reads
@@ -152,8 +152,11 @@ def dependents(conn: psycopg.Connection, oid: int) -> list[Dependent]:
         " UNION SELECT 'function', p.oid, p.oid, format('%%I.%%I(%%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),"
         " 'pg_proc'::regclass::oid"
         " FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid JOIN pg_namespace n ON n.oid = p.pronamespace"
-        " WHERE d.classid = 'pg_proc'::regclass AND d.refobjid = %s AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'n'",
-        (oid, oid, oid),
+        " WHERE d.classid = 'pg_proc'::regclass AND d.refobjid = %s AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'n'"
+        " UNION SELECT 'policy', p.oid, p.oid, format('%%s on %%s', p.polname, p.polrelid::regclass), 'pg_policy'::regclass::oid"
+        " FROM pg_depend d JOIN pg_policy p ON p.oid = d.objid"
+        " WHERE d.classid = 'pg_policy'::regclass AND d.refobjid = %s AND d.refclassid = 'pg_class'::regclass AND p.polrelid <> %s",
+        (oid, oid, oid, oid, oid),
     ).fetchall()
     out = []
     previous = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
@@ -181,6 +184,13 @@ def dependents(conn: psycopg.Connection, oid: int) -> list[Dependent]:
             elif kind == "function":
                 row = conn.execute("SELECT pg_get_functiondef(%s::oid) FROM pg_proc WHERE oid = %s AND prosqlbody IS NOT NULL", (obj, obj)).fetchone()
                 statement = row[0].strip().rstrip(";") + ";" if row else None
+            elif kind == "policy":  # another table's policy that reads this one: its expressions bound again by name
+                policy, table, using, check = conn.execute(
+                    "SELECT p.polname, format('%%I.%%I', n.nspname, c.relname), pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)"
+                    " FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.oid = %s",
+                    (obj,),
+                ).fetchone()
+                statement = f"ALTER POLICY {quote(policy)} ON {table}" + (f" USING ({using})" if using else "") + (f" WITH CHECK ({check})" if check else "") + ";"
             out.append(Dependent(kind, name, obj, columns, statement, query, options, owner))
     finally:
         from psycopg import pq

@@ -68,6 +68,8 @@ def audit_sections(report: dict[str, Any], extras: dict[str, Any] | None = None)
             )
         )
     ops = ("select", "insert", "update", "upsert", "delete", "unknown")
+    if report.get("database") is not None:
+        out.append(database_section(report["database"]))
     out.append(
         Section(
             "Tables by usage",
@@ -129,3 +131,21 @@ def audit_sections(report: dict[str, Any], extras: dict[str, Any] | None = None)
     if report["files"]["unreadable"]:
         out.append(Section("Unreadable files", ("file", "error"), tuple((u["path"], u["error"]) for u in report["files"]["unreadable"])))
     return out
+
+
+def database_section(database: dict[str, Any]) -> Section:
+    """What in the database uses each table: the code the code audit cannot see."""
+    rows: list[tuple[str, ...]] = []
+    for entry in database["tables"]:
+        if not entry["found"]:
+            rows.append((entry["table"], "-", "(not in the schema)", ""))
+        elif not entry["uses"]:
+            rows.append((entry["table"], "-", "(nothing)", ""))
+        for use in entry["uses"]:
+            rows.append((entry["table"], use["kind"], use["name"], use["detail"]))
+    return Section(
+        f"Database objects using these tables ({database['source']})",
+        ("table", "kind", "object", "detail"),
+        tuple(rows),
+        note="after `contract`, what PostgreSQL ties to a table by its oid would read the archive: `sql` recreates or repoints it, or refuses, naming it",
+    )
