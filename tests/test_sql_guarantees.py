@@ -351,3 +351,77 @@ def test_the_audit_lists_what_in_the_database_uses_each_table(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert f"Database objects using these tables ({legacy})" in proc.stdout
     assert "| content | trigger | touch | runs touch |" in proc.stdout
+
+
+def test_a_trigger_reading_a_renamed_column_runs_on_the_target_translated(pg_admin_url, tmp_path):
+    legacy = """
+    CREATE TABLE public.notes (id int PRIMARY KEY, body text, body_length int);
+    CREATE FUNCTION public.measure() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      NEW.body_length := length(NEW."body");
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER measure BEFORE INSERT OR UPDATE ON public.notes FOR EACH ROW EXECUTE FUNCTION public.measure();
+    """
+    (tmp_path / "target.sql").write_text("CREATE TABLE public.memos (id int PRIMARY KEY, text text, body_length int);\n")
+    (tmp_path / "rules.toml").write_text('version = 1\nname = "t"\nschema = "target.sql"\n[[table]]\nlegacy = "notes"\ntarget = "memos"\n[table.renames]\nbody = "text"\n')
+    url = users_database(pg_admin_url, legacy)
+    run(url, phase(tmp_path, url, "expand"))
+    run(url, "INSERT INTO memos (id, text) VALUES (1, 'new code')")  # the translated function reads NEW.text
+    run(url, "INSERT INTO notes (id, body) VALUES (2, 'old')")  # the legacy trigger, then the dual-write
+    run(url, "UPDATE memos SET text = 'longer text' WHERE id = 2")
+    assert run(url, "SELECT id, body_length FROM memos ORDER BY id") == [(1, 8), (2, 11)]
+    # the original function is untouched; old code still gets its own trigger
+    assert run(url, "SELECT body, body_length FROM notes WHERE id = 2") == [("longer text", 11)]
+
+
+def test_a_trigger_whose_function_reads_the_whole_row_is_refused_when_columns_are_renamed(pg_admin_url, tmp_path):
+    legacy = """
+    CREATE TABLE public.notes (id int PRIMARY KEY, body text);
+    CREATE TABLE public.history (row jsonb);
+    CREATE FUNCTION public.remember() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.history VALUES (to_jsonb(NEW)); RETURN NULL; END $$;
+    CREATE TRIGGER remember AFTER INSERT ON public.notes FOR EACH ROW EXECUTE FUNCTION public.remember();
+    """
+    (tmp_path / "target.sql").write_text("CREATE TABLE public.memos (id int PRIMARY KEY, text text);\n")
+    (tmp_path / "rules.toml").write_text('version = 1\nname = "t"\nschema = "target.sql"\n[[table]]\nlegacy = "notes"\ntarget = "memos"\n[table.renames]\nbody = "text"\n')
+    url = users_database(pg_admin_url, legacy)
+    proc = run_cli("sql", "--rules", str(tmp_path / "rules.toml"), "--database-url", url, "--phase", "expand")
+    assert proc.returncode == 2
+    assert "trigger 'remember' of notes cannot be carried to memos: what its function remember reads of the row cannot be known" in proc.stderr
+
+
+def test_policies_reading_other_tables_keep_their_meaning_through_renames_and_contract(pg_admin_url, tmp_path):
+    """A policy whose sub-query names the legacy table's own (renamed) column bare, and a legacy
+    table's policy that reads another legacy table: both read the right rows on the target, before
+    and after contract."""
+    legacy = f"""
+    CREATE TABLE public.folders (id int PRIMARY KEY, shared boolean NOT NULL);
+    CREATE TABLE public.files (id int PRIMARY KEY, folder int REFERENCES public.folders (id), owner uuid NOT NULL);
+    ALTER TABLE public.files ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY "own" ON public.files FOR SELECT TO authenticated USING (owner = auth.uid());
+    CREATE POLICY "shared folders" ON public.files FOR SELECT TO authenticated
+      USING (folder IN (SELECT id FROM public.folders WHERE shared) OR EXISTS (SELECT 1 FROM public.folders f WHERE f.id = folder AND f.shared));
+    GRANT SELECT ON public.files, public.folders TO authenticated;
+    INSERT INTO auth.users (id) VALUES ('{U1}'), ('{U2}');
+    INSERT INTO public.folders VALUES (1, true), (2, false);
+    INSERT INTO public.files VALUES (10, 1, '{U2}'), (11, 2, '{U2}'), (12, 2, '{U1}');
+    """
+    (tmp_path / "target.sql").write_text(
+        "CREATE TABLE public.groups (id int PRIMARY KEY, shared boolean NOT NULL);\n"
+        "CREATE TABLE public.documents (id int PRIMARY KEY, group_id int REFERENCES public.groups (id), user_id uuid NOT NULL);\n"
+    )
+    (tmp_path / "rules.toml").write_text(
+        'version = 1\nname = "t"\nschema = "target.sql"\n'
+        '[[table]]\nlegacy = "folders"\ntarget = "groups"\n'
+        '[[table]]\nlegacy = "files"\ntarget = "documents"\n[table.renames]\nfolder = "group_id"\nowner = "user_id"\n'
+    )
+    url = users_database(pg_admin_url, legacy)
+    for name in ("expand", "backfill"):
+        run(url, phase(tmp_path, url, name))
+    assert as_user(url, U1, "SELECT id FROM documents ORDER BY id") == [(10,), (12,)]
+    run(url, phase(tmp_path, url, "contract"))
+    assert as_user(url, U1, "SELECT id FROM documents ORDER BY id") == [(10,), (12,)]
+    # the policy reads the groups as they are now, not the folders archived at contract
+    run(url, "UPDATE groups SET shared = true WHERE id = 2")
+    assert as_user(url, U1, "SELECT id FROM documents ORDER BY id") == [(10,), (11,), (12,)]
+    assert as_user(url, U1, "SELECT id FROM files ORDER BY id") == [(10,), (11,), (12,)]

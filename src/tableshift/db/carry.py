@@ -56,10 +56,48 @@ def policies(move: Move, refused: list[str]) -> list[str]:
 
 
 def _policy(move: Move, policy: Policy, renames: dict[str, str], dropped: set[str]) -> list[str]:
+    name, using, check = _policy_parts(move, policy, renames, dropped)
+    roles = ", ".join(_grantee(r) for r in policy.roles) or "PUBLIC"
+    text = (
+        f"CREATE POLICY {name} ON {move.target.qualified} AS {'PERMISSIVE' if policy.permissive else 'RESTRICTIVE'}"
+        f" FOR {policy.command} TO {roles}"
+        + (f" USING ({using})" if using is not None else "")
+        + (f" WITH CHECK ({check})" if check is not None else "")
+        + ";"
+    )
+    return [f"DROP POLICY IF EXISTS {name} ON {move.target.qualified};", text]
+
+
+def rebound_policies(plan: list[Move]) -> list[str]:
+    """`contract`: each policy carried to a target that reads a legacy table (a sub-query on another
+    table of the plan) bound again by name, so that it reads that table's view, not the archive."""
+    from tableshift.db.surroundings import _relations
+
+    legacy = {m.legacy.name for m in plan}
+    out: list[str] = []
+    for move in plan:
+        renames = {old.name: new.name for old, new in move.copied if old.name != new.name}
+        dropped = {old.name for old in move.legacy.columns if move.target.column(move.rule.rename(old.name) or old.name) is None}
+        for policy in move.around.policies:
+            if not any(name in legacy for e in (policy.using, policy.check) if e for _, name in _relations(e)):
+                continue
+            name, using, check = _policy_parts(move, policy, renames, dropped)
+            out.append(
+                f"ALTER POLICY {name} ON {move.target.qualified}"
+                + (f" USING ({using})" if using is not None else "")
+                + (f" WITH CHECK ({check})" if check is not None else "")
+                + ";"
+            )
+    return out
+
+
+def _policy_parts(move: Move, policy: Policy, renames: dict[str, str], dropped: set[str]) -> tuple[str, str | None, str | None]:
+    """A legacy policy's name on the target and its expressions there."""
+
     def carried(expression: str | None) -> str | None:
         if expression is None:
             return None
-        text = rename_columns(expression, renames, dropped, legacy=move.legacy.name, target=move.target.name)
+        text = rename_columns(expression, renames, dropped, legacy=move.legacy.name, target=move.target.name, columns=move.around.relation_columns)
         scope = _scope(move, restrictive=not policy.permissive)
         if scope is None:
             return text
@@ -71,16 +109,7 @@ def _policy(move: Move, policy: Policy, renames: dict[str, str], dropped: set[st
         using = _scope(move, restrictive=not policy.permissive)
     if policy.command in ("INSERT", "UPDATE", "ALL") and check is None and policy.using is None and move.where:
         check = _scope(move, restrictive=not policy.permissive)
-    name = quote(name_for(move.legacy.name, policy.name))
-    roles = ", ".join(_grantee(r) for r in policy.roles) or "PUBLIC"
-    text = (
-        f"CREATE POLICY {name} ON {move.target.qualified} AS {'PERMISSIVE' if policy.permissive else 'RESTRICTIVE'}"
-        f" FOR {policy.command} TO {roles}"
-        + (f" USING ({using})" if using is not None else "")
-        + (f" WITH CHECK ({check})" if check is not None else "")
-        + ";"
-    )
-    return [f"DROP POLICY IF EXISTS {name} ON {move.target.qualified};", text]
+    return quote(name_for(move.legacy.name, policy.name)), using, check
 
 
 def expand(plan: list[Move]) -> tuple[list[str], list[str]]:
@@ -154,10 +183,32 @@ def _trigger(move: Move, trigger: Trigger) -> list[str]:
     from pglast import ast, parser
     from pglast.stream import RawStream
 
-    same = all(move.target.column(c.name) is not None for c in move.legacy.columns if not c.generated)
-    if move.rule.renames or move.rule.drop or not same:
-        raise NotCarried("its function may read columns the target names otherwise or lacks (carry it by hand)")
+    # legacy columns the target names otherwise or lacks: a trigger that reads one cannot be carried
+    touched: dict[str, str] = {}
+    renamed: dict[str, str] = {}
+    prelude: list[str] = []
+    for column in move.legacy.columns:
+        name = move.rule.rename(column.name) or column.name
+        if column.name in move.rule.drop or move.target.column(name) is None:
+            touched[column.name] = f"which {move.target.name} lacks"
+        elif name != column.name:
+            touched[column.name] = f"which {move.target.name} names {name}"
+            renamed[column.name] = name
     node = parser.parse_sql(trigger.definition)[0].stmt
+    if touched:
+        if trigger.fields is None:
+            raise NotCarried(f"what its function {trigger.function} reads of the row cannot be known, and {move.target.name} names columns otherwise (carry it by hand)")
+        in_definition = sorted(c for c in _trigger_columns(node) if c in touched)
+        if in_definition:
+            raise NotCarried(f"its definition names {in_definition[0]}, {touched[in_definition[0]]} (carry it by hand)")
+        read = sorted(trigger.fields & set(touched))
+        lost = [c for c in read if c not in renamed]
+        if lost:
+            raise NotCarried(f"it reads {lost[0]}, {touched[lost[0]]} (carry it by hand)")
+        if read:  # its function, translated through the renames, under a name of its own
+            function, statement = _translated(move, trigger, {c: renamed[c] for c in read})
+            prelude.append(statement)
+            node.funcname = tuple(ast.String(part) for part in function)
     if move.where:
         events = node.events
         insert_or_update = (1 << 2) | (1 << 4)  # TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE
@@ -181,7 +232,64 @@ def _trigger(move: Move, trigger: Trigger) -> list[str]:
     if node.whenClause is not None:
         conditions.append(f"({RawStream()(node.whenClause)})")
     node.whenClause = parser.parse_sql(f"SELECT {' AND '.join(conditions)}")[0].stmt.targetList[0].val
-    return [f"DROP TRIGGER IF EXISTS {quote(name)} ON {move.target.qualified};", RawStream()(node) + ";"]
+    return [*prelude, f"DROP TRIGGER IF EXISTS {quote(name)} ON {move.target.qualified};", RawStream()(node) + ";"]
+
+
+def _translated(move: Move, trigger: Trigger, renames: dict[str, str]) -> tuple[tuple[str, str], str]:
+    """The trigger's PL/pgSQL function as the target needs it: each `NEW.<column>` / `OLD.<column>`
+    it reads renamed, as a function of its own (`<function>: <target>`). Checked by parsing the
+    result again: it must read exactly the renamed fields, else it is not carried."""
+    import re
+
+    from pglast import ast, parser
+    from pglast.stream import RawStream
+
+    from tableshift.db.surroundings import record_fields
+
+    if trigger.source is None or trigger.fields is None:
+        raise NotCarried("its function cannot be translated")
+    try:
+        node = parser.parse_sql(trigger.source)[0].stmt
+    except Exception:  # noqa: BLE001 - pglast's own error types
+        raise NotCarried("its function does not parse") from None
+    body = next((o for o in node.options or () if o.defname == "as"), None)
+    if body is None or len(body.arg) != 1:
+        raise NotCarried("its function's body cannot be read")
+    text = body.arg[0].sval
+    for old, new in renames.items():
+        pattern = rf'(?i)\b(new|old)\s*\.\s*(?:"{re.escape(old)}"|{re.escape(old)}(?![\w$]))'
+        text = re.sub(pattern, lambda m: f"{m.group(1)}.{quote(new)}", text)
+    schema = node.funcname[0].sval if len(node.funcname) > 1 else move.target.schema
+    name = name_for(node.funcname[-1].sval, move.target.name)
+    body.arg = (ast.String(text),)
+    node.funcname = (ast.String(schema), ast.String(name))
+    node.replace = True
+    statement = RawStream()(node) + ";"
+    wanted = frozenset(renames.get(f, f) for f in trigger.fields)
+    if record_fields("plpgsql", statement, name, ()) != wanted:
+        raise NotCarried(f"its function reads {', '.join(sorted(renames))} in a way tableshift cannot translate (carry it by hand)")
+    return (schema, name), statement
+
+
+def _trigger_columns(node: object) -> set[str]:
+    """The columns a trigger's definition names: `UPDATE OF` and NEW / OLD fields in its WHEN."""
+    from pglast import ast
+
+    out = {c.sval for c in getattr(node, "columns", None) or () if isinstance(c, ast.String)}
+
+    def walk(value: object) -> None:
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+        elif isinstance(value, ast.Node):
+            if isinstance(value, ast.ColumnRef) and len(value.fields or ()) == 2 and isinstance(value.fields[1], ast.String):
+                out.add(value.fields[1].sval)
+            for name in value:
+                if name != "location":
+                    walk(getattr(value, name))
+
+    walk(getattr(node, "whenClause", None))
+    return out
 
 
 def contract_refusals(plan: list[Move]) -> None:
@@ -190,6 +298,8 @@ def contract_refusals(plan: list[Move]) -> None:
     for move in plan:
         shown = _shown_columns(move)
         for dependent in move.around.dependents:
+            if dependent.table in {(m.legacy.schema, m.legacy.name) for m in plan}:
+                continue
             if dependent.statement is None:
                 what = "recreate it by hand after contract" if dependent.kind != "rule" else "rewrite the rule by hand"
                 problems.append(f"{dependent.kind} {dependent.name} reads {move.legacy.name} ({what}: tableshift recreates views, SQL-standard functions and other tables' policies)")
@@ -240,10 +350,11 @@ def dependents(plan: list[Move], archive: str) -> list[str]:
     stay: the statements replace, they do not drop."""
     moved = owners_views(plan)
     seen: set[int] = set()
-    out: list[str] = []
+    out: list[str] = rebound_policies(plan)
+    legacy = {(m.legacy.schema, m.legacy.name) for m in plan}
     for dependent in sorted((d for m in plan for d in m.around.dependents), key=lambda d: d.oid):
-        if dependent.oid in seen or dependent.statement is None:
-            continue
+        if dependent.oid in seen or dependent.statement is None or dependent.table in legacy:
+            continue  # a legacy table's own policy is archived with it (and was carried by expand)
         seen.add(dependent.oid)
         statement = dependent.statement
         if dependent.kind == "view" and not dependent.invoker and dependent.query is not None:

@@ -6,6 +6,7 @@ function bodies), triggers, and the publications it is in (realtime) with its re
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -53,6 +54,7 @@ class Dependent:
     query: str | None = None  # a view's query, every name schema-qualified
     options: tuple[str, ...] = ()  # a view's options (security_invoker, check_option, ...)
     owner: str = ""
+    table: tuple[str, str] | None = None  # a policy's table
 
     @property
     def invoker(self) -> bool:
@@ -65,6 +67,55 @@ class Trigger:
     name: str
     function: str  # schema-qualified, quoted
     definition: str  # pg_get_triggerdef
+    fields: frozenset[str] | None = None  # the NEW / OLD fields its function reads; None: not known
+    source: str | None = None  # its PL/pgSQL function's definition (pg_get_functiondef)
+
+
+def _arguments(definition: str) -> tuple[str, ...]:
+    """The arguments a trigger passes its function, from its definition."""
+    from pglast import ast, parser
+
+    try:
+        node = parser.parse_sql(definition)[0].stmt
+    except Exception:  # noqa: BLE001 - pglast's own error types
+        return ()
+    return tuple(a.sval for a in node.args or () if isinstance(a, ast.String))
+
+
+def record_fields(language: str, function: str | None, name: str, arguments: tuple[str, ...]) -> frozenset[str] | None:
+    """The fields of NEW and OLD a trigger function reads, from its PL/pgSQL parse tree; None when
+    that cannot be known (another language, the whole row passed on, a body that does not parse).
+    `moddatetime(column)` names its column in the trigger's arguments."""
+    import pglast
+
+    if name.rpartition(".")[2].strip('"') == "moddatetime":
+        return frozenset(arguments)
+    if language != "plpgsql" or function is None:
+        return None
+    try:
+        tree = pglast.parse_plpgsql(function)
+    except Exception:  # noqa: BLE001 - pglast's own error types
+        return None
+    fields: set[str] = set()
+    whole = False
+
+    def walk(value: object) -> None:
+        nonlocal whole
+        if isinstance(value, dict):
+            field = value.get("PLpgSQL_recfield")
+            if isinstance(field, dict) and isinstance(field.get("fieldname"), str):
+                fields.add(field["fieldname"])
+            query = value.get("query")
+            if isinstance(query, str) and re.search(r"(?<![\w.$\"])(new|old)(?![\w$])(?!\s*\.)", query, re.I):
+                whole = True  # the record as a whole (to_jsonb(NEW), EXECUTE ... USING NEW): any column
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(tree)
+    return None if whole else frozenset(fields)
 
 
 @dataclass(slots=True)
@@ -78,6 +129,8 @@ class Surroundings:
     triggers: list[Trigger] = field(default_factory=list)  # the table's own, tableshift's left out
     publications: list[str] = field(default_factory=list)
     replica_identity: str = "d"  # d default, f full, n nothing, i index
+    # the columns of each relation its policies' sub-queries read, as PostgreSQL resolves their names
+    relation_columns: dict[tuple[str | None, str], frozenset[str]] = field(default_factory=dict)
 
 
 def read(conn: psycopg.Connection, table: Table) -> Surroundings:
@@ -98,6 +151,14 @@ def read(conn: psycopg.Connection, table: Table) -> Surroundings:
         (oid,),
     ):
         out.policies.append(Policy(name, COMMANDS.get(cmd, "ALL"), bool(permissive), tuple(roles), using, check))
+    for relation in {r for p in out.policies for e in (p.using, p.check) if e for r in _relations(e)}:
+        schema, name = relation
+        row = conn.execute(
+            "SELECT array_agg(a.attname::text) FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+            (f"{quote(schema)}.{quote(name)}" if schema else quote(name),),
+        ).fetchone()
+        if row and row[0] is not None:
+            out.relation_columns[relation] = frozenset(row[0])
     out.sequences = [
         f"{quote(schema)}.{quote(name)}"
         for schema, name in conn.execute(
@@ -121,9 +182,11 @@ def read(conn: psycopg.Connection, table: Table) -> Surroundings:
     ]
     out.dependents = dependents(conn, oid)
     out.triggers = [
-        Trigger(name, function, definition)
-        for name, function, definition in conn.execute(
-            "SELECT t.tgname, t.tgfoid::regproc::text, pg_get_triggerdef(t.oid) FROM pg_trigger t"
+        Trigger(name, function, definition, record_fields(language, body, function, _arguments(definition)), body)
+        for name, function, definition, language, body in conn.execute(
+            "SELECT t.tgname, t.tgfoid::regproc::text, pg_get_triggerdef(t.oid), l.lanname,"
+            " CASE WHEN l.lanname = 'plpgsql' THEN pg_get_functiondef(t.tgfoid) END"
+            " FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_language l ON l.oid = p.prolang"
             " WHERE t.tgrelid = %s AND NOT t.tgisinternal AND t.tgname <> 'tableshift_sync' ORDER BY t.tgname",
             (oid,),
         )
@@ -174,6 +237,7 @@ def dependents(conn: psycopg.Connection, oid: int) -> list[Dependent]:
             statement = query = None
             options: tuple[str, ...] = ()
             owner = ""
+            on: list[str] = []
             if kind == "view":
                 definition, reloptions, owner = conn.execute(
                     "SELECT pg_get_viewdef(%s::oid), reloptions, pg_get_userbyid(relowner) FROM pg_class WHERE oid = %s", (obj, obj)
@@ -185,13 +249,14 @@ def dependents(conn: psycopg.Connection, oid: int) -> list[Dependent]:
                 row = conn.execute("SELECT pg_get_functiondef(%s::oid) FROM pg_proc WHERE oid = %s AND prosqlbody IS NOT NULL", (obj, obj)).fetchone()
                 statement = row[0].strip().rstrip(";") + ";" if row else None
             elif kind == "policy":  # another table's policy that reads this one: its expressions bound again by name
-                policy, table, using, check = conn.execute(
-                    "SELECT p.polname, format('%%I.%%I', n.nspname, c.relname), pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)"
+                policy, table, using, check, on = conn.execute(
+                    "SELECT p.polname, format('%%I.%%I', n.nspname, c.relname), pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid),"
+                    " ARRAY[n.nspname::text, c.relname::text]"
                     " FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.oid = %s",
                     (obj,),
                 ).fetchone()
                 statement = f"ALTER POLICY {quote(policy)} ON {table}" + (f" USING ({using})" if using else "") + (f" WITH CHECK ({check})" if check else "") + ";"
-            out.append(Dependent(kind, name, obj, columns, statement, query, options, owner))
+            out.append(Dependent(kind, name, obj, columns, statement, query, options, owner, tuple(on) if kind == "policy" else None))
     finally:
         from psycopg import pq
 
@@ -200,14 +265,49 @@ def dependents(conn: psycopg.Connection, oid: int) -> list[Dependent]:
     return out
 
 
+def _relations(expression: str) -> set[tuple[str | None, str]]:
+    """The relations an expression's sub-queries read."""
+    from pglast import ast, parser
+
+    try:
+        node = parser.parse_sql(f"SELECT {expression}")[0].stmt
+    except Exception:  # noqa: BLE001 - pglast's own error types
+        return set()
+    out: set[tuple[str | None, str]] = set()
+
+    def walk(value: object) -> None:
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+        elif isinstance(value, ast.Node):
+            if isinstance(value, ast.RangeVar):
+                out.add((value.schemaname, value.relname))
+            for name in value:
+                if name != "location":
+                    walk(getattr(value, name))
+
+    walk(node)
+    return out
+
+
 class NotCarried(Exception):
     """Why an object cannot be carried to the target safely: the phase refuses, naming it."""
 
 
-def rename_columns(expression: str, renames: dict[str, str], dropped: set[str], *, legacy: str, target: str) -> str:
+def rename_columns(
+    expression: str,
+    renames: dict[str, str],
+    dropped: set[str],
+    *,
+    legacy: str,
+    target: str,
+    columns: dict[tuple[str | None, str], frozenset[str]] | None = None,
+) -> str:
     """A policy expression of the legacy table as it reads on the target: its columns renamed
-    (bare, or qualified with the legacy table's name). A dropped column, or a renamed one named
-    inside a sub-query (where it may be another table's), cannot be carried."""
+    (bare, or qualified with the legacy table's name). A bare name inside a sub-query is the legacy
+    table's when no relation the sub-query reads has that column (`columns`, from the catalog),
+    as PostgreSQL resolves it; when that cannot be told, or a dropped column is read, it is not
+    carried."""
     from pglast import ast, parser
     from pglast.stream import RawStream
 
@@ -217,32 +317,49 @@ def rename_columns(expression: str, renames: dict[str, str], dropped: set[str], 
         raise NotCarried(f"its expression does not parse ({str(exc).splitlines()[0][:80]})") from None
     touched = set(renames) | dropped
 
-    def walk(value: object, inside: bool) -> None:
+    known = columns or {}
+
+    def scope(select: ast.SelectStmt) -> frozenset[str] | None:
+        """The column names a sub-query's FROM list brings; None when that cannot be told."""
+        names: set[str] = set()
+        for item in select.fromClause or ():
+            if not isinstance(item, ast.RangeVar) or (item.schemaname, item.relname) not in known:
+                return None
+            names |= known[(item.schemaname, item.relname)]
+        return frozenset(names)
+
+    def walk(value: object, inside: bool, scopes: tuple[frozenset[str] | None, ...] = ()) -> None:
         if isinstance(value, (list, tuple)):
             for item in value:
-                walk(item, inside)
+                walk(item, inside, scopes)
             return
         if not isinstance(value, ast.Node):
             return
-        if isinstance(value, ast.SubLink):
-            inside = True
+        if isinstance(value, ast.SubLink):  # `x IN (SELECT ...)`: x is outside the sub-query
+            walk(value.testexpr, inside, scopes)
+            walk(value.subselect, True, scopes)
+            return
+        if isinstance(value, ast.SelectStmt) and inside:
+            scopes = (*scopes, scope(value))
         if isinstance(value, ast.ColumnRef):
             names = [getattr(f, "sval", None) for f in value.fields]
             column = names[-1]
             qualified = len(names) == 2 and names[0] == legacy
             if column in touched and (len(names) == 1 or qualified):
-                if inside and len(names) == 1:
+                outer = bool(scopes) and all(s is not None and column not in s for s in scopes)
+                if inside and len(names) == 1 and not outer:
                     raise NotCarried(f"it names column {column!r} inside a sub-query, which the rules rename or drop")
                 if column in dropped:
                     raise NotCarried(f"it reads column {column!r}, which the rules drop")
                 new = renames[column]
-                value.fields = ((ast.String(target), ast.String(new)) if qualified else (ast.String(new),))
+                # inside a sub-query, the new name qualified: a relation there may have a column of that name
+                value.fields = ((ast.String(target), ast.String(new)) if qualified or inside else (ast.String(new),))
             elif qualified:
                 value.fields = (ast.String(target), ast.String(column))
             return
         for name in value:
             if name != "location":
-                walk(getattr(value, name), inside)
+                walk(getattr(value, name), inside, scopes)
 
     walk(node, False)
     return RawStream()(node)
