@@ -425,3 +425,33 @@ def test_policies_reading_other_tables_keep_their_meaning_through_renames_and_co
     run(url, "UPDATE groups SET shared = true WHERE id = 2")
     assert as_user(url, U1, "SELECT id FROM documents ORDER BY id") == [(10,), (11,), (12,)]
     assert as_user(url, U1, "SELECT id FROM files ORDER BY id") == [(10,), (11,), (12,)]
+
+
+def test_keys_between_legacy_tables_keep_pointing_at_the_same_rows_in_the_targets(pg_admin_url, tmp_path):
+    """Two legacy tables that both move, one referencing the other, and a parent_id: numbered ids
+    with gaps are kept, so each copied key still finds its row."""
+    legacy = """
+    CREATE TABLE public.folders (id bigserial PRIMARY KEY, name text, parent_id bigint REFERENCES public.folders (id));
+    CREATE TABLE public.files (id bigserial PRIMARY KEY, folder_id bigint REFERENCES public.folders (id), name text);
+    INSERT INTO public.folders (name) VALUES ('gone'), ('docs'), ('photos');
+    DELETE FROM public.folders WHERE name = 'gone';
+    UPDATE public.folders SET parent_id = 2 WHERE name = 'photos';
+    INSERT INTO public.files (folder_id, name) VALUES (2, 'a.txt'), (3, 'b.png');
+    """
+    (tmp_path / "target.sql").write_text(
+        "CREATE TABLE public.groups (id bigserial PRIMARY KEY, name text, parent_id bigint REFERENCES public.groups (id));\n"
+        "CREATE TABLE public.documents (id bigserial PRIMARY KEY, group_id bigint REFERENCES public.groups (id), name text);\n"
+    )
+    (tmp_path / "rules.toml").write_text(
+        'version = 1\nname = "t"\nschema = "target.sql"\n'
+        '[[table]]\nlegacy = "folders"\ntarget = "groups"\n'
+        '[[table]]\nlegacy = "files"\ntarget = "documents"\n[table.renames]\nfolder_id = "group_id"\n'
+    )
+    url = users_database(pg_admin_url, legacy)
+    joined = "SELECT d.name, g.name, p.name FROM {d} d JOIN {g} g ON g.id = d.{k} LEFT JOIN {g} p ON p.id = g.parent_id ORDER BY 1"
+    before = run(url, joined.format(d="files", g="folders", k="folder_id"))
+    for name in ("expand", "backfill"):
+        run(url, phase(tmp_path, url, name))
+    assert run(url, joined.format(d="documents", g="groups", k="group_id")) == before == [("a.txt", "docs", None), ("b.png", "photos", "docs")]
+    run(url, "INSERT INTO groups (name) VALUES ('new')")  # past every id the legacy table handed out
+    assert run(url, "SELECT id FROM groups WHERE name = 'new'") == [(4,)]

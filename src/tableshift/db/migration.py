@@ -85,7 +85,6 @@ def _same(a: str, b: str, type_: str) -> str:
 def moves(conn: psycopg.Connection, rules: RuleSet) -> list[Move]:
     """Each legacy table of the rules, mapped onto its target from the loaded schemas."""
     out = []
-    legacy_tables = {(rule.schema or "public", rule.legacy) for rule in rules.tables}
     for rule in rules.tables:
         schema = rule.schema or "public"
         legacy = catalog.table(conn, rule.legacy, schema)
@@ -96,8 +95,9 @@ def moves(conn: psycopg.Connection, rules: RuleSet) -> list[Move]:
         if target is None:
             raise UsageError(f"target table {rule.target} is not in the rules' schema")
         around = surroundings.read(conn, legacy)
-        # values other tables' foreign keys hold stay valid: those columns are copied as they are
-        kept = {column for ref in around.referenced_by if (ref.schema, ref.table) not in legacy_tables for column in ref.columns}
+        # values any foreign key references (another table's, a legacy table's whose rows move too, its
+        # own parent_id) are copied as they are: every key value keeps finding the same row
+        kept = {column for ref in around.referenced_by for column in ref.columns}
         move = _move(rule, legacy, target, kept)
         move.around = around
         move.target_around = surroundings.read(conn, target)

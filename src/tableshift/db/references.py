@@ -1,4 +1,4 @@
-"""Foreign keys other tables hold on a legacy table: the values they reference stay valid.
+"""Foreign keys on a legacy table: the values they reference stay valid.
 
 The referenced columns are copied as they are (`migration.moves` keeps them even where the target
 numbers its own rows), so every key value finds the same row in the target. A legacy table that
@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tableshift.db.catalog import comment, literal, quote
+from tableshift.errors import UsageError
 
 if TYPE_CHECKING:
     from tableshift.db.migration import Move
@@ -25,6 +26,12 @@ def outside(move: Move, plan: list[Move]) -> list[Reference]:
     return [ref for ref in move.around.referenced_by if (ref.schema, ref.table) not in legacy]
 
 
+def kept(move: Move) -> list[Reference]:
+    """Every key on `move`'s legacy table whose values the target keeps: other tables' (they stay,
+    or their rows move with theirs) and its own."""
+    return list(move.around.referenced_by)
+
+
 def _target_columns(move: Move, columns: tuple[str, ...]) -> list[str | None]:
     copied = {old.name: new.name for old, new in move.copied}
     return [copied.get(c) for c in columns]
@@ -35,14 +42,16 @@ def refusals(plan: list[Move]) -> list[str]:
     out = []
     numbered_into: dict[tuple[str, str], list[str]] = {}
     for move in plan:
-        for ref in outside(move, plan):
+        staying = {(r.schema, r.table, r.name) for r in outside(move, plan)}
+        for ref in kept(move):
             holder = f"foreign key {ref.name} of {ref.schema}.{ref.table}"
             names = _target_columns(move, ref.columns)
             missing = [c for c, n in zip(ref.columns, names) if n is None]
             if missing:
                 out.append(f"{holder} references {move.legacy.name}.{missing[0]}, which is not copied to {move.target.name} (dropped, or no column there): keep it")
                 continue
-            if frozenset(names) not in {frozenset(u) for u in move.target.unique}:
+            # a key that stays is pointed at the target at contract: the target needs a unique key there
+            if (ref.schema, ref.table, ref.name) in staying and frozenset(names) not in {frozenset(u) for u in move.target.unique}:
                 out.append(f"{holder} references {move.legacy.name} ({', '.join(ref.columns)}): {move.target.name} has no unique key on ({', '.join(n or '' for n in names)}) to point it at")
                 continue
             for old, new in move.copied:
@@ -73,11 +82,11 @@ def expand(moves: list[Move], plan: list[Move]) -> list[str]:
 
     out: list[str] = []
     for move in moves:
-        refs = outside(move, plan)
+        refs = kept(move)
         if not refs:
             continue
         keys = sorted({c for ref in refs for c in ref.columns})
-        out.append(f"-- {comment(move.legacy.name)}: other tables reference {comment(', '.join(keys))}; the target keeps those values")
+        out.append(f"-- {comment(move.legacy.name)}: foreign keys reference {comment(', '.join(keys))}; the target keeps those values")
         for old, new in move.copied:
             if old.name not in keys or not old.numbered or not new.numbered:
                 continue
@@ -118,7 +127,10 @@ def contract(plan: list[Move]) -> list[str]:
     for move in plan:
         for ref in outside(move, plan):
             holder = f"{quote(ref.schema)}.{quote(ref.table)}"
-            node = parser.parse_sql(f"ALTER TABLE x ADD CONSTRAINT x {ref.definition}")[0].stmt.cmds[0].def_
+            try:
+                node = parser.parse_sql(f"ALTER TABLE x ADD CONSTRAINT x {ref.definition}")[0].stmt.cmds[0].def_
+            except Exception:  # noqa: BLE001 - pglast's own error types
+                raise UsageError(f"contract: foreign key {ref.name} of {ref.schema}.{ref.table}: its definition does not parse") from None
             node.pktable = ast.RangeVar(schemaname=move.target.schema, relname=move.target.name, inh=True, relpersistence="p")
             node.pk_attrs = tuple(ast.String(n) for n in _target_columns(move, ref.columns))
             node.skip_validation = True

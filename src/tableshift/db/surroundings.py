@@ -32,7 +32,7 @@ class Policy:
 
 @dataclass(frozen=True, slots=True)
 class Reference:
-    """A foreign key another table holds on this one."""
+    """A foreign key a table (another, or this one: a `parent_id`) holds on this one."""
 
     name: str
     schema: str
@@ -176,8 +176,8 @@ def read(conn: psycopg.Connection, table: Table) -> Surroundings:
             " JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum ORDER BY k.i)"
             " FROM pg_constraint c"
             " JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_namespace n ON n.oid = cl.relnamespace"
-            " WHERE c.contype = 'f' AND c.confrelid = %s AND c.conrelid <> %s ORDER BY 2, 3, 1",
-            (oid, oid),
+            " WHERE c.contype = 'f' AND c.confrelid = %s ORDER BY 2, 3, 1",  # its own (a parent_id) too
+            (oid,),
         )
     ]
     out.dependents = dependents(conn, oid)
