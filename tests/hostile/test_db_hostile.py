@@ -402,3 +402,45 @@ def test_as_root_binaries_nobody_can_reach_are_copied_into_the_private_folder(mo
 
         with psycopg.connect(srv.url) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_what_contract_recreates_carries_no_statement_of_its_own(tmp_path, user_db):
+    """Definitions tableshift now copies into the scripts (a dependent view, a SQL-standard
+    function, another table's policy, a trigger function translated through a rename, a foreign
+    key) with names and bodies built to break out: every phase parses to the statements tableshift
+    writes, runs in the user's database, and the victim survives."""
+    evil = 'v"; DROP TABLE victim; --\n$$ $tableshift$'
+    legacy = f"""
+    CREATE TABLE public.notes (id int PRIMARY KEY, body text, size int);
+    CREATE TABLE public."{evil.replace('"', '""')}" (note int REFERENCES public.notes (id), owner text);
+    CREATE VIEW public."{evil.replace('"', '""')} view" AS SELECT id, body AS "{evil.replace('"', '""')}", '$$; DROP TABLE victim; --' AS t FROM public.notes;
+    CREATE FUNCTION public."{evil.replace('"', '""')} fn"() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM public.notes WHERE body <> '$$ DROP TABLE victim'; END;
+    ALTER TABLE public."{evil.replace('"', '""')}" ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY "{evil.replace('"', '""')}" ON public."{evil.replace('"', '""')}" USING (note IN (SELECT id FROM public.notes WHERE body <> '''; DROP TABLE victim; --'));
+    CREATE FUNCTION public."{evil.replace('"', '""')} trg"() RETURNS trigger LANGUAGE plpgsql AS $f$
+    BEGIN
+      NEW.size := length(NEW.body || '$$ $tableshift$ '' DROP TABLE victim; --');
+      RETURN NEW;
+    END $f$;
+    CREATE TRIGGER "{evil.replace('"', '""')}" BEFORE INSERT ON public.notes FOR EACH ROW EXECUTE FUNCTION public."{evil.replace('"', '""')} trg"();
+    """
+    rules, schema = project(
+        tmp_path,
+        rules='version = 1\nname = "h"\nschema = "target.sql"\n[[table]]\nlegacy = "notes"\ntarget = "memos"\n[table.renames]\nbody = "text"\n',
+        target="CREATE TABLE public.memos (id int PRIMARY KEY, text text, size int);\n",
+        legacy=legacy,
+    )
+    run_script(user_db, legacy)
+    for phase in ("expand", "backfill", "contract"):
+        proc = run_cli("sql", "--rules", str(rules), "--database-url", user_db, "--phase", phase)
+        assert proc.returncode == 0, proc.stderr
+        kinds = set(_statement_kinds(proc.stdout))
+        assert kinds <= {
+            "TransactionStmt", "DoStmt", "CreateFunctionStmt", "CreateTrigStmt", "CreateSchemaStmt", "ViewStmt", "AlterTableStmt",
+            "GrantStmt", "InsertStmt", "CreateStmt", "SelectStmt", "CreatePolicyStmt", "VariableSetStmt", "DropStmt", "AlterPolicyStmt",
+        }  # fmt: skip
+        run_script(user_db, proc.stdout)
+        assert victim_alive(user_db)
+    run_script(user_db, "INSERT INTO memos (id, text) VALUES (7, 'abc')")  # the translated trigger function
+    assert query(user_db, "SELECT size > 3 FROM memos WHERE id = 7") == [(True,)]
+    assert victim_alive(user_db)
