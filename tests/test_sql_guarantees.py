@@ -209,6 +209,7 @@ def test_keys_other_tables_hold_keep_their_rows_and_point_at_the_target(pg_admin
 def test_contract_refuses_what_it_cannot_recreate_naming_each(pg_admin_url, tmp_path):
     legacy = KEYS + """
     CREATE MATERIALIZED VIEW public.content_totals AS SELECT count(*) AS n FROM public.content;
+    CREATE VIEW public.totals_shown AS SELECT n FROM public.content_totals;
     CREATE VIEW public.content_bodies AS SELECT body FROM public.content;
     """
     plan = keys_plan(tmp_path)
@@ -219,8 +220,8 @@ def test_contract_refuses_what_it_cannot_recreate_naming_each(pg_admin_url, tmp_
     assert proc.stderr.strip() == (
         "tableshift: error: contract: 3 database object(s) would keep pointing at the archived tables: function public.bodies() reads"
         " content.body, which its compatibility view does not have (and 2 more: view public.content_bodies reads content.body, which"
-        " its compatibility view does not have; materialized view public.content_totals reads content (recreate it by hand after"
-        " contract: tableshift recreates views, SQL-standard functions and other tables' policies))"
+        " its compatibility view does not have; materialized view public.content_totals reads content (other objects depend on it, so"
+        " it cannot be dropped and made again: recreate them by hand))"
     )
 
 
@@ -455,3 +456,18 @@ def test_keys_between_legacy_tables_keep_pointing_at_the_same_rows_in_the_target
     assert run(url, joined.format(d="documents", g="groups", k="group_id")) == before == [("a.txt", "docs", None), ("b.png", "photos", "docs")]
     run(url, "INSERT INTO groups (name) VALUES ('new')")  # past every id the legacy table handed out
     assert run(url, "SELECT id FROM groups WHERE name = 'new'") == [(4,)]
+
+
+def test_a_materialized_view_is_made_again_reading_the_target_with_its_indexes_owner_and_grants(pg_admin_url, tmp_path):
+    legacy = KEYS + """
+    CREATE MATERIALIZED VIEW public.content_totals AS SELECT count(*) AS n, max(id) AS last FROM public.content;
+    CREATE UNIQUE INDEX content_totals_last ON public.content_totals (last);
+    GRANT SELECT ON public.content_totals TO authenticated;
+    """
+    plan = keys_plan(tmp_path)
+    url = users_database(pg_admin_url, legacy, KEY_ROWS + "REFRESH MATERIALIZED VIEW public.content_totals;")
+    for name in ("expand", "backfill", "contract"):
+        run(url, phase(plan, url, name))
+    run(url, "INSERT INTO posts (body) VALUES ('after')")
+    run(url, "REFRESH MATERIALIZED VIEW CONCURRENTLY content_totals")  # needs its unique index
+    assert as_user(url, U1, "SELECT n, last FROM content_totals") == [(3, 4)]

@@ -388,7 +388,7 @@ def _database_use(inputs: Inputs, report: dict, legacy_schema: Path | None, data
     else:
         tables = [(t["name"].rpartition(".")[0] or "public", t["name"].rpartition(".")[2]) for t in report["tables"]]
     with session.schemas(inputs.rules, legacy_schema, database_url, tables={f"{s}.{n}" for s, n in tables}) as conn:
-        uses = usage.read(conn, tables, dropped=_dropped(inputs))
+        uses = usage.read(conn, tables, dropped=_dropped(inputs), renamed=_renamed(inputs))
     return {
         "source": str(legacy_schema) if legacy_schema is not None else "--database-url",
         "tables": [
@@ -402,6 +402,12 @@ def _dropped(inputs: Inputs) -> dict[tuple[str, str], set[str]]:
     if inputs.rules is None:
         return {}
     return {(r.schema or "public", r.legacy): set(r.drop) for r in inputs.rules.tables}
+
+
+def _renamed(inputs: Inputs) -> dict[tuple[str, str], dict[str, str]]:
+    if inputs.rules is None:
+        return {}
+    return {(r.schema or "public", r.legacy): dict(r.renames) for r in inputs.rules.tables}
 
 
 class _Discard:
@@ -537,7 +543,7 @@ def sql(
         upto = max(migration.PHASES.index(p) for p in phases)
         from tableshift.db import usage
 
-        uses = usage.read(conn, [(m.legacy.schema, m.legacy.name) for m in plan], dropped=_dropped(inputs))
+        uses = usage.read(conn, [(m.legacy.schema, m.legacy.name) for m in plan], dropped=_dropped(inputs), renamed=_renamed(inputs))
         scripts = {
             p: migration.script(p, inputs.rules, plan, ddl=ddl, schema_file=ddl_path.name, archive=archive_schema, uses=uses)
             for p in migration.PHASES[: upto + 1]

@@ -301,8 +301,11 @@ def contract_refusals(plan: list[Move]) -> None:
             if dependent.table in {(m.legacy.schema, m.legacy.name) for m in plan}:
                 continue
             if dependent.statement is None:
-                what = "recreate it by hand after contract" if dependent.kind != "rule" else "rewrite the rule by hand"
-                problems.append(f"{dependent.kind} {dependent.name} reads {move.legacy.name} ({what}: tableshift recreates views, SQL-standard functions and other tables' policies)")
+                what = {
+                    "rule": "rewrite the rule by hand",
+                    "materialized view": "other objects depend on it, so it cannot be dropped and made again: recreate them by hand",
+                }.get(dependent.kind, "recreate it by hand after contract")
+                problems.append(f"{dependent.kind} {dependent.name} reads {move.legacy.name} ({what})")
                 continue
             lost = [c for c in dependent.columns if c not in shown]
             if lost:
@@ -337,7 +340,8 @@ def owners_views(plan: list[Move]) -> dict[tuple[str, str], set[str]]:
     out: dict[tuple[str, str], set[str]] = {}
     for move in plan:
         for dependent in move.around.dependents:
-            if dependent.kind == "view" and not dependent.invoker:
+            # a materialized view is always computed with its owner's rights
+            if dependent.kind == "view" and not dependent.invoker or dependent.kind == "materialized view" and dependent.statement is not None:
                 out.setdefault((move.legacy.schema, move.legacy.name), set()).add(dependent.owner)
     return out
 
@@ -358,7 +362,15 @@ def dependents(plan: list[Move], archive: str) -> list[str]:
         seen.add(dependent.oid)
         statement = dependent.statement
         if dependent.kind == "view" and not dependent.invoker and dependent.query is not None:
-            statement = _read_owners_views(dependent, moved, archive)
+            statement = f"CREATE OR REPLACE VIEW {dependent.name}{_with(dependent)} AS\n{_read_owners_views(dependent, moved, archive)};"
+        elif dependent.kind == "materialized view":  # no CREATE OR REPLACE: dropped, made again with its data, indexes, owner, grants
+            statement = "\n".join(
+                [
+                    f"DROP MATERIALIZED VIEW {dependent.name};",
+                    f"CREATE MATERIALIZED VIEW {dependent.name}{_with(dependent)} AS\n{_read_owners_views(dependent, moved, archive)}\nWITH DATA;",
+                    dependent.statement,
+                ]
+            )
         out += [f"-- {comment(dependent.kind + ' ' + dependent.name)}", statement]
     return out
 
@@ -384,8 +396,11 @@ def _read_owners_views(dependent: Dependent, moved: dict[tuple[str, str], set[st
             walk(getattr(value, name))
 
     walk(tree)
-    with_ = f" WITH ({', '.join(dependent.options)})" if dependent.options else ""
-    return f"CREATE OR REPLACE VIEW {dependent.name}{with_} AS\n{RawStream()(tree)};"
+    return RawStream()(tree)
+
+
+def _with(dependent: Dependent) -> str:
+    return f" WITH ({', '.join(dependent.options)})" if dependent.options else ""
 
 
 def contract(move: Move, archive: str) -> list[str]:

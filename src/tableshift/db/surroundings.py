@@ -245,6 +245,31 @@ def dependents(conn: psycopg.Connection, oid: int) -> list[Dependent]:
                 query, options = definition.strip().rstrip(";"), tuple(reloptions or ())
                 with_ = f" WITH ({', '.join(options)})" if options else ""
                 statement = f"CREATE OR REPLACE VIEW {name}{with_} AS\n{query};"
+            elif kind == "materialized view":
+                definition, reloptions, owner, used = conn.execute(
+                    "SELECT pg_get_viewdef(%s::oid), reloptions, pg_get_userbyid(relowner),"
+                    " EXISTS (SELECT 1 FROM pg_depend d WHERE d.refobjid = %s AND d.refclassid = 'pg_class'::regclass"
+                    "         AND d.classid IN ('pg_rewrite'::regclass, 'pg_proc'::regclass, 'pg_policy'::regclass)"
+                    "         AND NOT (d.classid = 'pg_rewrite'::regclass AND d.objid IN (SELECT oid FROM pg_rewrite WHERE ev_class = %s)))"
+                    " FROM pg_class WHERE oid = %s",
+                    (obj, obj, obj, obj),
+                ).fetchone()
+                if not used:  # dropped and made again: nothing else may depend on it
+                    query, options = definition.strip().rstrip(";"), tuple(reloptions or ())
+                    extra = [
+                        f"{index};"
+                        for (index,) in conn.execute("SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s ORDER BY indexrelid", (obj,))
+                    ]
+                    extra.append(f"ALTER MATERIALIZED VIEW {name} OWNER TO {quote(owner)};")
+                    extra += [
+                        f"GRANT {privilege} ON {name} TO {'PUBLIC' if grantee == 0 else quote(role)};"
+                        for grantee, role, privilege in conn.execute(
+                            "SELECT a.grantee, pg_get_userbyid(a.grantee), a.privilege_type FROM pg_class c, aclexplode(c.relacl) a"
+                            " WHERE c.oid = %s AND a.grantee <> c.relowner ORDER BY 2, 3",
+                            (obj,),
+                        )
+                    ]
+                    statement = "\n".join(extra)  # what follows the CREATE (see carry.dependents)
             elif kind == "function":
                 row = conn.execute("SELECT pg_get_functiondef(%s::oid) FROM pg_proc WHERE oid = %s AND prosqlbody IS NOT NULL", (obj, obj)).fetchone()
                 statement = row[0].strip().rstrip(";") + ";" if row else None

@@ -32,9 +32,16 @@ class Use:
         return {"kind": self.kind, "name": self.name, "detail": self.detail}
 
 
-def read(conn: psycopg.Connection, tables: list[tuple[str, str]], *, dropped: dict[tuple[str, str], set[str]] | None = None) -> dict[tuple[str, str], list[Use]]:
-    """For each (schema, table) that exists: what in the database uses it. `dropped`: columns the
-    rules drop, flagged where a function names one (it breaks once the table is archived)."""
+def read(
+    conn: psycopg.Connection,
+    tables: list[tuple[str, str]],
+    *,
+    dropped: dict[tuple[str, str], set[str]] | None = None,
+    renamed: dict[tuple[str, str], dict[str, str]] | None = None,
+) -> dict[tuple[str, str], list[Use]]:
+    """For each (schema, table) that exists: what in the database uses it. `dropped` / `renamed`:
+    columns the rules drop or rename, flagged where a function names one (a dropped one breaks
+    once the table is archived; a renamed one reads through the view until it is rewritten)."""
     from tableshift.db.load import _MANAGED
 
     out: dict[tuple[str, str], list[Use]] = {}
@@ -68,6 +75,9 @@ def read(conn: psycopg.Connection, tables: list[tuple[str, str]], *, dropped: di
             lost = sorted(columns & (dropped or {}).get(key, set()))
             if lost:
                 detail += f"; names {', '.join(lost)}, which the rules drop: it breaks after contract"
+            moved = (renamed or {}).get(key, {})
+            if columns & set(moved):
+                detail += "; names " + ", ".join(f"{c} (now {moved[c]})" for c in sorted(columns & set(moved))) + ": it reads the view after contract; rewrite it before the view goes"
             uses.append(Use("function", function, detail))
         uses += [Use("trigger", t.name, f"runs {t.function}") for t in around.triggers]
         uses += [Use("policy", f"{p.name} on {name}", f"{p.command} to {', '.join(p.roles)}") for p in around.policies]
