@@ -132,3 +132,36 @@ def test_statements_follow_postgrest_for_each_shape():
 def test_match_is_equality_on_each_key():
     [matched] = _built("const m = () => supabase.from('t').select('id').match({ status: 'queued', likes: 3 });\n")
     assert matched == """SELECT "id" FROM "t" AS "t" WHERE "status" = 'queued' AND "likes" = '3'"""
+
+
+def test_writes_whose_payload_is_a_variable_are_checked_on_what_is_visible(tmp_path):
+    """`upsert(row, { onConflict })`, `update(patch).eq(...)`, `insert(rows).select(...)`: the
+    conflict target needs a unique key, filters and returned columns must exist, whatever the
+    payload holds; what stayed unchecked is said (`partial`), never a silent skip."""
+    (tmp_path / "legacy.sql").write_text("CREATE TABLE notes (id int PRIMARY KEY, label text UNIQUE, body text);\n")
+    (tmp_path / "target.sql").write_text("CREATE TABLE memos (id int PRIMARY KEY, label text UNIQUE, body text);\n")
+    (tmp_path / "rules.toml").write_text('version = 1\nname = "v"\nschema = "target.sql"\n[[table]]\nlegacy = "notes"\ntarget = "memos"\n')
+    (tmp_path / "app.ts").write_text(
+        "export const a = (row: any) => supabase.from('notes').upsert(row, { onConflict: 'label' }).select('id');\n"
+        "export const b = (row: any) => supabase.from('notes').upsert(row, { onConflict: 'body' });\n"
+        "export const c = (patch: any, id: number) => supabase.from('notes').update(patch).eq('id', id).select('body');\n"
+        "export const d = (patch: any, v: string) => supabase.from('notes').update(patch).eq('nope', v);\n"
+        "export const e = (rows: any[]) => supabase.from('notes').insert(rows).select('id, missing');\n"
+    )
+    proc = run_cli(
+        "verify", str(tmp_path / "app.ts"), "--rules", str(tmp_path / "rules.toml"), "--legacy-schema", str(tmp_path / "legacy.sql"),
+        "--format", "json", "--no-cache",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    calls = json.loads(proc.stdout)["calls"]
+    verdicts = [(c["line"], c["before"]["status"], (c["before"]["error"] or "")[:60]) for c in calls]
+    assert verdicts == [
+        (1, "ok", ""),
+        (2, "error", "there is no unique or exclusion constraint matching the ON C"),
+        (3, "ok", ""),
+        (4, "error", 'column "nope" does not exist'),
+        (5, "error", 'column "missing" does not exist'),
+    ]
+    assert calls[0]["before"]["partial"] == "the upsert's payload is not visible: only its conflict target and returned columns are checked"
+    assert calls[0]["before"]["sql"] == 'INSERT INTO "notes" ("label") VALUES ($1) ON CONFLICT ("label") DO NOTHING RETURNING "id"'
+    assert calls[2]["before"]["sql"] == 'SELECT "body" FROM "notes" AS "notes" WHERE "id" = $1 FOR UPDATE'

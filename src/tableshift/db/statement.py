@@ -57,6 +57,7 @@ class Statement:
 
     sql: str
     params: list[str | None]
+    partial: str | None = None  # what could not be checked (a payload in a variable): the rest was
 
     def bind(self, value: str | None) -> str:
         self.params.append(value)
@@ -97,21 +98,33 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
             + (f" ORDER BY {', '.join(order)}" if order else "")
             + _limit(options)
         )
+    # `.select(...)` chained on a write: PostgREST returns those columns (`RETURNING`)
+    returning = [_select_item(c) for c in columns.select]
+    returning_sql = f" RETURNING {', '.join(returning)}" if returning else ""
     if op is Operation.DELETE:
-        return f"DELETE FROM {target}{where_sql}"
+        return f"DELETE FROM {target}{where_sql}{returning_sql}"
     writes = _unique_writes(columns.write)
     if op is Operation.UPDATE:
         if not writes:
-            raise Unchecked("update payload is not visible")
+            # the payload is a variable: what is visible (the filters, the returned columns) is
+            # still checked, on the rows the update would lock
+            p.partial = "the update's payload is not visible: only its filters and returned columns are checked"
+            return f"SELECT {', '.join(returning) or '1'} FROM {target} AS {quote(table.split('.')[-1])}{where_sql} FOR UPDATE"
         sets = ", ".join(f"{quote(c.name)} = {p.bind(c.value)}" for c in writes)
-        return f"UPDATE {target} SET {sets}{where_sql}"
+        return f"UPDATE {target} SET {sets}{where_sql}{returning_sql}"
+    conflict = [quote(c.name) for c in columns.on_conflict]
     if not writes:
-        raise Unchecked(f"{op.value} payload is not visible")
+        # the payload is a variable: the conflict target (which needs a unique key) and the
+        # returned columns are checked, with typed NULLs for the conflict columns' values
+        p.partial = f"the {op.value}'s payload is not visible: only its " + ("conflict target and " if conflict else "") + "returned columns are checked"
+        if op is Operation.UPSERT and conflict:
+            values = ", ".join(p.bind(None) for _ in conflict)
+            return f"INSERT INTO {target} ({', '.join(conflict)}) VALUES ({values}) ON CONFLICT ({', '.join(conflict)}) DO NOTHING{returning_sql}"
+        return f"INSERT INTO {target} DEFAULT VALUES" + (" ON CONFLICT DO NOTHING" if op is Operation.UPSERT else "") + returning_sql
     names = ", ".join(quote(c.name) for c in writes)
     values = ", ".join(p.bind(c.value) for c in writes)
     statement = f"INSERT INTO {target} ({names}) VALUES ({values})"
     if op is Operation.UPSERT:
-        conflict = [quote(c.name) for c in columns.on_conflict]
         if conflict and options.get("ignore_duplicates") == "true":
             statement += f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
         elif conflict:
@@ -119,7 +132,7 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
             statement += f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}"
         else:  # PostgREST's default: the primary key
             statement += " ON CONFLICT DO NOTHING"
-    return statement
+    return statement + returning_sql
 
 
 def _limit(options: dict[str, str]) -> str:

@@ -92,7 +92,10 @@ def _check(conn: psycopg.Connection, call: Call, table: str, fks: list[statement
     except ValueError as exc:  # a name or key holding a NUL byte: no request can carry it
         return {"status": "error", "error": str(exc), "sql": None, "params": None}
     error = statement.check(conn, built)
-    return {"status": "error" if error else "ok", "error": error, "sql": built.sql, "params": built.params}
+    out = {"status": "error" if error else "ok", "error": error, "sql": built.sql, "params": built.params}
+    if built.partial:  # what stayed unchecked is said, not hidden behind "ok"
+        out["partial"] = built.partial
+    return out
 
 
 def _rewritten(source, outcome: FileOutcome) -> dict[int, Call]:  # type: ignore[no-untyped-def]
