@@ -165,3 +165,27 @@ def test_writes_whose_payload_is_a_variable_are_checked_on_what_is_visible(tmp_p
     assert calls[0]["before"]["partial"] == "the upsert's payload is not visible: only its conflict target and returned columns are checked"
     assert calls[0]["before"]["sql"] == 'INSERT INTO "notes" ("label") VALUES ($1) ON CONFLICT ("label") DO NOTHING RETURNING "id"'
     assert calls[2]["before"]["sql"] == 'SELECT "body" FROM "notes" AS "notes" WHERE "id" = $1 FOR UPDATE'
+
+
+def test_nested_embeds_are_built_and_their_columns_checked(pg_admin_url):
+    import psycopg
+
+    from conftest import users_database
+    from tableshift.db import statement
+    from tableshift.scan import scan_source
+
+    url = users_database(
+        pg_admin_url,
+        "CREATE TABLE authors (id int PRIMARY KEY, name text);"
+        "CREATE TABLE posts (id int PRIMARY KEY);"
+        "CREATE TABLE comments (id int PRIMARY KEY, post_id int REFERENCES posts (id), author_id int REFERENCES authors (id));",
+    )
+    code = (
+        "const a = () => supabase.from('posts').select('id, comments(id, author:authors(name))');\n"
+        "const b = () => supabase.from('posts').select('id, comments(id, author:authors(nickname))');\n"
+    )
+    with psycopg.connect(url) as conn:
+        fks = statement.relationships(conn)
+        verdicts = [statement.check(conn, statement.build(c, "posts", fks)) for c in scan_source(code.encode(), path="x.ts", language="typescript").calls]
+    assert verdicts[0] is None
+    assert verdicts[1] is not None and 'column _authors_1.nickname does not exist' in verdicts[1]

@@ -239,8 +239,9 @@ def _logic(ref: str, condition: str, p: Statement) -> str:
     return f"NOT ({sql})" if negated else sql
 
 
-def _embed(e: Embedded, parent: str, fks: list[Relationship]) -> str:
-    """An embedded resource as a correlated sub-select through the foreign key PostgREST would use."""
+def _embed(e: Embedded, parent: str, fks: list[Relationship], parent_ref: str | None = None, depth: int = 0) -> str:
+    """An embedded resource as a correlated sub-select through the foreign key PostgREST would use;
+    its own embeds (`comments(id, author:authors(name))`) nested inside it, each checked too."""
     relation = e.table
     hints = [h for h in e.hints if h not in ("inner", "left")]
     candidates = [
@@ -257,12 +258,15 @@ def _embed(e: Embedded, parent: str, fks: list[Relationship]) -> str:
     if len(candidates) > 1:
         raise EmbedError(f"Could not embed because more than one relationship was found for '{parent}' and '{relation}'")
     fk = candidates[0]
-    alias = quote(f"_{relation}")
+    alias = quote(f"_{relation}" + (f"_{depth}" if depth else ""))
+    outer = parent_ref or quote(parent)
     if fk.child == parent:
-        join = " AND ".join(f"{alias}.{quote(p)} = {quote(parent)}.{quote(c)}" for c, p in zip(fk.child_columns, fk.parent_columns))
+        join = " AND ".join(f"{alias}.{quote(p)} = {outer}.{quote(c)}" for c, p in zip(fk.child_columns, fk.parent_columns))
     else:
-        join = " AND ".join(f"{alias}.{quote(c)} = {quote(parent)}.{quote(p)}" for c, p in zip(fk.child_columns, fk.parent_columns))
-    items = [_select_item(c).replace(quote(c.name), f"{alias}.{quote(c.name)}", 1) if c.name != "*" else f"{alias}.*" for c in e.columns] or [f"{alias}.*"]
+        join = " AND ".join(f"{alias}.{quote(c)} = {outer}.{quote(p)}" for c, p in zip(fk.child_columns, fk.parent_columns))
+    items = [_select_item(c).replace(quote(c.name), f"{alias}.{quote(c.name)}", 1) if c.name != "*" else f"{alias}.*" for c in e.columns]
+    items += [_embed(nested, relation, fks, alias, depth + 1) for nested in e.embedded]
+    items = items or [f"{alias}.*"]
     inner = f"SELECT {', '.join(items)} FROM {quote(relation)} AS {alias} WHERE {join}"
     return f"(SELECT json_agg(x) FROM ({inner}) AS x) AS {quote(e.alias or relation)}"
 
