@@ -121,7 +121,7 @@ def test_statements_follow_postgrest_for_each_shape():
         "const f = () => supabase.from('t').select('status, likes.sum()');\n"
     )
     assert counted == """SELECT count(*) FROM "t" AS "t" WHERE "status" = 'queued'"""
-    assert ranged == """SELECT "id", "meta"->'owner'->>'name' FROM "t" AS "t" ORDER BY "id" LIMIT 10 OFFSET 10"""
+    assert ranged == """SELECT "id", "meta"->'owner'->>'name' FROM "t" AS "t" ORDER BY "id" ASC LIMIT 10 OFFSET 10"""
     assert logic == """SELECT "id" FROM "t" AS "t" WHERE ("likes" > '5' OR "status" IS NULL OR NOT ("kind" IN ('a', 'b')))"""
     assert upsert == """INSERT INTO "t" ("tweet_id", "likes") VALUES ('1', '2') ON CONFLICT ("tweet_id") DO NOTHING"""
     assert '(SELECT json_agg(x) FROM (SELECT "_posted_content"."tweet_id" FROM "posted_content" AS "_posted_content"' in embedded
@@ -189,3 +189,14 @@ def test_nested_embeds_are_built_and_their_columns_checked(pg_admin_url):
         verdicts = [statement.check(conn, statement.build(c, "posts", fks)) for c in scan_source(code.encode(), path="x.ts", language="typescript").calls]
     assert verdicts[0] is None
     assert verdicts[1] is not None and 'column _authors_1.nickname does not exist' in verdicts[1]
+
+
+def test_order_keeps_its_direction_and_nulls_placement_as_postgrest_js_sends_them():
+    [both, default, hidden] = _built(
+        "const a = () => supabase.from('t').select('id').order('at', { ascending: false, nullsFirst: true }).order('id', { nullsFirst: false });\n"
+        "const b = () => supabase.from('t').select('id').order('at');\n"
+        "const c = (o: any) => supabase.from('t').select('id').order('at', o);\n"
+    )
+    assert both == 'SELECT "id" FROM "t" AS "t" ORDER BY "at" DESC NULLS FIRST, "id" ASC NULLS LAST'
+    assert default == 'SELECT "id" FROM "t" AS "t" ORDER BY "at" ASC'
+    assert hidden == 'SELECT "id" FROM "t" AS "t" ORDER BY "at"'  # options in a variable: the column is still checked

@@ -88,7 +88,7 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
         items = [_select_item(c) for c in columns.select] or ["*"]
         items += [_embed(e, table.split(".")[-1], fks) for e in columns.embedded]
         group = _group_by(columns.select)
-        order = [quote(c.name) for c in columns.filter if c.op == "order" and c.qualifier is None]
+        order = [_order(c) for c in columns.filter if c.op == "order" and c.qualifier is None]
         if "count" in options:  # PostgREST counts the filtered rows; with head, only that
             items = ["count(*)"] if options.get("head") == "true" else [*items, "count(*) OVER () AS tableshift_count"]
             group = [] if options.get("head") == "true" else group
@@ -133,6 +133,21 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
         else:  # PostgREST's default: the primary key
             statement += " ON CONFLICT DO NOTHING"
     return statement + returning_sql
+
+
+def _order(c: Column) -> str:
+    """`order=col.desc.nullsfirst` as PostgREST writes it (QueryBuilder: `ORDER BY col DESC NULLS FIRST`)."""
+    parts = (c.value or "").split(".")
+    sql = _ref(c)
+    if "desc" in parts:
+        sql += " DESC"
+    elif "asc" in parts:
+        sql += " ASC"
+    if "nullsfirst" in parts:
+        sql += " NULLS FIRST"
+    elif "nullslast" in parts:
+        sql += " NULLS LAST"
+    return sql
 
 
 def _limit(options: dict[str, str]) -> str:

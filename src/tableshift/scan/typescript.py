@@ -534,7 +534,10 @@ class _FileScan:
                 found.opaque.append(self._opaque(Role.FILTER, f"{name}() column is not a literal: `{n.text(first)}`", first))
             else:
                 column = col.column_from_string(lit, self.src, role=Role.FILTER, op=name, qualifier=qualifier)
-                value = _value_text(args[1]) if name != "order" and len(args) > 1 else None
+                if name == "order":  # direction and nulls as postgrest-js sends them: `col.desc.nullsfirst`
+                    value = self._order(args[1]) if len(args) > 1 else "asc"
+                else:
+                    value = _value_text(args[1]) if len(args) > 1 else None
                 found.filter.append(dataclasses.replace(column, value=value) if value is not None else column)
         elif name == "match" and first is not None:
             self._keys(first, found, Role.FILTER, "match", found.filter)
@@ -545,6 +548,27 @@ class _FileScan:
                 found.opaque.append(self._opaque(Role.FILTER, f"or() filter is not a literal: `{n.text(first)}`", first))
             else:
                 col.add_logic(found, lit, self.src, op="or", qualifier=qualifier)
+
+    def _order(self, options: Node) -> str | None:
+        """`{ ascending: false, nullsFirst: true }` as `desc.nullsfirst`; None when not literal."""
+        options = n.unwrap(options)
+        if options.type != "object":
+            return None
+        flags = {}
+        for key in ("ascending", "nullsFirst"):
+            value = n.object_value(options, key)
+            if value is None:
+                if any(c.type != "pair" for c in options.named_children if c.type != "comment"):
+                    return None  # a spread or shorthand may set it
+                continue
+            value = n.unwrap(value)
+            if value.type not in ("true", "false"):
+                return None
+            flags[key] = value.type == "true"
+        text = "asc" if flags.get("ascending", True) else "desc"
+        if "nullsFirst" in flags:
+            text += ".nullsfirst" if flags["nullsFirst"] else ".nullslast"
+        return text
 
     def _referenced_table(self, options: Node) -> str | None:
         options = n.unwrap(options)
