@@ -200,3 +200,26 @@ def test_order_keeps_its_direction_and_nulls_placement_as_postgrest_js_sends_the
     assert both == 'SELECT "id" FROM "t" AS "t" ORDER BY "at" DESC NULLS FIRST, "id" ASC NULLS LAST'
     assert default == 'SELECT "id" FROM "t" AS "t" ORDER BY "at" ASC'
     assert hidden == 'SELECT "id" FROM "t" AS "t" ORDER BY "at"'  # options in a variable: the column is still checked
+
+
+def test_null_and_undefined_in_a_filter_are_the_text_postgrest_js_sends(pg_admin_url):
+    """`.eq('likes', null)` is `likes=eq.null` on the wire: an integer column rejects it (use
+    `.is('likes', null)`); a text column compares with the word."""
+    import psycopg
+
+    from conftest import users_database
+    from tableshift.db import statement
+    from tableshift.scan import scan_source
+
+    url = users_database(pg_admin_url, "CREATE TABLE t (id int PRIMARY KEY, likes int, label text);")
+    code = (
+        "const a = () => supabase.from('t').select('id').eq('likes', null);\n"
+        "const b = () => supabase.from('t').select('id').eq('label', undefined);\n"
+        "const c = () => supabase.from('t').select('id').is('likes', null);\n"
+    )
+    with psycopg.connect(url) as conn:
+        built = [statement.build(c, "t", []) for c in scan_source(code.encode(), path="x.ts", language="typescript").calls]
+        verdicts = [statement.check(conn, b) for b in built]
+    assert [b.params for b in built] == [["null"], ["undefined"], []]
+    assert verdicts[0] is not None and 'invalid input syntax for type integer: "null"' in verdicts[0]
+    assert verdicts[1:] == [None, None]

@@ -537,7 +537,7 @@ class _FileScan:
                 if name == "order":  # direction and nulls as postgrest-js sends them: `col.desc.nullsfirst`
                     value = self._order(args[1]) if len(args) > 1 else "asc"
                 else:
-                    value = _value_text(args[1]) if len(args) > 1 else None
+                    value = _filter_value(args[1]) if len(args) > 1 else None
                 found.filter.append(dataclasses.replace(column, value=value) if value is not None else column)
         elif name == "match" and first is not None:
             self._keys(first, found, Role.FILTER, "match", found.filter)
@@ -657,6 +657,17 @@ def _options_of(links: list[Link]) -> tuple[tuple[str, str], ...]:
                 if value is not None:
                     out.append((name, _value_text(value) or "?"))
     return tuple(out)
+
+
+def _filter_value(node: Node) -> str | None:
+    """A filter's value as postgrest-js puts it in the URL: `eq.${value}`, so `null` and
+    `undefined` are the text `null` / `undefined` (which only a text column takes), not NULL."""
+    inner = n.unwrap(node)
+    if inner.type == "null":
+        return "null"
+    if inner.type == "undefined" or (inner.type == "identifier" and n.text(inner) == "undefined"):
+        return "undefined"
+    return _value_text(node)
 
 
 def _value_text(node: Node) -> str | None:
