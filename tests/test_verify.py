@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from helpers import run_cli
 
 DB = Path(__file__).resolve().parent.parent / "fixtures" / "database"
@@ -223,3 +225,26 @@ def test_null_and_undefined_in_a_filter_are_the_text_postgrest_js_sends(pg_admin
     assert [b.params for b in built] == [["null"], ["undefined"], []]
     assert verdicts[0] is not None and 'invalid input syntax for type integer: "null"' in verdicts[0]
     assert verdicts[1:] == [None, None]
+
+
+def test_filters_scoped_to_an_embedded_resource_apply_inside_it_or_are_refused_as_postgrest_does():
+    from tableshift.db import statement
+    from tableshift.scan import scan_source
+
+    code = (
+        "const a = () => supabase.from('content_queue').select('decision_id, posted_content(tweet_id)').eq('posted_content.tweet_id', '9')"
+        ".order('tweet_id', { referencedTable: 'posted_content', ascending: false });\n"
+        "const b = () => supabase.from('content_queue').update({ status: 'x' }).eq('posted_content.tweet_id', '9');\n"
+        "const c = () => supabase.from('content_queue').select('decision_id, posted_content(tweet_id)').not('posted_content', 'is', null);\n"
+    )
+    fks = [statement.Relationship("posted_content_decision_id_fkey", "posted_content", ("decision_id",), "content_queue", ("decision_id",))]
+    [scoped, mutation, null_embed] = scan_source(code.encode(), path="x.ts", language="typescript").calls
+    inner = _inline(statement.build(scoped, "content_queue", fks))
+    assert (
+        'FROM "posted_content" AS "_posted_content" WHERE "_posted_content"."decision_id" = "content_queue"."decision_id"'
+        ' AND "_posted_content"."tweet_id" = \'9\' ORDER BY "_posted_content"."tweet_id" DESC' in inner
+    )
+    assert not inner.endswith("'9'")  # not a filter of the top level
+    with pytest.raises(statement.EmbedError, match="'posted_content' is not an embedded resource in this request"):
+        statement.build(mutation, "content_queue", fks)
+    assert "IS NULL OR" not in _inline(statement.build(null_embed, "content_queue", fks))

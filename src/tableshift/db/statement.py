@@ -76,8 +76,15 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
         raise Unchecked(f"{call.kind.value} calls are not checked")
     columns = call.columns
     target = quote(table) if "." not in table else ".".join(quote(p) for p in table.split(".", 1))
-    plain = [c for c in columns.filter if c.op not in ("order", "or") and c.qualifier is None]
+    embeds = {e.alias or e.table for e in columns.embedded} | {e.table for e in columns.embedded}
+    # a filter naming an embedded resource itself (`.not('comments', 'is', null)`): PostgREST's
+    # null-embed filter (Plan.hs, addNullEmbedFilters), not a column
+    plain = [
+        c for c in columns.filter
+        if c.op not in ("order", "or") and c.qualifier is None and not (c.name in embeds and c.op in ("is", "not"))
+    ]  # fmt: skip
     either = [c for c in columns.filter if c.op == "or" and c.qualifier is None]
+    scoped = _scoped(columns)
     where = [_condition(c, p) for c in plain]
     if either:  # the conditions of or() strings: any one of them
         where.append("(" + " OR ".join(_condition(c, p) for c in either) + ")")
@@ -85,8 +92,9 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
     op = call.operation
     options = dict(call.options)
     if op in (None, Operation.SELECT):
+        _embedded_paths(scoped, columns.embedded)
         items = [_select_item(c) for c in columns.select] or ["*"]
-        items += [_embed(e, table.split(".")[-1], fks) for e in columns.embedded]
+        items += [_embed(e, table.split(".")[-1], fks, scoped=scoped, p=p) for e in columns.embedded]
         group = _group_by(columns.select)
         order = [_order(c) for c in columns.filter if c.op == "order" and c.qualifier is None]
         if "count" in options:  # PostgREST counts the filtered rows; with head, only that
@@ -98,6 +106,9 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
             + (f" ORDER BY {', '.join(order)}" if order else "")
             + _limit(options)
         )
+    # a write's filters on an embedded resource only shape the returned representation; the
+    # resource must still be embedded (Plan.hs, addLogicTrees / updateNode)
+    _embedded_paths(scoped, columns.embedded)
     # `.select(...)` chained on a write: PostgREST returns those columns (`RETURNING`)
     returning = [_select_item(c) for c in columns.select]
     returning_sql = f" RETURNING {', '.join(returning)}" if returning else ""
@@ -135,10 +146,10 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
     return statement + returning_sql
 
 
-def _order(c: Column) -> str:
+def _order(c: Column, prefix: str = "") -> str:
     """`order=col.desc.nullsfirst` as PostgREST writes it (QueryBuilder: `ORDER BY col DESC NULLS FIRST`)."""
     parts = (c.value or "").split(".")
-    sql = _ref(c)
+    sql = _ref(c, prefix)
     if "desc" in parts:
         sql += " DESC"
     elif "asc" in parts:
@@ -172,8 +183,8 @@ def _unique_writes(write: tuple[Column, ...]) -> list[Column]:
     return list(seen.values())
 
 
-def _ref(c: Column) -> str:
-    base = quote(c.name)
+def _ref(c: Column, prefix: str = "") -> str:
+    base = prefix + quote(c.name)
     if c.json_path:
         base += _json_path(c.json_path)
     return base
@@ -217,8 +228,8 @@ def _group_by(select: tuple[Column, ...]) -> list[str]:
     return [_ref(c) for c in select if not c.aggregate and c.name != "*"]
 
 
-def _condition(c: Column, p: Statement) -> str:
-    ref = _ref(c)
+def _condition(c: Column, p: Statement, prefix: str = "") -> str:
+    ref = _ref(c, prefix)
     if c.op in ("or", "and") and c.value is not None:
         return _logic(ref, c.value, p)
     # `.match({ a: 1 })` is equality on each key; `match` inside an or() string is a regex
@@ -254,7 +265,38 @@ def _logic(ref: str, condition: str, p: Statement) -> str:
     return f"NOT ({sql})" if negated else sql
 
 
-def _embed(e: Embedded, parent: str, fks: list[Relationship], parent_ref: str | None = None, depth: int = 0) -> str:
+def _scoped(columns) -> dict[str, list[Column]]:  # type: ignore[no-untyped-def]
+    """Filters, orders and or() conditions scoped to an embedded resource (`.eq('rel.col', v)`,
+    `{ referencedTable: 'rel' }`), by the resource's path (`rel`, `rel.inner`)."""
+    out: dict[str, list[Column]] = {}
+    for c in columns.filter:
+        if c.qualifier is not None:
+            out.setdefault(c.qualifier, []).append(c)
+    return out
+
+
+def _embedded_paths(scoped: dict[str, list[Column]], embedded: tuple[Embedded, ...]) -> None:
+    """Every path a filter is scoped to names an embedded resource, else PostgREST refuses (PGRST108)."""
+    for path in scoped:
+        level = embedded
+        for name in path.split("."):
+            found = next((e for e in level if name in (e.alias, e.table)), None)
+            if found is None:
+                raise EmbedError(f"'{name}' is not an embedded resource in this request")
+            level = found.embedded
+
+
+def _embed(
+    e: Embedded,
+    parent: str,
+    fks: list[Relationship],
+    parent_ref: str | None = None,
+    depth: int = 0,
+    *,
+    scoped: dict[str, list[Column]] | None = None,
+    p: Statement | None = None,
+    path: str = "",
+) -> str:
     """An embedded resource as a correlated sub-select through the foreign key PostgREST would use;
     its own embeds (`comments(id, author:authors(name))`) nested inside it, each checked too."""
     relation = e.table
@@ -280,9 +322,24 @@ def _embed(e: Embedded, parent: str, fks: list[Relationship], parent_ref: str | 
     else:
         join = " AND ".join(f"{alias}.{quote(c)} = {outer}.{quote(p)}" for c, p in zip(fk.child_columns, fk.parent_columns))
     items = [_select_item(c).replace(quote(c.name), f"{alias}.{quote(c.name)}", 1) if c.name != "*" else f"{alias}.*" for c in e.columns]
-    items += [_embed(nested, relation, fks, alias, depth + 1) for nested in e.embedded]
+    here = {path + name for name in {e.alias or relation, relation}} if path else {e.alias or relation, relation}
+    own = [c for key in here for c in (scoped or {}).get(key, [])]
+    key = path + (e.alias or relation)
+    items += [_embed(nested, relation, fks, alias, depth + 1, scoped=scoped, p=p, path=key + ".") for nested in e.embedded]
     items = items or [f"{alias}.*"]
-    inner = f"SELECT {', '.join(items)} FROM {quote(relation)} AS {alias} WHERE {join}"
+    conditions = [join]
+    if p is not None:
+        embeds = {n.alias or n.table for n in e.embedded} | {n.table for n in e.embedded}
+        conditions += [
+            _condition(c, p, f"{alias}.") for c in own if c.op not in ("order", "or", "limit") and not (c.name in embeds and c.op in ("is", "not"))
+        ]
+        either = [_condition(c, p, f"{alias}.") for c in own if c.op == "or"]
+        if either:
+            conditions.append("(" + " OR ".join(either) + ")")
+    order = [_order(c, f"{alias}.") for c in own if c.op == "order"]
+    inner = f"SELECT {', '.join(items)} FROM {quote(relation)} AS {alias} WHERE {' AND '.join(conditions)}" + (
+        f" ORDER BY {', '.join(order)}" if order else ""
+    )
     return f"(SELECT json_agg(x) FROM ({inner}) AS x) AS {quote(e.alias or relation)}"
 
 
