@@ -248,3 +248,40 @@ def test_filters_scoped_to_an_embedded_resource_apply_inside_it_or_are_refused_a
     with pytest.raises(statement.EmbedError, match="'posted_content' is not an embedded resource in this request"):
         statement.build(mutation, "content_queue", fks)
     assert "IS NULL OR" not in _inline(statement.build(null_embed, "content_queue", fks))
+
+
+def test_embeds_are_found_as_postgrest_finds_them(pg_admin_url):
+    """By table, by foreign-key column (`author_id(name)`), by constraint name, with a hint, both
+    ways of a self-reference; no relationship, or two, is PostgREST's own refusal."""
+    import psycopg
+
+    from conftest import users_database
+    from tableshift.db import statement
+    from tableshift.scan import scan_source
+
+    url = users_database(
+        pg_admin_url,
+        "CREATE TABLE authors (id int PRIMARY KEY, name text);"
+        "CREATE TABLE comments (id int PRIMARY KEY, author_id int REFERENCES authors (id), editor_id int REFERENCES authors (id));"
+        "CREATE TABLE family (id int PRIMARY KEY, parent_id int REFERENCES family (id));",
+    )
+    code = (
+        "const a = () => supabase.from('comments').select('id, author_id(name), writer:authors!author_id(name), comments_editor_id_fkey(name)');\n"
+        "const b = () => supabase.from('family').select('id, parent_id(id), family(id)');\n"
+        "const c = () => supabase.from('comments').select('id, authors(name)');\n"
+        "const d = () => supabase.from('comments').select('id, family(id)');\n"
+    )
+    results = []
+    with psycopg.connect(url) as conn:
+        fks = statement.relationships(conn)
+        for call in scan_source(code.encode(), path="x.ts", language="typescript").calls:
+            try:
+                results.append(statement.check(conn, statement.build(call, call.table.name, fks)))
+            except statement.EmbedError as exc:
+                results.append(f"PostgREST: {exc}")
+    assert results == [
+        None,
+        None,
+        "PostgREST: Could not embed because more than one relationship was found for 'comments' and 'authors'",
+        "PostgREST: Could not find a relationship between 'comments' and 'family' in the schema cache",
+    ]

@@ -299,32 +299,29 @@ def _embed(
 ) -> str:
     """An embedded resource as a correlated sub-select through the foreign key PostgREST would use;
     its own embeds (`comments(id, author:authors(name))`) nested inside it, each checked too."""
-    relation = e.table
+    name = e.table  # as written: a table, a foreign key's name, or the origin's key column
     hints = [h for h in e.hints if h not in ("inner", "left")]
-    candidates = [
-        r for r in fks
-        if (r.child == parent and r.parent == relation) or (r.child == relation and r.parent == parent)
-    ]  # fmt: skip
-    if hints:
-        candidates = [r for r in candidates if r.name in hints or any(h in (*r.child_columns, *r.parent_columns) for h in hints)]
+    hint = hints[0] if hints else None
+    candidates = [(r, kind) for r, kind in _relations_of(parent, fks) if _matches(r, kind, parent, name, hint)]
     if not candidates:
         raise EmbedError(
-            f"Could not find a relationship between '{parent}' and '{relation}' in the schema cache"
-            + (f" (hint {', '.join(hints)})" if hints else "")
+            f"Could not find a relationship between '{parent}' and '{name}' in the schema cache" + (f" (hint {hint})" if hint else "")
         )
     if len(candidates) > 1:
-        raise EmbedError(f"Could not embed because more than one relationship was found for '{parent}' and '{relation}'")
-    fk = candidates[0]
+        raise EmbedError(f"Could not embed because more than one relationship was found for '{parent}' and '{name}'")
+    fk, kind = candidates[0]
+    relation = fk.parent if kind == "m2o" else fk.child  # the table the embed reads
     alias = quote(f"_{relation}" + (f"_{depth}" if depth else ""))
     outer = parent_ref or quote(parent)
-    if fk.child == parent:
+    if kind == "m2o":
         join = " AND ".join(f"{alias}.{quote(p)} = {outer}.{quote(c)}" for c, p in zip(fk.child_columns, fk.parent_columns))
     else:
         join = " AND ".join(f"{alias}.{quote(c)} = {outer}.{quote(p)}" for c, p in zip(fk.child_columns, fk.parent_columns))
+    relation_name = name
     items = [_select_item(c).replace(quote(c.name), f"{alias}.{quote(c.name)}", 1) if c.name != "*" else f"{alias}.*" for c in e.columns]
-    here = {path + name for name in {e.alias or relation, relation}} if path else {e.alias or relation, relation}
+    here = {path + n for n in {e.alias or relation_name, relation_name}}
     own = [c for key in here for c in (scoped or {}).get(key, [])]
-    key = path + (e.alias or relation)
+    key = path + (e.alias or relation_name)
     items += [_embed(nested, relation, fks, alias, depth + 1, scoped=scoped, p=p, path=key + ".") for nested in e.embedded]
     items = items or [f"{alias}.*"]
     conditions = [join]
@@ -340,7 +337,39 @@ def _embed(
     inner = f"SELECT {', '.join(items)} FROM {quote(relation)} AS {alias} WHERE {' AND '.join(conditions)}" + (
         f" ORDER BY {', '.join(order)}" if order else ""
     )
-    return f"(SELECT json_agg(x) FROM ({inner}) AS x) AS {quote(e.alias or relation)}"
+    return f"(SELECT json_agg(x) FROM ({inner}) AS x) AS {quote(e.alias or relation_name)}"
+
+
+def _relations_of(origin: str, fks: list[Relationship]) -> list[tuple[Relationship, str]]:
+    """The relationships PostgREST sees from `origin`: many-to-one through its own foreign keys,
+    one-to-many through the keys other tables hold on it (a self-reference is both)."""
+    out = []
+    for r in fks:
+        if r.child == origin:
+            out.append((r, "m2o"))
+        if r.parent == origin:
+            out.append((r, "o2m"))
+    return out
+
+
+def _matches(r: Relationship, kind: str, origin: str, target: str, hint: str | None) -> bool:
+    """PostgREST's findRel (Plan.hs): which relationship an embed `target!hint(...)` names."""
+    foreign = r.parent if kind == "m2o" else r.child
+    origin_columns = r.child_columns if kind == "m2o" else r.parent_columns
+    foreign_columns = r.parent_columns if kind == "m2o" else r.child_columns
+    single_col = len(origin_columns) == 1 and target == origin_columns[0]
+    if r.child == r.parent:  # a self-reference: the table's name for its children, the key column for its parent
+        if hint is None:
+            return target == foreign and kind == "o2m" or single_col and kind == "m2o"
+        return target == foreign and kind == "o2m" and len(foreign_columns) == 1 and hint == foreign_columns[0]
+    if hint is None:
+        # /projects?select=clients(*), projects_client_id_fkey(*), client_id(*)
+        return target == foreign or target == r.name or single_col
+    return target == foreign and (
+        hint == r.name
+        or len(origin_columns) == 1 and hint == origin_columns[0]
+        or len(foreign_columns) == 1 and hint == foreign_columns[0]
+    )
 
 
 class EmbedError(Exception):
