@@ -285,3 +285,23 @@ def test_embeds_are_found_as_postgrest_finds_them(pg_admin_url):
         "PostgREST: Could not embed because more than one relationship was found for 'comments' and 'authors'",
         "PostgREST: Could not find a relationship between 'comments' and 'family' in the schema cache",
     ]
+
+
+def test_an_unfiltered_update_or_delete_is_refused_by_supabases_safeupdate_and_text_search_needs_text():
+    from tableshift.db import statement
+    from tableshift.scan import scan_source
+
+    code = (
+        "const a = () => supabase.from('t').delete();\n"
+        "const b = () => supabase.from('t').update({ status: 'x' });\n"
+        "const c = () => supabase.from('t').delete().eq('id', 1);\n"
+        "async function d(x: number) { const q = supabase.from('t').delete(); return apply(q); }\n"
+        "const e = () => supabase.from('t').select('id').textSearch('body', 'cat & dog');\n"
+    )
+    calls = scan_source(code.encode(), path="x.ts", language="typescript").calls
+    for call in calls[:2]:
+        with pytest.raises(statement.SafeUpdate, match="requires a WHERE clause"):
+            statement.build(call, "t", [])
+    assert _inline(statement.build(calls[2], "t", [])) == """DELETE FROM "t" WHERE "id" = '1'"""
+    assert _inline(statement.build(calls[3], "t", [])) == 'DELETE FROM "t"'  # filters may be added where the builder goes
+    assert _inline(statement.build(calls[4], "t", [])) == """SELECT "id" FROM "t" AS "t" WHERE "body" @@ to_tsquery('cat & dog')"""

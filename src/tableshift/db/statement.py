@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tableshift.db.catalog import literal, quote
-from tableshift.model import Call, Column, Embedded, Kind, Operation
+from tableshift.model import Call, Column, Embedded, Kind, Operation, Role
 
 if TYPE_CHECKING:
     import psycopg
@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 _COMPARE = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "like": "LIKE", "ilike": "ILIKE"}
 _COMPARE |= {"contains": "@>", "containedBy": "<@", "overlaps": "&&", "cs": "@>", "cd": "<@", "ov": "&&"}
 _COMPARE |= {"match": "~", "imatch": "~*", "regexMatch": "~", "regexIMatch": "~*", "isdistinct": "IS DISTINCT FROM", "isDistinct": "IS DISTINCT FROM"}
+
+
+# full-text search operators and the function PostgREST wraps the query in (QueryBuilder, SqlFragment)
+_TEXT_SEARCH = {"textSearch": "to_tsquery", "fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery", "wfts": "websearch_to_tsquery"}
 
 
 class Unchecked(Exception):
@@ -112,6 +116,10 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
     # `.select(...)` chained on a write: PostgREST returns those columns (`RETURNING`)
     returning = [_select_item(c) for c in columns.select]
     returning_sql = f" RETURNING {', '.join(returning)}" if returning else ""
+    hidden = any(o.role is Role.FILTER for o in columns.opaque) or any("continues" in n or "passed on" in n for n in call.notes)
+    if op in (Operation.DELETE, Operation.UPDATE) and not where and not hidden:
+        # Supabase loads pg-safeupdate for PostgREST's role: an update or delete without a filter is refused
+        raise SafeUpdate(f"{op.value.upper()} requires a WHERE clause (Supabase enables pg-safeupdate: an unfiltered {op.value}() is refused)")
     if op is Operation.DELETE:
         return f"DELETE FROM {target}{where_sql}{returning_sql}"
     writes = _unique_writes(columns.write)
@@ -238,7 +246,9 @@ def _condition(c: Column, p: Statement, prefix: str = "") -> str:
         return f"{ref} IS {_is_value(c.value)}"
     if c.op == "in":
         return f"{ref} = ANY({p.bind(c.value)})" if c.value is not None else f"{ref} IN (NULL)"
-    if operator is None:  # textSearch, not(), filter(), range operators: the column must exist
+    if c.op in _TEXT_SEARCH:  # PostgREST: `col @@ to_tsquery($1)`; a column that is not text or tsvector fails
+        return f"{ref} @@ {_TEXT_SEARCH[c.op]}({p.bind(c.value)})"
+    if operator is None:  # not(), filter(), range operators: the column must exist
         return f"({ref} IS NULL OR {ref} IS NOT NULL)"
     return f"{ref} {operator} {p.bind(c.value)}"
 
@@ -370,6 +380,10 @@ def _matches(r: Relationship, kind: str, origin: str, target: str, hint: str | N
         or len(origin_columns) == 1 and hint == origin_columns[0]
         or len(foreign_columns) == 1 and hint == foreign_columns[0]
     )
+
+
+class SafeUpdate(Exception):
+    """A server setting, not the schema, refuses the call: Supabase's pg-safeupdate."""
 
 
 class EmbedError(Exception):

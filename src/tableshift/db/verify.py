@@ -61,7 +61,10 @@ def run(result: ScanResult, rules: RuleSet, conn: psycopg.Connection, *, legacy_
                 after = dict(before)  # patch leaves it as it is
             else:
                 after = _skipped(f"not rewritten: {p.fix.value}")
-            fix = Fix.REVIEW if p.fix is Fix.AUTO and after["status"] == "error" else p.fix
+            # a server setting that refuses the call as it was refuses it the same way rewritten:
+            # the rewrite did not break it, so it stays `auto` (the error is still reported)
+            setting = (after["error"] or "").startswith("server setting:") and before.get("error") == after["error"]
+            fix = Fix.REVIEW if p.fix is Fix.AUTO and after["status"] == "error" and not setting else p.fix
             out.append(Checked(p, before, after, fix))
     return out
 
@@ -89,6 +92,8 @@ def _check(conn: psycopg.Connection, call: Call, table: str, fks: list[statement
         return _skipped(str(exc))
     except statement.EmbedError as exc:
         return {"status": "error", "error": f"PostgREST: {exc}", "sql": None, "params": None}
+    except statement.SafeUpdate as exc:  # a server setting refuses it, whatever the schema
+        return {"status": "error", "error": f"server setting: {exc}", "sql": None, "params": None}
     except ValueError as exc:  # a name or key holding a NUL byte: no request can carry it
         return {"status": "error", "error": str(exc), "sql": None, "params": None}
     error = statement.check(conn, built)
