@@ -305,3 +305,33 @@ def test_an_unfiltered_update_or_delete_is_refused_by_supabases_safeupdate_and_t
     assert _inline(statement.build(calls[2], "t", [])) == """DELETE FROM "t" WHERE "id" = '1'"""
     assert _inline(statement.build(calls[3], "t", [])) == 'DELETE FROM "t"'  # filters may be added where the builder goes
     assert _inline(statement.build(calls[4], "t", [])) == """SELECT "id" FROM "t" AS "t" WHERE "body" @@ to_tsquery('cat & dog')"""
+
+
+def test_many_to_many_embeds_go_through_their_junction(pg_admin_url):
+    import psycopg
+
+    from conftest import users_database
+    from tableshift.db import statement
+    from tableshift.scan import scan_source
+
+    url = users_database(
+        pg_admin_url,
+        "CREATE TABLE users (id int PRIMARY KEY, name text);"
+        "CREATE TABLE tasks (id int PRIMARY KEY, title text);"
+        "CREATE TABLE users_tasks (user_id int REFERENCES users (id), task_id int REFERENCES tasks (id), PRIMARY KEY (user_id, task_id));"
+        "CREATE TABLE notes (id int PRIMARY KEY, user_id int REFERENCES users (id), task_id int REFERENCES tasks (id));"  # not a junction: its key is its own
+        "INSERT INTO users VALUES (1, 'ann'); INSERT INTO tasks VALUES (7, 'write'); INSERT INTO users_tasks VALUES (1, 7);",
+    )
+    code = (
+        "const a = () => supabase.from('users').select('name, tasks(title)');\n"
+        "const b = () => supabase.from('users').select('name, tasks!users_tasks(title)');\n"
+        "const c = () => supabase.from('tasks').select('title, users(nickname)');\n"
+    )
+    with psycopg.connect(url) as conn:
+        fks = statement.relationships(conn)
+        built = [statement.build(call, call.table.name, fks) for call in scan_source(code.encode(), path="x.ts", language="typescript").calls]
+        verdicts = [statement.check(conn, b) for b in built]
+        rows = conn.execute(built[0].sql).fetchall()
+    assert verdicts[:2] == [None, None]
+    assert "nickname" in (verdicts[2] or "")
+    assert rows == [("ann", [{"title": "write"}])]

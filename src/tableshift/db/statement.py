@@ -43,7 +43,41 @@ class Relationship:
     parent_columns: tuple[str, ...]
 
 
-def relationships(conn: psycopg.Connection) -> list[Relationship]:
+@dataclass(frozen=True, slots=True)
+class ManyToMany:
+    """Two tables joined through a junction table whose primary key holds both foreign keys'
+    columns, as PostgREST's schema cache finds them (SchemaCache.hs, addM2MRels)."""
+
+    junction: str
+    origin: str
+    origin_keys: tuple[str, ...]  # the junction's columns that reference the origin
+    origin_columns: tuple[str, ...]  # the origin's columns they reference
+    target: str
+    target_keys: tuple[str, ...]
+    target_columns: tuple[str, ...]
+
+
+def relationships(conn: psycopg.Connection) -> list[Relationship | ManyToMany]:
+    direct = _foreign_keys(conn)
+    primary = {
+        table: set(columns)
+        for table, columns in conn.execute(
+            "SELECT cl.relname, array(SELECT a.attname FROM unnest(c.conkey) k(n) JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n)"
+            " FROM pg_constraint c JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_namespace n ON n.oid = cl.relnamespace"
+            " WHERE c.contype = 'p' AND n.nspname = 'public'"
+        ).fetchall()
+    }
+    many: list[Relationship | ManyToMany] = []
+    for one in direct:
+        for other in direct:
+            if one.child != other.child or one.name == other.name:
+                continue
+            if set(one.child_columns) | set(other.child_columns) <= primary.get(one.child, set()):
+                many.append(ManyToMany(one.child, one.parent, one.child_columns, one.parent_columns, other.parent, other.child_columns, other.parent_columns))
+    return [*direct, *many]
+
+
+def _foreign_keys(conn: psycopg.Connection) -> list[Relationship]:
     rows = conn.execute(
         "SELECT c.conname, cl.relname, pl.relname,"
         " array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, o) JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o),"
@@ -68,7 +102,7 @@ class Statement:
         return f"${len(self.params)}"
 
 
-def build(call: Call, table: str, fks: list[Relationship]) -> Statement:
+def build(call: Call, table: str, fks: list) -> Statement:  # type: ignore[type-arg]
     """The statement for `call` on `table` (the call's own, or its target after a rewrite)."""
     out = Statement("", [])
     out.sql = _build(call, table, fks, out)
@@ -320,10 +354,17 @@ def _embed(
     if len(candidates) > 1:
         raise EmbedError(f"Could not embed because more than one relationship was found for '{parent}' and '{name}'")
     fk, kind = candidates[0]
-    relation = fk.parent if kind == "m2o" else fk.child  # the table the embed reads
+    relation = fk.target if kind == "m2m" else fk.parent if kind == "m2o" else fk.child  # the table the embed reads
     alias = quote(f"_{relation}" + (f"_{depth}" if depth else ""))
     outer = parent_ref or quote(parent)
-    if kind == "m2o":
+    source = f"{quote(relation)} AS {alias}"
+    if kind == "m2m":  # through the junction
+        junction = quote(f"_{fk.junction}_j{depth}")
+        source += f" JOIN {quote(fk.junction)} AS {junction} ON " + " AND ".join(
+            f"{junction}.{quote(k)} = {alias}.{quote(c)}" for k, c in zip(fk.target_keys, fk.target_columns)
+        )
+        join = " AND ".join(f"{junction}.{quote(k)} = {outer}.{quote(c)}" for k, c in zip(fk.origin_keys, fk.origin_columns))
+    elif kind == "m2o":
         join = " AND ".join(f"{alias}.{quote(p)} = {outer}.{quote(c)}" for c, p in zip(fk.child_columns, fk.parent_columns))
     else:
         join = " AND ".join(f"{alias}.{quote(c)} = {outer}.{quote(p)}" for c, p in zip(fk.child_columns, fk.parent_columns))
@@ -344,17 +385,22 @@ def _embed(
         if either:
             conditions.append("(" + " OR ".join(either) + ")")
     order = [_order(c, f"{alias}.") for c in own if c.op == "order"]
-    inner = f"SELECT {', '.join(items)} FROM {quote(relation)} AS {alias} WHERE {' AND '.join(conditions)}" + (
+    inner = f"SELECT {', '.join(items)} FROM {source} WHERE {' AND '.join(conditions)}" + (
         f" ORDER BY {', '.join(order)}" if order else ""
     )
     return f"(SELECT json_agg(x) FROM ({inner}) AS x) AS {quote(e.alias or relation_name)}"
 
 
-def _relations_of(origin: str, fks: list[Relationship]) -> list[tuple[Relationship, str]]:
+def _relations_of(origin: str, fks: list) -> list[tuple]:  # type: ignore[type-arg]
     """The relationships PostgREST sees from `origin`: many-to-one through its own foreign keys,
-    one-to-many through the keys other tables hold on it (a self-reference is both)."""
-    out = []
+    one-to-many through the keys other tables hold on it (a self-reference is both), and
+    many-to-many through junction tables."""
+    out: list[tuple] = []  # type: ignore[type-arg]
     for r in fks:
+        if isinstance(r, ManyToMany):
+            if r.origin == origin:
+                out.append((r, "m2m"))
+            continue
         if r.child == origin:
             out.append((r, "m2o"))
         if r.parent == origin:
@@ -362,8 +408,10 @@ def _relations_of(origin: str, fks: list[Relationship]) -> list[tuple[Relationsh
     return out
 
 
-def _matches(r: Relationship, kind: str, origin: str, target: str, hint: str | None) -> bool:
+def _matches(r: Relationship | ManyToMany, kind: str, origin: str, target: str, hint: str | None) -> bool:
     """PostgREST's findRel (Plan.hs): which relationship an embed `target!hint(...)` names."""
+    if isinstance(r, ManyToMany):  # by the target table; a hint names the junction
+        return target == r.target and (hint is None or hint == r.junction)
     foreign = r.parent if kind == "m2o" else r.child
     origin_columns = r.child_columns if kind == "m2o" else r.parent_columns
     foreign_columns = r.parent_columns if kind == "m2o" else r.child_columns
