@@ -122,18 +122,18 @@ def test_statements_follow_postgrest_for_each_shape():
         "const e = () => supabase.from('content_queue').select('decision_id, posted_content(tweet_id)');\n"
         "const f = () => supabase.from('t').select('status, likes.sum()');\n"
     )
-    assert counted == """SELECT count(*) FROM "t" AS "t" WHERE "status" = 'queued'"""
-    assert ranged == """SELECT "id", "meta"->'owner'->>'name' FROM "t" AS "t" ORDER BY "id" ASC LIMIT 10 OFFSET 10"""
-    assert logic == """SELECT "id" FROM "t" AS "t" WHERE ("likes" > '5' OR "status" IS NULL OR NOT ("kind" IN ('a', 'b')))"""
+    assert counted == """SELECT count(*) FROM "t" AS "t" WHERE "t"."status" = 'queued'"""
+    assert ranged == """SELECT "t"."id", "t"."meta"->'owner'->>'name' FROM "t" AS "t" ORDER BY "t"."id" ASC LIMIT 10 OFFSET 10"""
+    assert logic == """SELECT "t"."id" FROM "t" AS "t" WHERE ("t"."likes" > '5' OR "t"."status" IS NULL OR NOT ("t"."kind" IN ('a', 'b')))"""
     assert upsert == """INSERT INTO "t" ("tweet_id", "likes") VALUES ('1', '2') ON CONFLICT ("tweet_id") DO NOTHING"""
     assert '(SELECT json_agg(x) FROM (SELECT "_posted_content"."tweet_id" FROM "posted_content" AS "_posted_content"' in embedded
     assert 'WHERE "_posted_content"."decision_id" = "content_queue"."decision_id"' in embedded
-    assert aggregate == 'SELECT "status", sum("likes") FROM "t" AS "t" GROUP BY "status"'
+    assert aggregate == 'SELECT "t"."status", sum("t"."likes") FROM "t" AS "t" GROUP BY "t"."status"'
 
 
 def test_match_is_equality_on_each_key():
     [matched] = _built("const m = () => supabase.from('t').select('id').match({ status: 'queued', likes: 3 });\n")
-    assert matched == """SELECT "id" FROM "t" AS "t" WHERE "status" = 'queued' AND "likes" = '3'"""
+    assert matched == """SELECT "t"."id" FROM "t" AS "t" WHERE "t"."status" = 'queued' AND "t"."likes" = '3'"""
 
 
 def test_writes_whose_payload_is_a_variable_are_checked_on_what_is_visible(tmp_path):
@@ -161,12 +161,12 @@ def test_writes_whose_payload_is_a_variable_are_checked_on_what_is_visible(tmp_p
         (1, "ok", ""),
         (2, "error", "there is no unique or exclusion constraint matching the ON C"),
         (3, "ok", ""),
-        (4, "error", 'column "nope" does not exist'),
+        (4, "error", "column notes.nope does not exist"),
         (5, "error", 'column "missing" does not exist'),
     ]
     assert calls[0]["before"]["partial"] == "the upsert's payload is not visible: only its conflict target and returned columns are checked"
     assert calls[0]["before"]["sql"] == 'INSERT INTO "notes" ("label") VALUES ($1) ON CONFLICT ("label") DO NOTHING RETURNING "id"'
-    assert calls[2]["before"]["sql"] == 'SELECT "body" FROM "notes" AS "notes" WHERE "id" = $1 FOR UPDATE'
+    assert calls[2]["before"]["sql"] == 'SELECT "notes"."body" FROM "notes" AS "notes" WHERE "notes"."id" = $1 FOR UPDATE'
 
 
 def test_nested_embeds_are_built_and_their_columns_checked(pg_admin_url):
@@ -199,9 +199,9 @@ def test_order_keeps_its_direction_and_nulls_placement_as_postgrest_js_sends_the
         "const b = () => supabase.from('t').select('id').order('at');\n"
         "const c = (o: any) => supabase.from('t').select('id').order('at', o);\n"
     )
-    assert both == 'SELECT "id" FROM "t" AS "t" ORDER BY "at" DESC NULLS FIRST, "id" ASC NULLS LAST'
-    assert default == 'SELECT "id" FROM "t" AS "t" ORDER BY "at" ASC'
-    assert hidden == 'SELECT "id" FROM "t" AS "t" ORDER BY "at"'  # options in a variable: the column is still checked
+    assert both == 'SELECT "t"."id" FROM "t" AS "t" ORDER BY "t"."at" DESC NULLS FIRST, "t"."id" ASC NULLS LAST'
+    assert default == 'SELECT "t"."id" FROM "t" AS "t" ORDER BY "t"."at" ASC'
+    assert hidden == 'SELECT "t"."id" FROM "t" AS "t" ORDER BY "t"."at"'  # options in a variable: the column is still checked
 
 
 def test_null_and_undefined_in_a_filter_are_the_text_postgrest_js_sends(pg_admin_url):
@@ -302,9 +302,9 @@ def test_an_unfiltered_update_or_delete_is_refused_by_supabases_safeupdate_and_t
     for call in calls[:2]:
         with pytest.raises(statement.SafeUpdate, match="requires a WHERE clause"):
             statement.build(call, "t", [])
-    assert _inline(statement.build(calls[2], "t", [])) == """DELETE FROM "t" WHERE "id" = '1'"""
+    assert _inline(statement.build(calls[2], "t", [])) == """DELETE FROM "t" WHERE "t"."id" = '1'"""
     assert _inline(statement.build(calls[3], "t", [])) == 'DELETE FROM "t"'  # filters may be added where the builder goes
-    assert _inline(statement.build(calls[4], "t", [])) == """SELECT "id" FROM "t" AS "t" WHERE "body" @@ to_tsquery('cat & dog')"""
+    assert _inline(statement.build(calls[4], "t", [])) == """SELECT "t"."id" FROM "t" AS "t" WHERE "t"."body" @@ to_tsquery('cat & dog')"""
 
 
 def test_many_to_many_embeds_go_through_their_junction(pg_admin_url):
@@ -335,3 +335,27 @@ def test_many_to_many_embeds_go_through_their_junction(pg_admin_url):
     assert verdicts[:2] == [None, None]
     assert "nickname" in (verdicts[2] or "")
     assert rows == [("ann", [{"title": "write"}])]
+
+
+def test_a_computed_column_is_found_as_postgrest_finds_it(pg_admin_url):
+    """PostgREST qualifies every column (`"posts"."full_title"`), so a function taking the row is
+    a column to it, in select and in filters; an unknown name is PostgreSQL's own error."""
+    import psycopg
+
+    from conftest import users_database
+    from tableshift.db import statement
+    from tableshift.scan import scan_source
+
+    url = users_database(
+        pg_admin_url,
+        "CREATE TABLE posts (id int PRIMARY KEY, title text);"
+        "CREATE FUNCTION full_title(posts) RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'Re: ' || $1.title $$;",
+    )
+    code = (
+        "const a = () => supabase.from('posts').select('id, full_title').eq('full_title', 'Re: x');\n"
+        "const b = () => supabase.from('posts').select('id, short_title');\n"
+    )
+    with psycopg.connect(url) as conn:
+        verdicts = [statement.check(conn, statement.build(c, "posts", [])) for c in scan_source(code.encode(), path="x.ts", language="typescript").calls]
+    assert verdicts[0] is None
+    assert verdicts[1] is not None and "posts.short_title does not exist" in verdicts[1]

@@ -123,18 +123,21 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
     ]  # fmt: skip
     either = [c for c in columns.filter if c.op == "or" and c.qualifier is None]
     scoped = _scoped(columns)
-    where = [_condition(c, p) for c in plain]
-    if either:  # the conditions of or() strings: any one of them
-        where.append("(" + " OR ".join(_condition(c, p) for c in either) + ")")
-    where_sql = f" WHERE {' AND '.join(where)}" if where else ""
     op = call.operation
+    # every column qualified with its table, as PostgREST writes them: a computed column (a
+    # function taking the row, `full_title(posts)`) is then found as `"posts"."full_title"`
+    prefix = f"{quote(table.split('.')[-1])}." if op in (None, Operation.SELECT, Operation.UPDATE, Operation.DELETE) else ""
+    where = [_condition(c, p, prefix) for c in plain]
+    if either:  # the conditions of or() strings: any one of them
+        where.append("(" + " OR ".join(_condition(c, p, prefix) for c in either) + ")")
+    where_sql = f" WHERE {' AND '.join(where)}" if where else ""
     options = dict(call.options)
     if op in (None, Operation.SELECT):
         _embedded_paths(scoped, columns.embedded)
-        items = [_select_item(c) for c in columns.select] or ["*"]
+        items = [_select_item(c, prefix) for c in columns.select] or ["*"]
         items += [_embed(e, table.split(".")[-1], fks, scoped=scoped, p=p) for e in columns.embedded]
-        group = _group_by(columns.select)
-        order = [_order(c) for c in columns.filter if c.op == "order" and c.qualifier is None]
+        group = _group_by(columns.select, prefix)
+        order = [_order(c, prefix) for c in columns.filter if c.op == "order" and c.qualifier is None]
         if "count" in options:  # PostgREST counts the filtered rows; with head, only that
             items = ["count(*)"] if options.get("head") == "true" else [*items, "count(*) OVER () AS tableshift_count"]
             group = [] if options.get("head") == "true" else group
@@ -162,7 +165,8 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
             # the payload is a variable: what is visible (the filters, the returned columns) is
             # still checked, on the rows the update would lock
             p.partial = "the update's payload is not visible: only its filters and returned columns are checked"
-            return f"SELECT {', '.join(returning) or '1'} FROM {target} AS {quote(table.split('.')[-1])}{where_sql} FOR UPDATE"
+            shown = [_select_item(c, prefix) for c in columns.select]
+            return f"SELECT {', '.join(shown) or '1'} FROM {target} AS {quote(table.split('.')[-1])}{where_sql} FOR UPDATE"
         sets = ", ".join(f"{quote(c.name)} = {p.bind(c.value)}" for c in writes)
         return f"UPDATE {target} SET {sets}{where_sql}{returning_sql}"
     conflict = [quote(c.name) for c in columns.on_conflict]
@@ -248,15 +252,15 @@ def _json_path(path: str) -> str:
     return "".join(out)
 
 
-def _select_item(c: Column) -> str:
+def _select_item(c: Column, prefix: str = "") -> str:
     if c.name == "*":
-        return "*"
+        return f"{prefix}*"
     if c.aggregate is not None and c.name == "count" and c.json_path is None:
         expr = "count(*)"
     elif c.aggregate is not None:
-        expr = f"{c.aggregate}({_ref(c)})"
+        expr = f"{c.aggregate}({_ref(c, prefix)})"
     else:
-        expr = _ref(c)
+        expr = _ref(c, prefix)
     if c.cast:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", c.cast):
             raise Unchecked(f"cast to {c.cast!r} is not a type name")
@@ -264,10 +268,10 @@ def _select_item(c: Column) -> str:
     return expr + (f" AS {quote(c.alias)}" if c.alias else "")
 
 
-def _group_by(select: tuple[Column, ...]) -> list[str]:
+def _group_by(select: tuple[Column, ...], prefix: str = "") -> list[str]:
     if not any(c.aggregate for c in select):
         return []
-    return [_ref(c) for c in select if not c.aggregate and c.name != "*"]
+    return [_ref(c, prefix) for c in select if not c.aggregate and c.name != "*"]
 
 
 def _condition(c: Column, p: Statement, prefix: str = "") -> str:
@@ -369,7 +373,7 @@ def _embed(
     else:
         join = " AND ".join(f"{alias}.{quote(c)} = {outer}.{quote(p)}" for c, p in zip(fk.child_columns, fk.parent_columns))
     relation_name = name
-    items = [_select_item(c).replace(quote(c.name), f"{alias}.{quote(c.name)}", 1) if c.name != "*" else f"{alias}.*" for c in e.columns]
+    items = [_select_item(c, f"{alias}.") for c in e.columns]
     here = {path + n for n in {e.alias or relation_name, relation_name}}
     own = [c for key in here for c in (scoped or {}).get(key, [])]
     key = path + (e.alias or relation_name)
