@@ -284,6 +284,8 @@ def _condition(c: Column, p: Statement, prefix: str = "") -> str:
         return f"{ref} IS {_is_value(c.value)}"
     if c.op == "in":
         return f"{ref} = ANY({p.bind(c.value)})" if c.value is not None else f"{ref} IN (NULL)"
+    if c.op in ("not", "filter") and c.value is not None:  # `not.is.null`, `fts.cat`: as in an or() string
+        return _logic(ref, ("not." if c.op == "not" else "") + c.value, p)
     if c.op in _TEXT_SEARCH:  # PostgREST: `col @@ to_tsquery($1)`; a column that is not text or tsvector fails
         return f"{ref} @@ {_TEXT_SEARCH[c.op]}({p.bind(c.value)})"
     if operator is None:  # not(), filter(), range operators: the column must exist
@@ -308,6 +310,8 @@ def _logic(ref: str, condition: str, p: Statement) -> str:
         sql = f"{ref} IN ({', '.join(p.bind(v) for v in items) or 'NULL'})"
     elif operator in _COMPARE:
         sql = f"{ref} {_COMPARE[operator]} {p.bind(value)}"
+    elif operator in _TEXT_SEARCH:
+        sql = f"{ref} @@ {_TEXT_SEARCH[operator]}({p.bind(value)})"
     else:
         sql = f"({ref} IS NULL OR {ref} IS NOT NULL)"
     return f"NOT ({sql})" if negated else sql

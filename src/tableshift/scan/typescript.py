@@ -536,6 +536,10 @@ class _FileScan:
                 column = col.column_from_string(lit, self.src, role=Role.FILTER, op=name, qualifier=qualifier)
                 if name == "order":  # direction and nulls as postgrest-js sends them: `col.desc.nullsfirst`
                     value = self._order(args[1]) if len(args) > 1 else "asc"
+                elif name in ("not", "filter"):  # `.not('a', 'is', null)`: sent as `a=not.is.null`, `.filter(a, op, v)` as `a=op.v`
+                    operator = n.string_literal(args[1]) if len(args) > 1 else None
+                    operand = _filter_value(args[2]) if len(args) > 2 else None
+                    value = f"{operator.value}.{operand}" if operator is not None and operand is not None else None
                 else:
                     value = _filter_value(args[1]) if len(args) > 1 else None
                 found.filter.append(dataclasses.replace(column, value=value) if value is not None else column)
