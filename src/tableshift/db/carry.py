@@ -10,6 +10,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from tableshift.db import references
+from tableshift.db.sqltree import nodes
 from tableshift.db.catalog import comment, literal, quote
 from tableshift.db.surroundings import Dependent, NotCarried, Policy, Trigger, rename_columns
 from tableshift.errors import UsageError
@@ -276,19 +277,9 @@ def _trigger_columns(node: object) -> set[str]:
     from pglast import ast
 
     out = {c.sval for c in getattr(node, "columns", None) or () if isinstance(c, ast.String)}
-
-    def walk(value: object) -> None:
-        if isinstance(value, (list, tuple)):
-            for item in value:
-                walk(item)
-        elif isinstance(value, ast.Node):
-            if isinstance(value, ast.ColumnRef) and len(value.fields or ()) == 2 and isinstance(value.fields[1], ast.String):
-                out.add(value.fields[1].sval)
-            for name in value:
-                if name != "location":
-                    walk(getattr(value, name))
-
-    walk(getattr(node, "whenClause", None))
+    for value in nodes(getattr(node, "whenClause", None)):
+        if isinstance(value, ast.ColumnRef) and len(value.fields or ()) == 2 and isinstance(value.fields[1], ast.String):
+            out.add(value.fields[1].sval)
     return out
 
 
@@ -380,22 +371,10 @@ def _read_owners_views(dependent: Dependent, moved: dict[tuple[str, str], set[st
     from pglast.stream import RawStream
 
     tree = parser.parse_sql(dependent.query or "")[0].stmt
-
-    def walk(value: object) -> None:
-        if isinstance(value, (list, tuple)):
-            for item in value:
-                walk(item)
-            return
-        if not isinstance(value, ast.Node):
-            return
+    for value in list(nodes(tree)):
         if isinstance(value, ast.RangeVar) and (value.schemaname, value.relname) in moved:
             value.relname = owner_view_name(value.relname)
             value.schemaname = archive
-            return
-        for name in value:
-            walk(getattr(value, name))
-
-    walk(tree)
     return RawStream()(tree)
 
 

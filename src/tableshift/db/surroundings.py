@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tableshift.db.catalog import quote
+from tableshift.db.sqltree import nodes, objects
 
 if TYPE_CHECKING:
     import psycopg
@@ -97,25 +98,14 @@ def record_fields(language: str, function: str | None, name: str, arguments: tup
     except Exception:  # noqa: BLE001 - pglast's own error types
         return None
     fields: set[str] = set()
-    whole = False
-
-    def walk(value: object) -> None:
-        nonlocal whole
-        if isinstance(value, dict):
-            field = value.get("PLpgSQL_recfield")
-            if isinstance(field, dict) and isinstance(field.get("fieldname"), str):
-                fields.add(field["fieldname"])
-            query = value.get("query")
-            if isinstance(query, str) and re.search(r"(?<![\w.$\"])(new|old)(?![\w$])(?!\s*\.)", query, re.I):
-                whole = True  # the record as a whole (to_jsonb(NEW), EXECUTE ... USING NEW): any column
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    walk(tree)
-    return None if whole else frozenset(fields)
+    for value in objects(tree):
+        field = value.get("PLpgSQL_recfield")
+        if isinstance(field, dict) and isinstance(field.get("fieldname"), str):
+            fields.add(field["fieldname"])
+        query = value.get("query")
+        if isinstance(query, str) and re.search(r"(?<![\w.$\"])(new|old)(?![\w$])(?!\s*\.)", query, re.I):
+            return None  # the record as a whole (to_jsonb(NEW), EXECUTE ... USING NEW): any column
+    return frozenset(fields)
 
 
 @dataclass(slots=True)
@@ -298,21 +288,7 @@ def _relations(expression: str) -> set[tuple[str | None, str]]:
         node = parser.parse_sql(f"SELECT {expression}")[0].stmt
     except Exception:  # noqa: BLE001 - pglast's own error types
         return set()
-    out: set[tuple[str | None, str]] = set()
-
-    def walk(value: object) -> None:
-        if isinstance(value, (list, tuple)):
-            for item in value:
-                walk(item)
-        elif isinstance(value, ast.Node):
-            if isinstance(value, ast.RangeVar):
-                out.add((value.schemaname, value.relname))
-            for name in value:
-                if name != "location":
-                    walk(getattr(value, name))
-
-    walk(node)
-    return out
+    return {(value.schemaname, value.relname) for value in nodes(node) if isinstance(value, ast.RangeVar)}
 
 
 class NotCarried(Exception):

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tableshift.db import surroundings
+from tableshift.db.sqltree import nodes, objects
 
 if TYPE_CHECKING:
     import psycopg
@@ -126,21 +127,7 @@ def _plpgsql_queries(definition: str, unparsed: list[str]) -> list[str]:
     except Exception:  # noqa: BLE001 - pglast's own error types
         unparsed.append(definition)
         return []
-    out: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            query = value.get("query")
-            if isinstance(query, str):
-                out.append(query)
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    walk(tree)
-    return out
+    return [value["query"] for value in objects(tree) if isinstance(value.get("query"), str)]
 
 
 def _collect(query: str, names: set[tuple[str | None, str]], columns: set[str], unparsed: list[str]) -> bool:
@@ -160,13 +147,7 @@ def _collect(query: str, names: set[tuple[str | None, str]], columns: set[str], 
     if tree is None:
         return False
 
-    def walk(value: object) -> None:
-        if isinstance(value, (list, tuple)):
-            for item in value:
-                walk(item)
-            return
-        if not isinstance(value, ast.Node):
-            return
+    for value in nodes(tree):
         if isinstance(value, ast.RangeVar):
             names.add((value.schemaname, value.relname))
         elif isinstance(value, ast.ColumnRef):
@@ -177,9 +158,4 @@ def _collect(query: str, names: set[tuple[str | None, str]], columns: set[str], 
             text = value.val.sval
             if re.match(r"\s*(select|insert|update|delete|with|merge|truncate)\b", text, re.I) and not _collect(text, names, columns, unparsed):
                 unparsed.append(text)  # a statement EXECUTE runs, with parts added at run time
-        for name in value:
-            if name != "location":
-                walk(getattr(value, name))
-
-    walk(tree)
     return True
