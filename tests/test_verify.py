@@ -100,7 +100,7 @@ def _built(code: str) -> list[str]:
 
     calls = scan_source(code.encode(), path="x.ts", language="typescript").calls
     fks = [statement.Relationship("posted_content_decision_id_fkey", "posted_content", ("decision_id",), "content_queue", ("decision_id",))]
-    return [_inline(statement.build(c, c.table.name, fks)) for c in calls]
+    return [_inline(statement.build(c, c.table.name, fks, aggregates=True)) for c in calls]
 
 
 def _inline(built) -> str:
@@ -359,3 +359,31 @@ def test_a_computed_column_is_found_as_postgrest_finds_it(pg_admin_url):
         verdicts = [statement.check(conn, statement.build(c, "posts", [])) for c in scan_source(code.encode(), path="x.ts", language="typescript").calls]
     assert verdicts[0] is None
     assert verdicts[1] is not None and "posts.short_title does not exist" in verdicts[1]
+
+
+def test_aggregates_follow_db_aggregates_enabled_and_a_bare_count_is_postgrests_old_form(pg_admin_url):
+    """`x.sum()` and `count()` need db-aggregates-enabled (off by default: PGRST123, a server
+    setting); `rel(count)` and `count` are PostgREST's old form, `"t"."count"`, which PostgreSQL
+    reads as count(t): fine alone, refused beside other columns (no GROUP BY)."""
+    import psycopg
+
+    from conftest import users_database
+    from tableshift.db import statement
+    from tableshift.scan import scan_source
+
+    url = users_database(pg_admin_url, "CREATE TABLE posts (id int PRIMARY KEY, likes int); CREATE TABLE comments (id int PRIMARY KEY, post_id int REFERENCES posts (id));")
+    code = (
+        "const a = () => supabase.from('posts').select('likes.sum()');\n"
+        "const b = () => supabase.from('posts').select('id, comments(count)');\n"
+        "const c = () => supabase.from('posts').select('count');\n"
+        "const d = () => supabase.from('posts').select('id, count');\n"
+    )
+    calls = scan_source(code.encode(), path="x.ts", language="typescript").calls
+    with psycopg.connect(url) as conn:
+        fks = statement.relationships(conn)
+        with pytest.raises(statement.SafeUpdate, match="PGRST123"):
+            statement.build(calls[0], "posts", fks)
+        assert statement.check(conn, statement.build(calls[0], "posts", fks, aggregates=True)) is None
+        verdicts = [statement.check(conn, statement.build(c, "posts", fks)) for c in calls[1:]]
+    assert verdicts[:2] == [None, None]
+    assert verdicts[2] is not None and "must appear in the GROUP BY clause" in verdicts[2]

@@ -665,6 +665,10 @@ def verify(
     cache_dir: CacheDirOpt = None,
     max_file_size: MaxSizeOpt = 2_000_000,
     skip_minified: MinifiedOpt = True,
+    aggregates: Annotated[
+        bool,
+        typer.Option("--aggregates", help="The project's PostgREST has db-aggregates-enabled on (off by default): check `x.sum()`, `count()` as queries."),
+    ] = False,
 ) -> None:
     """Check every call to a legacy or target table, before and after its rewrite, with a real PostgreSQL (EXPLAIN, rolled back)."""
     from tableshift.report.escape import json_text
@@ -672,7 +676,7 @@ def verify(
     _check_targets(output)
     inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size, skip_minified))
     assert inputs.rules is not None
-    checked = _verified(inputs, _scan(inputs), legacy_schema, database_url)
+    checked = _verified(inputs, _scan(inputs), legacy_schema, database_url, aggregates=aggregates)
     from tableshift.db import verify as verifying
 
     data = verifying.report(checked, inputs.rules)
@@ -685,7 +689,7 @@ def verify(
     raise typer.Exit(1 if data["summary"]["errors"] else 0)
 
 
-def _verified(inputs: Inputs, result: ScanResult, legacy_schema: Path | None, database_url: str | None):  # type: ignore[no-untyped-def]
+def _verified(inputs: Inputs, result: ScanResult, legacy_schema: Path | None, database_url: str | None, *, aggregates: bool = False):  # type: ignore[no-untyped-def]
     """The scan's calls checked by PostgreSQL: the legacy schema (when given) and the rules' target DDL
     loaded into the embedded server, or read from the user's database (rolled back)."""
     from tableshift.db import verify as verifying
@@ -695,7 +699,7 @@ def _verified(inputs: Inputs, result: ScanResult, legacy_schema: Path | None, da
         raise UsageError(f"{inputs.rules.path}: verifying needs the target tables' DDL: set `schema` in the rules, or pass --database-url")
     with _schemas(inputs, legacy_schema, database_url) as conn:
         loaded = {r.legacy for r in inputs.rules.tables if _exists(conn, (f"{r.schema}." if r.schema else "") + r.legacy)}
-        return verifying.run(result, inputs.rules, conn, legacy_loaded=loaded)
+        return verifying.run(result, inputs.rules, conn, legacy_loaded=loaded, aggregates=aggregates)
 
 
 @contextlib.contextmanager

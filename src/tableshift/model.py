@@ -114,6 +114,7 @@ class Column:
     # the value a filter compares with or a payload writes, as PostgREST sends it (text), when the
     # code spells it out: `.eq('status', 'queued')` -> 'queued'; None when it is a variable
     value: str | None = None
+    bare: bool = False  # `count` without parentheses: to PostgREST a column, or count(row), never an aggregate
 
 
 @compact_pickle

@@ -34,6 +34,7 @@ class Field:
     json_path: str | None = None
     aggregate: str | None = None
     quoted: bool = False
+    bare: bool = False  # `count` without parentheses: PostgREST's old form (a column, or count(row))
 
 
 @dataclass(frozen=True)
@@ -255,10 +256,11 @@ class _SelectParser:
             self.expect("')' (aggregates take no arguments)", ")")
             aggregate = fn.text
             cast = self.cast() or cast
-        elif name.kind == "name" and name.text == "count" and path_start is None:
-            aggregate = "count"
+        bare = False
+        if aggregate is None and name.kind == "name" and name.text == "count" and path_start is None:
+            aggregate, bare = "count", True
         json_path = None if path_start is None else self.text[path_start:path_end]
-        return Field(name.text, name.start, name.end, alias, cast, json_path, aggregate, name.kind == "qname")
+        return Field(name.text, name.start, name.end, alias, cast, json_path, aggregate, name.kind == "qname", bare)
 
 
 def parse_select(text: str) -> Select:

@@ -102,8 +102,14 @@ class Statement:
         return f"${len(self.params)}"
 
 
-def build(call: Call, table: str, fks: list) -> Statement:  # type: ignore[type-arg]
-    """The statement for `call` on `table` (the call's own, or its target after a rewrite)."""
+def build(call: Call, table: str, fks: list, *, aggregates: bool = False) -> Statement:  # type: ignore[type-arg]
+    """The statement for `call` on `table` (the call's own, or its target after a rewrite).
+    `aggregates`: the project's PostgREST has `db-aggregates-enabled` on (off by default)."""
+    if not aggregates and _uses_aggregates(call.columns.select, call.columns.embedded):
+        raise SafeUpdate(
+            "Use of aggregate functions is not allowed (PostgREST's PGRST123: db-aggregates-enabled is off by default;"
+            " pass --aggregates if the project turned it on)"
+        )
     out = Statement("", [])
     out.sql = _build(call, table, fks, out)
     return out
@@ -192,6 +198,12 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
     return statement + returning_sql
 
 
+def _uses_aggregates(select: tuple[Column, ...], embedded: tuple[Embedded, ...]) -> bool:
+    """An aggregate function anywhere in the select (`x.sum()`, `count()`), embeds included
+    (Plan.hs, validateAggFunctions); a bare `count` is not one."""
+    return any(c.aggregate and not c.bare for c in select) or any(_uses_aggregates(e.columns, e.embedded) for e in embedded)
+
+
 def _order(c: Column, prefix: str = "") -> str:
     """`order=col.desc.nullsfirst` as PostgREST writes it (QueryBuilder: `ORDER BY col DESC NULLS FIRST`)."""
     parts = (c.value or "").split(".")
@@ -255,7 +267,9 @@ def _json_path(path: str) -> str:
 def _select_item(c: Column, prefix: str = "") -> str:
     if c.name == "*":
         return f"{prefix}*"
-    if c.aggregate is not None and c.name == "count" and c.json_path is None:
+    if c.bare:  # PostgREST writes `"t"."count"`: a column of that name, else PostgreSQL's count(t)
+        expr = _ref(c, prefix)
+    elif c.aggregate is not None and c.name == "count" and c.json_path is None:
         expr = "count(*)"
     elif c.aggregate is not None:
         expr = f"{c.aggregate}({_ref(c, prefix)})"
@@ -269,9 +283,11 @@ def _select_item(c: Column, prefix: str = "") -> str:
 
 
 def _group_by(select: tuple[Column, ...], prefix: str = "") -> list[str]:
-    if not any(c.aggregate for c in select):
+    # PostgREST groups by the other columns for its aggregates (`x.sum()`, `count()`); a bare
+    # `count` is not one to it, so beside other columns PostgreSQL refuses, as it does for PostgREST
+    if not any(c.aggregate and not c.bare for c in select):
         return []
-    return [_ref(c, prefix) for c in select if not c.aggregate and c.name != "*"]
+    return [_ref(c, prefix) for c in select if not (c.aggregate and not c.bare) and c.name != "*"]
 
 
 def _condition(c: Column, p: Statement, prefix: str = "") -> str:
@@ -439,7 +455,8 @@ def _matches(r: Relationship | ManyToMany, kind: str, origin: str, target: str, 
 
 
 class SafeUpdate(Exception):
-    """A server setting, not the schema, refuses the call: Supabase's pg-safeupdate."""
+    """A server setting, not the schema, refuses the call: Supabase's pg-safeupdate, PostgREST's
+    db-aggregates-enabled."""
 
 
 class EmbedError(Exception):

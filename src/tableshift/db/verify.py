@@ -32,8 +32,11 @@ class Checked:
     fix: Fix
 
 
-def run(result: ScanResult, rules: RuleSet, conn: psycopg.Connection, *, legacy_loaded: bool | set[str]) -> list[Checked]:
-    """`legacy_loaded`: the legacy tables the database has (True: all of them)."""
+def run(
+    result: ScanResult, rules: RuleSet, conn: psycopg.Connection, *, legacy_loaded: bool | set[str], aggregates: bool = False
+) -> list[Checked]:
+    """`legacy_loaded`: the legacy tables the database has (True: all of them); `aggregates`: the
+    project's PostgREST has db-aggregates-enabled on."""
     fks = statement.relationships(conn)
     targets = {r.target for r in rules.tables}
     out: list[Checked] = []
@@ -49,11 +52,11 @@ def run(result: ScanResult, rules: RuleSet, conn: psycopg.Connection, *, legacy_
             if p.verdict.status is Status.LEGACY and missing:
                 before = _skipped("no legacy schema: pass --legacy-schema, or --database-url of a database that has the legacy tables")
             else:
-                before = _check(conn, call, table, fks)
+                before = _check(conn, call, table, fks, aggregates)
             if p.fix is Fix.AUTO:
                 after_call = rewritten.get(id(p))
                 after = (
-                    _check(conn, after_call, p.verdict.target or table, fks)
+                    _check(conn, after_call, p.verdict.target or table, fks, aggregates)
                     if after_call is not None
                     else _skipped("the rewritten call could not be found again in the rewritten file")
                 )
@@ -85,9 +88,9 @@ def _skipped(why: str) -> dict[str, Any]:
     return {"status": "skipped", "error": why, "sql": None, "params": None}
 
 
-def _check(conn: psycopg.Connection, call: Call, table: str, fks: list[statement.Relationship]) -> dict[str, Any]:
+def _check(conn: psycopg.Connection, call: Call, table: str, fks: list, aggregates: bool = False) -> dict[str, Any]:  # type: ignore[type-arg]
     try:
-        built = statement.build(call, table, fks)
+        built = statement.build(call, table, fks, aggregates=aggregates)
     except statement.Unchecked as exc:
         return _skipped(str(exc))
     except statement.EmbedError as exc:

@@ -97,6 +97,7 @@ def _items(
                     cast=item.cast,
                     json_path=item.json_path,
                     aggregate=item.aggregate,
+                    bare=item.bare,
                 )
             )
     return cols, embeds
