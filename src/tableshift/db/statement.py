@@ -96,6 +96,9 @@ class Statement:
     sql: str
     params: list[str | None]
     partial: str | None = None  # what could not be checked (a payload in a variable): the rest was
+    # an insert whose whole payload is visible: its table and columns, for the NOT NULL check that
+    # EXPLAIN (which never executes) cannot make
+    inserted: tuple[str, str, tuple[str, ...]] | None = None
 
     def bind(self, value: str | None) -> str:
         self.params.append(value)
@@ -187,6 +190,9 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
     names = ", ".join(quote(c.name) for c in writes)
     values = ", ".join(p.bind(c.value) for c in writes)
     statement = f"INSERT INTO {target} ({names}) VALUES ({values})"
+    if not any(o.role is Role.WRITE for o in columns.opaque):  # no spread, no computed key: every column is known
+        schema, _, name = table.rpartition(".")
+        p.inserted = (schema or "public", name, tuple(c.name for c in writes))
     if op is Operation.UPSERT:
         if conflict and options.get("ignore_duplicates") == "true":
             statement += f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
@@ -479,4 +485,20 @@ def check(conn: psycopg.Connection, statement: Statement) -> str | None:
         return "not a single statement: not sent to the database"
     if any(v is not None and "\0" in v for v in statement.params):
         return 'invalid byte sequence for encoding "UTF8": 0x00'  # what PostgreSQL says of a NUL in text
-    return rejected(conn, f"EXPLAIN {statement.sql}", statement.params)
+    error = rejected(conn, f"EXPLAIN {statement.sql}", statement.params)
+    if error is None and statement.inserted is not None:
+        error = _not_null(conn, *statement.inserted)
+    return error
+
+
+def _not_null(conn: psycopg.Connection, schema: str, table: str, given: tuple[str, ...]) -> str | None:
+    """A NOT NULL column without a default (nor identity, nor generated) that the insert leaves
+    out: PostgreSQL's own words for what executing it would say (EXPLAIN plans, it never runs)."""
+    row = conn.execute(
+        "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull"
+        " AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = '' AND NOT (a.attname = ANY(%s)) ORDER BY a.attnum LIMIT 1",
+        (schema, table, list(given)),
+    ).fetchone()
+    return None if row is None else f'null value in column "{row[0]}" of relation "{table}" violates not-null constraint'
+
