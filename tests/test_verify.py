@@ -123,7 +123,7 @@ def test_statements_follow_postgrest_for_each_shape():
         "const f = () => supabase.from('t').select('status, likes.sum()');\n"
     )
     assert counted == """SELECT count(*) FROM "t" AS "t" WHERE "t"."status" = 'queued'"""
-    assert ranged == """SELECT "t"."id", "t"."meta"->'owner'->>'name' FROM "t" AS "t" ORDER BY "t"."id" ASC LIMIT 10 OFFSET 10"""
+    assert ranged == """SELECT "t"."id", to_jsonb("t"."meta")->'owner'->>'name' FROM "t" AS "t" ORDER BY "t"."id" ASC LIMIT 10 OFFSET 10"""
     assert logic == """SELECT "t"."id" FROM "t" AS "t" WHERE ("t"."likes" > '5' OR "t"."status" IS NULL OR NOT ("t"."kind" IN ('a', 'b')))"""
     assert upsert == """INSERT INTO "t" ("tweet_id", "likes") VALUES ('1', '2') ON CONFLICT ("tweet_id") DO NOTHING"""
     assert '(SELECT json_agg(x) FROM (SELECT "_posted_content"."tweet_id" FROM "posted_content" AS "_posted_content"' in embedded
@@ -405,3 +405,20 @@ def test_an_insert_that_leaves_out_a_not_null_column_is_refused_as_executing_it_
     with psycopg.connect(url) as conn:
         verdicts = [statement.check(conn, statement.build(c, "t", [])) for c in scan_source(code.encode(), path="x.ts", language="typescript").calls]
     assert verdicts == ['null value in column "title" of relation "t" violates not-null constraint', None, None]
+
+
+def test_a_json_path_on_a_column_that_is_not_json_is_read_through_to_jsonb_as_postgrest_does(pg_admin_url):
+    import psycopg
+
+    from conftest import users_database
+    from tableshift.db import statement
+    from tableshift.scan import scan_source
+
+    url = users_database(pg_admin_url, "CREATE TABLE t (id int PRIMARY KEY, meta jsonb, tags text[], label text);")
+    code = (
+        "const a = () => supabase.from('t').select('meta->owner->>name').eq('meta->>kind', 'x');\n"
+        "const b = () => supabase.from('t').select('tags->0, label->x');\n"
+    )
+    with psycopg.connect(url) as conn:
+        verdicts = [statement.check(conn, statement.build(c, "t", [])) for c in scan_source(code.encode(), path="x.ts", language="typescript").calls]
+    assert verdicts == [None, None]

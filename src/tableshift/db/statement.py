@@ -250,7 +250,9 @@ def _unique_writes(write: tuple[Column, ...]) -> list[Column]:
 def _ref(c: Column, prefix: str = "") -> str:
     base = prefix + quote(c.name)
     if c.json_path:
-        base += _json_path(c.json_path)
+        # PostgREST reads a JSON path of a column that is not json / jsonb through `to_jsonb(col)`
+        # (Plan.hs, resolveTypeOrUnknown); to_jsonb of a json value is itself, so one form serves
+        base = f"to_jsonb({base}){_json_path(c.json_path)}"
     return base
 
 
