@@ -237,6 +237,9 @@ class Call:
     # what the chain asks besides columns, as the code spells it (for `verify`): ("limit", "10"),
     # ("range", "0,9"), ("count", "exact"), ("head", "true"), ("ignore_duplicates", "true"); "?" when computed
     options: tuple[tuple[str, str], ...] = ()
+    # the builder goes on elsewhere (a variable chained onto later, passed on, returned): more may
+    # be chained onto it than the scanner saw
+    open_chain: bool = False
 
     @property
     def is_read(self) -> bool | None:

@@ -94,4 +94,5 @@ def table_call(
         notes=tuple(notes),
         operation_span=operation_span,
         payload_objects=tuple(found.payload_objects),
+        open_chain=continued or escaped is not None,
     )
