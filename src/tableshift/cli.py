@@ -543,7 +543,8 @@ def sql(
         upto = max(migration.PHASES.index(p) for p in phases)
         from tableshift.db import usage
 
-        uses = usage.read(conn, [(m.legacy.schema, m.legacy.name) for m in plan], dropped=_dropped(inputs), renamed=_renamed(inputs))
+        legacy = {(m.legacy.schema, m.legacy.name): m.around for m in plan}  # read with the plan already
+        uses = usage.read(conn, list(legacy), dropped=_dropped(inputs), renamed=_renamed(inputs), known=legacy)
         scripts = {
             p: migration.script(p, inputs.rules, plan, ddl=ddl, schema_file=ddl_path.name, archive=archive_schema, uses=uses)
             for p in migration.PHASES[: upto + 1]

@@ -31,7 +31,7 @@ def name_for(legacy: str, name: str) -> str:
     return whole.encode()[: NAME_LIMIT - 11].decode("utf-8", "ignore") + "_" + digest
 
 
-def _scope(move: Move, *, restrictive: bool, prefix: str = "") -> str | None:
+def scope(move: Move, *, restrictive: bool = False, prefix: str = "") -> str | None:
     """For a merged table, the condition that a target row is this legacy table's."""
     if not move.where:
         return None
@@ -44,10 +44,16 @@ def _grantee(role: str) -> str:
     return "PUBLIC" if role.lower() == "public" else quote(role)
 
 
-def policies(move: Move, refused: list[str]) -> list[str]:
-    out: list[str] = []
+def _renames_and_dropped(move: Move) -> tuple[dict[str, str], set[str]]:
+    """How a legacy policy's columns read on the target: the renamed ones, and those it lacks."""
     renames = {old.name: new.name for old, new in move.copied if old.name != new.name}
     dropped = {old.name for old in move.legacy.columns if move.target.column(move.rule.rename(old.name) or old.name) is None}
+    return renames, dropped
+
+
+def policies(move: Move, refused: list[str]) -> list[str]:
+    out: list[str] = []
+    renames, dropped = _renames_and_dropped(move)
     for policy in move.around.policies:
         try:
             out += _policy(move, policy, renames, dropped)
@@ -77,8 +83,7 @@ def rebound_policies(plan: list[Move]) -> list[str]:
     legacy = {m.legacy.name for m in plan}
     out: list[str] = []
     for move in plan:
-        renames = {old.name: new.name for old, new in move.copied if old.name != new.name}
-        dropped = {old.name for old in move.legacy.columns if move.target.column(move.rule.rename(old.name) or old.name) is None}
+        renames, dropped = _renames_and_dropped(move)
         for policy in move.around.policies:
             if not any(name in legacy for e in (policy.using, policy.check) if e for _, name in _relations(e)):
                 continue
@@ -99,17 +104,17 @@ def _policy_parts(move: Move, policy: Policy, renames: dict[str, str], dropped: 
         if expression is None:
             return None
         text = rename_columns(expression, renames, dropped, legacy=move.legacy.name, target=move.target.name, columns=move.around.relation_columns)
-        scope = _scope(move, restrictive=not policy.permissive)
-        if scope is None:
+        mine = scope(move, restrictive=not policy.permissive)
+        if mine is None:
             return text
-        return f"({scope}) OR ({text})" if not policy.permissive else f"({scope}) AND ({text})"
+        return f"({mine}) OR ({text})" if not policy.permissive else f"({mine}) AND ({text})"
 
     using = carried(policy.using)
     check = carried(policy.check)
     if policy.command != "INSERT" and using is None and move.where:
-        using = _scope(move, restrictive=not policy.permissive)
+        using = scope(move, restrictive=not policy.permissive)
     if policy.command in ("INSERT", "UPDATE", "ALL") and check is None and policy.using is None and move.where:
-        check = _scope(move, restrictive=not policy.permissive)
+        check = scope(move, restrictive=not policy.permissive)
     return quote(name_for(move.legacy.name, policy.name)), using, check
 
 
@@ -286,10 +291,11 @@ def _trigger_columns(node: object) -> set[str]:
 def contract_refusals(plan: list[Move]) -> None:
     """What `contract` would silently break, and cannot carry: it refuses, naming each."""
     problems = []
+    legacy = {(m.legacy.schema, m.legacy.name) for m in plan}
     for move in plan:
-        shown = _shown_columns(move)
+        shown = {old.name for old, _ in move.shown}
         for dependent in move.around.dependents:
-            if dependent.table in {(m.legacy.schema, m.legacy.name) for m in plan}:
+            if dependent.table in legacy:
                 continue
             if dependent.statement is None:
                 what = {
@@ -307,15 +313,6 @@ def contract_refusals(plan: list[Move]) -> None:
             f"contract: {len(problems)} database object(s) would keep pointing at the archived tables: {problems[0]}"
             + (f" (and {len(problems) - 1} more: {'; '.join(problems[1:4])}{'; ...' if len(problems) > 4 else ''})" if len(problems) > 1 else "")
         )
-
-
-def _shown_columns(move: Move) -> set[str]:
-    """The legacy columns its compatibility view shows."""
-    return {
-        old.name
-        for old in move.legacy.columns
-        if old.name not in move.rule.drop and move.target.column(move.rule.rename(old.name) or old.name) is not None
-    }
 
 
 def owner_view_name(legacy: str) -> str:
@@ -353,12 +350,12 @@ def dependents(plan: list[Move], archive: str) -> list[str]:
         seen.add(dependent.oid)
         statement = dependent.statement
         if dependent.kind == "view" and not dependent.invoker and dependent.query is not None:
-            statement = f"CREATE OR REPLACE VIEW {dependent.name}{_with(dependent)} AS\n{_read_owners_views(dependent, moved, archive)};"
+            statement = f"CREATE OR REPLACE VIEW {dependent.name}{dependent.with_options} AS\n{_read_owners_views(dependent, moved, archive)};"
         elif dependent.kind == "materialized view":  # no CREATE OR REPLACE: dropped, made again with its data, indexes, owner, grants
             statement = "\n".join(
                 [
                     f"DROP MATERIALIZED VIEW {dependent.name};",
-                    f"CREATE MATERIALIZED VIEW {dependent.name}{_with(dependent)} AS\n{_read_owners_views(dependent, moved, archive)}\nWITH DATA;",
+                    f"CREATE MATERIALIZED VIEW {dependent.name}{dependent.with_options} AS\n{_read_owners_views(dependent, moved, archive)}\nWITH DATA;",
                     dependent.statement,
                 ]
             )
@@ -378,8 +375,6 @@ def _read_owners_views(dependent: Dependent, moved: dict[tuple[str, str], set[st
     return RawStream()(tree)
 
 
-def _with(dependent: Dependent) -> str:
-    return f" WITH ({', '.join(dependent.options)})" if dependent.options else ""
 
 
 def contract(move: Move, archive: str) -> list[str]:

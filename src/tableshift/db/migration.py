@@ -38,7 +38,6 @@ class Move:
     key: list[tuple[Column, Column]] = field(default_factory=list)  # how a legacy row finds its twin
     notes: list[str] = field(default_factory=list)  # what is not copied, and why
     via_text: set[str] = field(default_factory=set)  # legacy columns with no direct cast to their new type
-    kept: list[str] = field(default_factory=list)  # legacy columns other tables' foreign keys reference
     around: Surroundings = field(default_factory=Surroundings)  # what the legacy table guaranteed
     target_around: Surroundings = field(default_factory=Surroundings)
 
@@ -70,6 +69,17 @@ class Move:
             parts = [f"{ref}.{quote(old.name)}::text" for old, _ in self.key]
             return parts[0] if len(parts) == 1 else "concat_ws(', ', " + ", ".join(parts) + ")"
         return f"row_to_json({ref})::text"
+
+    @property
+    def shown(self) -> list[tuple[Column, Column]]:
+        """The legacy columns its compatibility view shows (dropped ones are not faked), each with
+        the target column it reads."""
+        out = []
+        for old in self.legacy.columns:
+            new = self.target.column(self.rule.rename(old.name) or old.name)
+            if old.name not in self.rule.drop and new is not None:
+                out.append((old, new))
+        return out
 
     @property
     def casts(self) -> list[tuple[Column, Column]]:
@@ -116,7 +126,6 @@ def _castable_directly(conn: psycopg.Connection, source: str, target: str) -> bo
 
 def _move(rule: TableRule, legacy: Table, target: Table, kept: set[str] = frozenset()) -> Move:  # type: ignore[assignment]
     move = Move(rule, legacy, target)
-    move.kept = sorted(kept)
     constants = dict(rule.set)
     constants.update(dict(rule.where))
     for old in legacy.columns:
@@ -647,6 +656,7 @@ def _contract(plan: list[Move], *, archive: str) -> list[str]:
         "",
         f"CREATE SCHEMA IF NOT EXISTS {quote(archive)};",
     ]
+    owned = carry.owners_views(plan)
     for move in plan:
         legacy = move.legacy
         function = _function(legacy)
@@ -675,7 +685,7 @@ def _contract(plan: list[Move], *, archive: str) -> list[str]:
             *carry.contract(move, archive),
         ]
         out += _compat_view(move, archive)
-        owners = carry.owners_views(plan).get((legacy.schema, legacy.name))
+        owners = owned.get((legacy.schema, legacy.name))
         if owners:
             out += _owners_view(move, archive, owners)
     repointed = references.contract(plan)
@@ -708,7 +718,7 @@ def _compat_view(move: Move, archive: str) -> list[str]:
     legacy = move.legacy
     names, selected = _legacy_columns(move)
     hidden = [column for column, _ in move.constants if column not in names]
-    where = " AND ".join(f"t.{quote(c)} = {literal(v)}" for c, v in move.where)
+    where = carry.scope(move, prefix="t.") or ""
     grants: dict[str, list[str]] = {}
     for role, privilege in legacy.grants:  # who could use the table can use its view
         grants.setdefault(role, []).append(privilege)
@@ -736,8 +746,8 @@ def _owners_view(move: Move, archive: str, owners: set[str]) -> list[str]:
     """What views with their owner's rights read in the legacy table's place: the legacy columns of
     the target's rows, read with the rights of this view's owner (the migration's owner), as the
     table was read with theirs."""
-    names, selected = _legacy_columns(move)
-    where = " AND ".join(f"t.{quote(c)} = {literal(v)}" for c, v in move.where)
+    _, selected = _legacy_columns(move)
+    where = carry.scope(move, prefix="t.") or ""
     view = f"{quote(archive)}.{quote(carry.owner_view_name(move.legacy.name))}"
     return [
         f"-- views with their owner's rights read {comment(move.legacy.name)} through this one (not security_invoker, as they read the table)",
@@ -751,16 +761,8 @@ def _owners_view(move: Move, archive: str, owners: set[str]) -> list[str]:
 def _legacy_columns(move: Move) -> tuple[list[str], list[str]]:
     """The legacy columns a compatibility view shows (dropped ones are not faked), and how each is
     selected from the target (`t`)."""
-    names: list[str] = []
-    selected: list[str] = []
-    for old in move.legacy.columns:
-        if old.name in move.rule.drop:
-            continue
-        new = move.target.column(move.rule.rename(old.name) or old.name)
-        if new is None:
-            continue
-        selected.append(f"t.{quote(new.name)}" + (f" AS {quote(old.name)}" if new.name != old.name else ""))
-        names.append(old.name)
+    names = [old.name for old, _ in move.shown]
+    selected = [f"t.{quote(new.name)}" + (f" AS {quote(old.name)}" if new.name != old.name else "") for old, new in move.shown]
     return names, selected
 
 

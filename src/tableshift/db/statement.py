@@ -109,7 +109,7 @@ def build(call: Call, table: str, fks: list, *, aggregates: bool = False) -> Sta
     """The statement for `call` on `table` (the call's own, or its target after a rewrite).
     `aggregates`: the project's PostgREST has `db-aggregates-enabled` on (off by default)."""
     if not aggregates and _uses_aggregates(call.columns.select, call.columns.embedded):
-        raise SafeUpdate(
+        raise ServerSetting(
             "Use of aggregate functions is not allowed (PostgREST's PGRST123: db-aggregates-enabled is off by default;"
             " pass --aggregates if the project turned it on)"
         )
@@ -123,22 +123,13 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
         raise Unchecked(f"{call.kind.value} calls are not checked")
     columns = call.columns
     target = quote(table) if "." not in table else ".".join(quote(p) for p in table.split(".", 1))
-    embeds = {e.alias or e.table for e in columns.embedded} | {e.table for e in columns.embedded}
-    # a filter naming an embedded resource itself (`.not('comments', 'is', null)`): PostgREST's
-    # null-embed filter (Plan.hs, addNullEmbedFilters), not a column
-    plain = [
-        c for c in columns.filter
-        if c.op not in ("order", "or") and c.qualifier is None and not (c.name in embeds and c.op in ("is", "not"))
-    ]  # fmt: skip
-    either = [c for c in columns.filter if c.op == "or" and c.qualifier is None]
+    alias = quote(table.split(".")[-1])
     scoped = _scoped(columns)
     op = call.operation
     # every column qualified with its table, as PostgREST writes them: a computed column (a
     # function taking the row, `full_title(posts)`) is then found as `"posts"."full_title"`
-    prefix = f"{quote(table.split('.')[-1])}." if op in (None, Operation.SELECT, Operation.UPDATE, Operation.DELETE) else ""
-    where = [_condition(c, p, prefix) for c in plain]
-    if either:  # the conditions of or() strings: any one of them
-        where.append("(" + " OR ".join(_condition(c, p, prefix) for c in either) + ")")
+    prefix = f"{alias}." if op in (None, Operation.SELECT, Operation.UPDATE, Operation.DELETE) else ""
+    where = _where([c for c in columns.filter if c.qualifier is None], columns.embedded, p, prefix)
     where_sql = f" WHERE {' AND '.join(where)}" if where else ""
     options = dict(call.options)
     if op in (None, Operation.SELECT):
@@ -151,7 +142,7 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
             items = ["count(*)"] if options.get("head") == "true" else [*items, "count(*) OVER () AS tableshift_count"]
             group = [] if options.get("head") == "true" else group
         return (
-            f"SELECT {', '.join(items)} FROM {target} AS {quote(table.split('.')[-1])}{where_sql}"
+            f"SELECT {', '.join(items)} FROM {target} AS {alias}{where_sql}"
             + (f" GROUP BY {', '.join(group)}" if group else "")
             + (f" ORDER BY {', '.join(order)}" if order else "")
             + _limit(options)
@@ -162,10 +153,10 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
     # `.select(...)` chained on a write: PostgREST returns those columns (`RETURNING`)
     returning = [_select_item(c) for c in columns.select]
     returning_sql = f" RETURNING {', '.join(returning)}" if returning else ""
-    hidden = any(o.role is Role.FILTER for o in columns.opaque) or any("continues" in n or "passed on" in n for n in call.notes)
+    hidden = call.open_chain or any(o.role is Role.FILTER for o in columns.opaque)
     if op in (Operation.DELETE, Operation.UPDATE) and not where and not hidden:
         # Supabase loads pg-safeupdate for PostgREST's role: an update or delete without a filter is refused
-        raise SafeUpdate(f"{op.value.upper()} requires a WHERE clause (Supabase enables pg-safeupdate: an unfiltered {op.value}() is refused)")
+        raise ServerSetting(f"{op.value.upper()} requires a WHERE clause (Supabase enables pg-safeupdate: an unfiltered {op.value}() is refused)")
     if op is Operation.DELETE:
         return f"DELETE FROM {target}{where_sql}{returning_sql}"
     writes = _unique_writes(columns.write)
@@ -175,7 +166,7 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
             # still checked, on the rows the update would lock
             p.partial = "the update's payload is not visible: only its filters and returned columns are checked"
             shown = [_select_item(c, prefix) for c in columns.select]
-            return f"SELECT {', '.join(shown) or '1'} FROM {target} AS {quote(table.split('.')[-1])}{where_sql} FOR UPDATE"
+            return f"SELECT {', '.join(shown) or '1'} FROM {target} AS {alias}{where_sql} FOR UPDATE"
         sets = ", ".join(f"{quote(c.name)} = {p.bind(c.value)}" for c in writes)
         return f"UPDATE {target} SET {sets}{where_sql}{returning_sql}"
     conflict = [quote(c.name) for c in columns.on_conflict]
@@ -341,6 +332,22 @@ def _logic(ref: str, condition: str, p: Statement) -> str:
     return f"NOT ({sql})" if negated else sql
 
 
+def _where(filters: list[Column], embedded: tuple[Embedded, ...], p: Statement, prefix: str) -> list[str]:
+    """The conditions of one level's filters (the call's own, or an embed's): each filter, and the
+    conditions of its or() strings as one alternative. A filter naming an embedded resource itself
+    (`.not('comments', 'is', null)`) is PostgREST's null-embed filter (Plan.hs,
+    addNullEmbedFilters), not a column."""
+    embeds = {e.alias or e.table for e in embedded} | {e.table for e in embedded}
+    out = [
+        _condition(c, p, prefix) for c in filters
+        if c.op not in ("order", "or") and not (c.name in embeds and c.op in ("is", "not"))
+    ]  # fmt: skip
+    either = [_condition(c, p, prefix) for c in filters if c.op == "or"]
+    if either:  # the conditions of or() strings: any one of them
+        out.append("(" + " OR ".join(either) + ")")
+    return out
+
+
 def _scoped(columns) -> dict[str, list[Column]]:  # type: ignore[no-untyped-def]
     """Filters, orders and or() conditions scoped to an embedded resource (`.eq('rel.col', v)`,
     `{ referencedTable: 'rel' }`), by the resource's path (`rel`, `rel.inner`)."""
@@ -400,27 +407,17 @@ def _embed(
         join = " AND ".join(f"{alias}.{quote(p)} = {outer}.{quote(c)}" for c, p in zip(fk.child_columns, fk.parent_columns))
     else:
         join = " AND ".join(f"{alias}.{quote(c)} = {outer}.{quote(p)}" for c, p in zip(fk.child_columns, fk.parent_columns))
-    relation_name = name
     items = [_select_item(c, f"{alias}.") for c in e.columns]
-    here = {path + n for n in {e.alias or relation_name, relation_name}}
-    own = [c for key in here for c in (scoped or {}).get(key, [])]
-    key = path + (e.alias or relation_name)
+    own = [c for key in {path + n for n in {e.alias or name, name}} for c in (scoped or {}).get(key, [])]
+    key = path + (e.alias or name)
     items += [_embed(nested, relation, fks, alias, depth + 1, scoped=scoped, p=p, path=key + ".") for nested in e.embedded]
     items = items or [f"{alias}.*"]
-    conditions = [join]
-    if p is not None:
-        embeds = {n.alias or n.table for n in e.embedded} | {n.table for n in e.embedded}
-        conditions += [
-            _condition(c, p, f"{alias}.") for c in own if c.op not in ("order", "or", "limit") and not (c.name in embeds and c.op in ("is", "not"))
-        ]
-        either = [_condition(c, p, f"{alias}.") for c in own if c.op == "or"]
-        if either:
-            conditions.append("(" + " OR ".join(either) + ")")
+    conditions = [join, *(_where(own, e.embedded, p, f"{alias}.") if p is not None else [])]
     order = [_order(c, f"{alias}.") for c in own if c.op == "order"]
     inner = f"SELECT {', '.join(items)} FROM {source} WHERE {' AND '.join(conditions)}" + (
         f" ORDER BY {', '.join(order)}" if order else ""
     )
-    return f"(SELECT json_agg(x) FROM ({inner}) AS x) AS {quote(e.alias or relation_name)}"
+    return f"(SELECT json_agg(x) FROM ({inner}) AS x) AS {quote(e.alias or name)}"
 
 
 def _relations_of(origin: str, fks: list) -> list[tuple]:  # type: ignore[type-arg]
@@ -462,7 +459,7 @@ def _matches(r: Relationship | ManyToMany, kind: str, origin: str, target: str, 
     )
 
 
-class SafeUpdate(Exception):
+class ServerSetting(Exception):
     """A server setting, not the schema, refuses the call: Supabase's pg-safeupdate, PostgREST's
     db-aggregates-enabled."""
 

@@ -42,6 +42,11 @@ class Reference:
     columns: tuple[str, ...] = ()  # the columns of this table it references
 
 
+def view_options(options: tuple[str, ...]) -> str:
+    """A view's options as CREATE VIEW takes them: ` WITH (...)`, or nothing."""
+    return f" WITH ({', '.join(options)})" if options else ""
+
+
 @dataclass(frozen=True, slots=True)
 class Dependent:
     """An object PostgreSQL ties to the table by its oid (a view, a materialized view, a rule, a
@@ -56,6 +61,10 @@ class Dependent:
     options: tuple[str, ...] = ()  # a view's options (security_invoker, check_option, ...)
     owner: str = ""
     table: tuple[str, str] | None = None  # a policy's table
+
+    @property
+    def with_options(self) -> str:
+        return view_options(self.options)
 
     @property
     def invoker(self) -> bool:
@@ -233,8 +242,7 @@ def dependents(conn: psycopg.Connection, oid: int) -> list[Dependent]:
                     "SELECT pg_get_viewdef(%s::oid), reloptions, pg_get_userbyid(relowner) FROM pg_class WHERE oid = %s", (obj, obj)
                 ).fetchone()
                 query, options = definition.strip().rstrip(";"), tuple(reloptions or ())
-                with_ = f" WITH ({', '.join(options)})" if options else ""
-                statement = f"CREATE OR REPLACE VIEW {name}{with_} AS\n{query};"
+                statement = f"CREATE OR REPLACE VIEW {name}{view_options(options)} AS\n{query};"
             elif kind == "materialized view":
                 definition, reloptions, owner, used = conn.execute(
                     "SELECT pg_get_viewdef(%s::oid), reloptions, pg_get_userbyid(relowner),"

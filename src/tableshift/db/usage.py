@@ -39,10 +39,12 @@ def read(
     *,
     dropped: dict[tuple[str, str], set[str]] | None = None,
     renamed: dict[tuple[str, str], dict[str, str]] | None = None,
+    known: dict[tuple[str, str], surroundings.Surroundings] | None = None,
 ) -> dict[tuple[str, str], list[Use]]:
     """For each (schema, table) that exists: what in the database uses it. `dropped` / `renamed`:
     columns the rules drop or rename, flagged where a function names one (a dropped one breaks
-    once the table is archived; a renamed one reads through the view until it is rewritten)."""
+    once the table is archived; a renamed one reads through the view until it is rewritten).
+    `known`: what surrounds tables read already (the plan's), not read again."""
     from tableshift.db.load import _MANAGED
 
     out: dict[tuple[str, str], list[Use]] = {}
@@ -59,7 +61,7 @@ def read(
     bodies = _function_bodies(conn, sorted(_MANAGED | set(_SYSTEM)))
     for key, oid in oids.items():
         schema, name = key
-        around = surroundings.read(conn, _Named(schema, name))
+        around = (known or {}).get(key) or surroundings.read(conn, _Named(schema, name))
         uses: list[Use] = []
         tied = set()
         for d in around.dependents:

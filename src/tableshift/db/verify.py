@@ -95,7 +95,7 @@ def _check(conn: psycopg.Connection, call: Call, table: str, fks: list, aggregat
         return _skipped(str(exc))
     except statement.EmbedError as exc:
         return {"status": "error", "error": f"PostgREST: {exc}", "sql": None, "params": None}
-    except statement.SafeUpdate as exc:  # a server setting refuses it, whatever the schema
+    except statement.ServerSetting as exc:  # a server setting refuses it, whatever the schema
         return {"status": "error", "error": f"server setting: {exc}", "sql": None, "params": None}
     except ValueError as exc:  # a name or key holding a NUL byte: no request can carry it
         return {"status": "error", "error": str(exc), "sql": None, "params": None}
