@@ -113,6 +113,20 @@ def _inline(built) -> str:
     return text
 
 
+def _verdicts(pg_admin_url: str, ddl: str, code: str, table: str) -> list[str | None]:
+    """Each call of `code`, built on `table` with the relationships PostgreSQL reports, checked on a
+    new database holding `ddl`: None, or PostgreSQL's message."""
+    import psycopg
+
+    from conftest import users_database
+    from tableshift.db import statement
+    from tableshift.scan import scan_source
+
+    with psycopg.connect(users_database(pg_admin_url, ddl)) as conn:
+        fks = statement.relationships(conn)
+        return [statement.check(conn, statement.build(c, table, fks)) for c in scan_source(code.encode(), path="x.ts", language="typescript").calls]
+
+
 def test_statements_follow_postgrest_for_each_shape():
     [counted, ranged, logic, upsert, embedded, aggregate] = _built(
         "const a = () => supabase.from('t').select('id', { count: 'exact', head: true }).eq('status', 'queued');\n"
@@ -170,25 +184,15 @@ def test_writes_whose_payload_is_a_variable_are_checked_on_what_is_visible(tmp_p
 
 
 def test_nested_embeds_are_built_and_their_columns_checked(pg_admin_url):
-    import psycopg
-
-    from conftest import users_database
-    from tableshift.db import statement
-    from tableshift.scan import scan_source
-
-    url = users_database(
+    verdicts = _verdicts(
         pg_admin_url,
         "CREATE TABLE authors (id int PRIMARY KEY, name text);"
         "CREATE TABLE posts (id int PRIMARY KEY);"
         "CREATE TABLE comments (id int PRIMARY KEY, post_id int REFERENCES posts (id), author_id int REFERENCES authors (id));",
-    )
-    code = (
         "const a = () => supabase.from('posts').select('id, comments(id, author:authors(name))');\n"
-        "const b = () => supabase.from('posts').select('id, comments(id, author:authors(nickname))');\n"
+        "const b = () => supabase.from('posts').select('id, comments(id, author:authors(nickname))');\n",
+        "posts",
     )
-    with psycopg.connect(url) as conn:
-        fks = statement.relationships(conn)
-        verdicts = [statement.check(conn, statement.build(c, "posts", fks)) for c in scan_source(code.encode(), path="x.ts", language="typescript").calls]
     assert verdicts[0] is None
     assert verdicts[1] is not None and 'column _authors_1.nickname does not exist' in verdicts[1]
 
@@ -300,7 +304,7 @@ def test_an_unfiltered_update_or_delete_is_refused_by_supabases_safeupdate_and_t
     )
     calls = scan_source(code.encode(), path="x.ts", language="typescript").calls
     for call in calls[:2]:
-        with pytest.raises(statement.SafeUpdate, match="requires a WHERE clause"):
+        with pytest.raises(statement.ServerSetting, match="requires a WHERE clause"):
             statement.build(call, "t", [])
     assert _inline(statement.build(calls[2], "t", [])) == """DELETE FROM "t" WHERE "t"."id" = '1'"""
     assert _inline(statement.build(calls[3], "t", [])) == 'DELETE FROM "t"'  # filters may be added where the builder goes
@@ -340,23 +344,14 @@ def test_many_to_many_embeds_go_through_their_junction(pg_admin_url):
 def test_a_computed_column_is_found_as_postgrest_finds_it(pg_admin_url):
     """PostgREST qualifies every column (`"posts"."full_title"`), so a function taking the row is
     a column to it, in select and in filters; an unknown name is PostgreSQL's own error."""
-    import psycopg
-
-    from conftest import users_database
-    from tableshift.db import statement
-    from tableshift.scan import scan_source
-
-    url = users_database(
+    verdicts = _verdicts(
         pg_admin_url,
         "CREATE TABLE posts (id int PRIMARY KEY, title text);"
         "CREATE FUNCTION full_title(posts) RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'Re: ' || $1.title $$;",
-    )
-    code = (
         "const a = () => supabase.from('posts').select('id, full_title').eq('full_title', 'Re: x');\n"
-        "const b = () => supabase.from('posts').select('id, short_title');\n"
+        "const b = () => supabase.from('posts').select('id, short_title');\n",
+        "posts",
     )
-    with psycopg.connect(url) as conn:
-        verdicts = [statement.check(conn, statement.build(c, "posts", [])) for c in scan_source(code.encode(), path="x.ts", language="typescript").calls]
     assert verdicts[0] is None
     assert verdicts[1] is not None and "posts.short_title does not exist" in verdicts[1]
 
@@ -381,7 +376,7 @@ def test_aggregates_follow_db_aggregates_enabled_and_a_bare_count_is_postgrests_
     calls = scan_source(code.encode(), path="x.ts", language="typescript").calls
     with psycopg.connect(url) as conn:
         fks = statement.relationships(conn)
-        with pytest.raises(statement.SafeUpdate, match="PGRST123"):
+        with pytest.raises(statement.ServerSetting, match="PGRST123"):
             statement.build(calls[0], "posts", fks)
         assert statement.check(conn, statement.build(calls[0], "posts", fks, aggregates=True)) is None
         verdicts = [statement.check(conn, statement.build(c, "posts", fks)) for c in calls[1:]]
@@ -390,35 +385,23 @@ def test_aggregates_follow_db_aggregates_enabled_and_a_bare_count_is_postgrests_
 
 
 def test_an_insert_that_leaves_out_a_not_null_column_is_refused_as_executing_it_would(pg_admin_url):
-    import psycopg
-
-    from conftest import users_database
-    from tableshift.db import statement
-    from tableshift.scan import scan_source
-
-    url = users_database(pg_admin_url, "CREATE TABLE t (id int GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, title text NOT NULL, body text NOT NULL DEFAULT '', n int);")
-    code = (
+    verdicts = _verdicts(
+        pg_admin_url,
+        "CREATE TABLE t (id int GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, title text NOT NULL, body text NOT NULL DEFAULT '', n int);",
         "const a = () => supabase.from('t').insert({ n: 1 });\n"
         "const b = () => supabase.from('t').insert({ title: 'x' });\n"
-        "const c = (extra: any) => supabase.from('t').insert({ n: 1, ...extra });\n"
+        "const c = (extra: any) => supabase.from('t').insert({ n: 1, ...extra });\n",
+        "t",
     )
-    with psycopg.connect(url) as conn:
-        verdicts = [statement.check(conn, statement.build(c, "t", [])) for c in scan_source(code.encode(), path="x.ts", language="typescript").calls]
     assert verdicts == ['null value in column "title" of relation "t" violates not-null constraint', None, None]
 
 
 def test_a_json_path_on_a_column_that_is_not_json_is_read_through_to_jsonb_as_postgrest_does(pg_admin_url):
-    import psycopg
-
-    from conftest import users_database
-    from tableshift.db import statement
-    from tableshift.scan import scan_source
-
-    url = users_database(pg_admin_url, "CREATE TABLE t (id int PRIMARY KEY, meta jsonb, tags text[], label text);")
-    code = (
+    verdicts = _verdicts(
+        pg_admin_url,
+        "CREATE TABLE t (id int PRIMARY KEY, meta jsonb, tags text[], label text);",
         "const a = () => supabase.from('t').select('meta->owner->>name').eq('meta->>kind', 'x');\n"
-        "const b = () => supabase.from('t').select('tags->0, label->x');\n"
+        "const b = () => supabase.from('t').select('tags->0, label->x');\n",
+        "t",
     )
-    with psycopg.connect(url) as conn:
-        verdicts = [statement.check(conn, statement.build(c, "t", [])) for c in scan_source(code.encode(), path="x.ts", language="typescript").calls]
     assert verdicts == [None, None]
