@@ -175,35 +175,31 @@ def test_keys_other_tables_hold_keep_their_rows_and_point_at_the_target(pg_admin
         run(url, phase(plan, url, name))
     import psycopg
 
-    def rows(sql: str) -> list[tuple]:
-        with psycopg.connect(url) as conn:
-            return conn.execute(sql).fetchall()
-
     # the target kept the legacy ids: every like finds the same content
-    assert rows("SELECT l.id, p.body FROM likes l JOIN posts p ON p.id = l.content_id ORDER BY l.id") == [(1, "one"), (2, "two"), (3, "two")]
+    assert run(url, "SELECT l.id, p.body FROM likes l JOIN posts p ON p.id = l.content_id ORDER BY l.id") == [(1, "one"), (2, "two"), (3, "two")]
     # old code and new code both insert while both are deployed: one counter, past every id handed out
     run(url, "INSERT INTO content (body) VALUES ('old code')")
     run(url, "INSERT INTO posts (body) VALUES ('new code')")
-    assert rows("SELECT id, body FROM posts ORDER BY id") == [(1, "one"), (2, "two"), (4, "old code"), (5, "new code")]
-    assert rows("SELECT id, body FROM content ORDER BY id") == [(1, "one"), (2, "two"), (4, "old code"), (5, "new code")]
+    assert run(url, "SELECT id, body FROM posts ORDER BY id") == [(1, "one"), (2, "two"), (4, "old code"), (5, "new code")]
+    assert run(url, "SELECT id, body FROM content ORDER BY id") == [(1, "one"), (2, "two"), (4, "old code"), (5, "new code")]
     run(url, phase(plan, url, "contract"))
     # after contract: likes join to the same rows, a like on new content is checked against the target
-    assert rows("SELECT l.id, p.body FROM likes l JOIN posts p ON p.id = l.content_id ORDER BY l.id") == [(1, "one"), (2, "two"), (3, "two")]
+    assert run(url, "SELECT l.id, p.body FROM likes l JOIN posts p ON p.id = l.content_id ORDER BY l.id") == [(1, "one"), (2, "two"), (3, "two")]
     run(url, "INSERT INTO posts (body) VALUES ('after')")
     run(url, "INSERT INTO likes (content_id) SELECT id FROM posts WHERE body = 'after'")
     with pytest.raises(psycopg.errors.ForeignKeyViolation):
         run(url, "INSERT INTO likes (content_id) VALUES (999)")
     run(url, "DELETE FROM posts WHERE id = 1")  # ON DELETE CASCADE came along
-    assert rows("SELECT count(*) FROM likes WHERE content_id = 1") == [(0,)]
+    assert run(url, "SELECT count(*) FROM likes WHERE content_id = 1") == [(0,)]
     # a view and a SQL-standard function that read the legacy table count a row inserted after contract
-    assert rows("SELECT n FROM content_count") == [(4,)]
-    assert rows("SELECT public.bodies()") == [(4,)]
+    assert run(url, "SELECT n FROM content_count") == [(4,)]
+    assert run(url, "SELECT public.bodies()") == [(4,)]
     # the view still reads with its owner's rights (authenticated may not read posts, but may count them), and its grant stayed
     assert as_user(url, U1, "SELECT n FROM content_count") == [(4,)]
     assert as_user(url, U1, "SELECT has_table_privilege('public.posts', 'SELECT')") == [(False,)]
     # and old code's insert through the compatibility view takes the next id
     run(url, "INSERT INTO content (body) VALUES ('old again')")
-    assert rows("SELECT id FROM posts WHERE body = 'old again'") == [(7,)]
+    assert run(url, "SELECT id FROM posts WHERE body = 'old again'") == [(7,)]
 
 
 def test_contract_refuses_what_it_cannot_recreate_naming_each(pg_admin_url, tmp_path):
@@ -258,32 +254,26 @@ def test_both_directions_stay_in_sync_until_contract(plan, pg_admin_url):
     url = users_database(pg_admin_url, LEGACY, ROWS)
     for name in ("expand", "backfill"):
         run(url, phase(plan, url, name))
-    import psycopg
-
-    def rows(sql: str) -> list[tuple]:
-        with psycopg.connect(url) as conn:
-            return conn.execute(sql).fetchall()
-
     # backfill copied without writing anything back
-    assert rows("SELECT count(*) FROM org_documents") == [(2,)]
+    assert run(url, "SELECT count(*) FROM org_documents") == [(2,)]
     # new code: an insert, an update and a delete on the target reach the legacy tables
     run(url, f"INSERT INTO org_files VALUES (3, '{U1}', 'new', now(), 'document'), (11, '{U1}', 'new copy', now(), 'copy')")
     run(url, "UPDATE org_files SET title = 'renamed' WHERE id = 1")
     run(url, "DELETE FROM org_files WHERE id = 2")
-    assert rows("SELECT id, owner::text, title FROM org_documents ORDER BY id") == [(1, U1, "renamed"), (3, U1, "new")]
-    assert rows("SELECT id, title FROM review_copies ORDER BY id") == [(10, "a copy"), (11, "new copy")]
+    assert run(url, "SELECT id, owner::text, title FROM org_documents ORDER BY id") == [(1, U1, "renamed"), (3, U1, "new")]
+    assert run(url, "SELECT id, title FROM review_copies ORDER BY id") == [(10, "a copy"), (11, "new copy")]
     # old code: its writes reach the target once (no loop back)
     run(url, "UPDATE org_documents SET title = 'old code' WHERE id = 3")
     run(url, f"INSERT INTO review_copies VALUES (12, '{U2}', 'old copy', now())")
-    assert rows("SELECT id, title, kind FROM org_files ORDER BY id") == [
+    assert run(url, "SELECT id, title, kind FROM org_files ORDER BY id") == [
         (1, "renamed", "document"), (3, "old code", "document"), (10, "a copy", "copy"), (11, "new copy", "copy"), (12, "old copy", "copy"),
     ]  # fmt: skip
     assert run_parity(plan, url) == []
     # after contract, the target stands alone: no trigger writes into the archive or the views
     run(url, phase(plan, url, "contract"))
     run(url, f"INSERT INTO org_files VALUES (4, '{U1}', 'after', now(), 'document')")
-    assert rows("SELECT count(*) FROM archive.org_documents") == [(2,)]
-    assert rows("SELECT count(*) FROM org_files WHERE id = 4") == [(1,)]
+    assert run(url, "SELECT count(*) FROM archive.org_documents") == [(2,)]
+    assert run(url, "SELECT count(*) FROM org_files WHERE id = 4") == [(1,)]
 
 
 def run_parity(plan: Path, url: str) -> list[tuple]:
