@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from tableshift.db.statement import _OPERATOR, filter_text
 from tableshift.model import Operation
 from tableshift.scan import scan_source
 
@@ -55,7 +56,6 @@ CHAINS = [
     "supabase.from('posts').select('id').limit(5)",
     "supabase.from('posts').select('id').range(10, 19)",
 ]
-_SIMPLE = {"eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "is", "in"}
 
 
 @pytest.fixture(scope="session")
@@ -100,14 +100,8 @@ def _model(chain: str) -> dict:
             orders.setdefault(f"{scope}order", []).append(f"{c.name}.{c.value}")
         elif c.op == "or":
             either.setdefault(f"{scope}or", []).append(f"{c.name}.{c.value}")
-        elif c.op in ("not", "filter"):
-            params.append((key, ("not." if c.op == "not" else "") + (c.value or "?")))
-        elif c.op == "match":
-            params.append((key, f"eq.{c.value}"))
-        elif c.op == "textSearch":
-            params.append((key, f"fts.{c.value}"))
-        elif c.op in _SIMPLE:
-            params.append((key, f"{c.op}.{c.value if c.value is not None else '?'}"))
+        else:  # the filter as verify reads it
+            params.append((key, filter_text(c) or f"{_OPERATOR[c.op]}.?"))
     params += [(k, ",".join(v)) for k, v in orders.items()]
     params += [(k, "(" + ",".join(v) + ")") for k, v in either.items()]
     if call.columns.on_conflict:

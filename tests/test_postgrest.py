@@ -68,9 +68,9 @@ def test_select_empty_or_blank_means_no_explicit_columns(text):
         ("count", "count", None, None, None, "count"),
         ("count()", "count", None, None, None, "count"),
         ("total:count()", "count", "total", None, None, "count"),
-        ("count()::int", "count", None, "int", None, "count"),
+        ("count()::int", "count", None, None, None, "count"),
         ("amount.sum()", "amount", None, None, None, "sum"),
-        ("amount.avg()::int", "amount", None, "int", None, "avg"),
+        ("amount.avg()::int", "amount", None, None, None, "avg"),
         ("id.count()", "id", None, None, None, "count"),
         ("lo:price.min()", "price", "lo", None, None, "min"),
         ("price.max()", "price", None, None, None, "max"),
@@ -80,6 +80,8 @@ def test_select_empty_or_blank_means_no_explicit_columns(text):
 )
 def test_select_alias_cast_json_and_aggregate_keep_name_span(text, name, alias, cast, json_path, aggregate):
     f = _only(text)
+    # the aggregate's own cast (`.avg()::int`) is its result's, apart from the column's (`::int.sum()`)
+    assert f.aggregate_cast == ("int" if text.endswith("()::int") else None)
     assert (f.name, f.alias, f.cast, f.json_path, f.aggregate, f.quoted) == (
         name,
         alias,

@@ -115,16 +115,18 @@ def _inline(built) -> str:
 
 def _verdicts(pg_admin_url: str, ddl: str, code: str, table: str) -> list[str | None]:
     """Each call of `code`, built on `table` with the relationships PostgreSQL reports, checked on a
-    new database holding `ddl`: None, or PostgreSQL's message."""
+    new database holding `ddl` as verify checks it: None, or the message (PostgreSQL's, PostgREST's
+    or a server setting's)."""
     import psycopg
 
     from conftest import users_database
-    from tableshift.db import statement
+    from tableshift.db import statement, verify
     from tableshift.scan import scan_source
 
     with psycopg.connect(users_database(pg_admin_url, ddl)) as conn:
-        fks = statement.relationships(conn)
-        return [statement.check(conn, statement.build(c, table, fks)) for c in scan_source(code.encode(), path="x.ts", language="typescript").calls]
+        fks, types = statement.relationships(conn), statement.column_types(conn)
+        calls = scan_source(code.encode(), path="x.ts", language="typescript").calls
+        return [verify._check(conn, c, table, fks, types=types)["error"] for c in calls]
 
 
 def test_statements_follow_postgrest_for_each_shape():
@@ -138,8 +140,11 @@ def test_statements_follow_postgrest_for_each_shape():
     )
     assert counted == """SELECT count(*) FROM "t" AS "t" WHERE "t"."status" = 'queued'"""
     assert ranged == """SELECT "t"."id", to_jsonb("t"."meta")->'owner'->>'name' FROM "t" AS "t" ORDER BY "t"."id" ASC LIMIT 10 OFFSET 10"""
-    assert logic == """SELECT "t"."id" FROM "t" AS "t" WHERE ("t"."likes" > '5' OR "t"."status" IS NULL OR NOT ("t"."kind" IN ('a', 'b')))"""
-    assert upsert == """INSERT INTO "t" ("tweet_id", "likes") VALUES ('1', '2') ON CONFLICT ("tweet_id") DO NOTHING"""
+    assert logic == """SELECT "t"."id" FROM "t" AS "t" WHERE ("t"."likes" > '5' OR "t"."status" IS NULL OR NOT ("t"."kind" = ANY('{"a","b"}')))"""
+    assert upsert == (
+        """INSERT INTO "t" ("tweet_id", "likes") SELECT "pgrst_body"."tweet_id", "pgrst_body"."likes" FROM json_populate_recordset(NULL::"t","""
+        """ '[{"tweet_id": "1", "likes": "2"}]'::json) AS "pgrst_body" ON CONFLICT ("tweet_id") DO NOTHING"""
+    )
     assert '(SELECT json_agg(x) FROM (SELECT "_posted_content"."tweet_id" FROM "posted_content" AS "_posted_content"' in embedded
     assert 'WHERE "_posted_content"."decision_id" = "content_queue"."decision_id"' in embedded
     assert aggregate == 'SELECT "t"."status", sum("t"."likes") FROM "t" AS "t" GROUP BY "t"."status"'
@@ -308,7 +313,51 @@ def test_an_unfiltered_update_or_delete_is_refused_by_supabases_safeupdate_and_t
             statement.build(call, "t", [])
     assert _inline(statement.build(calls[2], "t", [])) == """DELETE FROM "t" WHERE "t"."id" = '1'"""
     assert _inline(statement.build(calls[3], "t", [])) == 'DELETE FROM "t"'  # filters may be added where the builder goes
-    assert _inline(statement.build(calls[4], "t", [])) == """SELECT "t"."id" FROM "t" AS "t" WHERE "t"."body" @@ to_tsquery('cat & dog')"""
+    # a column that is not a tsvector is read through to_tsvector, as PostgREST v13 does
+    assert _inline(statement.build(calls[4], "t", [])) == """SELECT "t"."id" FROM "t" AS "t" WHERE to_tsvector("t"."body") @@ to_tsquery('cat & dog')"""
+    assert _inline(statement.build(calls[4], "t", [], types={("t", "body"): "tsvector"})).endswith(""""t"."body" @@ to_tsquery('cat & dog')""")
+
+
+def test_filters_follow_postgrests_grammar_with_the_values_postgrest_js_sends(pg_admin_url):
+    ddl = (
+        "CREATE TABLE posts (id int PRIMARY KEY, title text, views int, tags text[], meta jsonb, doc tsvector, during tstzrange);"
+    )
+    code = (
+        "const a = () => supabase.from('posts').select('id').in('id', [1, 2, 3]);\n"
+        "const b = () => supabase.from('posts').select('id').in('views', ['a', 'b']);\n"
+        "const c = () => supabase.from('posts').select('id').in('title', ['x,y', 'z']);\n"
+        "const d = () => supabase.from('posts').select('id').or('title.eq.\"a,b\",views.eq.\"5\"');\n"
+        "const e = () => supabase.from('posts').select('id').or('views.in.(1,\"2\")');\n"
+        "const f = () => supabase.from('posts').select('id').not('title', 'is', 'not_null');\n"
+        "const g = () => supabase.from('posts').select('id').filter('views', 'between', '1,2');\n"
+        "const h = () => supabase.from('posts').select('id').textSearch('title', 'cat dog', { type: 'websearch', config: 'english' });\n"
+        "const i = () => supabase.from('posts').select('id').textSearch('title', 'cat dog');\n"
+        "const j = () => supabase.from('posts').select('id').textSearch('views', 'cat');\n"
+        "const k = () => supabase.from('posts').select('id').textSearch('doc', 'cat', { config: 'nonesuch' });\n"
+        "const l = () => supabase.from('posts').select('id').contains('tags', ['a', 'b']).overlaps('tags', ['c']);\n"
+        "const m = () => supabase.from('posts').select('id').contains('meta', { owner: { id: 1 } });\n"
+        "const n = () => supabase.from('posts').select('id').contains('views', ['a']);\n"
+        "const o = () => supabase.from('posts').select('id').likeAnyOf('title', ['a*', '%b']);\n"
+        "const p = () => supabase.from('posts').select('id').like('views', '1%');\n"
+        "const q = (ids: number[]) => supabase.from('posts').select('id').in('title', ids).like('views', ids[0]);\n"
+        "const r = () => supabase.from('posts').select('id').or('views.gt(any).{1,2},title.is.maybe');\n"
+        "const s = () => supabase.from('posts').select('id').in('id', []);\n"
+        "const t = () => supabase.from('posts').select('id').rangeGt('during', '[2024-01-01,2024-02-01)');\n"
+    )
+    verdicts = _verdicts(pg_admin_url, ddl, code, "posts")
+    assert verdicts[0] is None
+    assert verdicts[1] == 'invalid input syntax for type integer: "a"'  # `.in()` is typed: `= ANY('{"a","b"}')`
+    assert verdicts[2] is None and verdicts[3] is None and verdicts[4] is None  # quoted values, in or() and in()
+    assert verdicts[5] is None  # is.not_null
+    assert verdicts[6].startswith("PostgREST: failed to parse filter (between.1,2) (PGRST100)")
+    assert verdicts[7] is None and verdicts[8] is not None  # to_tsquery('cat dog') is not a query; websearch's is
+    assert verdicts[9] is not None and "to_tsvector" in verdicts[9]  # no text to search in an integer
+    assert verdicts[10] == 'text search configuration "nonesuch" does not exist'
+    assert verdicts[11] is None and verdicts[12] is None
+    assert verdicts[13] is not None and verdicts[14] is None
+    assert verdicts[15] is not None and verdicts[16] is not None  # like on an integer fails whatever the pattern
+    assert verdicts[17].startswith("PostgREST: failed to parse filter (is.maybe)")
+    assert verdicts[18] is None and verdicts[19] is None
 
 
 def test_many_to_many_embeds_go_through_their_junction(pg_admin_url):
@@ -405,3 +454,51 @@ def test_a_json_path_on_a_column_that_is_not_json_is_read_through_to_jsonb_as_po
         "t",
     )
     assert verdicts == [None, None]
+
+
+def test_writes_are_read_from_a_json_body_as_postgrest_reads_them(pg_admin_url):
+    ddl = (
+        "CREATE TABLE posts (id int GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, title text NOT NULL,"
+        " status text NOT NULL DEFAULT 'draft', meta jsonb, tags text[], views int);"
+    )
+    code = (
+        "const a = () => supabase.from('posts').insert({ title: 'a', meta: 'hello' });\n"  # a JSON string in jsonb
+        "const b = () => supabase.from('posts').insert({ title: 'a', tags: '{x,y}', views: '3' });\n"
+        "const c = () => supabase.from('posts').insert({ title: 'a', views: 'many' });\n"
+        "const d = () => supabase.from('posts').insert([{ title: 'a', status: 'live' }, { title: 'b' }]);\n"  # NULL into status
+        "const e = () => supabase.from('posts').insert([{ title: 'a', status: 'live' }, { title: 'b' }], { defaultToNull: false });\n"
+        "const f = () => supabase.from('posts').insert({ title: null });\n"
+        "const g = () => supabase.from('posts').update({ status: null }).eq('id', 1);\n"
+        "const h = () => supabase.from('posts').update({ meta: 'x', views: 2 }).eq('id', 1);\n"
+        "const i = () => supabase.from('posts').insert({ status: 'x' });\n"
+    )
+    verdicts = _verdicts(pg_admin_url, ddl, code, "posts")
+    assert verdicts[:3] == [None, None, 'invalid input syntax for type integer: "many"']
+    assert verdicts[3] == 'null value in column "status" of relation "posts" violates not-null constraint'
+    assert verdicts[4] is None  # Prefer: missing=default: the column's default
+    assert verdicts[5] == 'null value in column "title" of relation "posts" violates not-null constraint'
+    assert verdicts[6] == 'null value in column "status" of relation "posts" violates not-null constraint'
+    assert verdicts[7] is None
+    assert verdicts[8] == 'null value in column "title" of relation "posts" violates not-null constraint'
+
+
+def test_a_cast_inside_an_aggregate_is_the_columns_and_outside_it_the_results(pg_admin_url):
+    ddl = "CREATE TABLE orders (id int PRIMARY KEY, amount text, region text);"
+    code = (
+        "const a = () => supabase.from('orders').select('region, amount::numeric.sum()');\n"
+        "const b = () => supabase.from('orders').select('region, amount.sum()::numeric');\n"
+        "const c = () => supabase.from('orders').select('region, total:count()::text');\n"
+    )
+    from tableshift.db import statement
+    from tableshift.scan import scan_source
+
+    [a, b, c] = scan_source(code.encode(), path="x.ts", language="typescript").calls
+    assert _inline(statement.build(a, "orders", [], aggregates=True)).startswith('SELECT "orders"."region", sum(CAST("orders"."amount" AS numeric))')
+    assert _inline(statement.build(c, "orders", [], aggregates=True)).startswith('SELECT "orders"."region", CAST(count(*) AS text) AS "total"')
+    import psycopg
+
+    from conftest import users_database
+
+    with psycopg.connect(users_database(pg_admin_url, ddl)) as conn:
+        assert statement.check(conn, statement.build(a, "orders", [], aggregates=True)) is None
+        assert statement.check(conn, statement.build(b, "orders", [], aggregates=True)) == "function sum(text) does not exist"

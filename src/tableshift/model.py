@@ -115,6 +115,8 @@ class Column:
     # code spells it out: `.eq('status', 'queued')` -> 'queued'; None when it is a variable
     value: str | None = None
     bare: bool = False  # `count` without parentheses: to PostgREST a column, or count(row), never an aggregate
+    null: bool = False  # a payload writes `null` (None in Python) to it: SQL NULL, where value None is a variable
+    aggregate_cast: str | None = None  # `amount.sum()::int` casts the sum; `amount::int.sum()` (cast) the column
 
 
 @compact_pickle

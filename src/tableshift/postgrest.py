@@ -35,6 +35,7 @@ class Field:
     aggregate: str | None = None
     quoted: bool = False
     bare: bool = False  # `count` without parentheses: PostgREST's old form (a column, or count(row))
+    aggregate_cast: str | None = None  # `amount.sum()::int`: the aggregate's result cast; `cast` is the column's
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class Condition:
     operator: str
     negated: bool
     value: str
+    modifier: str | None = None  # `any` / `all` of eq(any), the language of fts(english)
 
 
 def _is_ident(ch: str) -> bool:
@@ -219,7 +221,7 @@ class _SelectParser:
             return self.embed(name, alias, spread, depth)
         if is_count_call:
             self.pos += 2
-            return Field("count", name.start, name.end, alias=alias, cast=self.cast(), aggregate="count")
+            return Field("count", name.start, name.end, alias=alias, aggregate="count", aggregate_cast=self.cast())
         return self.field(name, alias)
 
     def embed(self, name: _Tok, alias: str | None, spread: bool, depth: int) -> Embed:
@@ -246,7 +248,7 @@ class _SelectParser:
             path_start = arrow.start if path_start is None else path_start
             path_end = key.end + (1 if key.kind == "qname" else 0)
         cast = self.cast()
-        aggregate = None
+        aggregate = aggregate_cast = None
         if self.at("."):
             self.pos += 1
             fn = self.expect("an aggregate function", "name")
@@ -255,12 +257,12 @@ class _SelectParser:
             self.expect("'(' after the aggregate", "(")
             self.expect("')' (aggregates take no arguments)", ")")
             aggregate = fn.text
-            cast = self.cast() or cast
+            aggregate_cast = self.cast()
         bare = False
         if aggregate is None and name.kind == "name" and name.text == "count" and path_start is None:
             aggregate, bare = "count", True
         json_path = None if path_start is None else self.text[path_start:path_end]
-        return Field(name.text, name.start, name.end, alias, cast, json_path, aggregate, name.kind == "qname", bare)
+        return Field(name.text, name.start, name.end, alias, cast, json_path, aggregate, name.kind == "qname", bare, aggregate_cast)
 
 
 def parse_select(text: str) -> Select:
@@ -381,15 +383,17 @@ def _value(text: str, i: int, op: str) -> int:
 def _condition(text: str, i: int) -> tuple[Condition, int]:
     column, start, end, j = _column(text, i)
     op, negated, j = _operator(text, j, f"column {column!r}")
+    modifier = None
     if j < len(text) and text[j] == "(":  # modifier: eq(any), like(all), fts(english)
         close = text.find(")", j)
         if close == -1 or _ident_end(text, j + 1) != close or close == j + 1:
             raise PostgrestSyntaxError("bad operator modifier", j)
+        modifier = text[j + 1 : close]
         j = close + 1
     if j >= len(text) or text[j] != ".":
         raise PostgrestSyntaxError(f"expected '.' and a value after operator {op!r}", j)
     value_end = _value(text, j + 1, op)
-    return Condition(column, start, end, op, negated, text[j + 1 : value_end]), value_end
+    return Condition(column, start, end, op, negated, text[j + 1 : value_end], modifier), value_end
 
 
 def _logic_list(text: str, i: int, out: list[Condition], opener: int | None, depth: int) -> int:

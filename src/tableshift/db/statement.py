@@ -10,7 +10,7 @@ are joined through a foreign key, as PostgREST finds them; a call whose parts ar
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tableshift.db.catalog import literal, quote
@@ -18,15 +18,6 @@ from tableshift.model import Call, Column, Embedded, Kind, Operation, Role
 
 if TYPE_CHECKING:
     import psycopg
-
-_COMPARE = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "like": "LIKE", "ilike": "ILIKE"}
-_COMPARE |= {"contains": "@>", "containedBy": "<@", "overlaps": "&&", "cs": "@>", "cd": "<@", "ov": "&&"}
-_COMPARE |= {"match": "~", "imatch": "~*", "regexMatch": "~", "regexIMatch": "~*", "isdistinct": "IS DISTINCT FROM", "isDistinct": "IS DISTINCT FROM"}
-
-
-# full-text search operators and the function PostgREST wraps the query in (QueryBuilder, SqlFragment)
-_TEXT_SEARCH = {"textSearch": "to_tsquery", "fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery", "wfts": "websearch_to_tsquery"}
-
 
 class Unchecked(Exception):
     """Why a call is not checked: no statement can be built for it."""
@@ -98,22 +89,46 @@ class Statement:
     partial: str | None = None  # what could not be checked (a payload in a variable): the rest was
     # an insert whose whole payload is visible: its table and columns, for the NOT NULL check that
     # EXPLAIN (which never executes) cannot make
-    inserted: tuple[str, str, tuple[str, ...]] | None = None
+    # and the columns some row sends as NULL (a `null`, or a key another row of an array has)
+    # (None instead of the columns for an update, which leaves the others as they are)
+    inserted: tuple[str, str, tuple[str, ...] | None, tuple[str, ...]] | None = None
+    types: dict[tuple[str, str], str] = field(default_factory=dict)  # (table, column): its type's name
+    # a write's body and its row type: EXPLAIN never reads the body, so check() converts it to the
+    # row type apart (a pure SELECT of a constant: no table is read or written)
+    body: tuple[str, str] | None = None
+
+    def payload(self, row_type: str, rows: list[dict[str, object]]) -> str:
+        self.body = (row_type, _json(rows))
+        return f"{self.bind(self.body[1])}::json"
 
     def bind(self, value: str | None) -> str:
         self.params.append(value)
         return f"${len(self.params)}"
 
 
-def build(call: Call, table: str, fks: list, *, aggregates: bool = False) -> Statement:  # type: ignore[type-arg]
+def column_types(conn: psycopg.Connection) -> dict[tuple[str, str], str]:
+    """Each column of the public tables and views, and its base type's name (a domain's underlying
+    type), as PostgREST's schema cache holds them."""
+    rows = conn.execute(
+        "SELECT c.relname, a.attname, coalesce(bt.typname, t.typname) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type bt ON bt.oid = t.typbasetype AND t.typtype = 'd'"
+        " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped"
+    ).fetchall()
+    return {(table, column): kind for table, column, kind in rows}
+
+
+def build(
+    call: Call, table: str, fks: list, *, aggregates: bool = False, types: dict[tuple[str, str], str] | None = None  # type: ignore[type-arg]
+) -> Statement:
     """The statement for `call` on `table` (the call's own, or its target after a rewrite).
-    `aggregates`: the project's PostgREST has `db-aggregates-enabled` on (off by default)."""
+    `aggregates`: the project's PostgREST has `db-aggregates-enabled` on (off by default); `types`:
+    the columns' types (`column_types`)."""
     if not aggregates and _uses_aggregates(call.columns.select, call.columns.embedded):
         raise ServerSetting(
             "Use of aggregate functions is not allowed (PostgREST's PGRST123: db-aggregates-enabled is off by default;"
             " pass --aggregates if the project turned it on)"
         )
-    out = Statement("", [])
+    out = Statement("", [], types=types or {})
     out.sql = _build(call, table, fks, out)
     return out
 
@@ -129,7 +144,7 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
     # every column qualified with its table, as PostgREST writes them: a computed column (a
     # function taking the row, `full_title(posts)`) is then found as `"posts"."full_title"`
     prefix = f"{alias}." if op in (None, Operation.SELECT, Operation.UPDATE, Operation.DELETE) else ""
-    where = _where([c for c in columns.filter if c.qualifier is None], columns.embedded, p, prefix)
+    where = _where([c for c in columns.filter if c.qualifier is None], columns.embedded, p, prefix, table.split(".")[-1])
     where_sql = f" WHERE {' AND '.join(where)}" if where else ""
     options = dict(call.options)
     if op in (None, Operation.SELECT):
@@ -160,6 +175,11 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
     if op is Operation.DELETE:
         return f"DELETE FROM {target}{where_sql}{returning_sql}"
     writes = _unique_writes(columns.write)
+    body = _rows(call)
+    # the payload as PostgREST reads it: a JSON body through json_populate_recordset, each column
+    # of the row type (Query/QueryBuilder.hs, mutateRequestToQuery), so a string into a jsonb
+    # column is a JSON string, as it is for PostgREST, not text that must parse as JSON
+    row_type = f"NULL::{target}"
     if op is Operation.UPDATE:
         if not writes:
             # the payload is a variable: what is visible (the filters, the returned columns) is
@@ -167,8 +187,11 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
             p.partial = "the update's payload is not visible: only its filters and returned columns are checked"
             shown = [_select_item(c, prefix) for c in columns.select]
             return f"SELECT {', '.join(shown) or '1'} FROM {target} AS {alias}{where_sql} FOR UPDATE"
-        sets = ", ".join(f"{quote(c.name)} = {p.bind(c.value)}" for c in writes)
-        return f"UPDATE {target} SET {sets}{where_sql}{returning_sql}"
+        if not any(o.role is Role.WRITE for o in columns.opaque):
+            schema, _, name = table.rpartition(".")
+            p.inserted = (schema or "public", name, None, tuple(k for k, v in body[0].items() if v is _NULL))
+        sets = ", ".join(f"{quote(c.name)} = {_BODY}.{quote(c.name)}" for c in writes)
+        return f"UPDATE {target} SET {sets} FROM json_populate_record({row_type}, {p.payload(row_type, body[:1])}) AS {_BODY}{where_sql}{returning_sql}"
     conflict = [quote(c.name) for c in columns.on_conflict]
     if not writes:
         # the payload is a variable: the conflict target (which needs a unique key) and the
@@ -179,11 +202,16 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
             return f"INSERT INTO {target} ({', '.join(conflict)}) VALUES ({values}) ON CONFLICT ({', '.join(conflict)}) DO NOTHING{returning_sql}"
         return f"INSERT INTO {target} DEFAULT VALUES" + (" ON CONFLICT DO NOTHING" if op is Operation.UPSERT else "") + returning_sql
     names = ", ".join(quote(c.name) for c in writes)
-    values = ", ".join(p.bind(c.value) for c in writes)
-    statement = f"INSERT INTO {target} ({names}) VALUES ({values})"
+    picked = ", ".join(f"{_BODY}.{quote(c.name)}" for c in writes)
+    statement = f"INSERT INTO {target} ({names}) SELECT {picked} FROM json_populate_recordset({row_type}, {p.payload(row_type, body)}) AS {_BODY}"
     if not any(o.role is Role.WRITE for o in columns.opaque):  # no spread, no computed key: every column is known
         schema, _, name = table.rpartition(".")
-        p.inserted = (schema or "public", name, tuple(c.name for c in writes))
+        # postgrest-js sends an array's keys as `columns`: a row without one of them sends NULL
+        # there, unless `defaultToNull: false` asks PostgREST for the column's default
+        missing = options.get("default_to_null") != "false"
+        nulled = tuple(c.name for c in writes if missing and any(c.name not in row for row in body))
+        nulled += tuple(k for row in body for k, v in row.items() if v is _NULL)
+        p.inserted = (schema or "public", name, tuple(c.name for c in writes), tuple(dict.fromkeys(nulled)))
     if op is Operation.UPSERT:
         if conflict and options.get("ignore_duplicates") == "true":
             statement += f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
@@ -193,6 +221,29 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
         else:  # PostgREST's default: the primary key
             statement += " ON CONFLICT DO NOTHING"
     return statement + returning_sql
+
+
+_BODY = quote("pgrst_body")
+_NULL = object()  # a `null` the code writes: SQL NULL, unlike a variable, which holds some value
+
+
+def _rows(call: Call) -> list[dict[str, object]]:
+    """The payload's rows (an object literal each), each column's value as its text; a variable's
+    value is None (some value of the column's type)."""
+    objects = sorted(call.payload_objects, key=lambda s: s.start)
+    rows: list[dict[str, object]] = [{} for _ in objects] or [{}]
+    for c in call.columns.write:
+        at = next((i for i, o in enumerate(objects) if c.span is not None and o.start <= c.span.start < o.end), 0)
+        rows[at].setdefault(c.name, _NULL if c.null else c.value)
+    return [r for r in rows if r] or [{}]
+
+
+def _json(rows: list[dict[str, object]]) -> str:
+    """The body PostgREST receives, each value a JSON string of its text (what PostgreSQL reads
+    from it for a column of any type is the same as from the number or boolean)."""
+    import json
+
+    return json.dumps([{k: None if v is _NULL else v for k, v in row.items()} for row in rows], ensure_ascii=False)
 
 
 def _uses_aggregates(select: tuple[Column, ...], embedded: tuple[Embedded, ...]) -> bool:
@@ -264,21 +315,28 @@ def _json_path(path: str) -> str:
 
 
 def _select_item(c: Column, prefix: str = "") -> str:
+    """A select item as PostgREST writes it (SqlFragment.hs, pgFmtSelectItem): the column's cast
+    inside the aggregate, the aggregate's cast outside it."""
     if c.name == "*":
         return f"{prefix}*"
+    expr = _ref(c, prefix)
+    if c.cast:
+        expr = f"CAST({expr} AS {_type_name(c.cast)})"
     if c.bare:  # PostgREST writes `"t"."count"`: a column of that name, else PostgreSQL's count(t)
-        expr = _ref(c, prefix)
+        pass
     elif c.aggregate is not None and c.name == "count" and c.json_path is None:
         expr = "count(*)"
     elif c.aggregate is not None:
-        expr = f"{c.aggregate}({_ref(c, prefix)})"
-    else:
-        expr = _ref(c, prefix)
-    if c.cast:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", c.cast):
-            raise Unchecked(f"cast to {c.cast!r} is not a type name")
-        expr = f"({expr})::{c.cast}"
+        expr = f"{c.aggregate}({expr})"
+    if c.aggregate_cast:
+        expr = f"CAST({expr} AS {_type_name(c.aggregate_cast)})"
     return expr + (f" AS {quote(c.alias)}" if c.alias else "")
+
+
+def _type_name(cast: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cast):
+        raise Unchecked(f"cast to {cast!r} is not a type name")
+    return cast
 
 
 def _group_by(select: tuple[Column, ...], prefix: str = "") -> list[str]:
@@ -289,60 +347,131 @@ def _group_by(select: tuple[Column, ...], prefix: str = "") -> list[str]:
     return [_ref(c, prefix) for c in select if not (c.aggregate and not c.bare) and c.name != "*"]
 
 
-def _condition(c: Column, p: Statement, prefix: str = "") -> str:
+# the operator each filter method sends (postgrest-js's PostgrestFilterBuilder; supabase-py's names beside)
+_OPERATOR = {name: name for name in ("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "is", "in", "fts", "plfts", "phfts", "wfts")}
+_OPERATOR |= {"is_": "is", "in_": "in", "match": "eq", "contains": "cs", "containedBy": "cd", "contained_by": "cd", "overlaps": "ov"}
+_OPERATOR |= {"rangeGt": "sr", "rangeGte": "nxl", "rangeLt": "sl", "rangeLte": "nxr", "rangeAdjacent": "adj", "range_gt": "sr"}
+_OPERATOR |= {"range_gte": "nxl", "range_lt": "sl", "range_lte": "nxr", "range_adjacent": "adj", "regexMatch": "match"}
+_OPERATOR |= {"regexIMatch": "imatch", "isDistinct": "isdistinct", "text_search": "fts", "textSearch": "fts"}
+_OPERATOR |= {"likeAllOf": "like(all)", "likeAnyOf": "like(any)", "ilikeAllOf": "ilike(all)", "ilikeAnyOf": "ilike(any)"}
+_OPERATOR |= {"like_all_of": "like(all)", "like_any_of": "like(any)", "ilike_all_of": "ilike(all)", "ilike_any_of": "ilike(any)"}
+# PostgREST's operators as SQL (SqlFragment.hs, simpleOperator / quantOperator / ftsOperator)
+_SIMPLE = {"neq": "<>", "cs": "@>", "cd": "<@", "ov": "&&", "sl": "<<", "sr": ">>", "nxr": "&<", "nxl": "&>", "adj": "-|-"}
+_QUANT = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "like": "LIKE", "ilike": "ILIKE", "match": "~", "imatch": "~*"}
+_FTS = {"fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery", "wfts": "websearch_to_tsquery"}
+_IS = {"null": "NULL", "not_null": "NOT NULL", "true": "TRUE", "false": "FALSE", "unknown": "UNKNOWN"}
+
+
+def filter_text(c: Column) -> str | None:
+    """A filter as PostgREST receives it after `col=` (`eq.5`, `not.is.null`, `in.(1,"a,b")`,
+    `wfts(english).cat`), or None when the code computes its value."""
+    if c.value is None:
+        return None
+    if c.op == "not":
+        return f"not.{c.value}"
+    if c.op in ("filter", "or", "and", "textSearch"):  # already whole: `op.value` (textSearch: its options pick the op)
+        return c.value
+    operator = _OPERATOR.get(c.op)
+    return None if operator is None else f"{operator}.{c.value}"
+
+
+def _condition(c: Column, p: Statement, prefix: str, table: str) -> str:
     ref = _ref(c, prefix)
-    if c.op in ("or", "and") and c.value is not None:
-        return _logic(ref, c.value, p)
-    # `.match({ a: 1 })` is equality on each key; `match` inside an or() string is a regex
-    operator = "=" if c.op == "match" else _COMPARE.get(c.op)
-    if c.op == "is":
-        return f"{ref} IS {_is_value(c.value)}"
-    if c.op == "in":
-        return f"{ref} = ANY({p.bind(c.value)})" if c.value is not None else f"{ref} IN (NULL)"
-    if c.op in ("not", "filter") and c.value is not None:  # `not.is.null`, `fts.cat`: as in an or() string
-        return _logic(ref, ("not." if c.op == "not" else "") + c.value, p)
-    if c.op in _TEXT_SEARCH:  # PostgREST: `col @@ to_tsquery($1)`; a column that is not text or tsvector fails
-        return f"{ref} @@ {_TEXT_SEARCH[c.op]}({p.bind(c.value)})"
-    if operator is None:  # not(), filter(), range operators: the column must exist
+    tsvector = p.types.get((table, c.name)) == "tsvector" and not c.json_path
+    text = filter_text(c)
+    if text is not None:
+        return _operation(ref, text, p, logic=c.op == "or", tsvector=tsvector)
+    # the value is computed: a typed placeholder where it goes, so the column and the operator
+    # are still checked (`like` on an integer column fails whatever the pattern)
+    operator = _OPERATOR.get(c.op)
+    if operator is None:  # not() / filter() with a computed operator: the column must exist
         return f"({ref} IS NULL OR {ref} IS NOT NULL)"
-    return f"{ref} {operator} {p.bind(c.value)}"
+    op, _, modifier = operator.partition("(")
+    if op == "in" or modifier:
+        return f"{ref} {_QUANT.get(op, '=')} ANY({p.bind(None)})"
+    if op == "is":
+        return f"{ref} IS NULL"
+    return _operation(ref, f"{op}.", p, logic=False, tsvector=tsvector, value=None)
 
 
-def _is_value(value: str | None) -> str:
-    text = (value or "null").lower()
-    return text.upper() if text in ("null", "true", "false", "unknown") else "NULL"
-
-
-def _logic(ref: str, condition: str, p: Statement) -> str:
-    """`not.eq.1` (one condition of an or() string) as SQL on `ref`."""
-    negated = condition.startswith("not.")
-    rest = condition[4:] if negated else condition
-    operator, _, value = rest.partition(".")
-    if operator == "is":
-        sql = f"{ref} IS {_is_value(value)}"
-    elif operator == "in":
-        items = [v.strip().strip('"') for v in value.strip("()").split(",") if v.strip()]
-        sql = f"{ref} IN ({', '.join(p.bind(v) for v in items) or 'NULL'})"
-    elif operator in _COMPARE:
-        sql = f"{ref} {_COMPARE[operator]} {p.bind(value)}"
-    elif operator in _TEXT_SEARCH:
-        sql = f"{ref} @@ {_TEXT_SEARCH[operator]}({p.bind(value)})"
+def _operation(ref: str, text: str, p: Statement, *, logic: bool, tsvector: bool = False, value: str | None | object = ...) -> str:
+    """One PostgREST filter (`not.eq.5`, `in.(1,2)`, `fts(english).cat`) on `ref` as SQL
+    (QueryParams.hs pOpExpr for the grammar, SqlFragment.hs pgFmtFilter for the SQL); `logic`:
+    it comes from an or()/and() string, where a value may be quoted (pLogicSingleVal)."""
+    negated = text.startswith("not.")
+    rest = text[4:] if negated else text
+    m = re.match(r"([a-z]+)(?:\(([^()]*)\))?\.", rest)
+    if m is None:
+        raise PostgrestError(f"failed to parse filter ({text}) (PGRST100)")
+    op, modifier, raw = m[1], m[2], rest[m.end() :]
+    if value is ...:
+        value = _unquoted(raw) if logic and op != "in" else raw
+    if op == "in" and modifier is None:
+        items = _list(raw, text)
+        sql = f"{ref} = ANY('{{}}')" if items == [""] else f"{ref} = ANY({p.bind(_array_literal(items))})"
+    elif op == "is" and modifier is None:
+        keyword = _IS.get(str(value).lower())
+        if keyword is None:
+            raise PostgrestError(f"failed to parse filter ({text}) (PGRST100): is takes null, not_null, true, false or unknown")
+        sql = f"{ref} IS {keyword}"
+    elif op == "isdistinct" and modifier is None:
+        sql = f"{ref} IS DISTINCT FROM {p.bind(value)}"  # type: ignore[arg-type]
+    elif op in _FTS:
+        if modifier is not None and not re.fullmatch(r"[A-Za-z0-9_$]+", modifier):
+            raise PostgrestError(f"failed to parse filter ({text}) (PGRST100)")
+        language = f"{p.bind(modifier)}, " if modifier is not None else ""
+        # a column that is not a tsvector is read through to_tsvector (Plan.hs, resolveQueryInputField)
+        column = ref if tsvector else f"to_tsvector({language}{ref})"
+        sql = f"{column} @@ {_FTS[op]}({language}{p.bind(value)})"  # type: ignore[arg-type]
+    elif op in _SIMPLE and modifier is None:
+        sql = f"{ref} {_SIMPLE[op]} {p.bind(value)}"  # type: ignore[arg-type]
+    elif op in _QUANT and modifier in (None, "any", "all"):
+        if op in ("like", "ilike") and isinstance(value, str):
+            value = value.replace("*", "%")  # PostgREST's wildcard in a URL
+        bound = p.bind(value)  # type: ignore[arg-type]
+        sql = f"{ref} {_QUANT[op]} " + (f"{modifier.upper()}({bound})" if modifier else bound)
     else:
-        sql = f"({ref} IS NULL OR {ref} IS NOT NULL)"
+        raise PostgrestError(f"failed to parse filter ({text}) (PGRST100): unknown operator {op!r}")
     return f"NOT ({sql})" if negated else sql
 
 
-def _where(filters: list[Column], embedded: tuple[Embedded, ...], p: Statement, prefix: str) -> list[str]:
+def _unquoted(value: str) -> str:
+    """A logic-tree value as PostgREST reads it: `"a,b"` is `a,b` (backslash escapes a character)."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+def _list(raw: str, text: str) -> list[str]:
+    """The elements of an `in` list, `(1,"a,b")` (QueryParams.hs pListVal, pListElement)."""
+    body = raw.strip()
+    if not (body.startswith("(") and body.endswith(")")):
+        raise PostgrestError(f"failed to parse filter ({text}) (PGRST100): an in list is written (a,b)")
+    items: list[str] = []
+    for m in re.finditer(r'(?:"((?:[^"\\]|\\.)*)"(?=\s*[,)])|([^,)]*))\s*(,|\)$)', body[1:]):
+        # unquoted elements keep their spaces, but for those after `(` (pListVal's lexeme)
+        items.append(re.sub(r"\\(.)", r"\1", m[1]) if m[1] is not None else m[2] if items else m[2].lstrip())
+        if m[3] == ")":
+            break
+    return items
+
+
+def _array_literal(items: list[str]) -> str:
+    """PostgREST's array literal for `= ANY(...)` (SqlFragment.hs, pgBuildArrayLiteral)."""
+    return "{" + ",".join('"' + i.replace("\\", "\\\\").replace('"', '\\"') + '"' for i in items) + "}"
+
+
+def _where(filters: list[Column], embedded: tuple[Embedded, ...], p: Statement, prefix: str, table: str) -> list[str]:
     """The conditions of one level's filters (the call's own, or an embed's): each filter, and the
     conditions of its or() strings as one alternative. A filter naming an embedded resource itself
     (`.not('comments', 'is', null)`) is PostgREST's null-embed filter (Plan.hs,
     addNullEmbedFilters), not a column."""
     embeds = {e.alias or e.table for e in embedded} | {e.table for e in embedded}
     out = [
-        _condition(c, p, prefix) for c in filters
+        _condition(c, p, prefix, table) for c in filters
         if c.op not in ("order", "or") and not (c.name in embeds and c.op in ("is", "not"))
     ]  # fmt: skip
-    either = [_condition(c, p, prefix) for c in filters if c.op == "or"]
+    either = [_condition(c, p, prefix, table) for c in filters if c.op == "or"]
     if either:  # the conditions of or() strings: any one of them
         out.append("(" + " OR ".join(either) + ")")
     return out
@@ -412,7 +541,7 @@ def _embed(
     key = path + (e.alias or name)
     items += [_embed(nested, relation, fks, alias, depth + 1, scoped=scoped, p=p, path=key + ".") for nested in e.embedded]
     items = items or [f"{alias}.*"]
-    conditions = [join, *(_where(own, e.embedded, p, f"{alias}.") if p is not None else [])]
+    conditions = [join, *(_where(own, e.embedded, p, f"{alias}.", relation) if p is not None else [])]
     order = [_order(c, f"{alias}.") for c in own if c.op == "order"]
     inner = f"SELECT {', '.join(items)} FROM {source} WHERE {' AND '.join(conditions)}" + (
         f" ORDER BY {', '.join(order)}" if order else ""
@@ -464,7 +593,11 @@ class ServerSetting(Exception):
     db-aggregates-enabled."""
 
 
-class EmbedError(Exception):
+class PostgrestError(Exception):
+    """PostgREST's own refusal of the request, before any SQL: a filter that does not parse."""
+
+
+class EmbedError(PostgrestError):
     """PostgREST's own refusal to embed: no relationship, or more than one."""
 
 
@@ -485,19 +618,22 @@ def check(conn: psycopg.Connection, statement: Statement) -> str | None:
     if any(v is not None and "\0" in v for v in statement.params):
         return 'invalid byte sequence for encoding "UTF8": 0x00'  # what PostgreSQL says of a NUL in text
     error = rejected(conn, f"EXPLAIN {statement.sql}", statement.params)
+    if error is None and statement.body is not None:  # each value as the column's type, as PostgREST reads the body
+        error = rejected(conn, f"SELECT count(*) FROM json_populate_recordset({statement.body[0]}, $1::json)", [statement.body[1]])
     if error is None and statement.inserted is not None:
         error = _not_null(conn, *statement.inserted)
     return error
 
 
-def _not_null(conn: psycopg.Connection, schema: str, table: str, given: tuple[str, ...]) -> str | None:
-    """A NOT NULL column without a default (nor identity, nor generated) that the insert leaves
-    out: PostgreSQL's own words for what executing it would say (EXPLAIN plans, it never runs)."""
+def _not_null(conn: psycopg.Connection, schema: str, table: str, given: tuple[str, ...] | None, nulled: tuple[str, ...] = ()) -> str | None:
+    """A NOT NULL column that the insert leaves out with no default (nor identity, nor generated),
+    or sends NULL into: PostgreSQL's own words for what executing it would say (EXPLAIN plans,
+    it never runs)."""
     row = conn.execute(
         "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull"
-        " AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = '' AND NOT (a.attname = ANY(%s)) ORDER BY a.attnum LIMIT 1",
-        (schema, table, list(given)),
+        " AND (a.attname = ANY(%s) OR %s AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = '' AND NOT (a.attname = ANY(%s)))"
+        " ORDER BY a.attnum LIMIT 1",
+        (schema, table, list(nulled), given is not None, list(given or ())),
     ).fetchone()
     return None if row is None else f'null value in column "{row[0]}" of relation "{table}" violates not-null constraint'
-

@@ -38,6 +38,7 @@ def run(
     """`legacy_loaded`: the legacy tables the database has (True: all of them); `aggregates`: the
     project's PostgREST has db-aggregates-enabled on."""
     fks = statement.relationships(conn)
+    types = statement.column_types(conn)
     targets = {r.target for r in rules.tables}
     out: list[Checked] = []
     for source, outcome in zip(result.sources, result.outcomes):
@@ -52,11 +53,11 @@ def run(
             if p.verdict.status is Status.LEGACY and missing:
                 before = _skipped("no legacy schema: pass --legacy-schema, or --database-url of a database that has the legacy tables")
             else:
-                before = _check(conn, call, table, fks, aggregates)
+                before = _check(conn, call, table, fks, aggregates, types)
             if p.fix is Fix.AUTO:
                 after_call = rewritten.get(id(p))
                 after = (
-                    _check(conn, after_call, p.verdict.target or table, fks, aggregates)
+                    _check(conn, after_call, p.verdict.target or table, fks, aggregates, types)
                     if after_call is not None
                     else _skipped("the rewritten call could not be found again in the rewritten file")
                 )
@@ -88,12 +89,12 @@ def _skipped(why: str) -> dict[str, Any]:
     return {"status": "skipped", "error": why, "sql": None, "params": None}
 
 
-def _check(conn: psycopg.Connection, call: Call, table: str, fks: list, aggregates: bool = False) -> dict[str, Any]:  # type: ignore[type-arg]
+def _check(conn: psycopg.Connection, call: Call, table: str, fks: list, aggregates: bool = False, types: dict | None = None) -> dict[str, Any]:  # type: ignore[type-arg]
     try:
-        built = statement.build(call, table, fks, aggregates=aggregates)
+        built = statement.build(call, table, fks, aggregates=aggregates, types=types)
     except statement.Unchecked as exc:
         return _skipped(str(exc))
-    except statement.EmbedError as exc:
+    except statement.PostgrestError as exc:
         return {"status": "error", "error": f"PostgREST: {exc}", "sql": None, "params": None}
     except statement.ServerSetting as exc:  # a server setting refuses it, whatever the schema
         return {"status": "error", "error": f"server setting: {exc}", "sql": None, "params": None}

@@ -95,6 +95,7 @@ def _items(
                     span,
                     alias=item.alias,
                     cast=item.cast,
+                    aggregate_cast=item.aggregate_cast,
                     json_path=item.json_path,
                     aggregate=item.aggregate,
                     bare=item.bare,
@@ -139,7 +140,8 @@ def add_logic(found: Found, lit: StringLiteral, src: SourceText, *, op: str, qua
             qual = prefix if qual is None else f"{qual}.{prefix}"
         span, pos = _where(lit, src, start, start + len(column))
         # the condition as PostgREST reads it (`not.eq.1`): verify turns it into SQL
-        condition = f"{'not.' if cond.negated else ''}{cond.operator}.{cond.value}"
+        modifier = f"({cond.modifier})" if cond.modifier else ""
+        condition = f"{'not.' if cond.negated else ''}{cond.operator}{modifier}.{cond.value}"
         found.filter.append(Column(column, Role.FILTER, op, pos, span, qualifier=qual, value=condition))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from bisect import bisect_left
 from collections.abc import Iterable
@@ -541,7 +542,7 @@ class _FileScan:
                     operand = _filter_value(args[2]) if len(args) > 2 else None
                     value = f"{operator.value}.{operand}" if operator is not None and operand is not None else None
                 else:
-                    value = _filter_value(args[1]) if len(args) > 1 else None
+                    value = _method_value(name, args)
                 found.filter.append(dataclasses.replace(column, value=value) if value is not None else column)
         elif name == "match" and first is not None:
             self._keys(first, found, Role.FILTER, "match", found.filter)
@@ -634,7 +635,9 @@ class _FileScan:
                 span = lit.content_span if lit is not None else _span(key)
                 pos = self.src.position(key.start_byte + (1 if lit is not None else 0))
                 value_node = child.child_by_field_name("value")
-                into.append(Column(name, role, op, pos, span, value=_value_text(value_node) if value_node is not None else None))
+                value = _value_text(value_node) if value_node is not None else None
+                null = value_node is not None and n.unwrap(value_node).type == "null"
+                into.append(Column(name, role, op, pos, span, value=value, null=null))
             elif child.type == "shorthand_property_identifier":
                 into.append(Column(n.text(child), role, op, self.src.position(child.start_byte), _span(child), shorthand=True))
             elif child.type == "spread_element":
@@ -656,11 +659,106 @@ def _options_of(links: list[Link]) -> tuple[tuple[str, str], ...]:
         elif link.name == "range" and len(args) >= 2:
             out.append(("range", f"{_value_text(args[0]) or '?'},{_value_text(args[1]) or '?'}"))
         elif link.name in ("select", "upsert", "insert") and len(args) > 1 and n.unwrap(args[1]).type == "object":
-            for key, name in (("count", "count"), ("head", "head"), ("ignoreDuplicates", "ignore_duplicates")):
+            for key, name in (("count", "count"), ("head", "head"), ("ignoreDuplicates", "ignore_duplicates"), ("defaultToNull", "default_to_null")):
                 value = n.object_value(n.unwrap(args[1]), key)
                 if value is not None:
                     out.append((name, _value_text(value) or "?"))
     return tuple(out)
+
+
+# what postgrest-js sends for an array or object argument (PostgrestFilterBuilder): `in.(a,"b,c")`,
+# `cs.{a,b}`, `cs.{"k":1}` (JSON.stringify), `like(any).{a,b}`
+_RESERVED = re.compile(r"[,()]")
+
+
+def _method_value(name: str, args: list[Node]) -> str | None:
+    """A filter method's value as postgrest-js writes it after the operator, or None when the code
+    computes it. `textSearch` gives its whole filter (`wfts(english).cat`): its options choose the operator."""
+    if len(args) < 2:
+        return None
+    if name == "textSearch":
+        query = _filter_value(args[1])
+        options = n.unwrap(args[2]) if len(args) > 2 else None
+        kind = config = None
+        if options is not None:
+            if options.type != "object":
+                return None
+            for key in ("type", "config"):
+                node = n.object_value(options, key)
+                text = _value_text(node) if node is not None else None
+                if node is not None and text is None:
+                    return None
+                kind, config = (text, config) if key == "type" else (kind, text)
+        prefix = {"plain": "pl", "phrase": "ph", "websearch": "w"}.get(kind or "", "")
+        return None if query is None else f"{prefix}fts{f'({config})' if config is not None else ''}.{query}"
+    if name in ("in", "contains", "containedBy", "overlaps", "likeAllOf", "likeAnyOf", "ilikeAllOf", "ilikeAnyOf"):
+        node = n.unwrap(args[1])
+        if node.type == "array":
+            items = _array_items(node)
+            if items is None:
+                return None
+            if name == "in":
+                unique = list(dict.fromkeys(items))  # `new Set(values)`
+                return "(" + ",".join(f'"{t}"' if quoted and _RESERVED.search(t) else t for t, quoted in unique) + ")"
+            return "{" + ",".join(t for t, _ in items) + "}"
+        if node.type == "object" and name in ("contains", "containedBy"):
+            value = _json_value(node)
+            return None if value is _COMPUTED else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _filter_value(args[1])
+
+
+_COMPUTED = object()
+
+
+def _array_items(node: Node) -> list[tuple[str, bool]] | None:
+    """Each element of an array literal as JavaScript writes it in a template (`${s}`), and whether
+    it is a string; None if any is computed."""
+    out = []
+    for element in node.named_children:
+        if element.type == "comment":
+            continue
+        text = _filter_value(element)
+        if text is None:
+            return None
+        out.append((text, n.string_literal(n.unwrap(element)) is not None))
+    return out
+
+
+def _json_value(node: Node):  # type: ignore[no-untyped-def]
+    """An object or array literal as JSON.stringify sees it, or _COMPUTED."""
+    node = n.unwrap(node)
+    lit = n.string_literal(node)
+    if lit is not None:
+        return lit.value
+    if node.type == "null":
+        return None
+    if node.type in ("true", "false"):
+        return node.type == "true"
+    if node.type == "number" or node.type == "unary_expression":
+        text = _value_text(node)
+        try:
+            number = float(text) if text is not None else None
+        except ValueError:
+            return _COMPUTED
+        return _COMPUTED if number is None else int(number) if number.is_integer() else number
+    if node.type == "array":
+        items = [_json_value(e) for e in node.named_children if e.type != "comment"]
+        return _COMPUTED if any(i is _COMPUTED for i in items) else items
+    if node.type == "object":
+        out = {}
+        for child in node.named_children:
+            if child.type == "comment":
+                continue
+            key = child.child_by_field_name("key") if child.type == "pair" else None
+            name = n.property_name(key) if key is not None else None
+            value = child.child_by_field_name("value") if key is not None else None
+            if name is None or value is None:
+                return _COMPUTED
+            out[name] = _json_value(value)
+            if out[name] is _COMPUTED:
+                return _COMPUTED
+        return out
+    return _COMPUTED
 
 
 def _filter_value(node: Node) -> str | None:
