@@ -502,3 +502,42 @@ def test_a_cast_inside_an_aggregate_is_the_columns_and_outside_it_the_results(pg
     with psycopg.connect(users_database(pg_admin_url, ddl)) as conn:
         assert statement.check(conn, statement.build(a, "orders", [], aggregates=True)) is None
         assert statement.check(conn, statement.build(b, "orders", [], aggregates=True)) == "function sum(text) does not exist"
+
+
+def test_embeds_reach_through_views_that_show_a_foreign_keys_columns(pg_admin_url):
+    """PostgREST finds a foreign key through a view that shows its columns (under their view
+    names, through views of views), both ways; a table it does not expose (auth.users, which the
+    Supabase stand-in holds) has no relationship."""
+    ddl = (
+        "CREATE TABLE profiles (id uuid PRIMARY KEY REFERENCES auth.users (id), name text);"
+        "CREATE TABLE posts (id int PRIMARY KEY, author uuid REFERENCES profiles (id), body text, draft boolean);"
+        "CREATE VIEW published AS SELECT id, author AS writer, body FROM posts WHERE NOT draft;"
+        "CREATE VIEW recent AS SELECT writer, id FROM published;"
+        "CREATE VIEW public_profiles AS SELECT id, name FROM profiles;"
+        "CREATE VIEW bodies AS SELECT id, body FROM posts;"  # no key column: no relationship
+    )
+    code = (
+        "const a = () => supabase.from('published').select('id, profiles(name)');\n"
+        "const b = () => supabase.from('profiles').select('id, published(body), recent(id)');\n"
+        "const c = () => supabase.from('recent').select('id, public_profiles(name)');\n"
+        "const d = () => supabase.from('published').select('id, writer(name)');\n"
+        "const e = () => supabase.from('profiles').select('id, bodies(id)');\n"
+        "const f = () => supabase.from('profiles').select('id, users(id)');\n"
+        "const g = () => supabase.from('published').select('id, profiles(nope)');\n"
+    )
+    import psycopg
+
+    from conftest import users_database
+    from tableshift.db import statement, verify
+    from tableshift.scan import scan_source
+
+    with psycopg.connect(users_database(pg_admin_url, ddl)) as conn:
+        fks = statement.relationships(conn)
+        calls = scan_source(code.encode(), path="x.ts", language="typescript").calls
+        errors = [verify._check(conn, c, c.table.name, fks)["error"] for c in calls]
+    assert errors[:3] == [None, None, None]
+    # the column names a key to profiles and, through the view of them, to public_profiles: PGRST201
+    assert errors[3] == "PostgREST: Could not embed because more than one relationship was found for 'published' and 'writer'"
+    assert errors[4] == "PostgREST: Could not find a relationship between 'profiles' and 'bodies' in the schema cache"
+    assert errors[5] == "PostgREST: Could not find a relationship between 'profiles' and 'users' in the schema cache"
+    assert errors[6] is not None and "nope" in errors[6]

@@ -9,6 +9,7 @@ are joined through a foreign key, as PostgREST finds them; a call whose parts ar
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -69,14 +70,133 @@ def relationships(conn: psycopg.Connection) -> list[Relationship | ManyToMany]:
 
 
 def _foreign_keys(conn: psycopg.Connection) -> list[Relationship]:
+    """The foreign keys between tables of the exposed schema, and the same keys through views that
+    show their columns (SchemaCache.hs, addViewM2OAndO2ORels): PostgREST sees no relationship to a
+    table it does not expose (`auth.users`)."""
     rows = conn.execute(
-        "SELECT c.conname, cl.relname, pl.relname,"
+        "SELECT c.conname, cl.relname, pl.relname, cl.oid, pl.oid, c.conkey, c.confkey,"
         " array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, o) JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o),"
         " array(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(n, o) JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.o)"
         " FROM pg_constraint c JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_class pl ON pl.oid = c.confrelid"
-        " JOIN pg_namespace n ON n.oid = cl.relnamespace WHERE c.contype = 'f' AND n.nspname = 'public'"
+        " JOIN pg_namespace n ON n.oid = cl.relnamespace JOIN pg_namespace pn ON pn.oid = pl.relnamespace"
+        " WHERE c.contype = 'f' AND n.nspname = 'public' AND pn.nspname = 'public'"
     ).fetchall()
-    return [Relationship(name, child, tuple(cc), parent, tuple(pc)) for name, child, parent, cc, pc in rows]
+    out = [Relationship(name, child, tuple(cc), parent, tuple(pc)) for name, child, parent, _, _, _, _, cc, pc in rows]
+    shown = _view_columns(conn)  # (table oid, attnum) -> [(view, column)]
+    for name, child, parent, child_oid, parent_oid, ckey, pkey, cc, pc in rows:
+        as_child = [("t", child, tuple(cc))] + [("v", *v) for v in _through(shown, child_oid, ckey)]
+        as_parent = [("t", parent, tuple(pc))] + [("v", *v) for v in _through(shown, parent_oid, pkey)]
+        for kind_c, c_name, c_cols in as_child:
+            for kind_p, p_name, p_cols in as_parent:
+                if kind_c == kind_p == "t":
+                    continue
+                out.append(Relationship(name, c_name, c_cols, p_name, p_cols))
+    return out
+
+
+def _through(shown: dict[tuple[int, int], list[tuple[str, str]]], table: int, key: list[int]) -> list[tuple[str, tuple[str, ...]]]:
+    """Each view that shows every column of a key, with the columns that show them (a column shown
+    twice gives one choice each, as PostgREST's expandKeyDepCols does)."""
+    views = set.intersection(*(set(v for v, _ in shown.get((table, k), [])) for k in key)) if key else set()
+    out = []
+    for view in sorted(views):
+        choices = [[c for v, c in shown[(table, k)] if v == view] for k in key]
+        out += [(view, tuple(combo)) for combo in itertools.product(*choices)]
+    return out
+
+
+def _view_columns(conn: psycopg.Connection) -> dict[tuple[int, int], list[tuple[str, str]]]:
+    """Which table column each column of an exposed view shows, followed through views of views:
+    the origin PostgreSQL's parser records in the view's query (pg_rewrite.ev_action, each target
+    entry's resorigtbl / resorigcol), as PostgREST's allViewsKeyDependencies reads it."""
+    rows = conn.execute(
+        "SELECT c.oid, c.relname, n.nspname = 'public', r.ev_action FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND r.rulename = '_RETURN'"
+    ).fetchall()
+    origins: dict[tuple[int, int], tuple[int, int]] = {}  # (view, attnum) -> (relation, attnum)
+    names: dict[tuple[int, int], str] = {}
+    for oid, _, _, action in rows:
+        for entry in _target_entries(action):
+            names[(oid, entry["resno"])] = entry["resname"]
+            if entry["resorigtbl"]:
+                origins[(oid, entry["resno"])] = (entry["resorigtbl"], entry["resorigcol"])
+    out: dict[tuple[int, int], list[tuple[str, str]]] = {}
+    for oid, view, public, _ in rows:
+        if not public:
+            continue
+        for (v, attnum), origin in origins.items():
+            if v != oid:
+                continue
+            seen = {origin}
+            while origin in origins and origins[origin] not in seen:  # a view of a view: its own origin
+                origin = origins[origin]
+                seen.add(origin)
+            out.setdefault(origin, []).append((view, names[(v, attnum)]))
+    return out
+
+
+def _target_entries(action: str) -> list[dict[str, object]]:
+    """The target list of a stored query (PostgreSQL's node text: `({QUERY ... :targetList
+    ({TARGETENTRY :resno 1 :resname id :resorigtbl 16433 :resorigcol 2 :resjunk false} ...)})`)."""
+    tree = _nodes(action)
+    query = tree[0] if isinstance(tree, list) and tree else None
+    if not isinstance(query, dict):
+        return []
+    out = []
+    for entry in _field(query, "targetList") or []:
+        if isinstance(entry, dict) and _field(entry, "resjunk") != "true":
+            try:
+                out.append({
+                    "resno": int(_field(entry, "resno")), "resname": _field(entry, "resname"),
+                    "resorigtbl": int(_field(entry, "resorigtbl") or 0), "resorigcol": int(_field(entry, "resorigcol") or 0),
+                })  # fmt: skip
+            except (TypeError, ValueError):
+                continue
+    return out
+
+
+def _field(node: dict, name: str):  # type: ignore[no-untyped-def,type-arg]
+    value = node.get(name)
+    return value[0] if value else None
+
+
+def _nodes(text: str):  # type: ignore[no-untyped-def]
+    """PostgreSQL's node text (outfuncs.c; read by readfuncs.c's pg_strtok) as Python values: a
+    node `{NAME :field value ...}` is a dict of lists, a list `(...)` a list, a token a string
+    (backslash escapes a character; `<>` is None)."""
+    tokens = re.findall(r'[(){}]|(?:\\.|[^\s(){}\\])+', text)
+    pos = 0
+
+    def item():  # type: ignore[no-untyped-def]
+        nonlocal pos
+        token = tokens[pos]
+        pos += 1
+        if token == "(":
+            out = []
+            while pos < len(tokens) and tokens[pos] != ")":
+                out.append(item())
+            pos += 1
+            return out
+        if token == "{":
+            node: dict[str, list] = {}  # type: ignore[type-arg]
+            pos += 1  # the node's name
+            current: list | None = None  # type: ignore[type-arg]
+            while pos < len(tokens) and tokens[pos] != "}":
+                if tokens[pos].startswith(":"):
+                    current = node.setdefault(tokens[pos][1:], [])
+                    pos += 1
+                elif current is not None:
+                    current.append(item())
+                else:
+                    item()
+            pos += 1
+            return node
+        return None if token == "<>" else re.sub(r"\\(.)", r"\1", token)
+
+    try:
+        return item() if tokens else None
+    except (IndexError, RecursionError):
+        return None
 
 
 @dataclass(slots=True)
