@@ -82,9 +82,10 @@ def _client(request: dict) -> dict:
     }
 
 
-def _model(chain: str) -> dict:
+def _model(chain: str, language: str = "typescript") -> dict:
     """The same parts, from what tableshift's scanner reads in the chain."""
-    [call] = scan_source(f"const q = (supabase: any) => {chain};\n".encode(), path="x.ts", language="typescript").calls
+    code = f"const q = (supabase: any) => {chain};\n" if language == "typescript" else f"def q(supabase):\n    return {chain}\n"
+    [call] = scan_source(code.encode(), path="x.ts" if language == "typescript" else "x.py", language=language).calls
     options = dict(call.options)
     op = call.operation
     method = {None: "GET", Operation.SELECT: "GET", Operation.INSERT: "POST", Operation.UPSERT: "POST", Operation.UPDATE: "PATCH", Operation.DELETE: "DELETE"}[op]
@@ -130,4 +131,46 @@ def test_the_model_of_a_chain_is_the_request_the_real_client_sends(client_reques
             if match is not None:
                 model["params"][i] = (key, match)
     model["params"].sort()
+    assert model == client
+
+
+# supabase-py (its query builder is PyPI's `postgrest`, pinned in the test extra): each chain is run
+# by the real builder with a transport that records the request, and scanned by tableshift
+PY_CHAINS = [
+    "supabase.table('posts').select('id').eq('status', 'queued').neq('kind', 'draft').execute()",
+    "supabase.table('posts').select('id').eq('flag', True).eq('n', -3).gt('likes', 5).lte('rank', 2.5).execute()",
+    "supabase.table('posts').select('id').eq('owner', None).execute()",
+    "supabase.table('posts').select('id').is_('deleted_at', None).is_('ok', True).execute()",
+    "supabase.table('posts').select('id').like('title', '%cat%').ilike('body', 'dog%').execute()",
+    "supabase.table('posts').select('id').in_('id', [1, 2, 3]).execute()",
+    "supabase.table('posts').select('id').in_('label', ['a,b', 'c', 'say \"hi\"']).execute()",
+    "supabase.table('posts').select('id').filter('likes', 'gt', 5).execute()",
+    "supabase.table('posts').select('id').match({'status': 'queued', 'likes': 3}).execute()",
+    "supabase.table('posts').select('id').or_('likes.gt.5,status.is.null').execute()",
+    "supabase.table('posts').insert({'title': 'a', 'likes': 1}).execute()",
+    "supabase.table('posts').upsert({'tweet_id': '1', 'likes': 2}, on_conflict='tweet_id').execute()",
+    "supabase.table('posts').update({'title': 'b'}).eq('id', 1).execute()",
+    "supabase.table('posts').delete().eq('id', 1).execute()",
+]
+
+
+def _py_client(chain: str) -> dict:
+    import httpx
+    from postgrest import SyncPostgrestClient
+
+    seen: dict = {}
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.update(method=request.method, url=str(request.url), headers=dict(request.headers))
+        return httpx.Response(200, json=[], headers={"content-type": "application/json"})
+
+    client = SyncPostgrestClient("http://db.invalid/rest/v1", http_client=httpx.Client(transport=httpx.MockTransport(record)))
+    eval(chain, {"supabase": client})  # noqa: S307 - the chains are this file's own
+    return _client(seen)
+
+
+@pytest.mark.parametrize("index", range(len(PY_CHAINS)), ids=[c[len("supabase.table('posts')") :][:60] for c in PY_CHAINS])
+def test_the_model_of_a_python_chain_is_the_request_supabase_py_sends(index):
+    client = _py_client(PY_CHAINS[index])
+    model = _model(PY_CHAINS[index], language="python")
     assert model == client

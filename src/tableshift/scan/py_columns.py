@@ -6,6 +6,7 @@ Each scanner reads its own parser's nodes through the same few methods (`string`
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from tableshift.model import Column, Position, Role
@@ -37,15 +38,58 @@ def link_columns(scan: Any, name: str, positional: list[Any], keywords: dict[str
         first = positional[0] if positional else keywords.get("column")
         if first is not None:
             qualifier = _qualifier(scan, keywords)
-            _literal(
-                scan, first, found, Role.FILTER, f"{name}() column",
-                lambda lit: found.filter.append(col.column_from_string(lit, scan.src, role=Role.FILTER, op=name, qualifier=qualifier)),
-            )  # fmt: skip
+            value = _value(scan, name, positional, keywords)
+
+            def add(lit: Any) -> None:
+                column = col.column_from_string(lit, scan.src, role=Role.FILTER, op=name, qualifier=qualifier)
+                found.filter.append(dataclasses.replace(column, value=value) if value is not None else column)
+
+            _literal(scan, first, found, Role.FILTER, f"{name}() column", add)
     elif name == "match" and positional:
         scan._keys(positional[0], found, Role.FILTER, "match", found.filter, record=False)
     elif name == "or_" and positional:
         qualifier = _qualifier(scan, keywords)
         _literal(scan, positional[0], found, Role.FILTER, "or_() filter", lambda lit: col.add_logic(found, lit, scan.src, op="or", qualifier=qualifier))
+
+
+# the keyword each filter method names its value with (supabase-py's postgrest builder)
+_VALUE_KEYWORD = {"like": "pattern", "ilike": "pattern", "in_": "values", "filter": "criteria"}
+
+
+def _value(scan: Any, name: str, positional: list[Any], keywords: dict[str, Any]) -> str | None:
+    """A filter's value as supabase-py sends it after the operator: `eq.true`, `is.null`,
+    `in.(1,"a,b")` (`filter(col, op, v)`: `op.v`); None when the code computes it."""
+    node = positional[1] if len(positional) > 1 else keywords.get(_VALUE_KEYWORD.get(name, "value"))
+    if name == "filter":
+        operator = scan.string(node)
+        criteria = positional[2] if len(positional) > 2 else keywords.get("criteria")
+        text = scan.scalar(criteria)
+        return f"{operator.value}.{text}" if operator is not None and text is not None else None
+    if name == "in_":
+        items = [scan.scalar(e) for e in _elements(node)] if node is not None else [None]
+        if not items or any(i is None for i in items):
+            return None
+        return "(" + ",".join(_sanitized(i) for i in items) + ")"  # type: ignore[arg-type]
+    if name in ("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "is_"):
+        return scan.scalar(node)
+    return None
+
+
+def _sanitized(text: str) -> str:
+    """supabase-py's sanitize_param: a value holding `,:()"\\` is quoted, `"` and `\\` escaped."""
+    if not any(ch in text for ch in ',:()"\\'):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _elements(node: Any) -> list[Any]:
+    """The elements of a list or tuple literal, of either scanner's parser; [None] when it is not one."""
+    elements = getattr(node, "elements", None)
+    if elements is not None:  # LibCST
+        return [getattr(e, "value", None) for e in elements]
+    if getattr(node, "type", None) in ("list", "tuple"):  # tree-sitter
+        return [c for c in node.named_children if c.type != "comment"]
+    return [None]
 
 
 def _literal(scan: Any, node: Any, found: col.Found, role: Role, what: str, use: Any) -> None:

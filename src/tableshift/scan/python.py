@@ -362,6 +362,18 @@ class _FileScan:
             return StringLiteral(value, start, mappable and self._offsets_safe(value), node.start[-1])
         return None
 
+    def scalar(self, node: cst.BaseExpression | None) -> str | None:
+        """A str, number, bool or None literal as supabase-py writes it into a request
+        (`_serialize_filter_value`: True is `true`, None is `null`), else None."""
+        if isinstance(node, cst.Name) and node.value in ("True", "False", "None"):
+            return {"True": "true", "False": "false", "None": "null"}[node.value]
+        if isinstance(node, cst.Integer | cst.Float):
+            return node.value.replace("_", "")
+        if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus) and isinstance(node.expression, cst.Integer | cst.Float):
+            return "-" + node.expression.value.replace("_", "")
+        lit = self.string(node)
+        return lit.value if lit is not None else None
+
     def _offsets_safe(self, text: str) -> bool:
         # offsets inside strings are computed from UTF-8 lengths: right for UTF-8 files and ASCII text
         return text.isascii() or self.encoding.replace("_", "-").lower() in ("utf-8", "utf8", "utf-8-sig")
@@ -810,7 +822,9 @@ class _FileScan:
                 found.opaque.append(self._opaque(role, f"{op} has a computed key: `{_short(element.key)}`", element.key))
                 continue
             span = lit.content_span
-            into.append(Column(lit.value, role, op, self.src.position(lit.content_start), span))
+            value = self.scalar(element.value)
+            null = value == "null" and isinstance(element.value, cst.Name)
+            into.append(Column(lit.value, role, op, self.src.position(lit.content_start), span, value=None if null and role is Role.WRITE else value, null=null))
 
     def _opaque(self, role: Role, reason: str, node: cst.CSTNode) -> Opaque:
         return Opaque(role, reason, self.src.position(self.span(node).start))

@@ -542,6 +542,19 @@ class _FileScan:
         keywords = {self.text(a.child_by_field_name("name")): a.child_by_field_name("value") for a in link.args if a.type == "keyword_argument"}  # type: ignore[arg-type]
         link_columns(self, link.name, positional, keywords, found, at=self.src.position(self.span(link.node).start))
 
+    def scalar(self, node: Node | None) -> str | None:
+        """A str, number, bool or None literal as supabase-py writes it into a request, else None."""
+        if node is None:
+            return None
+        if node.type in ("true", "false", "none"):
+            return {"true": "true", "false": "false", "none": "null"}[node.type]
+        if node.type in ("integer", "float"):
+            return self.text(node, 100).replace("_", "")
+        if node.type == "unary_operator" and self.text(node, 100).startswith("-") and node.named_children and node.named_children[0].type in ("integer", "float"):
+            return "-" + self.text(node.named_children[0], 100).replace("_", "")
+        lit = self.string(node)
+        return lit.value if lit is not None else None
+
     def code(self, node: Node) -> str:
         return _short(self.text(node, _READ_LIMIT))
 
@@ -575,7 +588,10 @@ class _FileScan:
             if lit is None:
                 found.opaque.append(self._opaque(role, f"{op} has a computed key: `{_short(self.text(key, _READ_LIMIT))}`", key))  # type: ignore[arg-type]
                 continue
-            into.append(Column(lit.value, role, op, self.src.position(lit.content_start), lit.content_span))
+            value_node = element.child_by_field_name("value")
+            value = self.scalar(value_node)
+            null = value_node is not None and value_node.type == "none"
+            into.append(Column(lit.value, role, op, self.src.position(lit.content_start), lit.content_span, value=None if null and role is Role.WRITE else value, null=null))
 
     def _opaque(self, role: Role, reason: str, node: Node) -> Opaque:
         return Opaque(role, reason, self.src.position(self.span(node).start))
