@@ -131,6 +131,7 @@ class Embedded:
     span: Span | None
     columns: tuple[Column, ...] = ()
     embedded: tuple[Embedded, ...] = ()
+    spread: bool = False  # `...profiles(name)`: its columns read as the parent's
 
     def walk(self) -> tuple[Embedded, ...]:
         """This embed and every embed nested in it, depth first."""
@@ -242,6 +243,8 @@ class Call:
     # the builder goes on elsewhere (a variable chained onto later, passed on, returned): more may
     # be chained onto it than the scanner saw
     open_chain: bool = False
+    # PostgREST strings (select, or(), onConflict) that do not parse: PostgREST refuses the request (PGRST100)
+    malformed: tuple[str, ...] = ()
 
     @property
     def is_read(self) -> bool | None:

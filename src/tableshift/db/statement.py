@@ -9,6 +9,7 @@ are joined through a foreign key, as PostgREST finds them; a call whose parts ar
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ class Relationship:
     child_columns: tuple[str, ...]
     parent: str
     parent_columns: tuple[str, ...]
+    child_view: bool = False  # the key as a view shows it (SchemaCache.hs, addViewM2OAndO2ORels)
+    parent_view: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,7 @@ def _foreign_keys(conn: psycopg.Connection) -> list[Relationship]:
             for kind_p, p_name, p_cols in as_parent:
                 if kind_c == kind_p == "t":
                     continue
-                out.append(Relationship(name, c_name, c_cols, p_name, p_cols))
+                out.append(Relationship(name, c_name, c_cols, p_name, p_cols, kind_c == "v", kind_p == "v"))
     return out
 
 
@@ -243,20 +246,27 @@ def build(
     """The statement for `call` on `table` (the call's own, or its target after a rewrite).
     `aggregates`: the project's PostgREST has `db-aggregates-enabled` on (off by default); `types`:
     the columns' types (`column_types`)."""
+    out = Statement("", [], types=types or {})
+    out.sql = _build(call, table, fks, out)  # PostgREST's own refusals first: they hold whatever the setting
     if not aggregates and _uses_aggregates(call.columns.select, call.columns.embedded):
         raise ServerSetting(
             "Use of aggregate functions is not allowed (PostgREST's PGRST123: db-aggregates-enabled is off by default;"
             " pass --aggregates if the project turned it on)"
         )
-    out = Statement("", [], types=types or {})
-    out.sql = _build(call, table, fks, out)
     return out
 
 
 def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str:
     if call.kind is not Kind.TABLE:
         raise Unchecked(f"{call.kind.value} calls are not checked")
+    if call.malformed:
+        raise PostgrestError(f"{call.malformed[0]} (PGRST100)")
     columns = call.columns
+    for c in columns.filter:
+        # a filter on a column named like a query parameter PostgREST reserves is read as that
+        # parameter (`order=eq.1` is an order that does not parse): QueryParams.hs, parse
+        if c.op not in ("order", "or") and c.name in _RESERVED_KEYS:
+            raise PostgrestError(f"failed to parse {c.name} parameter ({filter_text(c) or c.op + '...'}) (PGRST100): '{c.name}' is a query parameter PostgREST reserves")
     target = quote(table) if "." not in table else ".".join(quote(p) for p in table.split(".", 1))
     alias = quote(table.split(".")[-1])
     scoped = _scoped(columns)
@@ -267,12 +277,15 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
     where = _where([c for c in columns.filter if c.qualifier is None], columns.embedded, p, prefix, table.split(".")[-1])
     where_sql = f" WHERE {' AND '.join(where)}" if where else ""
     options = dict(call.options)
+    for key in options:  # `rel.limit`, `rel.range`: on an embedded resource, which must be embedded
+        if "." in key:
+            scoped.setdefault(key.rpartition(".")[0], [])
     if op in (None, Operation.SELECT):
         _embedded_paths(scoped, columns.embedded)
         items = [_select_item(c, prefix) for c in columns.select] or ["*"]
-        items += [_embed(e, table.split(".")[-1], fks, scoped=scoped, p=p) for e in columns.embedded]
+        items += [_embed(e, table.split(".")[-1], fks, scoped=scoped, p=p, options=options) for e in columns.embedded]
         group = _group_by(columns.select, prefix)
-        order = [_order(c, prefix) for c in columns.filter if c.op == "order" and c.qualifier is None]
+        order = [_related_order(c, columns.embedded, table.split(".")[-1], fks, p) or _order(c, prefix) for c in columns.filter if c.op == "order" and c.qualifier is None]
         if "count" in options:  # PostgREST counts the filtered rows; with head, only that
             items = ["count(*)"] if options.get("head") == "true" else [*items, "count(*) OVER () AS tableshift_count"]
             group = [] if options.get("head") == "true" else group
@@ -286,8 +299,13 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
     # resource must still be embedded (Plan.hs, addLogicTrees / updateNode)
     _embedded_paths(scoped, columns.embedded)
     # `.select(...)` chained on a write: PostgREST returns those columns (`RETURNING`)
-    returning = [_select_item(c) for c in columns.select]
+    # qualified with the table, as PostgREST's returningF writes them: a computed column is found
+    returning = [_select_item(c, f"{alias}.") for c in columns.select]
     returning_sql = f" RETURNING {', '.join(returning)}" if returning else ""
+    if op is Operation.UPDATE and call.payload_objects and not columns.write and not any(o.role is Role.WRITE for o in columns.opaque):
+        # `update({})`: PostgREST updates nothing; it selects the returned columns `WHERE false`
+        # (QueryBuilder.hs, mutatePlanToQuery), so no filter is read and pg-safeupdate sees no UPDATE
+        return f"SELECT {', '.join(returning) or 'NULL'} FROM {target} AS {alias} WHERE false"
     hidden = call.open_chain or any(o.role is Role.FILTER for o in columns.opaque)
     if op in (Operation.DELETE, Operation.UPDATE) and not where and not hidden:
         # Supabase loads pg-safeupdate for PostgREST's role: an update or delete without a filter is refused
@@ -372,10 +390,10 @@ def _uses_aggregates(select: tuple[Column, ...], embedded: tuple[Embedded, ...])
     return any(c.aggregate and not c.bare for c in select) or any(_uses_aggregates(e.columns, e.embedded) for e in embedded)
 
 
-def _order(c: Column, prefix: str = "") -> str:
+def _order(c: Column, prefix: str = "", *, ref: str | None = None) -> str:
     """`order=col.desc.nullsfirst` as PostgREST writes it (QueryBuilder: `ORDER BY col DESC NULLS FIRST`)."""
     parts = (c.value or "").split(".")
-    sql = _ref(c, prefix)
+    sql = ref or _ref(c, prefix)
     if "desc" in parts:
         sql += " DESC"
     elif "asc" in parts:
@@ -475,6 +493,8 @@ _OPERATOR |= {"range_gte": "nxl", "range_lt": "sl", "range_lte": "nxr", "range_a
 _OPERATOR |= {"regexIMatch": "imatch", "isDistinct": "isdistinct", "text_search": "fts", "textSearch": "fts"}
 _OPERATOR |= {"likeAllOf": "like(all)", "likeAnyOf": "like(any)", "ilikeAllOf": "ilike(all)", "ilikeAnyOf": "ilike(any)"}
 _OPERATOR |= {"like_all_of": "like(all)", "like_any_of": "like(any)", "ilike_all_of": "ilike(all)", "ilike_any_of": "ilike(any)"}
+# query parameters PostgREST reads as its own, not as a filter on a column of that name (QueryParams.hs)
+_RESERVED_KEYS = frozenset({"select", "order", "limit", "offset", "and", "or", "columns", "on_conflict"})
 # PostgREST's operators as SQL (SqlFragment.hs, simpleOperator / quantOperator / ftsOperator)
 _SIMPLE = {"neq": "<>", "cs": "@>", "cd": "<@", "ov": "&&", "sl": "<<", "sr": ">>", "nxr": "&<", "nxl": "&>", "adj": "-|-"}
 _QUANT = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "like": "LIKE", "ilike": "ILIKE", "match": "~", "imatch": "~*"}
@@ -618,19 +638,8 @@ def _embedded_paths(scoped: dict[str, list[Column]], embedded: tuple[Embedded, .
             level = found.embedded
 
 
-def _embed(
-    e: Embedded,
-    parent: str,
-    fks: list[Relationship],
-    parent_ref: str | None = None,
-    depth: int = 0,
-    *,
-    scoped: dict[str, list[Column]] | None = None,
-    p: Statement | None = None,
-    path: str = "",
-) -> str:
-    """An embedded resource as a correlated sub-select through the foreign key PostgREST would use;
-    its own embeds (`comments(id, author:authors(name))`) nested inside it, each checked too."""
+def _resolve(e: Embedded, parent: str, fks: list) -> tuple:  # type: ignore[type-arg]
+    """The relationship an embed names (PostgREST's findRel), its kind and the relation it reads."""
     name = e.table  # as written: a table, a foreign key's name, or the origin's key column
     hints = [h for h in e.hints if h not in ("inner", "left")]
     hint = hints[0] if hints else None
@@ -642,31 +651,77 @@ def _embed(
     if len(candidates) > 1:
         raise EmbedError(f"Could not embed because more than one relationship was found for '{parent}' and '{name}'")
     fk, kind = candidates[0]
-    relation = fk.target if kind == "m2m" else fk.parent if kind == "m2o" else fk.child  # the table the embed reads
-    alias = quote(f"_{relation}" + (f"_{depth}" if depth else ""))
-    outer = parent_ref or quote(parent)
+    return fk, kind, fk.target if kind == "m2m" else fk.parent if kind == "m2o" else fk.child
+
+
+def _joined(fk, kind: str, relation: str, alias: str, outer: str, depth: int) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """The FROM item of an embed and its join condition with the row it belongs to."""
     source = f"{quote(relation)} AS {alias}"
     if kind == "m2m":  # through the junction
         junction = quote(f"_{fk.junction}_j{depth}")
         source += f" JOIN {quote(fk.junction)} AS {junction} ON " + " AND ".join(
             f"{junction}.{quote(k)} = {alias}.{quote(c)}" for k, c in zip(fk.target_keys, fk.target_columns)
         )
-        join = " AND ".join(f"{junction}.{quote(k)} = {outer}.{quote(c)}" for k, c in zip(fk.origin_keys, fk.origin_columns))
-    elif kind == "m2o":
-        join = " AND ".join(f"{alias}.{quote(p)} = {outer}.{quote(c)}" for c, p in zip(fk.child_columns, fk.parent_columns))
-    else:
-        join = " AND ".join(f"{alias}.{quote(c)} = {outer}.{quote(p)}" for c, p in zip(fk.child_columns, fk.parent_columns))
+        return source, " AND ".join(f"{junction}.{quote(k)} = {outer}.{quote(c)}" for k, c in zip(fk.origin_keys, fk.origin_columns))
+    if kind == "m2o":
+        return source, " AND ".join(f"{alias}.{quote(p)} = {outer}.{quote(c)}" for c, p in zip(fk.child_columns, fk.parent_columns))
+    return source, " AND ".join(f"{alias}.{quote(c)} = {outer}.{quote(p)}" for c, p in zip(fk.child_columns, fk.parent_columns))
+
+
+def _embed(
+    e: Embedded,
+    parent: str,
+    fks: list[Relationship],
+    parent_ref: str | None = None,
+    depth: int = 0,
+    *,
+    scoped: dict[str, list[Column]] | None = None,
+    p: Statement | None = None,
+    path: str = "",
+    options: dict[str, str] | None = None,
+) -> str:
+    """An embedded resource as a correlated sub-select through the foreign key PostgREST would use;
+    its own embeds (`comments(id, author:authors(name))`) nested inside it, each checked too."""
+    name = e.table
+    if e.spread and e.alias:  # QueryParams.hs, pSpreadRelationSelect: `alias:...rel(*)` does not parse
+        raise PostgrestError(f"failed to parse select parameter ({e.alias}:...{name}) (PGRST100): a spread takes no alias")
+    fk, kind, relation = _resolve(e, parent, fks)
+    if e.spread and kind != "m2o" and _uses_aggregates(e.columns, e.embedded):
+        raise PostgrestError("Aggregates are not implemented for one-to-many or many-to-many spreads (PGRST127)")  # Plan.hs
+    alias = quote(f"_{relation}" + (f"_{depth}" if depth else ""))
+    source, join = _joined(fk, kind, relation, alias, parent_ref or quote(parent), depth)
     items = [_select_item(c, f"{alias}.") for c in e.columns]
     own = [c for key in {path + n for n in {e.alias or name, name}} for c in (scoped or {}).get(key, [])]
     key = path + (e.alias or name)
-    items += [_embed(nested, relation, fks, alias, depth + 1, scoped=scoped, p=p, path=key + ".") for nested in e.embedded]
+    items += [_embed(nested, relation, fks, alias, depth + 1, scoped=scoped, p=p, path=key + ".", options=options) for nested in e.embedded]
     items = items or [f"{alias}.*"]
     conditions = [join, *(_where(own, e.embedded, p, f"{alias}.", relation) if p is not None else [])]
     order = [_order(c, f"{alias}.") for c in own if c.op == "order"]
+    # `.limit(n, { referencedTable })`: sent as `rel.limit`, applied inside the embed
+    limits = {k.rpartition(".")[2]: v for k, v in (options or {}).items() if k.rpartition(".")[0] in {path + e.table, key}}
     inner = f"SELECT {', '.join(items)} FROM {source} WHERE {' AND '.join(conditions)}" + (
         f" ORDER BY {', '.join(order)}" if order else ""
-    )
+    ) + _limit(limits)
     return f"(SELECT json_agg(x) FROM ({inner}) AS x) AS {quote(e.alias or name)}"
+
+
+def _related_order(c: Column, embedded: tuple[Embedded, ...], parent: str, fks: list, p: Statement) -> str | None:  # type: ignore[type-arg]
+    """`.order('rel(col)')`: ordering by a column of an embedded to-one resource, named as the
+    request names it (its alias, else its name); PGRST108 when not embedded, PGRST118 when to-many
+    (Plan.hs, addRelatedOrders). None for an order on the table's own column."""
+    m = re.fullmatch(r"([^()]+)\(([^()]+)\)", c.name)
+    if m is None:
+        return None
+    found = next((e for e in embedded if (e.alias or e.table) == m[1]), None)
+    if found is None:
+        raise EmbedError(f"'{m[1]}' is not an embedded resource in this request (PGRST108)")
+    fk, kind, relation = _resolve(found, parent, fks)
+    if kind != "m2o":
+        raise PostgrestError(f"A related order on '{m[1]}' is not possible: '{parent}' and '{m[1]}' do not form a many-to-one or one-to-one relationship (PGRST118)")
+    alias = quote(f"_{relation}_o")
+    source, join = _joined(fk, kind, relation, alias, quote(parent), 0)
+    column = dataclasses.replace(c, name=m[2].strip())
+    return _order(c, ref=f"(SELECT {_ref(column, f'{alias}.')} FROM {source} WHERE {join})")
 
 
 def _relations_of(origin: str, fks: list) -> list[tuple]:  # type: ignore[type-arg]
@@ -699,8 +754,10 @@ def _matches(r: Relationship | ManyToMany, kind: str, origin: str, target: str, 
             return target == foreign and kind == "o2m" or single_col and kind == "m2o"
         return target == foreign and kind == "o2m" and len(foreign_columns) == 1 and hint == foreign_columns[0]
     if hint is None:
-        # /projects?select=clients(*), projects_client_id_fkey(*), client_id(*)
-        return target == foreign or target == r.name or single_col
+        # /projects?select=clients(*), projects_client_id_fkey(*), client_id(*); the last two
+        # never reach a view (Plan.hs, findRel: `not relFTableIsView`)
+        foreign_is_view = r.parent_view if kind == "m2o" else r.child_view
+        return target == foreign or (target == r.name or single_col) and not foreign_is_view
     return target == foreign and (
         hint == r.name
         or len(origin_columns) == 1 and hint == origin_columns[0]

@@ -24,6 +24,7 @@ class Found:
     opaque: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     payload_objects: list[Span] = field(default_factory=list)
+    malformed: list[str] = field(default_factory=list)  # PostgREST strings that do not parse
 
     def freeze(self) -> Columns:
         return Columns(
@@ -55,6 +56,7 @@ def add_select(found: Found, lit: StringLiteral, src: SourceText, *, op: str = "
         tree = postgrest.parse_select(lit.value)
     except postgrest.PostgrestSyntaxError as exc:
         found.notes.append(f"select string does not parse ({exc}): {lit.value!r}")
+        found.malformed.append(f"failed to parse select parameter ({lit.value}): {exc}")
         return
     if not tree.items:
         span, pos = _where(lit, src, 0, 0)
@@ -83,6 +85,7 @@ def _items(
                     span=span,
                     columns=tuple(sub_cols),
                     embedded=tuple(sub_embeds),
+                    spread=item.spread,
                 )
             )
         else:
@@ -130,6 +133,7 @@ def add_logic(found: Found, lit: StringLiteral, src: SourceText, *, op: str, qua
         conditions = postgrest.parse_logic(lit.value)
     except postgrest.PostgrestSyntaxError as exc:
         found.notes.append(f"{op}() string does not parse ({exc}): {lit.value!r}")
+        found.malformed.append(f"failed to parse logic tree ({lit.value}): {exc}")
         return
     for cond in conditions:
         column = cond.column
@@ -160,6 +164,7 @@ def add_conflict(found: Found, lit: StringLiteral, src: SourceText, *, op: str) 
         parts = postgrest.split_columns(lit.value)
     except postgrest.PostgrestSyntaxError as exc:
         found.notes.append(f"{op} string does not parse ({exc}): {lit.value!r}")
+        found.malformed.append(f"failed to parse on_conflict ({lit.value}): {exc}")
         return
     for name, start, end in parts:
         span, pos = _where(lit, src, start, end)

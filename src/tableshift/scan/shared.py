@@ -95,4 +95,5 @@ def table_call(
         operation_span=operation_span,
         payload_objects=tuple(found.payload_objects),
         open_chain=continued or escaped is not None,
+        malformed=tuple(found.malformed),
     )

@@ -539,7 +539,7 @@ class _FileScan:
                     value = self._order(args[1]) if len(args) > 1 else "asc"
                 elif name in ("not", "filter"):  # `.not('a', 'is', null)`: sent as `a=not.is.null`, `.filter(a, op, v)` as `a=op.v`
                     operator = n.string_literal(args[1]) if len(args) > 1 else None
-                    operand = _filter_value(args[2]) if len(args) > 2 else None
+                    operand = _template_value(args[2]) if len(args) > 2 else None
                     value = f"{operator.value}.{operand}" if operator is not None and operand is not None else None
                 else:
                     value = _method_value(name, args)
@@ -576,15 +576,7 @@ class _FileScan:
         return text
 
     def _referenced_table(self, options: Node) -> str | None:
-        options = n.unwrap(options)
-        if options.type != "object":
-            return None
-        for key in ("referencedTable", "foreignTable"):
-            value = n.object_value(options, key)
-            lit = n.string_literal(value) if value is not None else None
-            if lit is not None:
-                return lit.value
-        return None
+        return _referenced_table(options)
 
     def _options(self, options: Node, found: col.Found, op: str) -> None:
         """`{ onConflict: 'a,b' }`; any other shape may hide conflict columns, so it is recorded."""
@@ -649,15 +641,32 @@ class _FileScan:
         return Opaque(role, reason, self.src.position(node.start_byte))
 
 
+def _referenced_table(options: Node) -> str | None:
+    """`{ referencedTable: 'rel' }` (or its old name, foreignTable) of an order, or, limit or range."""
+    options = n.unwrap(options)
+    if options.type != "object":
+        return None
+    for key in ("referencedTable", "foreignTable"):
+        value = n.object_value(options, key)
+        lit = n.string_literal(value) if value is not None else None
+        if lit is not None:
+            return lit.value
+    return None
+
+
 def _options_of(links: list[Link]) -> tuple[tuple[str, str], ...]:
-    """limit / range, a select's count and head, an upsert's ignoreDuplicates: what `verify` builds SQL from."""
+    """limit / range, a select's count and head, an upsert's ignoreDuplicates: what `verify` builds SQL from.
+    A limit or range on an embedded resource is keyed as postgrest-js sends it: `rel.limit`."""
     out: list[tuple[str, str]] = []
     for link in links:
         args = link.args
-        if link.name == "limit" and args:
-            out.append(("limit", _value_text(args[0]) or "?"))
-        elif link.name == "range" and len(args) >= 2:
-            out.append(("range", f"{_value_text(args[0]) or '?'},{_value_text(args[1]) or '?'}"))
+        if link.name in ("limit", "range") and len(args) >= (1 if link.name == "limit" else 2):
+            scope = _referenced_table(args[-1]) if len(args) > (1 if link.name == "limit" else 2) else None
+            key = f"{scope}.{link.name}" if scope else link.name
+            if link.name == "limit":
+                out.append((key, _value_text(args[0]) or "?"))
+            else:
+                out.append((key, f"{_value_text(args[0]) or '?'},{_value_text(args[1]) or '?'}"))
         elif link.name in ("select", "upsert", "insert") and len(args) > 1 and n.unwrap(args[1]).type == "object":
             for key, name in (("count", "count"), ("head", "head"), ("ignoreDuplicates", "ignore_duplicates"), ("defaultToNull", "default_to_null")):
                 value = n.object_value(n.unwrap(args[1]), key)
@@ -708,6 +717,16 @@ def _method_value(name: str, args: list[Node]) -> str | None:
 
 
 _COMPUTED = object()
+
+
+def _template_value(node: Node) -> str | None:
+    """A value as a template literal writes it (`${value}`): an array is its elements joined by
+    commas, without the parentheses an `in` list needs (postgrest-js's not() and filter())."""
+    inner = n.unwrap(node)
+    if inner.type == "array":
+        items = _array_items(inner)
+        return None if items is None else ",".join(t for t, _ in items)
+    return _filter_value(node)
 
 
 def _array_items(node: Node) -> list[tuple[str, bool]] | None:
