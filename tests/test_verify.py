@@ -560,3 +560,14 @@ def test_python_calls_are_checked_with_the_values_supabase_py_sends(pg_admin_url
     assert verdicts[3] == 'invalid input syntax for type integer: "x"'
     assert verdicts[4] == 'null value in column "title" of relation "posts" violates not-null constraint'
     assert verdicts[5] is None and verdicts[6] is None
+
+
+def test_a_writes_embedded_or_applies_to_the_table_itself_as_postgrest_plans_it(pg_admin_url):
+    ddl = "CREATE TABLE posts (id int PRIMARY KEY, title text); CREATE TABLE comments (id int PRIMARY KEY, post_id int REFERENCES posts, body text);"
+    code = (
+        "const a = () => supabase.from('posts').update({ title: 'x' }).or('id.eq.1', { referencedTable: 'comments' }).select('id, comments(id)');\n"
+        "const b = () => supabase.from('posts').update({ title: 'x' }).or('body.eq.y', { referencedTable: 'comments' }).select('id, comments(id)');\n"
+    )
+    verdicts = _verdicts(pg_admin_url, ddl, code, "posts")
+    assert verdicts[0] is None  # a WHERE clause: pg-safeupdate lets it through
+    assert verdicts[1] == "column posts.body does not exist"

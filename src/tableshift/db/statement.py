@@ -274,7 +274,12 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
     # every column qualified with its table, as PostgREST writes them: a computed column (a
     # function taking the row, `full_title(posts)`) is then found as `"posts"."full_title"`
     prefix = f"{alias}." if op in (None, Operation.SELECT, Operation.UPDATE, Operation.DELETE) else ""
-    where = _where([c for c in columns.filter if c.qualifier is None], columns.embedded, p, prefix, table.split(".")[-1])
+    root = [c for c in columns.filter if c.qualifier is None]
+    if op not in (None, Operation.SELECT):
+        # a write applies every or() / and() to the table itself, embedded ones too: mutatePlan
+        # takes each logic tree without its embed path (Plan.hs, `logic = map (... . snd) qsLogic`)
+        root += [dataclasses.replace(c, qualifier=None) for c in columns.filter if c.qualifier is not None and c.op == "or"]
+    where = _where(root, columns.embedded, p, prefix, table.split(".")[-1])
     where_sql = f" WHERE {' AND '.join(where)}" if where else ""
     options = dict(call.options)
     for key in options:  # `rel.limit`, `rel.range`: on an embedded resource, which must be embedded
