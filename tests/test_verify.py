@@ -571,3 +571,16 @@ def test_a_writes_embedded_or_applies_to_the_table_itself_as_postgrest_plans_it(
     verdicts = _verdicts(pg_admin_url, ddl, code, "posts")
     assert verdicts[0] is None  # a WHERE clause: pg-safeupdate lets it through
     assert verdicts[1] == "column posts.body does not exist"
+
+
+def test_the_resources_a_write_returns_embedded_are_checked(pg_admin_url):
+    ddl = "CREATE TABLE posts (id int PRIMARY KEY, title text); CREATE TABLE comments (id int PRIMARY KEY, post_id int REFERENCES posts, body text);"
+    code = (
+        "const a = () => supabase.from('posts').insert({ id: 1, title: 'x' }).select('id, comments(body)');\n"
+        "const b = () => supabase.from('posts').insert({ id: 1, title: 'x' }).select('id, comments(nope)');\n"
+        "const c = () => supabase.from('posts').update({ title: 'x' }).eq('id', 1).select('id, authors(id)');\n"
+    )
+    verdicts = _verdicts(pg_admin_url, ddl, code, "posts")
+    assert verdicts[0] is None
+    assert verdicts[1] == "column _comments.nope does not exist"
+    assert verdicts[2] == "PostgREST: Could not find a relationship between 'posts' and 'authors' in the schema cache"

@@ -219,6 +219,9 @@ class Statement:
     # a write's body and its row type: EXPLAIN never reads the body, so check() converts it to the
     # row type apart (a pure SELECT of a constant: no table is read or written)
     body: tuple[str, str] | None = None
+    # a write's representation embeds resources (`insert(...).select('id, author(name)')`): the
+    # embeds as a read of the table, checked apart (the write's own parameters are not theirs)
+    representation: Statement | None = None
 
     def payload(self, row_type: str, rows: list[dict[str, object]]) -> str:
         self.body = (row_type, _json(rows))
@@ -303,6 +306,11 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
     # a write's filters on an embedded resource only shape the returned representation; the
     # resource must still be embedded (Plan.hs, addLogicTrees / updateNode)
     _embedded_paths(scoped, columns.embedded)
+    if columns.embedded:  # PostgREST embeds them in what the write returns: read from the written rows
+        shown = Statement("", [], types=p.types)
+        embeds = [_embed(e, table.split(".")[-1], fks, scoped=scoped, p=shown, options=options) for e in columns.embedded]
+        shown.sql = f"SELECT {', '.join(embeds)} FROM {target} AS {alias} WHERE false"
+        p.representation = shown
     # `.select(...)` chained on a write: PostgREST returns those columns (`RETURNING`)
     # qualified with the table, as PostgREST's returningF writes them: a computed column is found
     returning = [_select_item(c, f"{alias}.") for c in columns.select]
@@ -802,6 +810,8 @@ def check(conn: psycopg.Connection, statement: Statement) -> str | None:
     error = rejected(conn, f"EXPLAIN {statement.sql}", statement.params)
     if error is None and statement.body is not None:  # each value as the column's type, as PostgREST reads the body
         error = rejected(conn, f"SELECT count(*) FROM json_populate_recordset({statement.body[0]}, $1::json)", [statement.body[1]])
+    if error is None and statement.representation is not None:
+        error = check(conn, statement.representation)
     if error is None and statement.inserted is not None:
         error = _not_null(conn, *statement.inserted)
     return error
