@@ -90,6 +90,15 @@ def test_a_new_legacy_call_fails_with_exactly_that_call(repo):
     assert lines[-1].startswith("tableshift check: FAILED: 1 new legacy call")
 
 
+def test_a_new_generated_type_naming_a_legacy_table_fails(repo):
+    (repo / "src/types.ts").write_text("import type { Tables } from './database.types';\nexport type Row = Tables<'outcomes'>;\n")
+    proc = check(repo)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[0].startswith("src/types.ts:2:27: TS001 legacy table 'outcomes' (use 'engagement_metrics')")
+    data = json.loads(check(repo, "--format", "json").stdout)
+    assert [(n["file"], n["line"], n["table"], n["kind"]) for n in data["new"]] == [("src/types.ts", 2, "outcomes", "type")]
+
+
 def test_the_unmatched_call_is_reported_even_when_it_comes_first(repo):
     text = (repo / "src/queue.ts").read_text()
     (repo / "src/queue.ts").write_text("const early = () => supabase.from('tweets').upsert({ tweet_id: 'y' });\n" + text)

@@ -130,8 +130,9 @@ def test_audit_finds_exactly_the_calls_the_fixture_author_listed(case, monkeypat
     for key, want in wanted.items():
         got = found[key]
         assert got["dynamic"] == want.get("dynamic", False), key
-        if not want.get("dynamic", False) and got["kind"] in ("table", "realtime"):
+        if not want.get("dynamic", False) and got["kind"] in ("table", "realtime", "type"):
             assert got["table"] == want.get("table"), key
+        assert got["form"] == want.get("form"), key
         if want.get("dynamic", False):
             assert sorted(got["candidates"]) == sorted(want.get("candidates", [])), key
         assert got["operation"] == want.get("operation"), key

@@ -35,6 +35,7 @@ class Kind(FastEnum):
     RPC = "rpc"
     REALTIME = "realtime"
     HELPER = "helper"  # a call of a helper that queries the table it is given (found by the link pass)
+    TYPE = "type"  # a generated type naming a table: `Tables<'x'>`, `Database['public']['Tables']['x']['Row']`
 
 
 class Operation(FastEnum):
@@ -245,6 +246,9 @@ class Call:
     open_chain: bool = False
     # PostgREST strings (select, or(), onConflict) that do not parse: PostgREST refuses the request (PGRST100)
     malformed: tuple[str, ...] = ()
+    # a type reference's form: `Tables`, `TablesInsert`, `TablesUpdate` (generic) or `['Tables']`,
+    # `['Tables'][…]['Row']`, `['Insert']`, `['Update']` (index)
+    form: str | None = None
 
     @property
     def is_read(self) -> bool | None:
@@ -273,6 +277,7 @@ class FileResult:
     error: str | None = None  # could not read or decode the file at all
     skipped: str | None = None  # why the file was not scanned
     candidates: bool = False  # a skipped file mentions `.from(` or the like: a gate must not pass it unseen
+    generated_types: bool = False  # `supabase gen types` output (a Database type declaring `Tables: {`): regenerated, not patched
 
 
 @compact_pickle

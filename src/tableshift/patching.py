@@ -230,6 +230,8 @@ class _Patcher:
         self, index: int, outcome: FileOutcome, whole: Rewrite | None, groups: dict[str, Rewrite], torn: list[Plan], *, late: bool = False
     ) -> None:
         """A file's rewrite into the patch, and its calls into the coverage report, in its place."""
+        if outcome.result.generated_types:
+            self.coverage.generated_types.append((index, outcome.result.path))
         changed = {_key(p) for p in whole.plans} if whole is not None and whole.changed else set()
         refused = {_key(p) for p in whole.plans} if whole is not None and whole.refused is not None else set()
         self.coverage.add(

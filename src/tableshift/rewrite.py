@@ -122,6 +122,8 @@ class _Planner:
                 )
             self._table(rule)
             table_now = table_part(rule.target)
+            if call.kind is Kind.TYPE:
+                self._row_type(rule)
             for column in (*call.columns.select, *call.columns.filter, *call.columns.write, *call.columns.on_conflict):
                 if column.qualifier is None:
                     self._column(column, rule)
@@ -162,6 +164,24 @@ class _Planner:
             self.reasons.append(f"target {rule.target!r} is in another schema: change `.schema()` by hand")
         else:
             self.edits.append(Edit(table.span, table_part(rule.target)))
+
+    def _row_type(self, rule: TableRule) -> None:
+        """A generated type of the legacy table means the same to the code as the target's only
+        when the table is renamed and nothing else: renamed or dropped columns, or a merged table's
+        discriminator, change the row type the code relies on."""
+        changes = []
+        if rule.renames:
+            changes.append("renames " + ", ".join(f"{old} -> {new}" for old, new in rule.renames))
+        if rule.drop:
+            changes.append("drops " + ", ".join(sorted(rule.drop)))
+        if rule.where or rule.set:
+            columns = dict.fromkeys([c for c, _ in (*rule.where, *rule.set)])
+            changes.append(f"merges it into {rule.target!r} with {', '.join(columns)}")
+        target = self.schema.table(rule.target) if self.schema is not None else None
+        if target is not None and target.required and self.call.form in ("TablesInsert", "['Tables'][…]['Insert']"):
+            changes.append(f"an insert into {rule.target!r} must give {', '.join(target.required)}")
+        if changes:
+            self.reasons.append(f"the row type of {rule.legacy!r} changes ({'; '.join(changes)}): the code using this type must follow")
 
     def _same_schema(self, target: str) -> bool:
         if "." not in target:

@@ -90,6 +90,8 @@ class AuditBuilder:
             s["realtime_calls"] += 1
         if call.kind is Kind.HELPER:
             s["helper_calls"] += 1
+        if call.kind is Kind.TYPE:
+            s["type_references"] += 1
         s["calls_in_error_regions"] += call.in_error_region
         s["suppressed_calls"] += bool(call.suppression)
         if verdict.status is not None:
@@ -101,6 +103,8 @@ class AuditBuilder:
             if call.kind is Kind.TABLE:
                 row["calls"] += 1
                 row["operations"][call.operation.value if call.operation else "unknown"] += 1
+            elif call.kind is Kind.TYPE:
+                row["types"] += 1
             else:
                 row["realtime"] += 1
             self.table_files[call.table.name].add(call.file)
@@ -121,6 +125,10 @@ class AuditBuilder:
                 c["embedded"] += 1
             elif call.kind is Kind.REALTIME:
                 c["realtime"] += 1
+            elif call.kind is Kind.TYPE:
+                c["types"] += 1
+                if plan is not None and plan.fix.value in ("auto", "review"):
+                    c[f"types_{plan.fix.value}"] += 1
             elif call.kind is Kind.TABLE:
                 c["calls"] += 1
                 op = call.operation.value if call.operation else "unknown"
@@ -140,6 +148,7 @@ class AuditBuilder:
                 "calls": 0,
                 "embedded": 0,
                 "realtime": 0,
+                "types": 0,  # generated types naming it (`Tables<'x'>`)
                 "files": 0,
                 "operations": dict.fromkeys(_OPS, 0),
                 "legacy": None if self.rules is None else rule is not None,
@@ -161,6 +170,7 @@ class AuditBuilder:
             "rpc_calls": sum(self.named[Kind.RPC].values()),
             "realtime_calls": s["realtime_calls"],
             "helper_calls": s["helper_calls"],
+            "type_references": s["type_references"],
             "parse_errors": len(self.parse_errors),
             "calls_in_error_regions": s["calls_in_error_regions"],
             "suppressed_calls": s["suppressed_calls"],
@@ -169,7 +179,7 @@ class AuditBuilder:
         }
         for name, row in self.tables.items():
             row["files"] = len(self.table_files[name])
-        tables = sorted(self.tables.values(), key=lambda r: (-(r["calls"] + r["embedded"] + r["realtime"]), r["name"]))
+        tables = sorted(self.tables.values(), key=lambda r: (-(r["calls"] + r["embedded"] + r["realtime"] + r["types"]), r["name"]))
         report: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "tool": {"name": "tableshift", "version": __version__},
@@ -188,6 +198,7 @@ class AuditBuilder:
                     **{k: self.legacy[rule.legacy].get(k, 0) for k in ("calls", "embedded", "realtime", "dynamic")},
                     "files": len(self.legacy_files[rule.legacy]),
                     **{k: self.legacy[rule.legacy].get(k, 0) for k in ("reads", "writes", "unknown", "auto", "review")},
+                    **{k: self.legacy[rule.legacy].get(k, 0) for k in ("types", "types_auto", "types_review")},
                 }
                 for rule in self.rules.tables
             ]
@@ -239,6 +250,7 @@ def call_json(verdict: Verdict, plan: Plan | None = None) -> dict[str, Any]:
         "candidates": list(table.candidates) if table is not None else [],
         "name": call.name,
         "event": call.event,
+        "form": call.form,
         "operation": call.operation.value if call.operation else None,
         "read": call.is_read,
         "confidence": call.confidence.value,

@@ -57,6 +57,7 @@ def _finding(f: Finding, rules: RuleSet, level: str) -> dict[str, Any]:
         "end_line": call.end.line,
         "end_column": call.end.column,
         "table": None if f.use.table == DYNAMIC else f.use.table,
+        "kind": call.kind.value,  # table, realtime, type, helper...
         "target": rule.target if rule is not None else None,
         "status": f.use.plan.verdict.status.value if f.use.plan.verdict.status else None,
         "fix": f.use.plan.fix.value,

@@ -9,7 +9,7 @@ from typing import Any
 
 from tableshift import __version__
 from tableshift.engine import Rewrite
-from tableshift.model import Operation
+from tableshift.model import Kind, Operation
 from tableshift.report.escape import md_code, printable
 from tableshift.report.render import Entries
 from tableshift.rewrite import Fix, Plan
@@ -40,6 +40,8 @@ class Selection:
             others = ", ".join(sorted(groups - self.groups))
             return "--group" if not groups & self.groups else f"--group: the call also uses group {others}"
         op = plan.call.operation
+        if plan.call.kind is Kind.TYPE:  # a row type follows the rows the code reads
+            return "--only writes: a type reference moves with the reads" if self.only == "writes" else None
         if self.only is not None and op is None:
             return f"--only {self.only}: operation unknown (chain continues elsewhere)"
         if self.only == "reads" and op is not Operation.SELECT:
@@ -79,6 +81,7 @@ class CoverageBuilder:
         self.refused_files: list[tuple[int, dict[str, Any]]] = []
         self.refused_calls = 0
         self.files_changed = 0
+        self.generated_types: list[tuple[int, str]] = []  # `supabase gen types` output: regenerated, not patched
 
     def add(
         self,
@@ -158,6 +161,9 @@ class CoverageBuilder:
             "left_out": self.left_out,
             "refused_files": [entry for _, entry in sorted(self.refused_files, key=lambda e: e[0])],
             "not_rewritten_because_refused": self.refused_calls,
+            # the tables' own declarations: regenerate them (`supabase gen types`) once `expand` has
+            # created the targets, then again after `contract`
+            "generated_types": [path for _, path in sorted(self.generated_types)],
         }
 
     def close(self) -> None:
@@ -219,6 +225,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         lines.append("  left out: " + ", ".join(f"{n} by {w}" for w, n in sorted(why.items())))
     for refused in report["refused_files"]:
         lines.append(f"  refused {printable(refused['file'])}: {printable(refused['reason'])}")
+    if report.get("generated_types"):
+        files = ", ".join(printable(f) for f in report["generated_types"])
+        lines.append(f"  generated types, not patched: {files}: regenerate them (supabase gen types) after `expand`, and again after `contract`")
     return lines
 
 
@@ -289,6 +298,13 @@ def markdown_lines(report: dict[str, Any]) -> Iterator[str]:
             where = ", ".join(md_code(f"{e['file']}:{e['line']}") for e in entries)
             more = ", …" if counts[why] > 10 else ""
             yield (f"- {why}: {counts[why]} auto calls ({where}{more})")
+    if report.get("generated_types"):
+        yield ""
+        yield "## Generated types"
+        yield ""
+        yield "Not patched: regenerate them (`supabase gen types`) after `expand` creates the target tables, and again after `contract`."
+        yield ""
+        yield from [f"- {md_code(f)}" for f in report["generated_types"]]
     if report["refused_files"]:
         yield from ["", "## Files refused", ""]
         yield from [f"- {md_code(r['file'])}: {_md(r['reason'])}" for r in report["refused_files"]]

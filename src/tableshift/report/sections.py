@@ -48,6 +48,7 @@ def audit_sections(report: dict[str, Any], extras: dict[str, Any] | None = None)
                     ("rpc calls", "rpc_calls"),
                     ("realtime subscriptions", "realtime_calls"),
                     ("helper calls passing a table", "helper_calls"),
+                    ("generated types naming a table", "type_references"),
                     ("files with parse errors", "parse_errors"),
                 )
             )
@@ -59,12 +60,12 @@ def audit_sections(report: dict[str, Any], extras: dict[str, Any] | None = None)
         out.append(
             Section(
                 f"Legacy tables ({report['rules']['name']})",
-                ("legacy table", "target", "group", "calls", "reads", "writes", "op?", "embeds", "dynamic", "auto", "review", "files"),
+                ("legacy table", "target", "group", "calls", "reads", "writes", "op?", "embeds", "dynamic", "auto", "review", "types", "files"),
                 tuple(
-                    (r["table"], r["target"], r["group"], *map(str, (r["calls"], r["reads"], r["writes"], r["unknown"], r["embedded"], r["dynamic"], r["auto"], r["review"], r["files"])))
+                    (r["table"], r["target"], r["group"], *map(str, (r["calls"], r["reads"], r["writes"], r["unknown"], r["embedded"], r["dynamic"], r["auto"], r["review"], r["types"], r["files"])))
                     for r in report["legacy"]
                 ),
-                note="op?: operation unknown; embeds: uses inside other calls' select strings; dynamic: calls whose table is not known but may be this one; auto / review: what `tableshift patch` can rewrite",
+                note="op?: operation unknown; embeds: uses inside other calls' select strings; dynamic: calls whose table is not known but may be this one; auto / review: what `tableshift patch` can rewrite; types: generated types naming it (`Tables<'x'>`)",
             )
         )
     ops = ("select", "insert", "update", "upsert", "delete", "unknown")
@@ -73,7 +74,7 @@ def audit_sections(report: dict[str, Any], extras: dict[str, Any] | None = None)
     out.append(
         Section(
             "Tables by usage",
-            ("table", "calls", *ops[:-1], "op?", "embeds", "realtime", "files", "legacy → target"),
+            ("table", "calls", *ops[:-1], "op?", "embeds", "realtime", "types", "files", "legacy → target"),
             tuple(
                 (
                     t["name"],
@@ -81,6 +82,7 @@ def audit_sections(report: dict[str, Any], extras: dict[str, Any] | None = None)
                     *(str(t["operations"][o]) for o in ops),
                     str(t["embedded"]),
                     str(t["realtime"]),
+                    str(t["types"]),
                     str(t["files"]),
                     t["target"] or "",
                 )

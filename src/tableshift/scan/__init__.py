@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from tableshift.model import Edit, FileResult
 from tableshift.scan import components  # no parser imported either: it asks the TypeScript scanner per block
 from tableshift.scan.components import COMPONENTS
-from tableshift.scan.shared import PY_CANDIDATE, TS_CANDIDATE  # no parser imported to skip a file
+from tableshift.scan.shared import PY_CANDIDATE, TS_CANDIDATE, TYPE_CANDIDATE, generated_types  # no parser imported to skip a file
 
 
 def _typescript():  # type: ignore[no-untyped-def]
@@ -33,6 +33,8 @@ def has_candidates(data: bytes, language: str) -> bool:
     if language == "python":
         return PY_CANDIDATE.search(data) is not None
     # `in` is memchr-fast; the regex only runs on files that could match at all
+    if b"Tables" in data and TYPE_CANDIDATE.search(data) is not None:
+        return True
     if b"rpc" not in data and b"postgres_changes" not in data and b"from" not in data:
         return False
     return TS_CANDIDATE.search(data) is not None
@@ -51,7 +53,8 @@ def scan_source(data: bytes, *, path: str, language: str) -> FileResult:
             calls, parse_error = _typescript().scan(data, path=path, language=language)
     except Exception as exc:  # a scanner bug or an undecodable file must not stop a scan of thousands of files
         return FileResult(path=path, language=language, error=f"{type(exc).__name__}: {exc}")
-    return FileResult(path=path, language=language, calls=tuple(calls), parsed=True, parse_error=parse_error)
+    generated = language != "python" and generated_types(data)
+    return FileResult(path=path, language=language, calls=tuple(calls), parsed=True, parse_error=parse_error, generated_types=generated)
 
 
 def error_count_edited(old: bytes, new: bytes, edits: Iterable[Edit], language: str) -> int:

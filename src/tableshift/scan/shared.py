@@ -17,6 +17,15 @@ CLIENTISH = re.compile(r"supabase|client|admin|(?<![a-z])db|database|(?<![a-z])s
 # Byte-level prefilters: a file that matches none is never parsed. TypeScript also matches
 # around each hit, so the two must stay one pattern.
 TS_CANDIDATE = re.compile(rb"\.\s*(?:from|rpc)\s*(?:<[^()]{0,200}?>\s*)?\(|postgres_changes")  # `.from<Row>(` too
+# generated Supabase types naming a table: `Tables<'x'>`, `TablesInsert<`, `['Tables']['x']`
+TYPE_CANDIDATE = re.compile(rb"\bTables(?:Insert|Update)?\s*<|\[\s*['\"]Tables['\"]\s*\]")
+# `supabase gen types` output: a `Database` type whose schemas declare `Tables: {` of `Row: {` types
+GENERATED_TYPES = re.compile(rb"\bTables\s*:\s*\{")
+
+
+def generated_types(data: bytes) -> bool:
+    """A file of generated Supabase types: the tables' own declarations, regenerated, never patched."""
+    return b"Tables" in data and b"Row" in data and GENERATED_TYPES.search(data) is not None and re.search(rb"\bRow\s*:\s*\{", data) is not None
 PY_CANDIDATE = re.compile(rb"\.\s*(?:table|from_|rpc|on_postgres_changes)\s*\(")
 _PUNCTUATION = re.compile(r"([.()\[\]{},:])")
 

@@ -29,9 +29,11 @@ from tableshift.scan import ts_nodes as n
 from tableshift.scan.shared import (
     CLIENTISH,
     TS_CANDIDATE,
+    TYPE_CANDIDATE,
     UNKNOWN_SCHEMA,
     chain_evidence,
     fold,
+    generated_types,
     in_unknown_schema,
     table_call,
 )
@@ -233,6 +235,8 @@ def scan(data: bytes, *, path: str, language: str) -> tuple[list[Call], bool]:
         call = ctx.call_at(node, method) if method is not None else None
         if call is not None:
             calls.append(call)
+    if b"Tables" in data and not generated_types(data):
+        calls.extend(ctx.type_references(data))
     calls.sort(key=lambda c: (c.span.start, c.start.line, c.start.column))
     return calls, root.has_error
 
@@ -251,6 +255,96 @@ class _FileScan:
         self._says_storage = b"storage" in src.data
 
     # -- detection --------------------------------------------------------
+
+    # -- generated types naming a table -------------------------------------
+
+    def type_references(self, data: bytes) -> list[Call]:
+        """Each generated type naming a table whose name is a literal: `Tables<'x'>`,
+        `TablesInsert<{ schema: 's' }, 'x'>`, `Database['public']['Tables']['x']['Row']`. One
+        naming its table through a type parameter (`Tables<T>`, in helper code) names none."""
+        out: list[Call] = []
+        seen: set[int] = set()
+        for hit in TYPE_CANDIDATE.finditer(data):
+            found = self._type_reference(self.root.descendant_for_byte_range(hit.start(), hit.end()))
+            if found is None or found[0].start_byte in seen:
+                continue
+            seen.add(found[0].start_byte)
+            out.append(self._type_call(*found))
+        return out
+
+    def _type_reference(self, node: Node | None) -> tuple[Node, Node, str, str | None] | None:
+        """(the type node, the table's string literal, the form, the schema) of a hit."""
+        while node is not None and node.type not in ("generic_type", "lookup_type"):
+            if node.type in ("program", "statement_block", "class_body"):
+                return None
+            node = self.parents.parent(node)
+        if node is None:
+            return None
+        if node.type == "generic_type":
+            name = node.child_by_field_name("name") or (node.named_children[0] if node.named_children else None)
+            form = n.text(name).rpartition(".")[2] if name is not None else ""
+            arguments = node.child_by_field_name("type_arguments")
+            args = [a for a in arguments.named_children if a.type != "comment"] if arguments is not None else []
+            if form not in ("Tables", "TablesInsert", "TablesUpdate") or not args:
+                return None
+            schema = None
+            if args[0].type == "object_type" and len(args) > 1:  # `Tables<{ schema: 'storage' }, 'objects'>`
+                for prop in args[0].named_children:
+                    key = prop.child_by_field_name("name") if prop.type == "property_signature" else None
+                    annotation = prop.child_by_field_name("type") if key is not None and n.text(key) == "schema" else None
+                    if annotation is not None:
+                        schema = self._type_string(annotation.named_children[0] if annotation.named_children else None)
+                args = args[1:]
+            table = args[0].named_children[0] if args[0].type == "literal_type" and args[0].named_children else None
+            return (node, table, form, schema) if table is not None and n.string_literal(table) is not None else None
+        # `X['Tables']`: the hit's own lookup; the table is the index of the lookup holding it
+        if self._type_string(node.named_children[-1] if node.named_children else None) != "Tables":
+            return None
+        outer = self.parents.parent(node)
+        if outer is None or outer.type != "lookup_type" or outer.named_children[0] != node:
+            return None
+        table = outer.named_children[-1].named_children[0] if outer.named_children[-1].type == "literal_type" else None
+        if table is None or n.string_literal(table) is None:
+            return None
+        top, form = outer, "['Tables']"
+        row = self.parents.parent(outer)
+        if row is not None and row.type == "lookup_type" and row.named_children[0] == outer:
+            kind = self._type_string(row.named_children[-1])
+            if kind in ("Row", "Insert", "Update"):
+                top, form = row, f"['Tables'][…]['{kind}']"
+        inner = node.named_children[0]
+        schema = self._type_string(inner.named_children[-1]) if inner.type == "lookup_type" else None
+        return top, table, form, schema
+
+    @staticmethod
+    def _type_string(node: Node | None) -> str | None:
+        if node is not None and node.type == "literal_type" and node.named_children:
+            node = node.named_children[0]
+        lit = n.string_literal(node) if node is not None else None
+        return lit.value if lit is not None else None
+
+    def _type_call(self, top: Node, table: Node, form: str, schema: str | None) -> Call:
+        lit = n.string_literal(table)
+        assert lit is not None
+        start = self.src.position(lit.content_start)
+        statement_node = _statement(top, self.parents)
+        first = self.src.position(statement_node.start_byte).line
+        return Call(
+            file=self.path,
+            language=self.language,
+            kind=Kind.TYPE,
+            span=_span(top),
+            start=start,
+            end=self.src.position(top.end_byte),
+            client=None,
+            code=self.src.line_text(start.line).strip(),
+            chain=fold(n.text(top)),
+            schema=schema,
+            table=TableArg(lit.value, TableSource.LITERAL, span=lit.content_span),
+            form=form,
+            suppression=self.src.suppression(tuple(dict.fromkeys((start.line, first))), tuple(dict.fromkeys((start.line - 1, first - 1)))),
+            in_error_region=statement_node.has_error,
+        )
 
     def call_at(self, node: Node, method: Node) -> Call | None:
         func = _callee(node)
