@@ -99,6 +99,13 @@ def test_a_new_generated_type_naming_a_legacy_table_fails(repo):
     assert [(n["file"], n["line"], n["table"], n["kind"]) for n in data["new"]] == [("src/types.ts", 2, "outcomes", "type")]
 
 
+def test_a_new_rest_url_on_a_legacy_table_fails(repo):
+    (repo / "src/rest.ts").write_text("export const get = (u: string) => fetch(`${u}/rest/v1/outcomes?select=likes_count`);\n")
+    data = json.loads(check(repo, "--format", "json").stdout)
+    assert [(n["file"], n["line"], n["table"], n["kind"]) for n in data["new"]] == [("src/rest.ts", 1, "outcomes", "rest")]
+    assert check(repo).returncode == 1
+
+
 def test_the_unmatched_call_is_reported_even_when_it_comes_first(repo):
     text = (repo / "src/queue.ts").read_text()
     (repo / "src/queue.ts").write_text("const early = () => supabase.from('tweets').upsert({ tweet_id: 'y' });\n" + text)

@@ -368,3 +368,35 @@ def test_python_realtime_is_renamed_and_a_where_is_left_to_a_person(rules):
     data, found = plans("def sub(ch, cb):\n    ch.on_postgres_changes('INSERT', table='tweets', callback=cb)\n", rules, "python")
     [p] = [p for p in found if p.fix is not Fix.OK]
     assert p.fix is Fix.REVIEW and any("needs filter=" in r for r in p.reasons)
+
+
+# -- PostgREST over plain HTTP ------------------------------------------------
+
+
+def test_a_rest_url_is_rewritten_path_columns_and_where_as_a_client_call_would_be(rules):
+    assert rewrite("fetch(`${URL}/rest/v1/content_metadata?select=decision_id,topic_cluster&status=eq.queued`);", rules) == (
+        "fetch(`${URL}/rest/v1/content_queue?select=decision_id,topic_cluster:raw_topic&status=eq.queued`);"
+    )
+    # a merged table keeps its own rows: the rules' where joins the query
+    assert rewrite("fetch(`${URL}/rest/v1/tweets?select=tweet_id&tweet_id=eq.${id}`);", rules) == (
+        "fetch(`${URL}/rest/v1/posted_content?select=tweet_id&tweet_id=eq.${id}&kind=eq.tweet`);"
+    )
+    assert rewrite("fetch(URL + '/rest/v1/tweets', { method: 'DELETE' });", rules) == "fetch(URL + '/rest/v1/posted_content?kind=eq.tweet', { method: 'DELETE' });"
+    assert rewrite("fetch(`${URL}/rest/v1/outcomes?select=*`);", rules) == (
+        "fetch(`${URL}/rest/v1/engagement_metrics?select=*,likes_count:likes`);"  # no space: it is a URL
+    )
+
+
+def test_a_rest_url_the_patch_cannot_finish_goes_to_review_with_why(rules):
+    reasons = review_reasons("fetch(`${URL}/rest/v1/tweets?select=tweet_id&${more}`);", rules)
+    assert "where filter cannot be placed: the URL ends in an interpolation" in reasons
+    reasons = review_reasons("const u = `${URL}/rest/v1/tweets`; send(u); send(u);", rules)
+    assert "where filter cannot be placed: the request's method is not visible (the URL is sent elsewhere)" in reasons
+    reasons = review_reasons("fetch(`${URL}/rest/v1/outcomes`, { method: 'POST', body });", rules)
+    assert "the insert request's body is not read: its keys may name renamed columns" in reasons
+
+
+def test_generated_types_are_renamed_only_when_the_row_type_means_the_same(rules):
+    reasons = review_reasons("type Q = Tables<'content_metadata'>;", rules)
+    assert reasons == ["the row type of 'content_metadata' changes (renames topic_cluster -> raw_topic; drops actual_likes): the code using this type must follow"]
+    assert "merges it into 'posted_content' with kind" in review_reasons("type T = Database['public']['Tables']['tweets']['Row'];", rules)[0]

@@ -199,8 +199,9 @@ class _Planner:
         if column.span is None:
             self.reasons.append(f"select() of every column on {rule.legacy!r}: renamed columns change the row shape")
             return
-        aliases = ", ".join(f"{old}:{new}" for old, new in rule.renames)
-        self.edits.append(Edit(column.span, f"*, {aliases}"))
+        sep = "," if self.call.kind is Kind.REST else ", "  # a URL holds no spaces
+        aliases = sep.join(f"{old}:{new}" for old, new in rule.renames)
+        self.edits.append(Edit(column.span, f"*{sep}{aliases}"))
 
     def _column(self, column: Column, rule: TableRule) -> None:
         name = column.name
@@ -274,6 +275,9 @@ class _Planner:
 
     def _where(self, rule: TableRule) -> None:
         op = self.call.operation
+        if rule.where and self.call.kind is Kind.REST and op not in (Operation.INSERT, Operation.UPSERT):
+            self._rest_where(rule)
+            return
         if not rule.where or op in (Operation.INSERT, Operation.UPSERT) or self.call.kind is not Kind.TABLE:
             return
         if op is None or self.call.operation_span is None:
@@ -292,6 +296,28 @@ class _Planner:
             for col, value in rule.where
         )
         end = self.call.operation_span.end
+        self.edits.append(Edit(Span(end, end), text))
+
+    def _rest_where(self, rule: TableRule) -> None:
+        """A merged table read over HTTP keeps only its own rows: `&kind=eq.document` at the URL's end."""
+        call = self.call
+        if call.operation is None:
+            self.reasons.append("where filter cannot be placed: the request's method is not visible (the URL is sent elsewhere)")
+            return
+        if call.operation_span is None:
+            self.reasons.append("where filter cannot be placed: the URL ends in an interpolation")
+            return
+        own = [c for c in call.columns.filter if c.qualifier is None]
+        touched = [col for col, _ in rule.where if any((rule.rename(c.name) or c.name) == col for c in own)]
+        if touched:
+            self.reasons.append(f"the URL filters on {touched[0]!r} itself, which the rules' where sets for {rule.target!r}: merge them by hand")
+            return
+        from urllib.parse import quote as url_quote
+
+        text = "".join(f"&{col}=eq.{url_quote(str(value).lower() if isinstance(value, bool) else str(value), safe='')}" for col, value in rule.where)
+        if "?" not in call.chain:
+            text = "?" + text[1:]
+        end = call.operation_span.end
         self.edits.append(Edit(Span(end, end), text))
 
     def _embed_where(self, rule: TableRule, path: str) -> None:

@@ -92,6 +92,9 @@ class AuditBuilder:
             s["helper_calls"] += 1
         if call.kind is Kind.TYPE:
             s["type_references"] += 1
+        if call.kind is Kind.REST:
+            s["rest_calls"] += 1
+            s["certain_rest_calls" if certain else "dynamic_rest_calls"] += 1
         s["calls_in_error_regions"] += call.in_error_region
         s["suppressed_calls"] += bool(call.suppression)
         if verdict.status is not None:
@@ -100,9 +103,10 @@ class AuditBuilder:
             self.fixes[plan.fix.value] += 1
         if certain and call.table is not None and call.table.name:
             row = self._row(call.table.name)
-            if call.kind is Kind.TABLE:
+            if call.kind in (Kind.TABLE, Kind.REST):  # a request over plain HTTP is a call of the table too
                 row["calls"] += 1
                 row["operations"][call.operation.value if call.operation else "unknown"] += 1
+                row["rest"] += call.kind is Kind.REST
             elif call.kind is Kind.TYPE:
                 row["types"] += 1
             else:
@@ -129,7 +133,7 @@ class AuditBuilder:
                 c["types"] += 1
                 if plan is not None and plan.fix.value in ("auto", "review"):
                     c[f"types_{plan.fix.value}"] += 1
-            elif call.kind is Kind.TABLE:
+            elif call.kind in (Kind.TABLE, Kind.REST):
                 c["calls"] += 1
                 op = call.operation.value if call.operation else "unknown"
                 c["reads" if op == "select" else "unknown" if op == "unknown" else "writes"] += 1
@@ -149,6 +153,7 @@ class AuditBuilder:
                 "embedded": 0,
                 "realtime": 0,
                 "types": 0,  # generated types naming it (`Tables<'x'>`)
+                "rest": 0,  # of its calls, those over plain HTTP (`/rest/v1/x`)
                 "files": 0,
                 "operations": dict.fromkeys(_OPS, 0),
                 "legacy": None if self.rules is None else rule is not None,
@@ -171,6 +176,8 @@ class AuditBuilder:
             "realtime_calls": s["realtime_calls"],
             "helper_calls": s["helper_calls"],
             "type_references": s["type_references"],
+            "rest_calls": s["rest_calls"],  # PostgREST over plain HTTP; dynamic ones among them:
+            "dynamic_rest_calls": s["dynamic_rest_calls"],
             "parse_errors": len(self.parse_errors),
             "calls_in_error_regions": s["calls_in_error_regions"],
             "suppressed_calls": s["suppressed_calls"],

@@ -49,6 +49,7 @@ def audit_sections(report: dict[str, Any], extras: dict[str, Any] | None = None)
                     ("realtime subscriptions", "realtime_calls"),
                     ("helper calls passing a table", "helper_calls"),
                     ("generated types naming a table", "type_references"),
+                    ("PostgREST requests over plain HTTP", "rest_calls"),
                     ("files with parse errors", "parse_errors"),
                 )
             )

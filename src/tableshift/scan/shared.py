@@ -19,6 +19,8 @@ CLIENTISH = re.compile(r"supabase|client|admin|(?<![a-z])db|database|(?<![a-z])s
 TS_CANDIDATE = re.compile(rb"\.\s*(?:from|rpc)\s*(?:<[^()]{0,200}?>\s*)?\(|postgres_changes")  # `.from<Row>(` too
 # generated Supabase types naming a table: `Tables<'x'>`, `TablesInsert<`, `['Tables']['x']`
 TYPE_CANDIDATE = re.compile(rb"\bTables(?:Insert|Update)?\s*<|\[\s*['\"]Tables['\"]\s*\]")
+# PostgREST addressed over plain HTTP: `${SUPABASE_URL}/rest/v1/table?select=...`
+REST_CANDIDATE = re.compile(rb"/rest/v1/")
 # `supabase gen types` output: a `Database` type whose schemas declare `Tables: {` of `Row: {` types
 GENERATED_TYPES = re.compile(rb"\bTables\s*:\s*\{")
 

@@ -30,6 +30,7 @@ from tableshift.scan.shared import (
     CLIENTISH,
     TS_CANDIDATE,
     TYPE_CANDIDATE,
+    REST_CANDIDATE,
     UNKNOWN_SCHEMA,
     chain_evidence,
     fold,
@@ -37,7 +38,7 @@ from tableshift.scan.shared import (
     in_unknown_schema,
     table_call,
 )
-from tableshift.scan.source import BOM, SourceText
+from tableshift.scan.source import BOM, SourceText, StringLiteral
 from tableshift.scan.ts_resolve import Resolver
 
 _QUERIES = {
@@ -237,6 +238,8 @@ def scan(data: bytes, *, path: str, language: str) -> tuple[list[Call], bool]:
             calls.append(call)
     if b"Tables" in data and not generated_types(data):
         calls.extend(ctx.type_references(data))
+    if b"/rest/v1/" in data:
+        calls.extend(ctx.rest_calls(data))
     calls.sort(key=lambda c: (c.span.start, c.start.line, c.start.column))
     return calls, root.has_error
 
@@ -255,6 +258,232 @@ class _FileScan:
         self._says_storage = b"storage" in src.data
 
     # -- detection --------------------------------------------------------
+
+    # -- PostgREST over plain HTTP ---------------------------------------------
+
+    def rest_calls(self, data: bytes) -> list[Call]:
+        """Each string addressing PostgREST over HTTP (`${url}/rest/v1/dealers?id=eq.1&select=a`):
+        a call of kind rest on the table in its path (or rpc, for `/rest/v1/rpc/fn`), its
+        operation from the method of the request that sends it, its columns from the query."""
+        out: list[Call] = []
+        seen: set[int] = set()
+        for hit in REST_CANDIDATE.finditer(data):
+            node = self.root.descendant_for_byte_range(hit.start(), hit.end())
+            while node is not None and node.type not in ("string", "template_string"):
+                if node.type in ("program", "statement_block", "comment"):
+                    node = None
+                    break
+                node = self.parents.parent(node)
+            if node is None or node.start_byte in seen:
+                continue
+            seen.add(node.start_byte)
+            call = self._rest_call(node)
+            if call is not None:
+                out.append(call)
+        return out
+
+    def _rest_call(self, url: Node) -> Call | None:
+        # the literal text of the URL, piece by piece: (text, byte offset) or a substitution node
+        pieces: list[tuple[str, int] | Node] = []
+        for child in url.named_children:
+            if child.type == "template_substitution":
+                pieces.append(child)
+            elif child.type in ("string_fragment", "escape_sequence"):
+                pieces.append((n.text(child), child.start_byte))
+        if url.type == "string" and not url.named_children:
+            return None
+        # find `/rest/v1/` in a literal piece
+        at = next((i for i, p in enumerate(pieces) if isinstance(p, tuple) and "/rest/v1/" in p[0]), None)
+        if at is None:
+            return None
+        text, offset = pieces[at]  # type: ignore[misc]
+        rest = text[text.index("/rest/v1/") + len("/rest/v1/") :]
+        base = offset + len(text[: text.index("/rest/v1/") + len("/rest/v1/")].encode())
+        after = pieces[at + 1 :]
+        found = col.Found()
+        name_end = len(rest)
+        for stop in "?#":
+            if stop in rest:
+                name_end = min(name_end, rest.index(stop))
+        segment = rest[:name_end]
+        kind = Kind.REST
+        table: TableArg
+        if segment.startswith("rpc/"):
+            kind = Kind.RPC
+        if segment and segment != "rpc/":
+            name = segment[4:] if kind is Kind.RPC else segment
+            start = base + (4 if kind is Kind.RPC else 0)
+            if "/" in name or "%" in name or not name:
+                return None
+            table = TableArg(name, TableSource.LITERAL, span=Span(start, start + len(name.encode())))
+            query = rest[name_end:]
+            if query.startswith("?"):
+                # the query as characters and where each sits in the file; None for a
+                # substitution's place (`?id=eq.${id}&select=a`)
+                chars: list[tuple[str, int | None]] = []
+                at_byte = base + len(rest[: name_end + 1].encode())
+                for ch in query[1:]:
+                    chars.append((ch, at_byte))
+                    at_byte += len(ch.encode())
+                for piece in after:
+                    if isinstance(piece, tuple):
+                        chars += [(ch, piece[1] + len(piece[0][:i].encode())) for i, ch in enumerate(piece[0])]
+                    else:
+                        chars.append(("\0", None))
+                self._rest_query(chars, found)
+        elif after and isinstance(after[0], Node):  # `/rest/v1/${table}`
+            expr = after[0].named_children[0] if after[0].named_children else after[0]
+            table = self.resolver.table(expr, url)
+            if kind is Kind.RPC:
+                table = TableArg(None, TableSource.DYNAMIC, reasons=(f"function name from `{n.text(expr)}`",))
+        else:
+            # `${url}/rest/v1/` + table: the table is whatever the expression adds
+            parent = self.parents.parent(url)
+            if parent is not None and parent.type == "binary_expression" and parent.child_by_field_name("left") == url:
+                right = parent.child_by_field_name("right")
+                table = self.resolver.table(right, url) if right is not None else TableArg(None, TableSource.DYNAMIC)
+                if table.certain and table.name and "?" in table.name:  # `'/rest/v1/' + 'x?select=a'`
+                    table = TableArg(table.name.split("?")[0], table.source, reasons=table.reasons)
+            else:
+                return None  # a base URL: the table is added out of sight
+        operation, options = self._rest_method(url)
+        if operation in (Operation.INSERT, Operation.UPSERT, Operation.UPDATE):
+            found.opaque.append(Opaque(Role.WRITE, f"the {operation.value} request's body is not read: its keys may name renamed columns", self.src.position(url.start_byte)))
+        base_call = {
+            "suppression": None,
+            "file": self.path,
+            "language": self.language,
+            "kind": kind,
+            "span": _span(url),
+            "start": self.src.position(url.start_byte),
+            "end": self.src.position(url.end_byte),
+            "client": None,
+            "code": self.src.line_text(self.src.position(url.start_byte).line).strip(),
+            "chain": fold(n.text(url)),
+        }
+        statement_node = _statement(url, self.parents)
+        line = base_call["start"].line
+        first = self.src.position(statement_node.start_byte).line
+        base_call["suppression"] = self.src.suppression(tuple(dict.fromkeys((line, first))), tuple(dict.fromkeys((line - 1, first - 1))))
+        base_call["in_error_region"] = statement_node.has_error
+        if kind is Kind.RPC:
+            return Call(**base_call, name=table.name if table.certain else None, notes=tuple(table.reasons))
+        return Call(**base_call, table=table, operation=operation, columns=found.freeze(), notes=tuple(found.notes), options=options,
+                    operation_span=self._rest_end(url, pieces), malformed=tuple(found.malformed))
+
+    def _rest_query(self, chars: list[tuple[str, int | None]], found: col.Found) -> None:
+        """`select=a,b&status=eq.queued&order=id.desc&on_conflict=k`: the columns each names, with
+        their spans in the file (PostgREST's own parameters are not columns); `\\0` stands for an
+        interpolation: a key holding one is not visible, a value holding one is computed."""
+        parts: list[list[tuple[str, int | None]]] = [[]]
+        for ch in chars:
+            if ch[0] == "&":
+                parts.append([])
+            else:
+                parts[-1].append(ch)
+        for part in parts:
+            text = "".join(c for c, _ in part)
+            key, eq, value = text.partition("=")
+            if not key:
+                continue
+            if "\0" in key or "%" in key:
+                found.opaque.append(Opaque(Role.FILTER, f"URL query key is not literal: `{key.replace(chr(0), '${…}')}`", self.src.position(part[0][1] or 0)))
+                continue
+            start = part[0][1]
+            value_start = part[len(key) + 1][1] if len(part) > len(key) + 1 else None
+            computed = "\0" in value or "%" in value or value_start is None
+            lit = StringLiteral(value, value_start or 0, not computed, "'")
+            if key == "select":
+                if computed:
+                    found.opaque.append(Opaque(Role.SELECT, "select= holds an interpolation", self.src.position(start or 0)))
+                else:
+                    col.add_select(found, lit, self.src)
+            elif key == "on_conflict":
+                if not computed:
+                    col.add_conflict(found, lit, self.src, op="on_conflict")
+            elif key == "order":
+                for item in value.split(","):
+                    name = item.split(".")[0]
+                    if name and "\0" not in name and value_start is not None:
+                        at = value_start + len(value[: value.index(item)].encode())
+                        found.filter.append(Column(name, Role.FILTER, "order", self.src.position(at), Span(at, at + len(name.encode())), value=item[len(name) + 1 :] or "asc"))
+            elif key in ("limit", "offset", "columns") or key.endswith((".limit", ".offset", ".order")):
+                continue
+            elif key in ("or", "and", "not.or", "not.and") or key.endswith((".or", ".and")):
+                qualifier = key.rpartition(".")[0] if key.endswith((".or", ".and")) and not key.startswith("not.") else None
+                inner = value[1:-1] if value.startswith("(") and value.endswith(")") else value
+                if not computed and value_start is not None:
+                    col.add_logic(found, StringLiteral(inner, value_start + 1, True, "'"), self.src, op="or", qualifier=qualifier)
+            elif start is not None:
+                column = col.column_from_string(StringLiteral(key, start, True, "'"), self.src, role=Role.FILTER, op="filter")
+                found.filter.append(dataclasses.replace(column, value=None if computed or not value else value))
+
+    def _rest_method(self, url: Node) -> tuple[Operation | None, tuple[tuple[str, str], ...]]:
+        """The operation of the request that sends this URL: `fetch(url, { method: 'PATCH' })`
+        (any call taking the URL first: fetch, $fetch, ofetch, axios...). None when the URL is
+        sent out of sight (kept in a variable, passed to a wrapper with its own method)."""
+        node = url
+        parent = self.parents.parent(node)
+        while parent is not None and parent.type in ("binary_expression", "parenthesized_expression", "as_expression"):
+            node, parent = parent, self.parents.parent(parent)
+        if parent is not None and parent.type == "variable_declarator":  # `const url = ...; fetch(url, {...})`
+            name = parent.child_by_field_name("name")
+            sent = self._sent(n.text(name), parent) if name is not None and name.type == "identifier" else None
+            if sent is None:
+                return None, ()
+            node, parent = sent, self.parents.parent(sent)
+        if parent is None or parent.type != "arguments":
+            return None, ()
+        args = n.arguments(parent)
+        if not args or args[0] != node:
+            return None, ()
+        options = n.unwrap(args[1]) if len(args) > 1 else None
+        method = "GET"
+        prefer = ""
+        if options is not None:
+            if options.type != "object":
+                return None, ()
+            value = n.object_value(options, "method")
+            if value is not None:
+                method = (_value_text(value) or "").upper()
+            headers = n.object_value(options, "headers")
+            if headers is not None and n.unwrap(headers).type == "object":
+                for key in ("Prefer", "prefer"):
+                    given = n.object_value(n.unwrap(headers), key)
+                    prefer = (_value_text(given) or "") if given is not None else prefer
+        op = {"GET": Operation.SELECT, "HEAD": Operation.SELECT, "POST": Operation.INSERT, "PATCH": Operation.UPDATE,
+              "DELETE": Operation.DELETE, "PUT": Operation.UPSERT}.get(method)
+        if op is Operation.INSERT and "resolution=" in prefer:
+            op = Operation.UPSERT
+        return op, ()
+
+    def _sent(self, name: str, declarator: Node) -> Node | None:
+        """The one argument, in the declaration's scope, that passes `name` first to a call
+        (`fetch(url, ...)`); None when there is none, or more than one."""
+        scope = self.parents.enclosing_scope(declarator)
+        uses: list[Node] = []
+        pending = [scope]
+        while pending and len(uses) < 2:
+            node = pending.pop()
+            if node.type == "arguments":
+                args = n.arguments(node)
+                if args and args[0].type == "identifier" and n.text(args[0]) == name and args[0].start_byte > declarator.end_byte:
+                    uses.append(args[0])
+            pending.extend(node.named_children)
+        return uses[0] if len(uses) == 1 else None
+
+    @staticmethod
+    def _rest_end(url: Node, pieces: list) -> Span | None:  # type: ignore[type-arg]
+        """Where a filter can be appended to the URL: the end of its literal text, or after an
+        interpolation that is a filter's value (`?id=eq.${id}`); None after one that may be a
+        whole query part (`&${more}`)."""
+        last = pieces[-1] if pieces else None
+        if not isinstance(last, tuple):
+            before = pieces[-2] if len(pieces) > 1 and isinstance(pieces[-2], tuple) else None
+            tail = before[0].rsplit("&", 1)[-1].rsplit("?", 1)[-1] if before is not None else ""
+            return Span(url.end_byte - 1, url.end_byte - 1) if "=" in tail and url.type == "template_string" else None
+        end = last[1] + len(last[0].encode())
+        return Span(end, end)
 
     # -- generated types naming a table -------------------------------------
 
