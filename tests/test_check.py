@@ -106,6 +106,12 @@ def test_a_new_rest_url_on_a_legacy_table_fails(repo):
     assert check(repo).returncode == 1
 
 
+def test_new_sql_in_a_string_on_a_legacy_table_fails(repo):
+    (repo / "src/report.ts").write_text("export const rows = () => pool.query('SELECT likes_count FROM outcomes WHERE tweet_id = $1', [1]);\n")
+    data = json.loads(check(repo, "--format", "json").stdout)
+    assert [(n["file"], n["line"], n["table"], n["kind"]) for n in data["new"]] == [("src/report.ts", 1, "outcomes", "sql")]
+
+
 def test_the_unmatched_call_is_reported_even_when_it_comes_first(repo):
     text = (repo / "src/queue.ts").read_text()
     (repo / "src/queue.ts").write_text("const early = () => supabase.from('tweets').upsert({ tweet_id: 'y' });\n" + text)

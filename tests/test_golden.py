@@ -130,7 +130,7 @@ def test_audit_finds_exactly_the_calls_the_fixture_author_listed(case, monkeypat
     for key, want in wanted.items():
         got = found[key]
         assert got["dynamic"] == want.get("dynamic", False), key
-        if not want.get("dynamic", False) and got["kind"] in ("table", "realtime", "type", "rest"):
+        if not want.get("dynamic", False) and got["kind"] in ("table", "realtime", "type", "rest", "sql"):
             assert got["table"] == want.get("table"), key
         assert got["form"] == want.get("form"), key
         if want.get("dynamic", False):

@@ -446,3 +446,21 @@ def test_realtime_options_held_in_a_constant_or_hidden_are_still_subscriptions()
     assert [(c.kind, c.table.name, c.start.line) for c in calls] == [(Kind.REALTIME, "receipts", 2), (Kind.REALTIME, None, 3)]
     assert any("come from `opts`" in note for note in calls[0].notes)  # review: never edited through the constant
     assert not calls[1].table.certain
+
+
+def test_sql_in_strings_names_the_tables_postgresql_reads_in_it():
+    from tableshift.scan import scan_source
+
+    code = (
+        "const a = () => sql`WITH recent AS (SELECT * FROM tweets) INSERT INTO outcomes (tweet_id) SELECT tweet_id FROM recent ON CONFLICT DO NOTHING`;\n"
+        "const b = (id: string) => pool.query(\"DELETE FROM archive.posts WHERE id = $1\", [id]);\n"
+        "const c = (t: string) => sql`SELECT * FROM ${sql(t)}`;\n"  # an identifier from an interpolation: not a table
+        "const d = 'Select one of the options below';\n"
+        "const e = `update ${table} set a = 1`;\n"
+    )
+    calls = [c for c in scan_source(code.encode(), path="x.ts", language="typescript").calls if c.kind.value == "sql"]
+    assert [(c.start.line, c.table.name, c.schema, c.operation.value) for c in calls] == [
+        (1, "tweets", None, "select"),  # the CTE `recent` is not a table
+        (1, "outcomes", None, "upsert"),
+        (2, "posts", "archive", "delete"),
+    ]

@@ -36,6 +36,7 @@ class Kind(FastEnum):
     REALTIME = "realtime"
     HELPER = "helper"  # a call of a helper that queries the table it is given (found by the link pass)
     REST = "rest"  # PostgREST over plain HTTP: `fetch(`${url}/rest/v1/x?select=a`, { method: 'PATCH' })`
+    SQL = "sql"  # SQL in a string: `sql\`SELECT ... FROM x\``, `pool.query('UPDATE x ...')`
     TYPE = "type"  # a generated type naming a table: `Tables<'x'>`, `Database['public']['Tables']['x']['Row']`
 
 

@@ -115,6 +115,11 @@ class _Planner:
         self.reasons.extend(o.reason for o in call.columns.opaque)
         rule = self.rules.lookup(call.table.name, call.schema) if call.table and call.table.certain else None
         table_now = call.table.name if call.table else None
+        if rule is not None and call.kind is Kind.SQL:
+            renames = "; renamed columns: " + ", ".join(f"{old} -> {new}" for old, new in rule.renames) if rule.renames else ""
+            where = "; keep its rows with " + " AND ".join(f"{c} = {v!r}" for c, v in rule.where) if rule.where else ""
+            self.reasons.append(f"SQL in a string {call.operation.value if call.operation else 'uses'}s {rule.legacy!r}: rewrite it by hand for {rule.target!r}{renames}{where}")
+            rule = None
         if rule is not None:
             if call.kind is Kind.TABLE and call.operation is None:
                 self.reasons.append(

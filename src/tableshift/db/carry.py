@@ -10,7 +10,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from tableshift.db import references
-from tableshift.db.sqltree import nodes
+from tableshift.sqltree import nodes
 from tableshift.db.catalog import comment, literal, quote
 from tableshift.db.surroundings import Dependent, NotCarried, Policy, Trigger, rename_columns
 from tableshift.errors import UsageError

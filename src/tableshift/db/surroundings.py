@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tableshift.db.catalog import quote
-from tableshift.db.sqltree import nodes, objects
+from tableshift.sqltree import nodes, objects
 
 if TYPE_CHECKING:
     import psycopg

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tableshift.db import surroundings
-from tableshift.db.sqltree import nodes, objects
+from tableshift.sqltree import nodes, objects
 
 if TYPE_CHECKING:
     import psycopg

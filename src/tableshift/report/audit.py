@@ -92,6 +92,8 @@ class AuditBuilder:
             s["helper_calls"] += 1
         if call.kind is Kind.TYPE:
             s["type_references"] += 1
+        if call.kind is Kind.SQL:
+            s["sql_uses"] += 1
         if call.kind is Kind.REST:
             s["rest_calls"] += 1
             s["certain_rest_calls" if certain else "dynamic_rest_calls"] += 1
@@ -109,6 +111,8 @@ class AuditBuilder:
                 row["rest"] += call.kind is Kind.REST
             elif call.kind is Kind.TYPE:
                 row["types"] += 1
+            elif call.kind is Kind.SQL:
+                row["sql"] += 1
             else:
                 row["realtime"] += 1
             self.table_files[call.table.name].add(call.file)
@@ -129,6 +133,8 @@ class AuditBuilder:
                 c["embedded"] += 1
             elif call.kind is Kind.REALTIME:
                 c["realtime"] += 1
+            elif call.kind is Kind.SQL:
+                c["sql"] += 1
             elif call.kind is Kind.TYPE:
                 c["types"] += 1
                 if plan is not None and plan.fix.value in ("auto", "review"):
@@ -154,6 +160,7 @@ class AuditBuilder:
                 "realtime": 0,
                 "types": 0,  # generated types naming it (`Tables<'x'>`)
                 "rest": 0,  # of its calls, those over plain HTTP (`/rest/v1/x`)
+                "sql": 0,  # SQL in strings reading or writing it
                 "files": 0,
                 "operations": dict.fromkeys(_OPS, 0),
                 "legacy": None if self.rules is None else rule is not None,
@@ -178,6 +185,7 @@ class AuditBuilder:
             "type_references": s["type_references"],
             "rest_calls": s["rest_calls"],  # PostgREST over plain HTTP; dynamic ones among them:
             "dynamic_rest_calls": s["dynamic_rest_calls"],
+            "sql_uses": s["sql_uses"],  # tables named by SQL in strings
             "parse_errors": len(self.parse_errors),
             "calls_in_error_regions": s["calls_in_error_regions"],
             "suppressed_calls": s["suppressed_calls"],
@@ -205,7 +213,7 @@ class AuditBuilder:
                     **{k: self.legacy[rule.legacy].get(k, 0) for k in ("calls", "embedded", "realtime", "dynamic")},
                     "files": len(self.legacy_files[rule.legacy]),
                     **{k: self.legacy[rule.legacy].get(k, 0) for k in ("reads", "writes", "unknown", "auto", "review")},
-                    **{k: self.legacy[rule.legacy].get(k, 0) for k in ("types", "types_auto", "types_review")},
+                    **{k: self.legacy[rule.legacy].get(k, 0) for k in ("types", "types_auto", "types_review", "sql")},
                 }
                 for rule in self.rules.tables
             ]

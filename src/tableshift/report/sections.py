@@ -50,6 +50,7 @@ def audit_sections(report: dict[str, Any], extras: dict[str, Any] | None = None)
                     ("helper calls passing a table", "helper_calls"),
                     ("generated types naming a table", "type_references"),
                     ("PostgREST requests over plain HTTP", "rest_calls"),
+                    ("tables named by SQL in strings", "sql_uses"),
                     ("files with parse errors", "parse_errors"),
                 )
             )

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from tableshift.model import Edit, FileResult
 from tableshift.scan import components  # no parser imported either: it asks the TypeScript scanner per block
 from tableshift.scan.components import COMPONENTS
+from tableshift.scan.sql import SQL_CANDIDATE
 from tableshift.scan.shared import PY_CANDIDATE, REST_CANDIDATE, TS_CANDIDATE, TYPE_CANDIDATE, generated_types  # no parser imported to skip a file
 
 
@@ -36,6 +37,8 @@ def has_candidates(data: bytes, language: str) -> bool:
     if b"Tables" in data and TYPE_CANDIDATE.search(data) is not None:
         return True
     if b"/rest/v1/" in data:
+        return True
+    if SQL_CANDIDATE.search(data) is not None:
         return True
     if b"rpc" not in data and b"postgres_changes" not in data and b"from" not in data:
         return False

@@ -39,6 +39,7 @@ from tableshift.scan.shared import (
     table_call,
 )
 from tableshift.scan.source import BOM, SourceText, StringLiteral
+from tableshift.scan.sql import SQL_CANDIDATE, looks_like_sql, tables
 from tableshift.scan.ts_resolve import Resolver
 
 _QUERIES = {
@@ -240,6 +241,8 @@ def scan(data: bytes, *, path: str, language: str) -> tuple[list[Call], bool]:
         calls.extend(ctx.type_references(data))
     if b"/rest/v1/" in data:
         calls.extend(ctx.rest_calls(data))
+    if SQL_CANDIDATE.search(data) is not None:
+        calls.extend(ctx.sql_calls(data))
     calls.sort(key=lambda c: (c.span.start, c.start.line, c.start.column))
     return calls, root.has_error
 
@@ -258,6 +261,61 @@ class _FileScan:
         self._says_storage = b"storage" in src.data
 
     # -- detection --------------------------------------------------------
+
+    # -- SQL in strings -----------------------------------------------------------
+
+    def sql_calls(self, data: bytes) -> list[Call]:
+        """Each table that SQL in a string or template literal reads or writes, as a call of kind
+        sql; an interpolation is a parameter (`$n`), so one standing for a name does not parse."""
+        out: list[Call] = []
+        seen: set[int] = set()
+        for hit in SQL_CANDIDATE.finditer(data):
+            node = self.root.descendant_for_byte_range(hit.start(), hit.start() + 1)
+            while node is not None and node.type not in ("string", "template_string"):
+                node = self.parents.parent(node) if node.type not in ("program", "statement_block", "comment") else None
+            if node is None or node.start_byte in seen:
+                continue
+            seen.add(node.start_byte)
+            text, where = self._sql_text(node)
+            if not looks_like_sql(text):
+                continue
+            for use in tables(text):
+                at = where[use.offset] if use.offset < len(where) else node.start_byte
+                start = self.src.position(at)
+                statement_node = _statement(node, self.parents)
+                first = self.src.position(statement_node.start_byte).line
+                out.append(Call(
+                    file=self.path, language=self.language, kind=Kind.SQL, span=_span(node), start=start,
+                    end=self.src.position(node.end_byte), client=None, code=self.src.line_text(start.line).strip(),
+                    chain=fold(n.text(node)), schema=use.schema, table=TableArg(use.table, TableSource.LITERAL),
+                    operation=use.operation, in_error_region=statement_node.has_error,
+                    suppression=self.src.suppression(tuple(dict.fromkeys((start.line, first))), tuple(dict.fromkeys((start.line - 1, first - 1)))),
+                ))  # fmt: skip
+        return out
+
+    def _sql_text(self, node: Node) -> tuple[str, list[int]]:
+        """A string's text with `$n` for each interpolation, and each character's byte offset."""
+        text: list[str] = []
+        where: list[int] = []
+        number = 0
+        for child in node.named_children:
+            if child.type == "template_substitution":
+                number += 1
+                placeholder = f"${number}"
+                text.append(placeholder)
+                where += [child.start_byte] * len(placeholder)
+            elif child.type == "string_fragment":
+                fragment = n.text(child)
+                text.append(fragment)
+                offset = child.start_byte
+                for ch in fragment:
+                    where.append(offset)
+                    offset += len(ch.encode("utf-8", "surrogateescape"))
+            elif child.type == "escape_sequence":
+                escaped = {"\\n": "\n", "\\t": "\t"}.get(n.text(child), " ")
+                text.append(escaped)
+                where.append(child.start_byte)
+        return "".join(text), where
 
     # -- PostgREST over plain HTTP ---------------------------------------------
 
