@@ -309,3 +309,16 @@ def test_broken_pyproject_is_reported_not_hidden(tmp_path):
 
 def test_unknown_ref_for_changed_since(repo):
     assert "--changed-since nosuchref:" in _one_line_error(check(repo, "--changed-since", "nosuchref"))
+
+
+def test_an_rpc_of_a_function_using_a_legacy_table_counts_with_the_legacy_schema(repo):
+    (repo / "schema.sql").write_text(
+        "CREATE TABLE outcomes (tweet_id text, likes_count int);\n"
+        "CREATE FUNCTION record_outcome(t text, l int) RETURNS void LANGUAGE plpgsql AS $$ BEGIN INSERT INTO outcomes VALUES (t, l); END $$;\n"
+    )
+    (repo / "src/rpc.ts").write_text("export const rec = () => supabase.rpc('record_outcome', { t: 'x', l: 1 });\n")
+    assert check(repo).returncode == 0  # without the schema the function's body is not known
+    data = json.loads(check(repo, "--format", "json", "--legacy-schema", "schema.sql").stdout)
+    assert [(n["file"], n["line"], n["table"], n["kind"]) for n in data["new"]] == [("src/rpc.ts", 1, "outcomes", "rpc")]
+    (repo / "tableshift.toml").write_text((repo / "tableshift.toml").read_text() + 'legacy_schema = "schema.sql"\n')
+    assert check(repo).returncode == 1  # the config says it too

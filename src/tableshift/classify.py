@@ -10,6 +10,13 @@ def classify(call: Call, rules: RuleSet | None) -> Verdict:
     """The verdict for `call`; without rules there is no status to give."""
     if rules is None:
         return Verdict(call, None, reasons=call.table.reasons if call.table else ())
+    rpc = call.name if call.schema in (None, "public") else f"{call.schema}.{call.name}"
+    if call.kind is Kind.RPC and rules.function(rpc):
+        # the function's body uses legacy tables: the call keeps working only while the function does
+        uses = rules.function(rpc)
+        legacy = tuple(dict.fromkeys(table for table, _ in uses))
+        reasons = tuple(f"function {call.name!r} uses legacy table {table!r} ({how}): carry it to {r.target!r} or rewrite it" if (r := rules.lookup(table)) else f"function {call.name!r} uses {table!r}" for table, how in uses)
+        return Verdict(call, Status.LEGACY, reasons=reasons, legacy_tables=legacy)
     if call.kind in (Kind.STORAGE, Kind.RPC) or call.table is None:
         return Verdict(call, Status.OK)
 

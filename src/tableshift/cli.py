@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import errno
@@ -95,6 +96,17 @@ def _root(
 PathsArg = Annotated[
     Optional[list[Path]],
     typer.Argument(help="Files or directories to scan (default: the config's paths, else the current directory).", show_default=False),
+]
+LegacySchemaOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--legacy-schema",
+        help="The legacy schema (DDL file or migrations folder; config: legacy_schema): an .rpc() of a function whose body uses a legacy table counts as using it.",
+    ),
+]
+DatabaseUrlOpt = Annotated[
+    Optional[str],
+    typer.Option("--database-url", help="As --legacy-schema, from this PostgreSQL's schema (read with pg_dump; nothing runs there)."),
 ]
 RulesOpt = Annotated[Optional[Path], typer.Option("--rules", "-r", help="Rules file (TOML) mapping legacy tables to targets.")]
 IncludeOpt = Annotated[
@@ -343,13 +355,10 @@ def audit(
         Optional[Path],
         typer.Option(
             "--legacy-schema",
-            help="Also list the database's own use of the tables (views, functions, triggers, policies, foreign keys, publications), from this DDL file or migrations folder.",
+            help="Also list the database's own use of the tables (views, functions, triggers, policies, foreign keys, publications), from this DDL file or migrations folder; an .rpc() of a function using a legacy table then counts as using it.",
         ),
     ] = None,
-    database_url: Annotated[
-        Optional[str],
-        typer.Option("--database-url", help="As --legacy-schema, from this PostgreSQL's schema (read with pg_dump; nothing runs there)."),
-    ] = None,
+    database_url: DatabaseUrlOpt = None,
 ) -> None:
     """Find and classify every Supabase query call; report usage and migration readiness."""
     from tableshift.report import render
@@ -358,6 +367,11 @@ def audit(
 
     _check_targets(output)
     inputs = _inputs(config, paths, rules, include, exclude, need_rules=False, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size, skip_minified))
+    legacy_schema = legacy_schema or inputs.config.legacy_schema
+    uses = None
+    if inputs.rules is not None and (legacy_schema is not None or database_url):
+        # read before the scan: an .rpc() of a function using a legacy table uses it
+        inputs, uses = _through_functions(inputs, legacy_schema, database_url)
     # streamed: each file's calls are written out (or counted) as soon as the file is done
     spool = render.JsonSpool() if format is AuditFormat.json else None
     builder = AuditBuilder(inputs.rules, spool if spool is not None else _Discard())
@@ -365,7 +379,7 @@ def audit(
         builder.add(outcome)
     report = builder.header()
     if legacy_schema is not None or database_url:
-        report["database"] = _database_use(inputs, report, legacy_schema, database_url)
+        report["database"] = _database_use(inputs, report, legacy_schema, database_url, uses)
     title = "tableshift audit" + (f" — rules: {inputs.rules.name}" if inputs.rules else "")
     if spool is not None:
         _emit_with(lambda out: render.write_json({**report, "calls": spool}, out), output)
@@ -379,16 +393,32 @@ def audit(
         render.print_tables(sections, _stdout_console(), title=title)
 
 
-def _database_use(inputs: Inputs, report: dict, legacy_schema: Path | None, database_url: str | None) -> dict:  # type: ignore[type-arg]
-    """What in the database uses each legacy table (with rules), else each table the code uses."""
+def _database_reads(inputs: Inputs, tables: list[tuple[str, str]], legacy_schema: Path | None, database_url: str | None) -> dict:  # type: ignore[type-arg]
     from tableshift.db import session, usage
 
+    with session.schemas(inputs.rules, legacy_schema, database_url, tables={f"{s}.{n}" for s, n in tables}) as conn:
+        return usage.read(conn, tables, dropped=_dropped(inputs), renamed=_renamed(inputs))
+
+
+def _through_functions(inputs: Inputs, legacy_schema: Path | None, database_url: str | None) -> tuple[Inputs, dict]:  # type: ignore[type-arg]
+    """The rules, knowing which database functions use legacy tables (an .rpc() of one uses them),
+    and what in the database uses each legacy table."""
+    from tableshift.db import usage
+
+    assert inputs.rules is not None
+    tables = [(r.schema or "public", r.legacy) for r in inputs.rules.tables]
+    uses = _database_reads(inputs, tables, legacy_schema, database_url)
+    return dataclasses.replace(inputs, rules=inputs.rules.with_functions(usage.rpc_functions(uses))), uses
+
+
+def _database_use(inputs: Inputs, report: dict, legacy_schema: Path | None, database_url: str | None, uses: dict | None = None) -> dict:  # type: ignore[type-arg]
+    """What in the database uses each legacy table (with rules), else each table the code uses."""
     if inputs.rules is not None:
         tables = [(r.schema or "public", r.legacy) for r in inputs.rules.tables]
     else:
         tables = [(t["name"].rpartition(".")[0] or "public", t["name"].rpartition(".")[2]) for t in report["tables"]]
-    with session.schemas(inputs.rules, legacy_schema, database_url, tables={f"{s}.{n}" for s, n in tables}) as conn:
-        uses = usage.read(conn, tables, dropped=_dropped(inputs), renamed=_renamed(inputs))
+    if uses is None:
+        uses = _database_reads(inputs, tables, legacy_schema, database_url)
     return {
         "source": str(legacy_schema) if legacy_schema is not None else "--database-url",
         "tables": [
@@ -396,6 +426,15 @@ def _database_use(inputs: Inputs, report: dict, legacy_schema: Path | None, data
             for schema, name in tables
         ],
     }
+
+
+def _functions_known(inputs: Inputs, legacy_schema: Path | None, database_url: str | None) -> Inputs:
+    """`baseline` and `check`: with a legacy schema (flag or config), rpc calls of functions using
+    legacy tables count as uses; without one, they are not seen."""
+    legacy_schema = legacy_schema or inputs.config.legacy_schema
+    if inputs.rules is None or (legacy_schema is None and not database_url):
+        return inputs
+    return _through_functions(inputs, legacy_schema, database_url)[0]
 
 
 def _dropped(inputs: Inputs) -> dict[tuple[str, str], set[str]]:
@@ -752,12 +791,15 @@ def baseline(
     cache_dir: CacheDirOpt = None,
     max_file_size: MaxSizeOpt = 2_000_000,
     skip_minified: MinifiedOpt = True,
+    legacy_schema: LegacySchemaOpt = None,
+    database_url: DatabaseUrlOpt = None,
 ) -> None:
     """Record today's legacy-table usage, so that `check` fails only on new usage."""
     from tableshift import gate
 
     inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size, skip_minified))
     assert inputs.rules is not None
+    inputs = _functions_known(inputs, legacy_schema, database_url)
     path = _baseline_path(output, inputs.config)
     _check_targets(path)
     new, old = gate.write_baseline(_slim_outcomes(inputs, _sources(inputs)), inputs.rules, path, update=update, cwd=Path.cwd())
@@ -789,6 +831,8 @@ def check(
     cache_dir: CacheDirOpt = None,
     max_file_size: MaxSizeOpt = 2_000_000,
     skip_minified: MinifiedOpt = True,
+    legacy_schema: LegacySchemaOpt = None,
+    database_url: DatabaseUrlOpt = None,
 ) -> None:
     """Fail (exit 1) when code adds legacy-table usage beyond the committed baseline."""
     from tableshift import gate
@@ -798,6 +842,7 @@ def check(
     inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size, skip_minified))
     assert inputs.rules is not None
     _check_targets(output)
+    inputs = _functions_known(inputs, legacy_schema, database_url)
     path = _baseline_path(baseline_file, inputs.config)
     # git runs where the code is: the first path's folder (or the config's), not necessarily here
     first = inputs.paths[0] if inputs.paths else Path(".")

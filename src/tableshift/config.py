@@ -12,7 +12,7 @@ from tableshift.rules import read_toml
 
 CONFIG_NAME = "tableshift.toml"
 DEFAULT_BASELINE = "tableshift-baseline.json"
-_KEYS = {"rules", "baseline", "paths", "include", "exclude", "strict"}
+_KEYS = {"rules", "baseline", "paths", "include", "exclude", "strict", "legacy_schema"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,7 @@ class Config:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     strict: bool = False
+    legacy_schema: Path | None = None  # the legacy schema (DDL or migrations folder): rpc calls of functions using legacy tables count
 
 
 def find_config(start: Path) -> Path | None:
@@ -111,4 +112,5 @@ def load_config(explicit: Path | None, *, cwd: Path) -> Config:
         include=strings("include"),
         exclude=strings("exclude"),
         strict=strict,
+        legacy_schema=one_path("legacy_schema"),
     )

@@ -112,6 +112,8 @@ class _Planner:
         if call.in_error_region:
             self.reasons.append("call sits in a region with syntax errors")
         self.reasons.extend(call.notes)
+        if call.kind is Kind.RPC:  # legacy through the function it calls: the database side, not this call
+            self.reasons.extend(self.verdict.reasons)
         self.reasons.extend(o.reason for o in call.columns.opaque)
         rule = self.rules.lookup(call.table.name, call.schema) if call.table and call.table.certain else None
         table_now = call.table.name if call.table else None

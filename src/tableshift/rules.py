@@ -55,6 +55,22 @@ class RuleSet:
     target_schema: TargetSchema | None = None
     schema_path: str = ""  # the target DDL file, for `sql`
     _index: dict[tuple[str | None, str], TableRule] = field(default_factory=dict, repr=False, compare=False)
+    # functions in the database whose bodies use legacy tables (from --legacy-schema / --database-url):
+    # name -> ((legacy table, how), ...); an `.rpc()` of one uses those tables through it
+    functions: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+    def with_functions(self, functions: dict[str, list[tuple[str, str]]]) -> RuleSet:
+        """These rules, knowing which database functions use which legacy tables (the cache key
+        follows: a verdict on an rpc call depends on it)."""
+        import dataclasses
+
+        frozen = tuple(sorted((name, tuple(uses)) for name, uses in functions.items()))
+        digest = hashlib.sha256(f"{self.digest}\0{frozen!r}".encode()).hexdigest()[:16]
+        return dataclasses.replace(self, functions=frozen, digest=digest, _index=self._index)
+
+    def function(self, name: str | None) -> tuple[tuple[str, str], ...]:
+        """The legacy tables database function `name` uses, and how."""
+        return next((uses for fn, uses in self.functions if fn == name), ())
 
     def lookup(self, table: str | None, schema: str | None = None) -> TableRule | None:
         """The rule for `table` as a call in `schema` names it, if that table is legacy."""

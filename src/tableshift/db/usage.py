@@ -161,3 +161,28 @@ def _collect(query: str, names: set[tuple[str | None, str]], columns: set[str], 
             if re.match(r"\s*(select|insert|update|delete|with|merge|truncate)\b", text, re.I) and not _collect(text, names, columns, unparsed):
                 unparsed.append(text)  # a statement EXECUTE runs, with parts added at run time
     return True
+
+
+def rpc_functions(uses: dict[tuple[str, str], list[Use]]) -> dict[str, list[tuple[str, str]]]:
+    """Each function an `.rpc()` can call (its name; `schema.name` outside public) whose body uses
+    a legacy table: [(the table as the rules name it, how)]."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for (schema, table), found in uses.items():
+        legacy = table if schema == "public" else f"{schema}.{table}"
+        for use in found:
+            if use.kind != "function":
+                continue
+            name = _function_name(use.name)
+            if name is not None and (legacy, use.detail) not in out.setdefault(name, []):
+                out[name].append((legacy, use.detail))
+    return out
+
+
+def _function_name(signature: str) -> str | None:
+    """`public.get_stats(uid uuid)` -> `get_stats`, `"api"."Odd name"(...)` -> `api.Odd name`
+    (identifiers as format's %I writes them)."""
+    m = re.match(r'((?:"(?:[^"]|"")+"|[^".(]+))\.((?:"(?:[^"]|"")+"|[^".(]+))\(', signature)
+    if m is None:
+        return None
+    schema, name = (part[1:-1].replace('""', '"') if part.startswith('"') else part for part in m.groups())
+    return name if schema == "public" else f"{schema}.{name}"

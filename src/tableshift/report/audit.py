@@ -129,7 +129,9 @@ class AuditBuilder:
             c = self.legacy[legacy]
             self.legacy_files[legacy].add(call.file)
             own = call.table is not None and call.table.name == legacy
-            if not own:
+            if call.kind is Kind.RPC:  # through the database function it calls
+                c["rpc"] += 1
+            elif not own:
                 c["embedded"] += 1
             elif call.kind is Kind.REALTIME:
                 c["realtime"] += 1
@@ -213,7 +215,7 @@ class AuditBuilder:
                     **{k: self.legacy[rule.legacy].get(k, 0) for k in ("calls", "embedded", "realtime", "dynamic")},
                     "files": len(self.legacy_files[rule.legacy]),
                     **{k: self.legacy[rule.legacy].get(k, 0) for k in ("reads", "writes", "unknown", "auto", "review")},
-                    **{k: self.legacy[rule.legacy].get(k, 0) for k in ("types", "types_auto", "types_review", "sql")},
+                    **{k: self.legacy[rule.legacy].get(k, 0) for k in ("types", "types_auto", "types_review", "sql", "rpc")},
                 }
                 for rule in self.rules.tables
             ]
