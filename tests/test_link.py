@@ -411,3 +411,21 @@ def test_a_default_exported_helper_is_found_under_the_name_its_importer_gives_it
     )
     found = tables(root)
     assert found[("src/rows.ts", 2)]["candidates"] == ["tweets"]
+
+
+def test_a_realtime_hook_destructuring_its_table_lists_its_callers_tables(tmp_path):
+    root = project(
+        tmp_path,
+        {
+            "src/hooks/useRealtime.ts": (
+                "export function useRealtime({ table, event = '*' }: { table: string; event?: string }) {\n"
+                "  return supabase.channel(table).on('postgres_changes', { event, schema: 'public', table }, () => {}).subscribe();\n"
+                "}\n"
+            ),
+            "src/feed.ts": "import { useRealtime } from './hooks/useRealtime';\nexport const a = () => useRealtime({ table: 'posts' });\n",
+            "src/queue.ts": "import { useRealtime } from './hooks/useRealtime';\nexport const b = () => useRealtime({ event: 'INSERT', table: 'content_queue' });\n",
+        },
+    )
+    proc = run_cli("audit", "-f", "json", cwd=root)
+    [call] = [c for c in json.loads(proc.stdout)["calls"] if c["kind"] == "realtime"]
+    assert call["dynamic"] and sorted(call["candidates"]) == ["content_queue", "posts"], call

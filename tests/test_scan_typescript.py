@@ -464,3 +464,22 @@ def test_sql_in_strings_names_the_tables_postgresql_reads_in_it():
         (1, "outcomes", None, "upsert"),
         (2, "posts", "archive", "delete"),
     ]
+
+
+def test_small_shapes_real_code_takes_spread_tables_rpc_ternaries_and_schema_clients():
+    from tableshift.scan import scan_source
+
+    code = (
+        "import { createClient } from '@supabase/supabase-js';\n"
+        "const files = createClient(URL, KEY, { db: { schema: 'storage' } });\n"
+        "const plain = createClient(URL, KEY, { db: { schema: 'public' } });\n"
+        "export const a = (args: [string]) => supabase.from(...args).select('id');\n"
+        "export const b = (flag: boolean) => supabase.rpc(flag ? 'top_tweets' : 'all_tweets');\n"
+        "export const c = () => files.from('objects').select('name');\n"
+        "export const d = () => plain.from('posts').select('id');\n"
+    )
+    calls = {c.start.line: c for c in scan_source(code.encode(), path="x.ts", language="typescript").calls}
+    assert not calls[4].table.certain and calls[4].table.reasons == ("expression `...args`",)  # reported, not dropped
+    assert calls[5].table.candidates == ("top_tweets", "all_tweets")  # an rpc lists its candidates as a table does
+    assert (calls[6].schema, calls[6].table.name) == ("storage", "objects")
+    assert (calls[7].schema, calls[7].table.name) == (None, "posts")

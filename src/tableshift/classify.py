@@ -17,6 +17,12 @@ def classify(call: Call, rules: RuleSet | None) -> Verdict:
         legacy = tuple(dict.fromkeys(table for table, _ in uses))
         reasons = tuple(f"function {call.name!r} uses legacy table {table!r} ({how}): carry it to {r.target!r} or rewrite it" if (r := rules.lookup(table)) else f"function {call.name!r} uses {table!r}" for table, how in uses)
         return Verdict(call, Status.LEGACY, reasons=reasons, legacy_tables=legacy)
+    if call.kind is Kind.RPC and call.table is not None and not call.table.certain:
+        # a function among candidates: any of them using a legacy table makes the call dynamic
+        hits = [(fn, t) for fn in call.table.candidates for t, _ in rules.function(fn)]
+        if hits:
+            reasons = (*call.table.reasons, *(f"may call function {fn!r}, which uses legacy table {t!r}" for fn, t in hits))
+            return Verdict(call, Status.DYNAMIC, reasons=reasons)
     if call.kind in (Kind.STORAGE, Kind.RPC) or call.table is None:
         return Verdict(call, Status.OK)
 

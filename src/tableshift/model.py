@@ -205,7 +205,8 @@ class TableArg:
     # an imported name, for the project-wide link pass: (module specifier, imported name, member path...)
     link: tuple[str, ...] = ()
     candidate_links: tuple[tuple[str, ...], ...] = ()  # imported names a parameter is given at call sites
-    parameter: tuple[str, int] | None = None  # (function, index) of the parameter it is: callers elsewhere are linked
+    # (function, index) of the parameter it is, and the property it destructures (`{ table }`): callers elsewhere are linked
+    parameter: tuple[str, int] | tuple[str, int, str] | None = None
     exported_as: tuple[str, ...] = ()  # the names other modules import that function by
     origin: Origin | None = None  # a constant of another module (or an exported one): settled project-wide
 

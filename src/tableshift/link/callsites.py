@@ -23,11 +23,13 @@ _COMPONENTS = frozenset({"vue", "svelte", "astro"})
 
 @dataclass(frozen=True, slots=True)
 class Helper:
-    """A helper's parameter: the module defining it, its local name, the parameter's index."""
+    """A helper's parameter: the module defining it, its local name, the parameter's index (and
+    the property it destructures, for `useRealtime({ table })`)."""
 
     module: Path
     name: str
     index: int
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +163,11 @@ def _in_module(source, root, language, names: set[str], linker: Linker, helpers:
                 if helper.index >= len(passed):
                     continue
                 arg = passed[helper.index]
+                if helper.key is not None:  # the property the helper destructures, from an object literal
+                    value = n.object_value(n.unwrap(arg), helper.key) if n.unwrap(arg).type == "object" else None
+                    if value is None:
+                        continue
+                    arg = value
                 out.append(_site(helper, source, call, arg, resolver.table(arg, arg), linker, own))
     return out
 

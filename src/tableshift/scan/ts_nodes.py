@@ -249,6 +249,38 @@ def parameter_index(fn: Node, name: str) -> int | None:
     return None
 
 
+def destructured_key(fn: Node, index: int, name: str) -> str | None:
+    """The property a parameter destructures into `name` (`{ table }`, `{ table: t }`), when the
+    parameter at `index` is an object pattern naming it at its top level; else None."""
+    params = fn.child_by_field_name("parameters") or fn.child_by_field_name("parameter")
+    if params is None or params.type == "identifier":
+        return None
+    items = [p for p in params.named_children if p.type != "comment"]
+    if index >= len(items):
+        return None
+    pattern = items[index]
+    if pattern.type in ("required_parameter", "optional_parameter"):
+        pattern = pattern.child_by_field_name("pattern") or pattern
+    if pattern.type == "assignment_pattern":
+        pattern = pattern.child_by_field_name("left") or pattern
+    if pattern.type != "object_pattern":
+        return None
+    for child in pattern.named_children:
+        if child.type == "shorthand_property_identifier_pattern" and text(child) == name:
+            return name
+        if child.type == "object_assignment_pattern":
+            left = child.child_by_field_name("left")
+            if left is not None and text(left) == name:
+                return name
+        if child.type == "pair_pattern":
+            key, value = child.child_by_field_name("key"), child.child_by_field_name("value")
+            if value is not None and value.type == "assignment_pattern":
+                value = value.child_by_field_name("left")
+            if key is not None and value is not None and value.type == "identifier" and text(value) == name:
+                return property_name(key)
+    return None
+
+
 def _pattern_names(node: Node) -> Iterator[tuple[str, Node | None]]:
     """(name, default) of each name a binding pattern declares, in source order.
 

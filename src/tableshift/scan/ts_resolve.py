@@ -140,6 +140,10 @@ class Resolver:
             return TableArg(None, TableSource.DYNAMIC, reasons=(f"template literal with substitutions `{code}`",))
         return TableArg(None, TableSource.DYNAMIC, reasons=(f"expression `{code}`",))
 
+    def identifier(self, name: str, at: Node) -> TableArg:
+        """How a variable named `name`, read at `at`, is known (a shorthand property's value)."""
+        return self._identifier(name, at, 0)
+
     def rebound(self, name: str, at: Node, decl: Node | None) -> bool:
         """Whether a loop variable (`for (const x of ...)`, `for (x in ...)`) or a `catch (x)`
         between `at` and the declaration binds `name` again: the name is then not the constant."""
@@ -240,10 +244,17 @@ class Resolver:
         fname = n.function_name(fn, self.parents)
         given: list[Node] = [default for pname, default in n.parameter_names(fn) if pname == name and default is not None]
         index = n.parameter_index(fn, name)
+        key = n.destructured_key(fn, index, name) if index is not None else None
         if fname is not None and index is not None:
             for args in self.calls.get(fname, ()):
                 passed = n.arguments(args)
                 if index < len(passed):
+                    arg = n.unwrap(passed[index])
+                    if key is not None:  # `useRealtime({ table })` called as `useRealtime({ table: 'x' })`
+                        value = n.object_value(arg, key) if arg.type == "object" else None
+                        if value is not None:
+                            given.append(value)
+                        continue
                     given.append(passed[index])
         resolved = [self.table(arg, arg, depth + 1) for arg in given]
         candidates = [c for arg in resolved for c in _names(arg)]
@@ -256,7 +267,9 @@ class Resolver:
             reasons=(f"parameter `{name}` of {owner}",),
             candidate_links=tuple(dict.fromkeys(links)),
             # only a helper other modules can import has callers elsewhere for the link pass to find
-            parameter=(fname, index) if fname is not None and index is not None and fname in self.exported_functions else None,
+            parameter=((fname, index, key) if key is not None else (fname, index))
+            if fname is not None and index is not None and fname in self.exported_functions
+            else None,
             exported_as=self.exported_functions.get(fname, ()) if fname is not None else (),
         )
 

@@ -661,8 +661,8 @@ class _FileScan:
         )
         if name == "rpc":
             return self._rpc(node, method, client_node, schema, args, links, top, evidence or clientish)
-        if len(args) != 1 or args[0].type == "spread_element":
-            return None
+        if len(args) != 1 or (args[0].type == "spread_element" and not evidence):
+            return None  # `.from(...args)` with a query chained onto it is a call whose table is not known
         if not evidence:
             lit = n.string_literal(args[0])
             if not clientish or (lit is not None and not _TABLE_LIKE.match(lit.value)):
@@ -712,6 +712,23 @@ class _FileScan:
                     if resolved is not None and resolved.certain and resolved.name:
                         return resolved.name, obj
                     return UNKNOWN_SCHEMA, obj
+        if inner.type == "identifier":  # a client made for another schema: `createClient(u, k, { db: { schema: 's' } })`
+            decl = self.resolver.binding(n.text(inner), inner)
+            value = n.unwrap(decl.child_by_field_name("value")) if decl is not None and decl.child_by_field_name("value") is not None else None
+            if value is not None and value.type == "await_expression" and value.named_children:
+                value = n.unwrap(value.named_children[0])
+            if value is not None and value.type == "call_expression":
+                func = value.child_by_field_name("function")
+                args = n.arguments(value.child_by_field_name("arguments"))
+                name = n.text(func).rpartition(".")[2] if func is not None else ""
+                options = n.unwrap(args[2]) if len(args) > 2 else None
+                if name in ("createClient", "createBrowserClient", "createServerClient") and options is not None and options.type == "object":
+                    db = n.object_value(options, "db")
+                    schema = n.object_value(n.unwrap(db), "schema") if db is not None and n.unwrap(db).type == "object" else None
+                    if schema is not None:
+                        lit = n.string_literal(schema)
+                        found = lit.value if lit is not None else UNKNOWN_SCHEMA
+                        return (None if found == "public" else found), inner
         return None, inner
 
     def _chain_evidence(self, links: list[Link]) -> bool:
@@ -828,11 +845,14 @@ class _FileScan:
         if not evidence or not args:
             return None
         lit = n.string_literal(args[0])
-        if lit is None and args[0].type not in ("identifier", "member_expression"):
+        if lit is None and args[0].type not in ("identifier", "member_expression", "ternary_expression", "binary_expression"):
             return None
-        fn = lit.value if lit is not None else self.resolver.table(args[0], node).name
+        resolved = self.resolver.table(args[0], node) if lit is None else None
+        fn = lit.value if lit is not None else resolved.name if resolved is not None else None
         notes = () if fn is not None else (f"function name is not a literal: `{n.text(args[0])}`",)
-        return Call(**self._base(Kind.RPC, node, method, top, client), schema=schema, name=fn, notes=notes)
+        # a name known only among candidates (`flag ? 'a' : 'b'`) lists them, as a table's would
+        dynamic = resolved if resolved is not None and not resolved.certain else None
+        return Call(**self._base(Kind.RPC, node, method, top, client), schema=schema, name=fn, notes=notes, table=dynamic)
 
     def _storage(self, node, method, inner, args) -> Call | None:  # type: ignore[no-untyped-def]
         if len(args) != 1:
@@ -862,8 +882,12 @@ class _FileScan:
             return self._unknown_subscription(node, method, receiver, options)
         found = col.Found()
         values = {name: value for name, _, value in n.object_pairs(options)}
+        # `{ event, schema: 'public', table }`: a shorthand reads the variable of that name
+        values |= {n.text(c): c for c in options.named_children if c.type == "shorthand_property_identifier"}
         table_node = values.get("table")
-        if table_node is not None:
+        if table_node is not None and table_node.type == "shorthand_property_identifier":
+            table = self.resolver.identifier(n.text(table_node), node)
+        elif table_node is not None:
             table = self.resolver.table(table_node, node)
         else:
             table = TableArg(None, TableSource.DYNAMIC, reasons=("subscription names no table: every table in the schema",))
