@@ -30,7 +30,7 @@ def _verdict(conn, fks, types, shape: dict) -> tuple[str, str]:
     assert len(calls) == 1, f"{shape['id']}: {len(calls)} calls found"
     result = verify._check(conn, calls[0], verify._table(calls[0]), fks, types=types)
     if result["status"] != "error":
-        return result["status"], result["error"] or ""
+        return result["status"], result["error"] or result.get("partial") or ""
     return ("setting" if result["error"].startswith("server setting:") else "error"), result["error"]
 
 
@@ -46,7 +46,14 @@ def test_verdicts_agree_with_postgrest_on_all_but_two_and_never_call_a_refused_c
     with psycopg.connect(users_database(pg_admin_url, folder / "schema.sql")) as conn:
         fks, types = statement.relationships(conn), statement.column_types(conn)
         results = {s["id"]: _verdict(conn, fks, types, s) for s in shapes}
-    differ = [f"{s['id']}: PostgREST {s['verdict']}, verify {results[s['id']][0]} ({results[s['id']][1]}): {s['why']}" for s in shapes if results[s["id"]][0] != s["verdict"]]
-    false_ok = [d for d, s in zip(differ, [s for s in shapes if results[s["id"]][0] != s["verdict"]]) if results[s["id"]][0] == "ok"]
+    wrong = [s for s in shapes if results[s["id"]][0] != s["verdict"]]
+    differ = [f"{s['id']}: PostgREST {s['verdict']}, verify {results[s['id']][0]} ({results[s['id']][1]}): {s['why']}" for s in wrong]
+    # ok on what is visible, saying what is not (a payload in a variable: its content is the
+    # program's, at run time) is not a call verify says PostgREST accepts
+    false_ok = [d for d, s in zip(differ, wrong) if results[s["id"]][0] == "ok" and not _partial(results[s["id"]][1])]
     assert not false_ok, "called ok, refused by PostgREST:\n" + "\n".join(false_ok)
     assert len(differ) <= 2, "\n".join(differ)
+
+
+def _partial(detail: str) -> bool:
+    return "is not visible" in detail

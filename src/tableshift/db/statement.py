@@ -52,7 +52,30 @@ class ManyToMany:
     target_columns: tuple[str, ...]
 
 
-def relationships(conn: psycopg.Connection) -> list[Relationship | ManyToMany]:
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """A computed relationship: a function taking a row of `origin` and returning rows of `target`
+    (SchemaCache.hs, allComputedRels); to one when it returns one row (not a set, or ROWS 1)."""
+
+    function: str
+    schema: str
+    origin: str
+    target: str
+    to_one: bool
+
+
+def _computed(conn: psycopg.Connection) -> list[Computed]:
+    rows = conn.execute(
+        "SELECT p.proname, pn.nspname, oc.relname, rc.relname, NOT p.proretset OR p.prorows = 1"
+        " FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace"
+        " JOIN pg_class oc ON oc.reltype = p.proargtypes[0] JOIN pg_namespace on_ ON on_.oid = oc.relnamespace"
+        " JOIN pg_class rc ON rc.reltype = p.prorettype JOIN pg_namespace rn ON rn.oid = rc.relnamespace"
+        " WHERE p.pronargs = 1 AND p.prokind = 'f' AND pn.nspname = 'public' AND on_.nspname = 'public' AND rn.nspname = 'public'"
+    ).fetchall()
+    return [Computed(fn, schema, origin, target, bool(one)) for fn, schema, origin, target, one in rows]
+
+
+def relationships(conn: psycopg.Connection) -> list[Relationship | ManyToMany | Computed]:
     direct = _foreign_keys(conn)
     primary = {
         table: set(columns)
@@ -62,7 +85,7 @@ def relationships(conn: psycopg.Connection) -> list[Relationship | ManyToMany]:
             " WHERE c.contype = 'p' AND n.nspname = 'public'"
         ).fetchall()
     }
-    many: list[Relationship | ManyToMany] = []
+    many: list[Relationship | ManyToMany | Computed] = list(_computed(conn))
     for one in direct:
         for other in direct:
             if one.child != other.child or one.name == other.name:
@@ -216,6 +239,7 @@ class Statement:
     # (None instead of the columns for an update, which leaves the others as they are)
     inserted: tuple[str, str, tuple[str, ...] | None, tuple[str, ...]] | None = None
     types: dict[tuple[str, str], str] = field(default_factory=dict)  # (table, column): its type's name
+    language: str = "typescript"  # the client: supabase-py quotes a filter's key, postgrest-js does not
     # a write's body and its row type: EXPLAIN never reads the body, so check() converts it to the
     # row type apart (a pure SELECT of a constant: no table is read or written)
     body: tuple[str, str] | None = None
@@ -249,7 +273,7 @@ def build(
     """The statement for `call` on `table` (the call's own, or its target after a rewrite).
     `aggregates`: the project's PostgREST has `db-aggregates-enabled` on (off by default); `types`:
     the columns' types (`column_types`)."""
-    out = Statement("", [], types=types or {})
+    out = Statement("", [], types=types or {}, language=call.language)
     out.sql = _build(call, table, fks, out)  # PostgREST's own refusals first: they hold whatever the setting
     if not aggregates and _uses_aggregates(call.columns.select, call.columns.embedded):
         raise ServerSetting(
@@ -288,6 +312,7 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
     for key in options:  # `rel.limit`, `rel.range`: on an embedded resource, which must be embedded
         if "." in key:
             scoped.setdefault(key.rpartition(".")[0], [])
+    _distinct_embeds(table.split(".")[-1], columns.embedded)
     if op in (None, Operation.SELECT):
         _embedded_paths(scoped, columns.embedded)
         items = [_select_item(c, prefix) for c in columns.select] or ["*"]
@@ -319,6 +344,13 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
         # `update({})`: PostgREST updates nothing; it selects the returned columns `WHERE false`
         # (QueryBuilder.hs, mutatePlanToQuery), so no filter is read and pg-safeupdate sees no UPDATE
         return f"SELECT {', '.join(returning) or 'NULL'} FROM {target} AS {alias} WHERE false"
+    if op in (Operation.UPDATE, Operation.DELETE) and returning and not any(c.name == "*" for c in columns.select):
+        # PostgREST v13.0.8 applies the call's or() to the rows it returns as well (fixed after
+        # v13): a column the or() reads must be among those returned
+        shown = {c.name for c in columns.select}
+        missing = next((c.name for c in columns.filter if c.op == "or" and c.qualifier is None and c.name not in shown), None)
+        if missing is not None:
+            raise PostgrestError(f'column pgrst_source.{missing} does not exist: PostgREST v13 applies the or() filter to the returned rows too; select {missing!r} as well')
     hidden = call.open_chain or any(o.role is Role.FILTER for o in columns.opaque)
     if op in (Operation.DELETE, Operation.UPDATE) and not where and not hidden:
         # Supabase loads pg-safeupdate for PostgREST's role: an update or delete without a filter is refused
@@ -352,6 +384,8 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
             values = ", ".join(p.bind(None) for _ in conflict)
             return f"INSERT INTO {target} ({', '.join(conflict)}) VALUES ({values}) ON CONFLICT ({', '.join(conflict)}) DO NOTHING{returning_sql}"
         return f"INSERT INTO {target} DEFAULT VALUES" + (" ON CONFLICT DO NOTHING" if op is Operation.UPSERT else "") + returning_sql
+    if options.get("single") and len(body) > 1:  # more than one row written cannot be one object
+        raise PostgrestError(f"JSON object requested, multiple (or no) rows returned: .{options['single']}() on {len(body)} inserted rows (PGRST116)")
     names = ", ".join(quote(c.name) for c in writes)
     picked = ", ".join(f"{_BODY}.{quote(c.name)}" for c in writes)
     statement = f"INSERT INTO {target} ({names}) SELECT {picked} FROM json_populate_recordset({row_type}, {p.payload(row_type, body)}) AS {_BODY}"
@@ -522,13 +556,17 @@ def filter_text(c: Column) -> str | None:
         return None
     if c.op == "not":
         return f"not.{c.value}"
-    if c.op in ("filter", "or", "and", "textSearch"):  # already whole: `op.value` (textSearch: its options pick the op)
+    if c.op in ("filter", "or", "and", "textSearch", "text_search"):  # already whole: `op.value` (textSearch: its options pick the op)
         return c.value
     operator = _OPERATOR.get(c.op)
     return None if operator is None else f"{operator}.{c.value}"
 
 
 def _condition(c: Column, p: Statement, prefix: str, table: str) -> str:
+    if "::" in c.name and c.op != "or" and p.language != "python":
+        # postgrest-js sends the key as written; PostgREST reads a field name from it and ignores
+        # the rest (QueryParams.hs, pTreePath does not require the end): `created_at::date` is created_at
+        c = dataclasses.replace(c, name=c.name.split("::", 1)[0])
     ref = _ref(c, prefix)
     tsvector = p.types.get((table, c.name)) == "tsvector" and not c.json_path
     text = filter_text(c)
@@ -640,6 +678,18 @@ def _scoped(columns) -> dict[str, list[Column]]:  # type: ignore[no-untyped-def]
     return out
 
 
+def _distinct_embeds(parent: str, embedded: tuple[Embedded, ...], depth: int = 1) -> None:
+    """Two embeds of one level with one name and no alias get one alias in PostgREST's query
+    (its table, the name and the depth: QueryBuilder.hs), which PostgreSQL refuses."""
+    seen: set[str] = set()
+    for e in embedded:
+        if e.alias is None and not e.spread:
+            if e.table in seen:
+                raise PostgrestError(f'table name "{parent}_{e.table}_{depth}" specified more than once: give each {e.table!r} embed an alias')
+            seen.add(e.table)
+        _distinct_embeds(e.table, e.embedded, depth + 1)
+
+
 def _embedded_paths(scoped: dict[str, list[Column]], embedded: tuple[Embedded, ...]) -> None:
     """Every path a filter is scoped to names an embedded resource, else PostgREST refuses (PGRST108)."""
     for path in scoped:
@@ -657,6 +707,8 @@ def _resolve(e: Embedded, parent: str, fks: list) -> tuple:  # type: ignore[type
     hints = [h for h in e.hints if h not in ("inner", "left")]
     hint = hints[0] if hints else None
     candidates = [(r, kind) for r, kind in _relations_of(parent, fks) if _matches(r, kind, parent, name, hint)]
+    if any(kind == "computed" for _, kind in candidates):  # a computed relationship prevails (SchemaCache.hs)
+        candidates = [(r, kind) for r, kind in candidates if kind == "computed"]
     if not candidates:
         raise EmbedError(
             f"Could not find a relationship between '{parent}' and '{name}' in the schema cache" + (f" (hint {hint})" if hint else "")
@@ -664,11 +716,17 @@ def _resolve(e: Embedded, parent: str, fks: list) -> tuple:  # type: ignore[type
     if len(candidates) > 1:
         raise EmbedError(f"Could not embed because more than one relationship was found for '{parent}' and '{name}'")
     fk, kind = candidates[0]
-    return fk, kind, fk.target if kind == "m2m" else fk.parent if kind == "m2o" else fk.child
+    return fk, kind, fk.target if kind in ("m2m", "computed") else fk.parent if kind == "m2o" else fk.child
+
+
+def _to_one(fk, kind: str) -> bool:  # type: ignore[no-untyped-def]
+    return kind == "m2o" or kind == "computed" and fk.to_one
 
 
 def _joined(fk, kind: str, relation: str, alias: str, outer: str, depth: int) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     """The FROM item of an embed and its join condition with the row it belongs to."""
+    if kind == "computed":  # the function, given the row (`"public"."open_tasks"("projects")`)
+        return f"{quote(fk.schema)}.{quote(fk.function)}({outer}) AS {alias}", "true"
     source = f"{quote(relation)} AS {alias}"
     if kind == "m2m":  # through the junction
         junction = quote(f"_{fk.junction}_j{depth}")
@@ -699,7 +757,7 @@ def _embed(
     if e.spread and e.alias:  # QueryParams.hs, pSpreadRelationSelect: `alias:...rel(*)` does not parse
         raise PostgrestError(f"failed to parse select parameter ({e.alias}:...{name}) (PGRST100): a spread takes no alias")
     fk, kind, relation = _resolve(e, parent, fks)
-    if e.spread and kind != "m2o" and _uses_aggregates(e.columns, e.embedded):
+    if e.spread and not _to_one(fk, kind) and _uses_aggregates(e.columns, e.embedded):
         raise PostgrestError("Aggregates are not implemented for one-to-many or many-to-many spreads (PGRST127)")  # Plan.hs
     alias = quote(f"_{relation}" + (f"_{depth}" if depth else ""))
     source, join = _joined(fk, kind, relation, alias, parent_ref or quote(parent), depth)
@@ -729,7 +787,7 @@ def _related_order(c: Column, embedded: tuple[Embedded, ...], parent: str, fks: 
     if found is None:
         raise EmbedError(f"'{m[1]}' is not an embedded resource in this request (PGRST108)")
     fk, kind, relation = _resolve(found, parent, fks)
-    if kind != "m2o":
+    if not _to_one(fk, kind):
         raise PostgrestError(f"A related order on '{m[1]}' is not possible: '{parent}' and '{m[1]}' do not form a many-to-one or one-to-one relationship (PGRST118)")
     alias = quote(f"_{relation}_o")
     source, join = _joined(fk, kind, relation, alias, quote(parent), 0)
@@ -743,6 +801,10 @@ def _relations_of(origin: str, fks: list) -> list[tuple]:  # type: ignore[type-a
     many-to-many through junction tables."""
     out: list[tuple] = []  # type: ignore[type-arg]
     for r in fks:
+        if isinstance(r, Computed):
+            if r.origin == origin:
+                out.append((r, "computed"))
+            continue
         if isinstance(r, ManyToMany):
             if r.origin == origin:
                 out.append((r, "m2m"))
@@ -756,6 +818,8 @@ def _relations_of(origin: str, fks: list) -> list[tuple]:  # type: ignore[type-a
 
 def _matches(r: Relationship | ManyToMany, kind: str, origin: str, target: str, hint: str | None) -> bool:
     """PostgREST's findRel (Plan.hs): which relationship an embed `target!hint(...)` names."""
+    if isinstance(r, Computed):  # by the function's name
+        return target == r.function
     if isinstance(r, ManyToMany):  # by the target table; a hint names the junction
         return target == r.target and (hint is None or hint == r.junction)
     foreign = r.parent if kind == "m2o" else r.child
@@ -828,4 +892,43 @@ def _not_null(conn: psycopg.Connection, schema: str, table: str, given: tuple[st
         " ORDER BY a.attnum LIMIT 1",
         (schema, table, list(nulled), given is not None, list(given or ())),
     ).fetchone()
-    return None if row is None else f'null value in column "{row[0]}" of relation "{table}" violates not-null constraint'
+    if row is None:
+        return _view_not_null(conn, schema, table, given, nulled)
+    return f'null value in column "{row[0]}" of relation "{table}" violates not-null constraint'
+
+
+def _view_not_null(conn: psycopg.Connection, schema: str, view: str, given: tuple[str, ...] | None, nulled: tuple[str, ...]) -> str | None:
+    """An insert through a view whose table has a NOT NULL column without a default that the view
+    does not show, or that the insert leaves out (a view column has no default of its own unless
+    set): PostgreSQL's words for what executing it would say."""
+    found = conn.execute(
+        "SELECT r.ev_action FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_rewrite r ON r.ev_class = c.oid"
+        " WHERE n.nspname = %s AND c.relname = %s AND c.relkind = 'v' AND r.rulename = '_RETURN'",
+        (schema, view),
+    ).fetchone()
+    if found is None:
+        return None
+    shown = {(e["resorigtbl"], e["resorigcol"]): e["resname"] for e in _target_entries(found[0]) if e["resorigtbl"]}
+    bases = {oid for oid, _ in shown}
+    if len(bases) != 1:
+        return None  # not a view of one table: PostgreSQL would not insert through it anyway
+    [base] = bases
+    defaults = {
+        name for (name,) in conn.execute(
+            "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = %s AND a.atthasdef", (schema, view),
+        ).fetchall()
+    }  # fmt: skip
+    for attnum, column, table, has_default in conn.execute(
+        "SELECT a.attnum, a.attname, c.relname, a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '' FROM pg_attribute a"
+        " JOIN pg_class c ON c.oid = a.attrelid WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull ORDER BY a.attnum",
+        (base,),
+    ).fetchall():
+        through = shown.get((base, attnum))
+        if through is not None and through in nulled:
+            return f'null value in column "{column}" of relation "{table}" violates not-null constraint'
+        if has_default or given is None:
+            continue
+        if through is None or (through not in given and through not in defaults):
+            return f'null value in column "{column}" of relation "{table}" violates not-null constraint'
+    return None

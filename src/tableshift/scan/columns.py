@@ -142,6 +142,8 @@ def add_logic(found: Found, lit: StringLiteral, src: SourceText, *, op: str, qua
             prefix, _, column = column.rpartition(".")
             start += len(prefix) + 1
             qual = prefix if qual is None else f"{qual}.{prefix}"
+            # PostgREST's logic trees take no embed path (`rel.col.eq.1`): `{ referencedTable }` does that
+            found.malformed.append(f"failed to parse logic tree ({lit.value}): '{prefix}.{column}' is not a column of the filtered table")
         span, pos = _where(lit, src, start, start + len(column))
         # the condition as PostgREST reads it (`not.eq.1`): verify turns it into SQL
         modifier = f"({cond.modifier})" if cond.modifier else ""

@@ -70,9 +70,36 @@ def _value(scan: Any, name: str, positional: list[Any], keywords: dict[str, Any]
         if not items or any(i is None for i in items):
             return None
         return "(" + ",".join(_sanitized(i) for i in items) + ")"  # type: ignore[arg-type]
-    if name in ("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "is_"):
-        return scan.scalar(node)
+    if name in ("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "is_", "fts", "plfts", "phfts", "wfts"):
+        return scan.scalar(node) if node is not None else None
+    if name == "text_search":  # the whole filter: supabase-py knows the types plain, phrase and web_search
+        query = scan.scalar(positional[1] if len(positional) > 1 else keywords.get("query"))
+        options = positional[2] if len(positional) > 2 else keywords.get("options")
+        items = _dict_items(scan, options) if options is not None else {}
+        if query is None or items is None:
+            return None
+        kind = {"plain": "pl", "phrase": "ph", "web_search": "w"}.get(items.get("type") or "", "")
+        config = f"({items['config']})" if items.get("config") else ""
+        return f"{kind}fts{config}.{query}"
     return None
+
+
+def _dict_items(scan: Any, node: Any) -> dict[str, str | None] | None:
+    """A dict literal of literal keys, each value as supabase-py writes it (None: computed);
+    None when it is not one."""
+    out: dict[str, str | None] = {}
+    if type(node).__name__ == "Dict":  # LibCST
+        pairs = [(getattr(e, "key", None), getattr(e, "value", None)) for e in node.elements]
+    elif getattr(node, "type", None) == "dictionary":  # tree-sitter
+        pairs = [(c.child_by_field_name("key"), c.child_by_field_name("value")) for c in node.named_children if c.type == "pair"]
+    else:
+        return None
+    for key, value in pairs:
+        lit = scan.string(key) if key is not None else None
+        if lit is None:
+            return None
+        out[lit.value] = scan.scalar(value)
+    return out
 
 
 def _sanitized(text: str) -> str:

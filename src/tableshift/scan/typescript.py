@@ -1072,6 +1072,8 @@ def _options_of(links: list[Link]) -> tuple[tuple[str, str], ...]:
                 out.append((key, _value_text(args[0]) or "?"))
             else:
                 out.append((key, f"{_value_text(args[0]) or '?'},{_value_text(args[1]) or '?'}"))
+        elif link.name in ("single", "maybeSingle"):
+            out.append(("single", link.name))
         elif link.name in ("select", "upsert", "insert") and len(args) > 1 and n.unwrap(args[1]).type == "object":
             for key, name in (("count", "count"), ("head", "head"), ("ignoreDuplicates", "ignore_duplicates"), ("defaultToNull", "default_to_null")):
                 value = n.object_value(n.unwrap(args[1]), key)
