@@ -483,3 +483,21 @@ def test_small_shapes_real_code_takes_spread_tables_rpc_ternaries_and_schema_cli
     assert calls[5].table.candidates == ("top_tweets", "all_tweets")  # an rpc lists its candidates as a table does
     assert (calls[6].schema, calls[6].table.name) == ("storage", "objects")
     assert (calls[7].schema, calls[7].table.name) == (None, "posts")
+
+
+def test_rest_urls_name_their_table_and_a_base_url_names_none():
+    from tableshift.scan import scan_source
+
+    code = (
+        "export const a = (id: string) => fetch(`${URL}/rest/v1/dealers?id=eq.${id}&select=user_id`, { method: 'PATCH', body: '{}' });\n"
+        "export const b = () => page.route('**/rest/v1/prizes**', (r) => r.fulfill({ body: '[]' }));\n"  # a glob: the name ends before it
+        "export const BASE = `${URL}/rest/v1/`;\n"
+        "export const c = () => fetch(`${URL}/rest/v1/rpc/get_stats`, { method: 'POST' });\n"
+    )
+    calls = scan_source(code.encode(), path="x.ts", language="typescript").calls
+    assert [(c.start.line, c.kind.value, c.table.name if c.table else c.name, c.operation.value if c.operation else None) for c in calls] == [
+        (1, "rest", "dealers", "update"),
+        (2, "rest", "prizes", None),
+        (4, "rpc", "get_stats", None),
+    ]
+    assert [(c.name, c.op) for c in calls[0].columns.select + calls[0].columns.filter] == [("user_id", "select"), ("id", "filter")]

@@ -360,7 +360,7 @@ class _FileScan:
         after = pieces[at + 1 :]
         found = col.Found()
         name_end = len(rest)
-        for stop in "?#":
+        for stop in "?#*":  # `*`: a glob (`page.route('**/rest/v1/prizes**')`), never part of the name
             if stop in rest:
                 name_end = min(name_end, rest.index(stop))
         segment = rest[:name_end]
