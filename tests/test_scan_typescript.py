@@ -501,3 +501,16 @@ def test_rest_urls_name_their_table_and_a_base_url_names_none():
         (4, "rpc", "get_stats", None),
     ]
     assert [(c.name, c.op) for c in calls[0].columns.select + calls[0].columns.filter] == [("user_id", "select"), ("id", "filter")]
+
+
+def test_english_that_parses_as_sql_is_not_sql_unless_given_to_a_call_taking_sql():
+    from tableshift.scan import scan_source
+
+    code = (
+        "const a = t('Select an option from the list');\n"  # SELECT an AS option FROM the AS list: English
+        "const b = 'Delete from the queue';\n"
+        "const c = () => db.query('select id from tweets');\n"  # bare, but given to query()
+        "const d = sql`delete from outcomes`;\n"
+    )
+    calls = scan_source(code.encode(), path="x.ts", language="typescript").calls
+    assert [(c.start.line, c.table.name, c.operation.value) for c in calls] == [(3, "tweets", "select"), (4, "outcomes", "delete")]

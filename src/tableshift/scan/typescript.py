@@ -6,7 +6,7 @@ import dataclasses
 import json
 import re
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -39,7 +39,7 @@ from tableshift.scan.shared import (
     table_call,
 )
 from tableshift.scan.source import BOM, SourceText, StringLiteral
-from tableshift.scan.sql import SQL_CANDIDATE, looks_like_sql, tables
+from tableshift.scan.sql import SQL_CALLEES, SQL_CANDIDATE, looks_like_sql, tables
 from tableshift.scan.ts_resolve import Resolver
 
 _QUERIES = {
@@ -277,11 +277,10 @@ class _FileScan:
                 continue
             seen.add(node.start_byte)
             text, where = self._sql_text(node)
-            if not looks_like_sql(text):
+            if not looks_like_sql(text, sql_context=self._takes_sql(node)):
                 continue
             for use in tables(text):
-                at = where[use.offset] if use.offset < len(where) else node.start_byte
-                start = self.src.position(at)
+                start = self.src.position(where(use.offset))
                 statement_node = _statement(node, self.parents)
                 first = self.src.position(statement_node.start_byte).line
                 out.append(Call(
@@ -293,28 +292,43 @@ class _FileScan:
                 ))  # fmt: skip
         return out
 
-    def _sql_text(self, node: Node) -> tuple[str, list[int]]:
-        """A string's text with `$n` for each interpolation, and each character's byte offset."""
+    def _takes_sql(self, node: Node) -> bool:
+        """The string is given to a call that takes SQL: a `sql` tagged template, `pool.query(...)`."""
+        parent = self.parents.parent(node)
+        if parent is not None and parent.type == "arguments":
+            parent = self.parents.parent(parent)
+        if parent is None or parent.type != "call_expression":
+            return False
+        func = parent.child_by_field_name("function")
+        return func is not None and n.text(func).rpartition(".")[2] in SQL_CALLEES
+
+    def _sql_text(self, node: Node) -> tuple[str, Callable[[int], int]]:
+        """A string's text with `$n` for each interpolation, and where in the file a character of
+        it sits (computed for the few names found, not for every character)."""
         text: list[str] = []
-        where: list[int] = []
-        number = 0
+        pieces: list[tuple[int, int, str | None]] = []  # (character offset, byte offset, fragment or None)
+        length = number = 0
         for child in node.named_children:
             if child.type == "template_substitution":
                 number += 1
-                placeholder = f"${number}"
-                text.append(placeholder)
-                where += [child.start_byte] * len(placeholder)
+                piece, fragment = f"${number}", None
             elif child.type == "string_fragment":
-                fragment = n.text(child)
-                text.append(fragment)
-                offset = child.start_byte
-                for ch in fragment:
-                    where.append(offset)
-                    offset += len(ch.encode("utf-8", "surrogateescape"))
+                piece = fragment = n.text(child)
             elif child.type == "escape_sequence":
-                escaped = {"\\n": "\n", "\\t": "\t"}.get(n.text(child), " ")
-                text.append(escaped)
-                where.append(child.start_byte)
+                piece, fragment = {"\\n": "\n", "\\t": "\t"}.get(n.text(child), " "), None
+            else:
+                continue
+            pieces.append((length, child.start_byte, fragment))
+            text.append(piece)
+            length += len(piece)
+
+        def where(offset: int) -> int:
+            at = max((p for p in pieces if p[0] <= offset), default=None, key=lambda p: p[0])
+            if at is None:
+                return node.start_byte
+            start, byte, fragment = at
+            return byte + len(fragment[: offset - start].encode("utf-8", "surrogateescape")) if fragment is not None else byte
+
         return "".join(text), where
 
     # -- PostgREST over plain HTTP ---------------------------------------------
