@@ -229,12 +229,18 @@ def test_an_embedded_merged_table_in_a_write_is_review(rules):
 def test_an_insert_into_a_merged_table_must_set_what_reads_filter_on(tmp_path):
     (tmp_path / "schema.sql").write_text(SCHEMA)
     body = b"schema = 'schema.sql'\n[[table]]\nlegacy = 'tweets'\ntarget = 'posted_content'\n[table.where]\nkind = 'tweet'\n"
+    # `set` defaults to `where`: the new row gets the value reads filter on
     only_where = parse_rules(body, "r.toml", base=tmp_path)
-    _, found = plans("supabase.from('tweets').insert({ tweet_id: t });", only_where)
+    assert rewrite("supabase.from('tweets').insert({ tweet_id: t });", only_where) == (
+        "supabase.from('posted_content').insert({ kind: 'tweet', tweet_id: t });"
+    )
+    # `set = {}` says there is nothing to set: then the insert must, or a person decides
+    nothing_set = parse_rules(body + b"[table.set]\n", "r.toml", base=tmp_path)
+    _, found = plans("supabase.from('tweets').insert({ tweet_id: t });", nothing_set)
     [p] = [p for p in found if p.fix is not Fix.OK]
     assert p.fix is Fix.REVIEW
     assert any("does not set 'kind', which the rules' where filters on" in r for r in p.reasons)
-    _, found = plans("supabase.from('tweets').insert({ tweet_id: t, kind: k });", only_where)
+    _, found = plans("supabase.from('tweets').insert({ tweet_id: t, kind: k });", nothing_set)
     assert [p.fix for p in found] == [Fix.AUTO]
 
 

@@ -157,3 +157,16 @@ def test_hostile_values_are_one_line_errors(body, expected):
 def test_a_group_name_may_hold_dots_dashes_and_underscores():
     rules = parse_rules(b"[[table]]\nlegacy='a'\ntarget='b'\ngroup='wave-2.posted_content'\n", "r.toml")
     assert rules.groups == ("wave-2.posted_content",)
+
+
+def test_set_defaults_to_where_unless_given(tmp_path):
+    from tableshift.rules import parse_rules
+
+    text = (
+        'version = 1\nname = "x"\n'
+        '[[table]]\nlegacy = "tweets"\ntarget = "posted"\n[table.where]\nkind = "tweet"\n'
+        '[[table]]\nlegacy = "posts"\ntarget = "posted"\n[table.where]\nkind = "post"\n[table.set]\n'
+    )
+    rules = parse_rules(text.encode(), "r.toml", base=tmp_path)
+    assert rules.lookup("tweets").set == (("kind", "tweet"),)
+    assert rules.lookup("posts").set == ()  # `set = {}`: nothing to set

@@ -273,7 +273,9 @@ def _table_rule(entry: dict[str, Any], key: str, fail: Any) -> TableRule:
         raise fail(f"{key}.drop", "lists a column twice")
 
     where_values = _scalars(entry, "where", key, fail)
-    set_values = _scalars(entry, "set", key, fail)
+    # a merged table's rows are told apart by `where`; new rows must get the same values, so `set`
+    # defaults to `where` (`set = {}` says there is nothing to set)
+    set_values = _scalars(entry, "set", key, fail) if "set" in entry else where_values
     key_raw = entry.get("key", [])
     if not isinstance(key_raw, list) or not all(isinstance(c, str) and _IDENT.match(c) and "." not in c for c in key_raw):
         raise fail(f"{key}.key", "must be a list of legacy column names")
