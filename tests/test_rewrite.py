@@ -406,3 +406,10 @@ def test_generated_types_are_renamed_only_when_the_row_type_means_the_same(rules
     reasons = review_reasons("type Q = Tables<'content_metadata'>;", rules)
     assert reasons == ["the row type of 'content_metadata' changes (renames topic_cluster -> raw_topic; drops actual_likes): the code using this type must follow"]
     assert "merges it into 'posted_content' with kind" in review_reasons("type T = Database['public']['Tables']['tweets']['Row'];", rules)[0]
+
+
+def test_a_realtime_callback_holding_dots_is_not_a_filter(rules):
+    source = "ch.on('postgres_changes', { event: 'INSERT', table: 'tweets' }, (p) => console.log('new tweet...', p));"
+    assert rewrite(source, rules) == (
+        "ch.on('postgres_changes', { event: 'INSERT', table: 'posted_content', filter: 'kind=eq.tweet' }, (p) => console.log('new tweet...', p));"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from tableshift.model import (
@@ -354,8 +355,9 @@ class _Planner:
         if len(rule.where) > 1:
             self.reasons.append(f"realtime takes one filter, and the rules filter {rule.target!r} on {len(rule.where)} columns")
             return
-        options = self.data[self.call.span.start : self.call.span.end]
-        if b"filter" in options or b"..." in options:
+        where = self.call.operation_span or self.call.span  # the options object (not the callback after it)
+        options = self.data[where.start : where.end]
+        if re.search(rb"(?<![\w$])filter\s*[:,}]|\.\.\.", options):
             # a spread may carry a filter of its own, which an added key would override
             self.reasons.append("subscription has a filter already, and realtime takes one: add the rules' where by hand")
             return

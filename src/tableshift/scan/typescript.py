@@ -917,6 +917,7 @@ class _FileScan:
             table=table,
             event=event_lit.value if event_lit is not None else None,
             columns=found.freeze(),
+            operation_span=_span(options),  # the options object: where a filter goes, or is already
             notes=(*found.notes, *((shared,) if shared else ())),
         )
 
