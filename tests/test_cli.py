@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import RULES
+from conftest import FIXTURES, RULES
 from helpers import run_cli
 
 SAMPLE = """import { supabase } from './db';
@@ -79,11 +79,6 @@ def test_missing_rules_file_is_exit_2(tmp_path):
     assert "nope.toml: rules file not found" in line
 
 
-def test_output_into_missing_directory_is_exit_2(tmp_path):
-    line = _one_line_error(run_cli("audit", "-f", "json", "-o", "no/such/dir/r.json", cwd=_project(tmp_path)))
-    assert "does not exist" in line
-
-
 def test_unknown_format_is_a_usage_error(tmp_path):
     proc = run_cli("audit", "--format", "xml", cwd=_project(tmp_path))
     assert proc.returncode == 2
@@ -95,3 +90,14 @@ def test_version_and_help():
     help_text = run_cli("audit", "--help").stdout
     for flag in ("--rules", "--format", "--output", "--include", "--exclude"):
         assert flag in help_text
+
+
+def test_an_output_into_a_missing_folder_makes_the_folder(tmp_path):
+    out = tmp_path / "reports" / "2026" / "audit.json"
+    proc = run_cli("audit", str(FIXTURES / "demo-app"), "--format", "json", "--no-cache", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["summary"]["files_scanned"] > 0
+    blocked = tmp_path / "file.txt"
+    blocked.write_text("x")
+    proc = run_cli("audit", str(FIXTURES / "demo-app"), "--no-cache", "-o", str(blocked / "audit.txt"))
+    assert proc.returncode == 2 and "Not a directory" in proc.stderr and "Traceback" not in proc.stderr

@@ -514,3 +514,16 @@ def test_english_that_parses_as_sql_is_not_sql_unless_given_to_a_call_taking_sql
     )
     calls = scan_source(code.encode(), path="x.ts", language="typescript").calls
     assert [(c.start.line, c.table.name, c.operation.value) for c in calls] == [(3, "tweets", "select"), (4, "outcomes", "delete")]
+
+
+def test_a_bare_ampersand_in_jsx_text_is_valid_jsx_not_a_parse_error():
+    from tableshift.scan import error_count, scan_source
+
+    code = b"export const A = () => <p>Officers & Advisers &amp; more</p>;\nexport const q = () => supabase.from('posts').select('id');\n"
+    for language in ("tsx", "javascript"):
+        result = scan_source(code, path="x.tsx", language=language)
+        assert not result.parse_error and error_count(code, language) == 0
+        [call] = result.calls
+        assert not call.in_error_region
+    broken = b"export const A = () => <p>Officers & Advisers</p;\n"  # an error of its own stays one
+    assert error_count(broken, "tsx") > 0

@@ -98,8 +98,12 @@ def check_target(path: Path) -> None:
     if target.is_dir():
         raise UsageError(f"{path}: is a directory")
     directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise UsageError(f"{path}: directory {directory} does not exist")
+    if not directory.is_dir():  # made, as ruff and eslint make an output's folder
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot create directory {directory}: {exc.strerror or exc}") from None
+        _resolve_output(path)  # the folders made are checked as any other
 
 
 def check_place(path: Path) -> None:

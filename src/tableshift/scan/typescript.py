@@ -142,10 +142,32 @@ def grammar(name: str) -> Grammar:
     return Grammar(lang, queries)
 
 
+# a `&` in JSX text that is no entity (`Officers & Advisers`) is valid JSX, which tree-sitter's
+# grammars refuse: inside an error, one such `&` (not `&&`, `&=`, `&name;`) is read as a space
+_BARE_AMPERSAND = re.compile(rb"(?<![&])&(?![&=]|#?[A-Za-z0-9]+;)")
+
+
+def _parsed(g: Grammar, parse_bytes: bytes, language: str) -> tuple[Tree, bytes]:
+    """The tree of a file; with JSX, errors that only tree-sitter's reading of a bare `&` in
+    JSX text causes are not errors (the bytes parsed keep every offset)."""
+    tree = Parser(g.language).parse(parse_bytes)
+    if not tree.root_node.has_error or language == "typescript" or b"&" not in parse_bytes:
+        return tree, parse_bytes
+    spans = [(node.start_byte, node.end_byte) for node in QueryCursor(g.queries["errors"]).captures(tree.root_node).get("error", [])]
+    patched = bytearray(parse_bytes)
+    for start, end in spans:
+        for m in _BARE_AMPERSAND.finditer(parse_bytes, start, end):
+            patched[m.start()] = 0x20
+    if patched == parse_bytes:
+        return tree, parse_bytes
+    again = Parser(g.language).parse(bytes(patched))
+    return (again, bytes(patched)) if not again.root_node.has_error else (tree, parse_bytes)
+
+
 def error_count(data: bytes, *, language: str) -> int:
     g = grammar(language)
     parse_bytes = b"   " + data[3:] if data.startswith(BOM) else data
-    root = Parser(g.language).parse(parse_bytes).root_node
+    root = _parsed(g, parse_bytes, language)[0].root_node
     if not root.has_error:
         return 0
     return sum(len(nodes) for nodes in QueryCursor(g.queries["errors"]).captures(root).values())
@@ -215,7 +237,7 @@ def scan(data: bytes, *, path: str, language: str) -> tuple[list[Call], bool]:
     g = grammar(language)
     # A BOM is not JavaScript: blank it out so offsets stay those of the original bytes.
     parse_bytes = b"   " + data[3:] if data.startswith(BOM) else data
-    tree = Parser(g.language).parse(parse_bytes)
+    tree, parse_bytes = _parsed(g, parse_bytes, language)
     root = tree.root_node
     src = SourceText(data)
     _LAST[0] = (data, tree, src)
