@@ -215,3 +215,33 @@ def test_a_selection_that_splits_a_shared_constant_leaves_its_calls_alone(projec
     assert whys == ["--only reads", "the constant naming its table also serves calls outside this selection"]
     full = run_cli("patch", "src/shared.ts", "--rules", str(RULES), cwd=project)
     assert "+const T = 'posted_content';" in full.stdout
+
+
+def test_target_gaps_name_the_columns_to_add_and_adding_them_lets_patch_rewrite(tmp_path):
+    """The audit lists each column the code uses that its target lacks, with its legacy type and
+    the DDL; adding those statements to the target schema turns the calls waiting for them auto."""
+    import shutil
+
+    from conftest import FIXTURES
+
+    db = tmp_path / "db"
+    shutil.copytree(FIXTURES / "database", db)
+    (db / "app" / "more.ts").write_text(
+        "export const a = () => supabase.from('tweets').select('tweet_id, posted_at, reply_count');\n"
+        "export const b = (id: string) => supabase.from('tweets').update({ reply_count: 2 }).eq('tweet_id', id);\n"
+    )
+    (db / "legacy.sql").write_text((db / "legacy.sql").read_text() + "\nALTER TABLE public.tweets ADD COLUMN reply_count integer;\n")
+    args = ["--rules", str(db / "rules.toml"), "--no-cache"]
+    proc = run_cli("audit", str(db / "app"), *args, "--legacy-schema", str(db / "legacy.sql"), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    gaps = json.loads(proc.stdout)["target_gaps"]
+    gap = next(g for g in gaps if g["column"] == "reply_count")
+    assert gap == {"target": "posted_content", "column": "reply_count", "type": "integer", "calls": 2, "legacy": ["tweets"],
+                   "ddl": 'ALTER TABLE "posted_content" ADD COLUMN "reply_count" integer;'}  # fmt: skip
+    run_cli("patch", str(db / "app"), *args, "--report", str(tmp_path / "before.json"))
+    review = {(e["file"].rsplit("/", 1)[-1], e["line"]) for e in json.loads((tmp_path / "before.json").read_text())["review"]}
+    assert {("more.ts", 1), ("more.ts", 2)} <= review
+    (db / "target.sql").write_text((db / "target.sql").read_text() + "\n" + "\n".join(g["ddl"].split("  --")[0] for g in gaps) + "\n")
+    run_cli("patch", str(db / "app"), *args, "--report", str(tmp_path / "after.json"))
+    review = {(e["file"].rsplit("/", 1)[-1], e["line"]) for e in json.loads((tmp_path / "after.json").read_text())["review"]}
+    assert not {("more.ts", 1), ("more.ts", 2)} & review

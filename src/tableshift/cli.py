@@ -375,6 +375,7 @@ def audit(
     # streamed: each file's calls are written out (or counted) as soon as the file is done
     spool = render.JsonSpool() if format is AuditFormat.json else None
     builder = AuditBuilder(inputs.rules, spool if spool is not None else _Discard())
+    builder.legacy_types = (uses or {}).get(None, {})  # the types target_gaps gives the columns to add
     for outcome in _outcomes(inputs, _sources(inputs)):
         builder.add(outcome)
     report = builder.header()
@@ -394,10 +395,20 @@ def audit(
 
 
 def _database_reads(inputs: Inputs, tables: list[tuple[str, str]], legacy_schema: Path | None, database_url: str | None) -> dict:  # type: ignore[type-arg]
+    """What in the database uses each table; under the key `None`, each (table, column)'s type."""
     from tableshift.db import session, usage
 
     with session.schemas(inputs.rules, legacy_schema, database_url, tables={f"{s}.{n}" for s, n in tables}) as conn:
-        return usage.read(conn, tables, dropped=_dropped(inputs), renamed=_renamed(inputs))
+        uses = usage.read(conn, tables, dropped=_dropped(inputs), renamed=_renamed(inputs))
+        types = {}
+        for schema, name in tables:
+            for column, kind in conn.execute(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+                (schema, name),
+            ).fetchall():
+                types[(name if schema == "public" else f"{schema}.{name}", column)] = kind
+    return {**uses, None: types}
 
 
 def _through_functions(inputs: Inputs, legacy_schema: Path | None, database_url: str | None) -> tuple[Inputs, dict]:  # type: ignore[type-arg]
@@ -408,7 +419,8 @@ def _through_functions(inputs: Inputs, legacy_schema: Path | None, database_url:
     assert inputs.rules is not None
     tables = [(r.schema or "public", r.legacy) for r in inputs.rules.tables]
     uses = _database_reads(inputs, tables, legacy_schema, database_url)
-    return dataclasses.replace(inputs, rules=inputs.rules.with_functions(usage.rpc_functions(uses))), uses
+    types = uses.pop(None)
+    return dataclasses.replace(inputs, rules=inputs.rules.with_functions(usage.rpc_functions(uses))), {**uses, None: types}
 
 
 def _database_use(inputs: Inputs, report: dict, legacy_schema: Path | None, database_url: str | None, uses: dict | None = None) -> dict:  # type: ignore[type-arg]
@@ -419,6 +431,7 @@ def _database_use(inputs: Inputs, report: dict, legacy_schema: Path | None, data
         tables = [(t["name"].rpartition(".")[0] or "public", t["name"].rpartition(".")[2]) for t in report["tables"]]
     if uses is None:
         uses = _database_reads(inputs, tables, legacy_schema, database_url)
+    uses = {k: v for k, v in uses.items() if k is not None}
     return {
         "source": str(legacy_schema) if legacy_schema is not None else "--database-url",
         "tables": [

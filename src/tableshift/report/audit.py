@@ -46,6 +46,9 @@ class AuditBuilder:
         self.dynamic_per_file: Counter[str] = Counter()
         self.flagged_per_file: Counter[str] = Counter()
         self.dynamic_calls: list[dict[str, Any]] = []
+        # columns the code uses on a legacy table that its target lacks: (target, column) -> calls, legacy columns
+        self.gaps: dict[tuple[str, str], dict[str, Any]] = {}
+        self.legacy_types: dict[tuple[str, str], str] = {}  # (legacy table, column) -> type, from a legacy schema
 
     def add(self, outcome: FileOutcome) -> None:
         result = outcome.result
@@ -63,6 +66,8 @@ class AuditBuilder:
         for verdict in verdicts:
             plan = plans.get(id(verdict))
             self._count(verdict, plan)
+            if plan is not None:
+                self._gaps(plan)
             entry = call_json(verdict, plan)
             self.per_file[entry["file"]] += 1
             if entry["dynamic"]:
@@ -152,6 +157,41 @@ class AuditBuilder:
                 if candidate in self.legacy:
                     self.legacy[candidate]["dynamic"] += 1
 
+    def _gaps(self, plan: Plan) -> None:
+        from tableshift.rewrite import Fate
+
+        seen = set()
+        for fate in plan.fates:
+            rule = self.rules.lookup(fate.legacy) if self.rules is not None else None
+            if fate.fate is not Fate.MISSING or rule is None:
+                continue
+            key = (rule.target, fate.new or fate.column)
+            gap = self.gaps.setdefault(key, {"calls": 0, "legacy": {}})
+            gap["legacy"].setdefault(fate.legacy, fate.column)
+            if key not in seen:  # calls, not occurrences
+                seen.add(key)
+                gap["calls"] += 1
+
+    def target_gaps(self) -> list[dict[str, Any]]:
+        """Each column the code uses on a legacy table that its target lacks (after renames and
+        drops): the calls that wait for it, its legacy type where a legacy schema says, and the
+        statement that adds it to the target schema."""
+        from tableshift.db.catalog import quote
+
+        out = []
+        for (target, column), gap in self.gaps.items():
+            types = {legacy: self.legacy_types.get((legacy, old)) for legacy, old in gap["legacy"].items()}
+            known = [t for t in types.values() if t]
+            kind = known[0] if known else None
+            table = ".".join(quote(part) for part in target.split("."))
+            ddl = f"ALTER TABLE {table} ADD COLUMN {quote(column)} {kind or 'text'};"
+            if kind is None:
+                ddl += "  -- type not known: give --legacy-schema, or choose it"
+            elif len(set(known)) > 1:
+                ddl += "  -- the legacy tables disagree: " + ", ".join(f"{t} in {legacy}" for legacy, t in types.items() if t)
+            out.append({"target": target, "column": column, "type": kind, "calls": gap["calls"], "legacy": sorted(gap["legacy"]), "ddl": ddl})
+        return sorted(out, key=lambda g: (-g["calls"], g["target"], g["column"]))
+
     def _row(self, name: str) -> dict[str, Any]:
         if name not in self.tables:
             rule = self.rules.lookup(name) if self.rules is not None else None
@@ -219,6 +259,8 @@ class AuditBuilder:
                 }
                 for rule in self.rules.tables
             ]
+        if self.rules is not None:
+            report["target_gaps"] = self.target_gaps()
         report["storage"] = self._named(Kind.STORAGE, "bucket")
         report["rpc"] = self._named(Kind.RPC, "function")
         report["files"] = {"parse_errors": sorted(self.parse_errors), "unreadable": self.unreadable, "skipped": self.skipped}

@@ -70,6 +70,15 @@ def audit_sections(report: dict[str, Any], extras: dict[str, Any] | None = None)
                 note="op?: operation unknown; embeds: uses inside other calls' select strings; dynamic: calls whose table is not known but may be this one; auto / review: what `tableshift patch` can rewrite; types: generated types naming it (`Tables<'x'>`)",
             )
         )
+    if report.get("target_gaps"):
+        out.append(
+            Section(
+                "Target gaps: columns the code uses that the targets lack",
+                ("target", "column", "type", "calls", "from", "DDL"),
+                tuple((g["target"], g["column"], g["type"] or "?", str(g["calls"]), ", ".join(g["legacy"]), g["ddl"]) for g in report["target_gaps"]),
+                note="add these statements to the target schema (the rules' `schema`) and run `patch` again: the calls waiting for them are rewritten",
+            )
+        )
     ops = ("select", "insert", "update", "upsert", "delete", "unknown")
     if report.get("database") is not None:
         out.append(database_section(report["database"]))
