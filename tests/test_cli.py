@@ -101,3 +101,27 @@ def test_an_output_into_a_missing_folder_makes_the_folder(tmp_path):
     blocked.write_text("x")
     proc = run_cli("audit", str(FIXTURES / "demo-app"), "--no-cache", "-o", str(blocked / "audit.txt"))
     assert proc.returncode == 2 and "Not a directory" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_init_writes_the_ci_workflow_and_pre_commit_config_pinned_to_where_tableshift_came_from(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.ts").write_text("export const q = () => supabase.from('tweets').select('id');\n")
+    proc = run_cli("init", "src", "--ci", "github", "--pre-commit", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    workflow = (tmp_path / ".github" / "workflows" / "tableshift.yml").read_text()
+    assert "tableshift check --format github" in workflow and 'pip install "tableshift @ git+' in workflow
+    hooks = (tmp_path / ".pre-commit-config.yaml").read_text()
+    assert "id: tableshift-check" in hooks
+    # this copy is an editable install: nothing says which commit, and the user is told to fill it in
+    assert "EDIT:" in workflow and "not installed from git" in proc.stderr
+    again = run_cli("init", "src", "--pre-commit", cwd=tmp_path)
+    assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_a_git_install_is_pinned_to_its_commit(monkeypatch):
+    from tableshift import scaffold
+
+    source = scaffold.Source("https://github.com/acme/tableshift", "0123456789abcdef0123456789abcdef01234567")
+    assert 'pip install "tableshift @ git+https://github.com/acme/tableshift@0123456789abcdef0123456789abcdef01234567"' in scaffold.github_workflow(source)
+    assert "rev: 0123456789abcdef0123456789abcdef01234567" in scaffold.pre_commit(source)
+    assert "EDIT" not in scaffold.pre_commit(source)

@@ -108,6 +108,10 @@ DatabaseUrlOpt = Annotated[
     Optional[str],
     typer.Option("--database-url", help="As --legacy-schema, from this PostgreSQL's schema (read with pg_dump; nothing runs there)."),
 ]
+class CiKind(StrEnum):
+    github = "github"
+
+
 RulesOpt = Annotated[Optional[Path], typer.Option("--rules", "-r", help="Rules file (TOML) mapping legacy tables to targets.")]
 IncludeOpt = Annotated[
     Optional[list[str]], typer.Option("--include", help="Only scan files matching this gitignore-style glob (repeatable).")
@@ -616,16 +620,25 @@ def init(
     paths: PathsArg = None,
     rules_file: Annotated[Path, typer.Option("--rules-file", help="Where to write the rules skeleton.")] = Path("tableshift-rules.toml"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
+    ci: Annotated[Optional[CiKind], typer.Option("--ci", help="Also write the CI workflow that runs `tableshift check` (github: .github/workflows/tableshift.yml).")] = None,
+    pre_commit: Annotated[bool, typer.Option("--pre-commit", help="Also write .pre-commit-config.yaml with tableshift's hook.")] = False,
 ) -> None:
     """Write tableshift.toml and a rules skeleton listing every table the audit finds, most used first."""
+    from tableshift import scaffold
     from tableshift.report.audit import AuditBuilder
     from tableshift.report.escape import printable
 
     config_file = Path("tableshift.toml")
-    for target in (config_file, rules_file):
+    extra: list[tuple[Path, str]] = []
+    source = scaffold.installed_from()
+    if ci is CiKind.github:
+        extra.append((Path(".github/workflows/tableshift.yml"), scaffold.github_workflow(source)))
+    if pre_commit:
+        extra.append((Path(".pre-commit-config.yaml"), scaffold.pre_commit(source)))
+    for target in (config_file, rules_file, *(p for p, _ in extra)):
         if target.exists() and not force:
             raise UsageError(f"{target} exists: edit it, or pass --force to write it again")
-    _check_targets(config_file, rules_file)
+    _check_targets(config_file, rules_file, *(p for p, _ in extra))
     inputs = _inputs(None, paths, None, None, None, need_rules=False)
     builder = AuditBuilder(None, _Discard())
     for outcome in _outcomes(inputs, _sources(inputs)):
@@ -667,6 +680,15 @@ def init(
     write_atomic(rules_file, ("\n".join(rules) + "\n").encode())
     err = _stderr_console()
     _wrote(config_file)
+    for path, text in extra:
+        write_atomic(path, text.encode())
+        _wrote(path)
+    if extra and not source.known:
+        err.print(
+            "this tableshift was not installed from git: edit the repository and commit in what --ci / --pre-commit wrote",
+            markup=False,
+            highlight=False,
+        )
     err.print(
         f"wrote {printable(str(rules_file))}: {len(tables)} tables found; uncomment the ones that move and name their targets",
         markup=False,
