@@ -413,3 +413,28 @@ def test_a_realtime_callback_holding_dots_is_not_a_filter(rules):
     assert rewrite(source, rules) == (
         "ch.on('postgres_changes', { event: 'INSERT', table: 'posted_content', filter: 'kind=eq.tweet' }, (p) => console.log('new tweet...', p));"
     )
+
+
+def test_added_links_and_keys_are_laid_out_as_the_chain_and_the_object_are(rules):
+    source = (
+        "const { data } = await supabase\n"
+        "  .from('tweets')\n"
+        "  .select('tweet_id')\n"
+        "  .limit(5);\n"
+        "await supabase.from('tweets').insert({\n"
+        "  tweet_id: t,\n"
+        "  content: c,\n"
+        "});\n"
+    )
+    assert rewrite(source, rules) == (
+        "const { data } = await supabase\n"
+        "  .from('posted_content')\n"
+        "  .select('tweet_id')\n"
+        "  .eq('kind', 'tweet')\n"
+        "  .limit(5);\n"
+        "await supabase.from('posted_content').insert({\n"
+        "  kind: 'tweet',\n"
+        "  tweet_id: t,\n"
+        "  content: c,\n"
+        "});\n"
+    )

@@ -299,12 +299,21 @@ class _Planner:
                 f"the call filters on or writes {touched[0]!r} itself, which the rules' where sets for {rule.target!r}: merge them by hand"
             )
             return
-        text = "".join(
-            f".eq({_literal(col, self.quote, self.call.language)}, {_literal(value, self.quote, self.call.language)})"
-            for col, value in rule.where
-        )
+        self._append_links([f".eq({_literal(col, self.quote, self.call.language)}, {_literal(value, self.quote, self.call.language)})" for col, value in rule.where])
+
+    def _append_links(self, links: list[str]) -> None:
+        """Links added after the operation, laid out as the chain is: in a chain written one link
+        per line, each on a line of its own with the chain's indentation; else on the same line."""
+        assert self.call.operation_span is not None
         end = self.call.operation_span.end
-        self.edits.append(Edit(Span(end, end), text))
+        head = self.data[self.call.span.start : end]
+        ops = [m for m in re.finditer(rb"(?m)^([ \t]*)\??\.[ \t]*(?:select|insert|update|upsert|delete)\b", head)]
+        last_op = [m for m in re.finditer(rb"\.[ \t]*(?:select|insert|update|upsert|delete)\b", head)]
+        if ops and last_op and ops[-1].end() == last_op[-1].end():  # the operation starts a line of its own
+            indent = ops[-1].group(1).decode("utf-8", "replace")
+            self.edits.append(Edit(Span(end, end), "".join(f"\n{indent}{link}" for link in links)))
+        else:
+            self.edits.append(Edit(Span(end, end), "".join(links)))
 
     def _rest_where(self, rule: TableRule) -> None:
         """A merged table read over HTTP keeps only its own rows: `&kind=eq.document` at the URL's end."""
@@ -343,9 +352,7 @@ class _Planner:
             self.reasons.append(f"the call filters embed {path!r} on {touched[0]!r} itself, which the rules' where sets: merge them by hand")
             return
         quote, lang = self.quote, self.call.language
-        text = "".join(f".eq({_literal(f'{path}.{col}', quote, lang)}, {_literal(value, quote, lang)})" for col, value in rule.where)
-        end = self.call.operation_span.end
-        self.edits.append(Edit(Span(end, end), text))
+        self._append_links([f".eq({_literal(f'{path}.{col}', quote, lang)}, {_literal(value, quote, lang)})" for col, value in rule.where])
 
     def _realtime_where(self, rule: TableRule) -> None:
         """A subscription to a merged table must still hear only its own rows: `filter: 'kind=eq.x'`."""
@@ -395,6 +402,13 @@ class _Planner:
         pairs = ", ".join(f"{_key(col, self.quote, lang)}: {_literal(v, self.quote, lang)}" for col, v in rule.set)
         for obj in self.call.payload_objects:
             inside = self.data[obj.start + 1 : obj.end - 1]
+            first_line = re.match(rb"[ \t]*\r?\n([ \t]*)\S", inside)
+            if first_line is not None:  # an object written one key per line: each added key on a line of its own
+                indent = first_line.group(1).decode("utf-8", "replace")
+                newline = "\r\n" if b"\r\n" in inside else "\n"
+                text = "".join(f"{newline}{indent}{_key(col, self.quote, lang)}: {_literal(v, self.quote, lang)}," for col, v in rule.set)
+                self.edits.append(Edit(Span(obj.start + 1, obj.start + 1), text))
+                continue
             if not inside.strip():
                 text = f" {pairs} "
             elif inside[:1].isspace():
