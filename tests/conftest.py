@@ -80,3 +80,20 @@ def run_script(url: str, script: str) -> list[tuple]:
             if not cur.nextset():
                 break
     return rows
+
+
+@pytest.fixture(scope="session")
+def node_oracle() -> Path:
+    """tests/oracle with its npm packages (the real postgrest-js client, Prettier) installed:
+    `npm ci` on first use. Node and npm are on every machine here, and CI reaches the registry."""
+    import shutil
+    import subprocess
+
+    oracle = Path(__file__).resolve().parent / "oracle"
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.fail("node and npm are needed: the real postgrest-js client and Prettier are the oracles here")
+    modules = oracle / "node_modules"
+    if not ((modules / "@supabase" / "postgrest-js").is_dir() and (modules / "prettier").is_dir()):
+        proc = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=oracle, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, f"npm ci in tests/oracle failed: {proc.stderr[-500:]}"
+    return oracle

@@ -59,12 +59,7 @@ CHAINS = [
 
 
 @pytest.fixture(scope="session")
-def client_requests() -> list[dict]:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.fail("node and npm are needed: the real postgrest-js client is the oracle here")
-    if not (ORACLE / "node_modules" / "@supabase" / "postgrest-js").is_dir():
-        proc = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=ORACLE, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, f"npm ci in tests/oracle failed: {proc.stderr[-500:]}"
+def client_requests(node_oracle) -> list[dict]:
     sources = [f"(supabase) => {chain}" for chain in CHAINS]
     proc = subprocess.run(["node", "request.mjs"], cwd=ORACLE, input=json.dumps(sources), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -135,8 +135,9 @@ def test_where_is_appended_to_reads_updates_deletes(rules):
     assert rewrite("supabase.from('tweets').select('tweet_id').limit(5);", rules) == (
         "supabase.from('posted_content').select('tweet_id').eq('kind', 'tweet').limit(5);"
     )
+    # a line the rewrite takes past 80 columns is laid out as Prettier lays it out
     assert rewrite("supabase.from('tweets').update({ content: c }).eq('tweet_id', t);", rules) == (
-        "supabase.from('posted_content').update({ content: c }).eq('kind', 'tweet').eq('tweet_id', t);"
+        "supabase\n  .from('posted_content')\n  .update({ content: c })\n  .eq('kind', 'tweet')\n  .eq('tweet_id', t);"
     )
 
 
@@ -153,7 +154,7 @@ def test_a_call_that_names_the_where_column_itself_is_review(rules):
 
 def test_set_is_added_to_insert_payloads(rules):
     assert rewrite("supabase.from('tweets').insert([{ tweet_id: t }, {}]);", rules) == (
-        "supabase.from('posted_content').insert([{ kind: 'tweet', tweet_id: t }, { kind: 'tweet' }]);"
+        "supabase\n  .from('posted_content')\n  .insert([{ kind: 'tweet', tweet_id: t }, { kind: 'tweet' }]);"
     )
 
 
@@ -186,14 +187,14 @@ def test_realtime_with_a_filter_of_its_own_is_review(rules, options):
 def test_an_embedded_merged_table_is_filtered_to_its_own_rows(rules):
     source = "supabase.from('content_queue').select('id, tweets(tweet_id)').limit(3);"
     assert rewrite(source, rules) == (
-        "supabase.from('content_queue').select('id, tweets:posted_content(tweet_id)').eq('tweets.kind', 'tweet').limit(3);"
+        "supabase\n  .from('content_queue')\n  .select('id, tweets:posted_content(tweet_id)')\n  .eq('tweets.kind', 'tweet')\n  .limit(3);"
     )
 
 
 def test_an_aliased_embed_is_filtered_through_its_alias(rules):
     source = "supabase.from('content_queue').select('id, posted:tweets(tweet_id)');"
     assert rewrite(source, rules) == (
-        "supabase.from('content_queue').select('id, posted:posted_content(tweet_id)').eq('posted.kind', 'tweet');"
+        "supabase\n  .from('content_queue')\n  .select('id, posted:posted_content(tweet_id)')\n  .eq('posted.kind', 'tweet');"
     )
 
 

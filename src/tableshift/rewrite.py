@@ -107,6 +107,7 @@ class _Planner:
         self.fates: dict[tuple[str, str], ColumnFate] = {}
         self.quote = _quote_style(verdict.call, data)
         self.pending: str | None = None  # the table comes from a shared constant: settled project-wide
+        self.appended: dict[Edit, list[str]] = {}  # links added on the operation's line
 
     def run(self) -> Plan:
         call = self.call
@@ -147,10 +148,43 @@ class _Planner:
             if column.qualifier is not None:
                 self._qualified(column)
         fix = Fix.REVIEW if self.reasons else Fix.AUTO
+        if fix is Fix.AUTO and call.kind is Kind.TABLE and call.language != "python":
+            self._break_long_chain()
         # a call whose only obstacle is a shared constant keeps its edits for the project-wide pass
         ready = fix is Fix.AUTO or (self.pending is not None and set(self.reasons) == {self.pending})
         edits = _merged(self.edits) if ready else ()
         return Plan(self.verdict, fix, edits, tuple(dict.fromkeys(self.reasons)), tuple(self.fates.values()))
+
+    def _break_long_chain(self, width: int = 80) -> None:
+        """A chain on one line that the rewrite makes longer than a line holds (Prettier's 80
+        columns) is laid out as Prettier lays it out: each link on a line of its own, indented one
+        step from the statement (`supabase\n  .from(...)\n  .select(...)`). A line that was
+        longer already is left as its author wrote it."""
+        span = self.call.span
+        chain = self.data[span.start : span.end]
+        if b"\n" in chain or not self.edits:
+            return
+        line_start = self.data.rfind(b"\n", 0, span.start) + 1
+        line_end = self.data.find(b"\n", span.end)
+        line_end = len(self.data) if line_end == -1 else line_end
+        on_line = [e for e in self.edits if line_start <= e.span.start <= line_end]
+        grown = sum(len(e.text.encode()) - (e.span.end - e.span.start) for e in on_line)
+        line = self.data[line_start:line_end].decode("utf-8", "replace")
+        if len(line) > width or len(line) + grown <= width or any("\n" in e.text for e in on_line):
+            return  # a line longer than that already is not Prettier's (at its default width): kept as written
+        dots = _top_level_dots(chain)
+        head = chain[: dots[0]] if dots else b""
+        if not dots or not re.fullmatch(rb"(?:this\.)?[A-Za-z_$][\w$]*", head):
+            return  # a head Prettier would lay out otherwise (a call, an index): left as it is
+        indent = re.match(r"[ \t]*", line).group(0)  # type: ignore[union-attr]
+        step = "\t" if indent.startswith("\t") else "  "
+        for dot in dots:
+            at = span.start + dot
+            self.edits.append(Edit(Span(at, at), f"\n{indent}{step}"))
+        # links the rewrite appends after the operation go on lines of their own too
+        for i, e in enumerate(self.edits):
+            if e in self.appended:
+                self.edits[i] = Edit(e.span, "".join(f"\n{indent}{step}{link}" for link in self.appended[e]))
 
     # -- pieces -----------------------------------------------------------
 
@@ -313,7 +347,9 @@ class _Planner:
             indent = ops[-1].group(1).decode("utf-8", "replace")
             self.edits.append(Edit(Span(end, end), "".join(f"\n{indent}{link}" for link in links)))
         else:
-            self.edits.append(Edit(Span(end, end), "".join(links)))
+            added = Edit(Span(end, end), "".join(links))
+            self.appended[added] = links  # laid out again if the chain is broken over lines
+            self.edits.append(added)
 
     def _rest_where(self, rule: TableRule) -> None:
         """A merged table read over HTTP keeps only its own rows: `&kind=eq.document` at the URL's end."""
@@ -437,6 +473,35 @@ class _Planner:
         missing = [c for c in target.required if c not in given]
         if missing:
             self.reasons.append(f"insert omits NOT NULL column(s) of {rule.target!r} without a default: {', '.join(missing)}")
+
+
+def _top_level_dots(chain: bytes) -> list[int]:
+    """Offsets of the `.` of each link of a chain written on one line (`a.from(x).select('y')`),
+    outside strings, templates and brackets: where Prettier breaks it."""
+    out: list[int] = []
+    depth = 0
+    i = 0
+    quote: int | None = None
+    while i < len(chain):
+        ch = chain[i]
+        if quote is not None:
+            if ch == 0x5C:  # a backslash escapes the next byte
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+        elif ch in (0x27, 0x22, 0x60):
+            quote = ch
+        elif ch in (0x28, 0x5B, 0x7B):
+            depth += 1
+        elif ch in (0x29, 0x5D, 0x7D):
+            depth -= 1
+        elif ch == 0x2E and depth == 0 and i + 1 < len(chain) and (chr(chain[i + 1]).isalpha() or chain[i + 1] in (0x5F, 0x24)):
+            out.append(i)
+        i += 1
+    if chain.startswith(b"this.") and out and out[0] == 4:
+        out = out[1:]  # `this.db` is one head
+    return out
 
 
 def pending(origin: Origin) -> str:
