@@ -622,6 +622,11 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
     ci: Annotated[Optional[CiKind], typer.Option("--ci", help="Also write the CI workflow that runs `tableshift check` (github: .github/workflows/tableshift.yml).")] = None,
     pre_commit: Annotated[bool, typer.Option("--pre-commit", help="Also write .pre-commit-config.yaml with tableshift's hook.")] = False,
+    merge: Annotated[Optional[list[str]], typer.Option("--merge", help="Tables that merge into one: a,b=target (repeat the flag). Drafts the rules and the target DDL from the legacy schema.")] = None,
+    rename: Annotated[Optional[list[str]], typer.Option("--rename", help="A table that moves under a new name: legacy=target (repeat the flag).")] = None,
+    legacy_schema: Annotated[Optional[Path], typer.Option("--legacy-schema", help="The legacy schema (a dump or a migrations folder) --merge / --rename draft from.")] = None,
+    database_url: DatabaseUrlOpt = None,
+    schema_file: Annotated[Path, typer.Option("--schema-file", help="Where --merge / --rename write the drafted target DDL.")] = Path("target-schema.sql"),
 ) -> None:
     """Write tableshift.toml and a rules skeleton listing every table the audit finds, most used first."""
     from tableshift import scaffold
@@ -631,6 +636,14 @@ def init(
     config_file = Path("tableshift.toml")
     extra: list[tuple[Path, str]] = []
     source = scaffold.installed_from()
+    drafted = None
+    if merge or rename:
+        from tableshift import draft
+
+        moves = draft.parse_moves(merge or [], rename or [])
+        if legacy_schema is None and not database_url:
+            raise UsageError("--merge / --rename draft from the legacy schema: give --legacy-schema PATH or --database-url URL")
+        extra.append((schema_file, ""))  # written below, checked with the others first
     if ci is CiKind.github:
         extra.append((Path(".github/workflows/tableshift.yml"), scaffold.github_workflow(source)))
     if pre_commit:
@@ -639,6 +652,13 @@ def init(
         if target.exists() and not force:
             raise UsageError(f"{target} exists: edit it, or pass --force to write it again")
     _check_targets(config_file, rules_file, *(p for p, _ in extra))
+    if merge or rename:
+        from tableshift.db import session
+
+        legacy = {name for move in moves for name in move.legacy}
+        with session.schemas(None, legacy_schema, database_url, tables={f"public.{n}" for n in legacy}) as conn:
+            drafted = draft.draft(conn, moves, name=Path.cwd().name or "consolidation", schema_file=os.path.relpath(schema_file, rules_file.parent or "."))
+        extra = [(p, drafted.ddl if p == schema_file else text) for p, text in extra]
     inputs = _inputs(None, paths, None, None, None, need_rules=False)
     builder = AuditBuilder(None, _Discard())
     for outcome in _outcomes(inputs, _sources(inputs)):
@@ -676,6 +696,8 @@ def init(
         ]
     from tableshift.fsutil import write_atomic
 
+    if drafted is not None:  # the rules the plan says, not a skeleton to fill in
+        rules = [drafted.rules.rstrip("\n")]
     write_atomic(config_file, "\n".join(config).encode())
     write_atomic(rules_file, ("\n".join(rules) + "\n").encode())
     err = _stderr_console()
@@ -683,12 +705,17 @@ def init(
     for path, text in extra:
         write_atomic(path, text.encode())
         _wrote(path)
-    if extra and not source.known:
+    if (ci is not None or pre_commit) and not source.known:
         err.print(
             "this tableshift was not installed from git: edit the repository and commit in what --ci / --pre-commit wrote",
             markup=False,
             highlight=False,
         )
+    if drafted is not None:
+        err.print(f"wrote {printable(str(rules_file))}: the rules drafted from --merge / --rename; review them", markup=False, highlight=False)
+        for note in drafted.notes:
+            err.print(f"  review: {printable(note)}", markup=False, highlight=False)
+        return
     err.print(
         f"wrote {printable(str(rules_file))}: {len(tables)} tables found; uncomment the ones that move and name their targets",
         markup=False,
