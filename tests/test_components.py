@@ -369,8 +369,9 @@ def test_patch_of_components_applies_with_git_and_rewritten_files_parse(app):
     assert b"+  .select('id, topic_cluster:raw_topic')\r\n" in patch
     # a component's constant may be named by its markup too: it is left to a person
     assert b"const METRICS = 'engagement_metrics'" not in patch
-    assert b"+const { data } = await supabase.from('posted_content')" in patch
-    assert b"+  await supabase.from('engagement_metrics').select('impressions_count:impressions');" in patch
+    # lines the rewrite takes past 80 columns are broken one link per line, as Prettier breaks them
+    assert b"+const { data } = await supabase\n+  .from('posted_content')\n+  .select('tweet_id, content');" in patch
+    assert b"+  await supabase\n+    .from('engagement_metrics')\n+    .select('impressions_count:impressions');" in patch
     (app / "p.diff").write_bytes(patch)
     subprocess.run(["git", "init", "-q"], cwd=app, check=True)
     check = subprocess.run(["git", "apply", "--check", "p.diff"], cwd=app, capture_output=True, text=True)

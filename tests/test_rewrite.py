@@ -439,3 +439,10 @@ def test_added_links_and_keys_are_laid_out_as_the_chain_and_the_object_are(rules
         "  content: c,\n"
         "});\n"
     )
+
+
+def test_a_broken_chain_keeps_the_files_line_ends(rules):
+    source = "const x = 1;\r\nconst { data } = await supabase.from('tweets').select('tweet_id, content');\r\n"
+    assert rewrite(source, rules) == (
+        "const x = 1;\r\nconst { data } = await supabase\r\n  .from('posted_content')\r\n  .select('tweet_id, content')\r\n  .eq('kind', 'tweet');\r\n"
+    )

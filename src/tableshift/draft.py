@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tableshift.db import surroundings
 from tableshift.db.catalog import Table, comment, literal, quote
 from tableshift.errors import UsageError
 
@@ -153,7 +154,7 @@ def _create(conn: psycopg.Connection, move: Move, tables: list[Table], moved: di
     foreign = dict.fromkeys(_retarget(d, moved) for t in tables for d in _constraints(conn, t, "f"))
     lines += [f"  {d}" for d in foreign]
     body = [f"CREATE TABLE {quote(move.target)} (", _commas(lines), ");"]
-    if any(_rls(conn, t) for t in tables):
+    if any(surroundings.read(conn, t).rls for t in tables):
         body.append(f"ALTER TABLE {quote(move.target)} ENABLE ROW LEVEL SECURITY;  -- `tableshift sql` carries the legacy tables' policies in expand")
     return [*body, ""], notes
 
@@ -199,14 +200,6 @@ def _retarget(definition: str, moved: dict[str, str]) -> str:
         return f"REFERENCES {quote(moved[name])}" if name in moved and schema in (None, "public.") else m.group(0)
 
     return re.sub(r'REFERENCES (public\.)?("(?:[^"]|"")+"|[A-Za-z_][\w$]*)', swap, definition)
-
-
-def _rls(conn: psycopg.Connection, table: Table) -> bool:
-    row = conn.execute(
-        "SELECT c.relrowsecurity FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
-        (table.schema, table.name),
-    ).fetchone()
-    return bool(row and row[0])
 
 
 def _toml(value: str) -> str:

@@ -169,7 +169,8 @@ class _Planner:
         line_end = len(self.data) if line_end == -1 else line_end
         on_line = [e for e in self.edits if line_start <= e.span.start <= line_end]
         grown = sum(len(e.text.encode()) - (e.span.end - e.span.start) for e in on_line)
-        line = self.data[line_start:line_end].decode("utf-8", "replace")
+        newline = "\r\n" if self.data[line_end - 1 : line_end] == b"\r" else "\n"  # the file's own line ends
+        line = self.data[line_start:line_end].decode("utf-8", "replace").rstrip("\r")
         if len(line) > width or len(line) + grown <= width or any("\n" in e.text for e in on_line):
             return  # a line longer than that already is not Prettier's (at its default width): kept as written
         dots = _top_level_dots(chain)
@@ -180,11 +181,11 @@ class _Planner:
         step = "\t" if indent.startswith("\t") else "  "
         for dot in dots:
             at = span.start + dot
-            self.edits.append(Edit(Span(at, at), f"\n{indent}{step}"))
+            self.edits.append(Edit(Span(at, at), f"{newline}{indent}{step}"))
         # links the rewrite appends after the operation go on lines of their own too
         for i, e in enumerate(self.edits):
             if e in self.appended:
-                self.edits[i] = Edit(e.span, "".join(f"\n{indent}{step}{link}" for link in self.appended[e]))
+                self.edits[i] = Edit(e.span, "".join(f"{newline}{indent}{step}{link}" for link in self.appended[e]))
 
     # -- pieces -----------------------------------------------------------
 
@@ -345,7 +346,8 @@ class _Planner:
         last_op = [m for m in re.finditer(rb"\.[ \t]*(?:select|insert|update|upsert|delete)\b", head)]
         if ops and last_op and ops[-1].end() == last_op[-1].end():  # the operation starts a line of its own
             indent = ops[-1].group(1).decode("utf-8", "replace")
-            self.edits.append(Edit(Span(end, end), "".join(f"\n{indent}{link}" for link in links)))
+            newline = "\r\n" if b"\r\n" in head else "\n"
+            self.edits.append(Edit(Span(end, end), "".join(f"{newline}{indent}{link}" for link in links)))
         else:
             added = Edit(Span(end, end), "".join(links))
             self.appended[added] = links  # laid out again if the chain is broken over lines
