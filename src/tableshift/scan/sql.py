@@ -10,8 +10,14 @@ from dataclasses import dataclass
 
 from tableshift.model import Operation
 
-# a string that starts like a statement: a quote, then SELECT / INSERT / UPDATE / DELETE / WITH
-SQL_CANDIDATE = re.compile(rb"""[`'"]\s*(?i:select|insert|update|delete|with)\s""")
+# a string that starts like a statement (a quote, then SELECT / INSERT / UPDATE / DELETE / WITH)
+# and names a table within it (FROM, INTO, SET, JOIN): UI text starting with "Select" or "Update"
+# seldom does, and a file holding only such text is not parsed for it
+SQL_CANDIDATE = re.compile(
+    rb"""(?:`\s*(?i:select|insert|update|delete|with)\s[^`]{0,4000}?"""
+    rb"""|'\s*(?i:select|insert|update|delete|with)\s[^'\n]{0,4000}?"""
+    rb"""|"\s*(?i:select|insert|update|delete|with)\s[^"\n]{0,4000}?)(?i:\bfrom|\binto|\bset|\bjoin)\b"""
+)
 _STATEMENT = re.compile(r"\s*(?i:select|insert|update|delete|with)\s")
 
 
