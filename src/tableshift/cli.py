@@ -372,14 +372,14 @@ def audit(
     _check_targets(output)
     inputs = _inputs(config, paths, rules, include, exclude, need_rules=False, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size, skip_minified))
     legacy_schema = legacy_schema or inputs.config.legacy_schema
-    uses = None
+    uses, types = None, {}
     if inputs.rules is not None and (legacy_schema is not None or database_url):
         # read before the scan: an .rpc() of a function using a legacy table uses it
-        inputs, uses = _through_functions(inputs, legacy_schema, database_url)
+        inputs, uses, types = _through_functions(inputs, legacy_schema, database_url)
     # streamed: each file's calls are written out (or counted) as soon as the file is done
     spool = render.JsonSpool() if format is AuditFormat.json else None
     builder = AuditBuilder(inputs.rules, spool if spool is not None else _Discard())
-    builder.legacy_types = (uses or {}).get(None, {})  # the types target_gaps gives the columns to add
+    builder.legacy_types = types  # the types target_gaps gives the columns to add
     for outcome in _outcomes(inputs, _sources(inputs)):
         builder.add(outcome)
     report = builder.header()
@@ -398,8 +398,8 @@ def audit(
         render.print_tables(sections, _stdout_console(), title=title)
 
 
-def _database_reads(inputs: Inputs, tables: list[tuple[str, str]], legacy_schema: Path | None, database_url: str | None) -> dict:  # type: ignore[type-arg]
-    """What in the database uses each table; under the key `None`, each (table, column)'s type."""
+def _database_reads(inputs: Inputs, tables: list[tuple[str, str]], legacy_schema: Path | None, database_url: str | None) -> tuple[dict, dict]:  # type: ignore[type-arg]
+    """What in the database uses each table, and each (table, column)'s type."""
     from tableshift.db import session, usage
 
     with session.schemas(inputs.rules, legacy_schema, database_url, tables={f"{s}.{n}" for s, n in tables}) as conn:
@@ -412,19 +412,18 @@ def _database_reads(inputs: Inputs, tables: list[tuple[str, str]], legacy_schema
                 (schema, name),
             ).fetchall():
                 types[(name if schema == "public" else f"{schema}.{name}", column)] = kind
-    return {**uses, None: types}
+    return uses, types
 
 
-def _through_functions(inputs: Inputs, legacy_schema: Path | None, database_url: str | None) -> tuple[Inputs, dict]:  # type: ignore[type-arg]
+def _through_functions(inputs: Inputs, legacy_schema: Path | None, database_url: str | None) -> tuple[Inputs, dict, dict]:  # type: ignore[type-arg]
     """The rules, knowing which database functions use legacy tables (an .rpc() of one uses them),
-    and what in the database uses each legacy table."""
+    what in the database uses each legacy table, and the legacy columns' types."""
     from tableshift.db import usage
 
     assert inputs.rules is not None
     tables = [(r.schema or "public", r.legacy) for r in inputs.rules.tables]
-    uses = _database_reads(inputs, tables, legacy_schema, database_url)
-    types = uses.pop(None)
-    return dataclasses.replace(inputs, rules=inputs.rules.with_functions(usage.rpc_functions(uses))), {**uses, None: types}
+    uses, types = _database_reads(inputs, tables, legacy_schema, database_url)
+    return dataclasses.replace(inputs, rules=inputs.rules.with_functions(usage.rpc_functions(uses))), uses, types
 
 
 def _database_use(inputs: Inputs, report: dict, legacy_schema: Path | None, database_url: str | None, uses: dict | None = None) -> dict:  # type: ignore[type-arg]
@@ -434,8 +433,7 @@ def _database_use(inputs: Inputs, report: dict, legacy_schema: Path | None, data
     else:
         tables = [(t["name"].rpartition(".")[0] or "public", t["name"].rpartition(".")[2]) for t in report["tables"]]
     if uses is None:
-        uses = _database_reads(inputs, tables, legacy_schema, database_url)
-    uses = {k: v for k, v in uses.items() if k is not None}
+        uses = _database_reads(inputs, tables, legacy_schema, database_url)[0]
     return {
         "source": str(legacy_schema) if legacy_schema is not None else "--database-url",
         "tables": [

@@ -189,7 +189,7 @@ def _constraints(conn: psycopg.Connection, table: Table, kind: str) -> list[str]
         " JOIN pg_namespace n ON n.oid = r.relnamespace WHERE n.nspname = %s AND r.relname = %s AND c.contype = %s ORDER BY c.conname",
         (table.schema, table.name, kind),
     ).fetchall()
-    return [definition for (definition,) in rows if "NOT NULL" != definition[:8]]
+    return [definition for (definition,) in rows]
 
 
 def _retarget(definition: str, moved: dict[str, str]) -> str:

@@ -18,6 +18,12 @@ class Source:
     def known(self) -> bool:
         return self.url is not None and self.commit is not None
 
+    def pin(self) -> tuple[str, str, list[str]]:
+        """The repository and commit a written file installs tableshift from, and the comment
+        asking to fill them in when they are not known."""
+        edit = [] if self.known else ["# EDIT: the repository and commit tableshift is installed from (this copy was not installed from git)."]
+        return self.url or _PLACEHOLDER_URL, self.commit or _PLACEHOLDER_REF, edit
+
 
 def installed_from() -> Source:
     """The repository and commit pip installed this copy from (`pip install "tableshift @
@@ -41,13 +47,12 @@ _PLACEHOLDER_REF = "<a commit of tableshift's main>"
 
 
 def github_workflow(source: Source) -> str:
-    url = source.url or _PLACEHOLDER_URL
-    ref = source.commit or _PLACEHOLDER_REF
+    url, ref, edit = source.pin()
     return "\n".join(
         [
             "# tableshift: fail a pull request that adds legacy-table usage beyond the committed baseline.",
             "# Findings show inline on the pull request (--format github).",
-            *([] if source.known else ["# EDIT: the repository and commit tableshift is installed from (this copy was not installed from git)."]),
+            *edit,
             "name: legacy tables",
             "on: [pull_request]",
             "jobs:",
@@ -66,12 +71,11 @@ def github_workflow(source: Source) -> str:
 
 
 def pre_commit(source: Source) -> str:
-    url = source.url or _PLACEHOLDER_URL
-    ref = source.commit or _PLACEHOLDER_REF
+    url, ref, edit = source.pin()
     return "\n".join(
         [
             "# tableshift: block commits that add legacy-table usage beyond the committed baseline.",
-            *([] if source.known else ["# EDIT: the repository and commit tableshift is installed from (this copy was not installed from git)."]),
+            *edit,
             "repos:",
             f"  - repo: {url}",
             f"    rev: {ref}   # a full commit id: pre-commit takes one as it takes a tag",

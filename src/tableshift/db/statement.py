@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -146,18 +147,16 @@ def _view_columns(conn: psycopg.Connection) -> dict[tuple[int, int], list[tuple[
             names[(oid, entry["resno"])] = entry["resname"]
             if entry["resorigtbl"]:
                 origins[(oid, entry["resno"])] = (entry["resorigtbl"], entry["resorigcol"])
+    public = {oid: view for oid, view, exposed, _ in rows if exposed}
     out: dict[tuple[int, int], list[tuple[str, str]]] = {}
-    for oid, view, public, _ in rows:
-        if not public:
+    for (v, attnum), origin in origins.items():
+        if v not in public:
             continue
-        for (v, attnum), origin in origins.items():
-            if v != oid:
-                continue
-            seen = {origin}
-            while origin in origins and origins[origin] not in seen:  # a view of a view: its own origin
-                origin = origins[origin]
-                seen.add(origin)
-            out.setdefault(origin, []).append((view, names[(v, attnum)]))
+        seen = {origin}
+        while origin in origins and origins[origin] not in seen:  # a view of a view: its own origin
+            origin = origins[origin]
+            seen.add(origin)
+        out.setdefault(origin, []).append((public[v], names[(v, attnum)]))
     return out
 
 
@@ -340,7 +339,10 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
     # qualified with the table, as PostgREST's returningF writes them: a computed column is found
     returning = [_select_item(c, f"{alias}.") for c in columns.select]
     returning_sql = f" RETURNING {', '.join(returning)}" if returning else ""
-    if op is Operation.UPDATE and call.payload_objects and not columns.write and not any(o.role is Role.WRITE for o in columns.opaque):
+    # the payload's keys are all visible (no spread, no computed key, no variable)
+    keys_visible = not any(o.role is Role.WRITE for o in columns.opaque)
+    schema, _, name = table.rpartition(".")
+    if op is Operation.UPDATE and call.payload_objects and not columns.write and keys_visible:
         # `update({})`: PostgREST updates nothing; it selects the returned columns `WHERE false`
         # (QueryBuilder.hs, mutatePlanToQuery), so no filter is read and pg-safeupdate sees no UPDATE
         return f"SELECT {', '.join(returning) or 'NULL'} FROM {target} AS {alias} WHERE false"
@@ -370,8 +372,7 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
             p.partial = "the update's payload is not visible: only its filters and returned columns are checked"
             shown = [_select_item(c, prefix) for c in columns.select]
             return f"SELECT {', '.join(shown) or '1'} FROM {target} AS {alias}{where_sql} FOR UPDATE"
-        if not any(o.role is Role.WRITE for o in columns.opaque):
-            schema, _, name = table.rpartition(".")
+        if keys_visible:
             p.inserted = (schema or "public", name, None, tuple(k for k, v in body[0].items() if v is _NULL))
         sets = ", ".join(f"{quote(c.name)} = {_BODY}.{quote(c.name)}" for c in writes)
         return f"UPDATE {target} SET {sets} FROM json_populate_record({row_type}, {p.payload(row_type, body[:1])}) AS {_BODY}{where_sql}{returning_sql}"
@@ -389,8 +390,7 @@ def _build(call: Call, table: str, fks: list[Relationship], p: Statement) -> str
     names = ", ".join(quote(c.name) for c in writes)
     picked = ", ".join(f"{_BODY}.{quote(c.name)}" for c in writes)
     statement = f"INSERT INTO {target} ({names}) SELECT {picked} FROM json_populate_recordset({row_type}, {p.payload(row_type, body)}) AS {_BODY}"
-    if not any(o.role is Role.WRITE for o in columns.opaque):  # no spread, no computed key: every column is known
-        schema, _, name = table.rpartition(".")
+    if keys_visible:
         # postgrest-js sends an array's keys as `columns`: a row without one of them sends NULL
         # there, unless `defaultToNull: false` asks PostgREST for the column's default
         missing = options.get("default_to_null") != "false"
@@ -426,8 +426,6 @@ def _rows(call: Call) -> list[dict[str, object]]:
 def _json(rows: list[dict[str, object]]) -> str:
     """The body PostgREST receives, each value a JSON string of its text (what PostgreSQL reads
     from it for a column of any type is the same as from the number or boolean)."""
-    import json
-
     return json.dumps([{k: None if v is _NULL else v for k, v in row.items()} for row in rows], ensure_ascii=False)
 
 

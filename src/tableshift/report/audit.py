@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 from tableshift import __version__
 from tableshift.model import Column, Embedded, Kind, Opaque, Operation, Status, Verdict
-from tableshift.rewrite import Fix, Plan
+from tableshift.rewrite import Fate, Fix, Plan
 from tableshift.rules import RuleSet
 
 if TYPE_CHECKING:
     from tableshift.engine import FileOutcome, ScanResult
 
 SCHEMA_VERSION = 1
+# the summary's count of each kind of call beyond table calls and the named ones (storage, rpc)
+_SUMMED = {Kind.REALTIME: "realtime_calls", Kind.HELPER: "helper_calls", Kind.TYPE: "type_references", Kind.SQL: "sql_uses", Kind.REST: "rest_calls"}
 _OPS = [op.value for op in Operation] + ["unknown"]
 
 
@@ -91,16 +93,9 @@ class AuditBuilder:
         elif call.kind in self.named:
             self.named[call.kind][call.name] += 1
             self.named_files[(call.kind, call.name)].add(call.file)
-        if call.kind is Kind.REALTIME:
-            s["realtime_calls"] += 1
-        if call.kind is Kind.HELPER:
-            s["helper_calls"] += 1
-        if call.kind is Kind.TYPE:
-            s["type_references"] += 1
-        if call.kind is Kind.SQL:
-            s["sql_uses"] += 1
+        if call.kind in _SUMMED:
+            s[_SUMMED[call.kind]] += 1
         if call.kind is Kind.REST:
-            s["rest_calls"] += 1
             s["certain_rest_calls" if certain else "dynamic_rest_calls"] += 1
         s["calls_in_error_regions"] += call.in_error_region
         s["suppressed_calls"] += bool(call.suppression)
@@ -158,8 +153,6 @@ class AuditBuilder:
                     self.legacy[candidate]["dynamic"] += 1
 
     def _gaps(self, plan: Plan) -> None:
-        from tableshift.rewrite import Fate
-
         seen = set()
         for fate in plan.fates:
             rule = self.rules.lookup(fate.legacy) if self.rules is not None else None

@@ -263,8 +263,7 @@ def scan(data: bytes, *, path: str, language: str) -> tuple[list[Call], bool]:
         calls.extend(ctx.type_references(data))
     if b"/rest/v1/" in data:
         calls.extend(ctx.rest_calls(data))
-    if SQL_CANDIDATE.search(data) is not None:
-        calls.extend(ctx.sql_calls(data))
+    calls.extend(ctx.sql_calls(data))  # its own search: a file without a statement-like string costs one pass
     calls.sort(key=lambda c: (c.span.start, c.start.line, c.start.column))
     return calls, root.has_error
 
@@ -302,16 +301,8 @@ class _FileScan:
             if not looks_like_sql(text, sql_context=self._takes_sql(node)):
                 continue
             for use in tables(text):
-                start = self.src.position(where(use.offset))
-                statement_node = _statement(node, self.parents)
-                first = self.src.position(statement_node.start_byte).line
-                out.append(Call(
-                    file=self.path, language=self.language, kind=Kind.SQL, span=_span(node), start=start,
-                    end=self.src.position(node.end_byte), client=None, code=self.src.line_text(start.line).strip(),
-                    chain=fold(n.text(node)), schema=use.schema, table=TableArg(use.table, TableSource.LITERAL),
-                    operation=use.operation, in_error_region=statement_node.has_error,
-                    suppression=self.src.suppression(tuple(dict.fromkeys((start.line, first))), tuple(dict.fromkeys((start.line - 1, first - 1)))),
-                ))  # fmt: skip
+                placed = self._placed(Kind.SQL, node, where(use.offset))
+                out.append(Call(**placed, schema=use.schema, table=TableArg(use.table, TableSource.LITERAL), operation=use.operation))
         return out
 
     def _takes_sql(self, node: Node) -> bool:
@@ -440,29 +431,13 @@ class _FileScan:
                     table = TableArg(table.name.split("?")[0], table.source, reasons=table.reasons)
             else:
                 return None  # a base URL: the table is added out of sight
-        operation, options = self._rest_method(url)
+        operation = self._rest_method(url)
         if operation in (Operation.INSERT, Operation.UPSERT, Operation.UPDATE):
             found.opaque.append(Opaque(Role.WRITE, f"the {operation.value} request's body is not read: its keys may name renamed columns", self.src.position(url.start_byte)))
-        base_call = {
-            "suppression": None,
-            "file": self.path,
-            "language": self.language,
-            "kind": kind,
-            "span": _span(url),
-            "start": self.src.position(url.start_byte),
-            "end": self.src.position(url.end_byte),
-            "client": None,
-            "code": self.src.line_text(self.src.position(url.start_byte).line).strip(),
-            "chain": fold(n.text(url)),
-        }
-        statement_node = _statement(url, self.parents)
-        line = base_call["start"].line
-        first = self.src.position(statement_node.start_byte).line
-        base_call["suppression"] = self.src.suppression(tuple(dict.fromkeys((line, first))), tuple(dict.fromkeys((line - 1, first - 1))))
-        base_call["in_error_region"] = statement_node.has_error
+        placed = self._placed(kind, url, url.start_byte)
         if kind is Kind.RPC:
-            return Call(**base_call, name=table.name if table.certain else None, notes=tuple(table.reasons))
-        return Call(**base_call, table=table, operation=operation, columns=found.freeze(), notes=tuple(found.notes), options=options,
+            return Call(**placed, name=table.name if table.certain else None, notes=tuple(table.reasons))
+        return Call(**placed, table=table, operation=operation, columns=found.freeze(), notes=tuple(found.notes),
                     operation_span=self._rest_end(url, pieces), malformed=tuple(found.malformed))
 
     def _rest_query(self, chars: list[tuple[str, int | None]], found: col.Found) -> None:
@@ -512,7 +487,7 @@ class _FileScan:
                 column = col.column_from_string(StringLiteral(key, start, True, "'"), self.src, role=Role.FILTER, op="filter")
                 found.filter.append(dataclasses.replace(column, value=None if computed or not value else value))
 
-    def _rest_method(self, url: Node) -> tuple[Operation | None, tuple[tuple[str, str], ...]]:
+    def _rest_method(self, url: Node) -> Operation | None:
         """The operation of the request that sends this URL: `fetch(url, { method: 'PATCH' })`
         (any call taking the URL first: fetch, $fetch, ofetch, axios...). None when the URL is
         sent out of sight (kept in a variable, passed to a wrapper with its own method)."""
@@ -524,19 +499,19 @@ class _FileScan:
             name = parent.child_by_field_name("name")
             sent = self._sent(n.text(name), parent) if name is not None and name.type == "identifier" else None
             if sent is None:
-                return None, ()
+                return None
             node, parent = sent, self.parents.parent(sent)
         if parent is None or parent.type != "arguments":
-            return None, ()
+            return None
         args = n.arguments(parent)
         if not args or args[0] != node:
-            return None, ()
+            return None
         options = n.unwrap(args[1]) if len(args) > 1 else None
         method = "GET"
         prefer = ""
         if options is not None:
             if options.type != "object":
-                return None, ()
+                return None
             value = n.object_value(options, "method")
             if value is not None:
                 method = (_value_text(value) or "").upper()
@@ -549,7 +524,7 @@ class _FileScan:
               "DELETE": Operation.DELETE, "PUT": Operation.UPSERT}.get(method)
         if op is Operation.INSERT and "resolution=" in prefer:
             op = Operation.UPSERT
-        return op, ()
+        return op
 
     def _sent(self, name: str, declarator: Node) -> Node | None:
         """The one argument, in the declaration's scope, that passes `name` first to a call
@@ -649,25 +624,8 @@ class _FileScan:
     def _type_call(self, top: Node, table: Node, form: str, schema: str | None) -> Call:
         lit = n.string_literal(table)
         assert lit is not None
-        start = self.src.position(lit.content_start)
-        statement_node = _statement(top, self.parents)
-        first = self.src.position(statement_node.start_byte).line
-        return Call(
-            file=self.path,
-            language=self.language,
-            kind=Kind.TYPE,
-            span=_span(top),
-            start=start,
-            end=self.src.position(top.end_byte),
-            client=None,
-            code=self.src.line_text(start.line).strip(),
-            chain=fold(n.text(top)),
-            schema=schema,
-            table=TableArg(lit.value, TableSource.LITERAL, span=lit.content_span),
-            form=form,
-            suppression=self.src.suppression(tuple(dict.fromkeys((start.line, first))), tuple(dict.fromkeys((start.line - 1, first - 1)))),
-            in_error_region=statement_node.has_error,
-        )
+        placed = self._placed(Kind.TYPE, top, lit.content_start)
+        return Call(**placed, schema=schema, table=TableArg(lit.value, TableSource.LITERAL, span=lit.content_span), form=form)
 
     def call_at(self, node: Node, method: Node) -> Call | None:
         func = _callee(node)
@@ -851,6 +809,26 @@ class _FileScan:
             "code": self.src.line_text(start.line).strip(),
             "chain": fold(n.text(top)),
             "in_error_region": statement_node.has_error or (self.root.has_error and any(a.type == "ERROR" for a in self.parents.ancestors(top))),
+        }
+
+    def _placed(self, kind: Kind, node: Node, at: int) -> dict:  # type: ignore[type-arg]
+        """What a call found outside a query chain (a type, a URL, SQL in a string) shares with
+        every call: where `node` is, its name at byte `at`, its suppression and error region."""
+        start = self.src.position(at)
+        statement_node = _statement(node, self.parents)
+        first = self.src.position(statement_node.start_byte).line
+        return {
+            "suppression": self.src.suppression(tuple(dict.fromkeys((start.line, first))), tuple(dict.fromkeys((start.line - 1, first - 1)))),
+            "file": self.path,
+            "language": self.language,
+            "kind": kind,
+            "span": _span(node),
+            "start": start,
+            "end": self.src.position(node.end_byte),
+            "client": None,
+            "code": self.src.line_text(start.line).strip(),
+            "chain": fold(n.text(node)),
+            "in_error_region": statement_node.has_error,
         }
 
     def _table(self, node, method, client, schema, arg, links, top, continuation, evidence) -> Call:  # type: ignore[no-untyped-def]
