@@ -22,6 +22,7 @@ from tableshift.patch import OverlappingEdits, apply_edits
 from tableshift.rewrite import ConstantEdit, Plan, plan, settle_shared
 from tableshift.rules import RuleSet
 from tableshift.scan import candidate_pattern, error_count, error_count_edited, has_candidates, scan_source
+from tableshift.scan.shared import generated_types
 
 if TYPE_CHECKING:
     from tableshift.link.callsites import CallSite, Helper
@@ -545,7 +546,7 @@ class _StatIndex:
         if skipped is not None:
             verdict = f"skip:{int(has_candidates(data, source.language))}:{skipped}"
         elif not has_candidates(data, source.language):
-            verdict = "none"
+            verdict = "generated" if source.language != "python" and generated_types(data) else "none"
         else:
             verdict = f"digest:{digest(data)}"
         if self.cache is not None:
@@ -576,6 +577,8 @@ def _first_pass(sources, known, cache, work, trivial, keys, digests) -> set[str]
             trivial[index] = FileResult(path=source.display, language=source.language, skipped=reason, candidates=candidates == "1")
         elif verdict == "none":
             trivial[index] = FileResult(path=source.display, language=source.language)
+        elif verdict == "generated":  # `supabase gen types` output with nothing else in it: never parsed
+            trivial[index] = FileResult(path=source.display, language=source.language, generated_types=True)
         else:
             digests[index] = verdict[len("digest:") :]
             keys[index] = cache.key(source.display, digests[index]) if cache is not None else ""

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from tableshift.model import Edit, FileResult
 from tableshift.scan import components  # no parser imported either: it asks the TypeScript scanner per block
 from tableshift.scan.components import COMPONENTS
-from tableshift.scan.sql import SQL_CANDIDATE
-from tableshift.scan.shared import PY_CANDIDATE, REST_CANDIDATE, TS_CANDIDATE, TYPE_CANDIDATE, generated_types  # no parser imported to skip a file
+from tableshift.scan.sql import has_sql
+from tableshift.scan.shared import PY_CANDIDATE, REST_CANDIDATE, TS_CANDIDATE, TYPE_CANDIDATE, generated_types, noise_hit, ts_hits  # no parser imported to skip a file
 
 
 def _typescript():  # type: ignore[no-untyped-def]
@@ -33,22 +33,24 @@ def has_candidates(data: bytes, language: str) -> bool:
     """Cheap byte test: could this file hold a query call at all?"""
     if language == "python":
         return PY_CANDIDATE.search(data) is not None
-    # `in` is memchr-fast; the regex only runs on files that could match at all
-    if b"Tables" in data and TYPE_CANDIDATE.search(data) is not None:
+    # `in` is memchr-fast; the regex only runs on files that could match at all. Generated types
+    # name every table but are regenerated, never scanned for references.
+    if b"Tables" in data and TYPE_CANDIDATE.search(data) is not None and not generated_types(data):
         return True
     if b"/rest/v1/" in data:
         return True
-    if SQL_CANDIDATE.search(data) is not None:
+    if has_sql(data):
         return True
     if b"rpc" not in data and b"postgres_changes" not in data and b"from" not in data:
         return False
-    return TS_CANDIDATE.search(data) is not None
+    # `Buffer.from(`, `Array.from(`: the scanner would find the same receiver and drop the call
+    return any(data.startswith(b"postgres", start) or not noise_hit(data, start) for start, _ in ts_hits(data))
 
 
 def scan_source(data: bytes, *, path: str, language: str) -> FileResult:
     """Scan one file's bytes. Never raises: a failure is a FileResult with `error` set."""
     if not has_candidates(data, language):
-        return FileResult(path=path, language=language)
+        return FileResult(path=path, language=language, generated_types=language != "python" and generated_types(data))
     try:
         if language == "python":
             calls, parse_error = _python().scan(data, path=path)

@@ -17,12 +17,59 @@ CLIENTISH = re.compile(r"supabase|client|admin|(?<![a-z])db|database|(?<![a-z])s
 # Byte-level prefilters: a file that matches none is never parsed. TypeScript also matches
 # around each hit, so the two must stay one pattern.
 TS_CANDIDATE = re.compile(rb"\.\s*(?:from|rpc)\s*(?:<[^()]{0,200}?>\s*)?\(|postgres_changes")  # `.from<Row>(` too
+# the same hits, found from the literal `from` / `rpc` (a regex led by a literal searches many times
+# faster than one led by `\.`, which every member access in a file starts)
+_FROM_LED = re.compile(rb"from\s*(?:<[^()]{0,200}?>\s*)?\(")
+_RPC_LED = re.compile(rb"rpc\s*(?:<[^()]{0,200}?>\s*)?\(")
+_SPACE = frozenset(b" \t\n\r\f\v")
+
+
+def ts_hits(data: bytes) -> list[tuple[int, int]]:
+    """The spans `TS_CANDIDATE.finditer(data)` matches, in order."""
+    hits: list[tuple[int, int]] = []
+    for pattern in (_FROM_LED, _RPC_LED):
+        for match in pattern.finditer(data):
+            i = match.start() - 1
+            while i >= 0 and data[i] in _SPACE:
+                i -= 1
+            if i >= 0 and data[i] == 0x2E:  # `.`
+                hits.append((i, match.end()))
+    i = data.find(b"postgres_changes")
+    while i != -1:
+        hits.append((i, i + 16))
+        i = data.find(b"postgres_changes", i + 16)
+    hits.sort()
+    return hits
+
+
 # generated Supabase types naming a table: `Tables<'x'>`, `TablesInsert<`, `['Tables']['x']`
 TYPE_CANDIDATE = re.compile(rb"\bTables(?:Insert|Update)?\s*<|\[\s*['\"]Tables['\"]\s*\]")
 # PostgREST addressed over plain HTTP: `${SUPABASE_URL}/rest/v1/table?select=...`
 REST_CANDIDATE = re.compile(rb"/rest/v1/")
 # `supabase gen types` output: a `Database` type whose schemas declare `Tables: {` of `Row: {` types
 GENERATED_TYPES = re.compile(rb"\bTables\s*:\s*\{")
+
+
+# Receivers whose `.from()` is never a query (`Array.from`, `Buffer.from`, typed arrays, other libraries)
+NOISE_RECEIVERS = frozenset(
+    {"Array", "Buffer", "Object", "Set", "Map", "WeakMap", "WeakSet", "Promise", "String", "Number", "Date",
+     "Symbol", "Iterator", "AsyncIterator", "Observable", "Rx", "rxjs", "Stream", "Readable", "Blob", "gsap",
+     "TweenMax", "TweenLite", "anime", "Velocity", "moment", "dayjs", "Temporal", "Intl", "Immutable", "List",
+     "Seq", "_", "R", "knex", "kysely", "drizzle", "sequelize", "prisma", "qb", "sql", "Effect",
+     "Chunk", "HashSet", "HashMap", "Option", "Either"}
+)  # fmt: skip
+TYPED_ARRAY = re.compile(r"^(Big)?(U?[Ii]nt|Float)\d+(Clamped)?Array$")
+_NOISE_BEFORE = re.compile(
+    rb"(?<![\w$.#\\\x80-\xff])(?:"
+    + b"|".join(re.escape(name.encode()) for name in sorted(NOISE_RECEIVERS, key=len, reverse=True))
+    + rb"|(?:Big)?(?:U?[Ii]nt|Float)\d+(?:Clamped)?Array)\s*\Z"
+)
+
+
+def noise_hit(data: bytes, start: int) -> bool:
+    """Whether the `.from(` hit at `start` is called on a bare noise receiver (`Buffer.from(`), as
+    the scanner reads it: only an identifier standing alone (no `x.` or `#` before it) counts."""
+    return _NOISE_BEFORE.search(data, max(0, start - 64), start) is not None
 
 
 def generated_types(data: bytes) -> bool:

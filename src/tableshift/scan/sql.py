@@ -18,6 +18,24 @@ SQL_CANDIDATE = re.compile(
     rb"""|'\s*(?i:select|insert|update|delete|with)\s[^'\n]{0,4000}?"""
     rb"""|"\s*(?i:select|insert|update|delete|with)\s[^"\n]{0,4000}?)(?i:\bfrom|\binto|\bset|\bjoin)\b"""
 )
+_KEYWORDS = tuple(re.compile(word + rb"\s") for word in (b"select", b"insert", b"update", b"delete", b"with"))
+_SPACE = frozenset(b" \t\n\r\f\v")
+
+
+def has_sql(data: bytes) -> bool:
+    """`SQL_CANDIDATE.search(data) is not None`, found from each keyword (literal searches in the
+    lower-cased bytes) back to its opening quote: the pattern itself tries every quote of a file."""
+    lower = data.lower()
+    for keyword in _KEYWORDS:
+        for match in keyword.finditer(lower):
+            i = match.start() - 1
+            while i >= 0 and data[i] in _SPACE:
+                i -= 1
+            if i >= 0 and data[i] in b"`'\"" and SQL_CANDIDATE.match(data, i) is not None:
+                return True
+    return False
+
+
 _STATEMENT = re.compile(r"\s*(?i:select|insert|update|delete|with)\s")
 
 

@@ -28,15 +28,17 @@ from tableshift.scan import columns as col
 from tableshift.scan import ts_nodes as n
 from tableshift.scan.shared import (
     CLIENTISH,
-    TS_CANDIDATE,
-    TYPE_CANDIDATE,
+    NOISE_RECEIVERS,
     REST_CANDIDATE,
+    TYPE_CANDIDATE,
+    TYPED_ARRAY,
     UNKNOWN_SCHEMA,
     chain_evidence,
     fold,
     generated_types,
     in_unknown_schema,
     table_call,
+    ts_hits,
 )
 from tableshift.scan.source import BOM, SourceText, StringLiteral
 from tableshift.scan.sql import SQL_CALLEES, SQL_CANDIDATE, looks_like_sql, tables
@@ -102,14 +104,6 @@ SQL_AFTER_FROM = frozenset(
      "first", "pluck", "returning", "toSQL", "toQuery", "execute", "executeTakeFirst", "compile", "offset",
      "forUpdate", "into", "values", "onConflictDoNothing", "innerJoinAndSelect", "leftJoinAndSelect", "getMany"}
 )  # fmt: skip
-NOISE_RECEIVERS = frozenset(
-    {"Array", "Buffer", "Object", "Set", "Map", "WeakMap", "WeakSet", "Promise", "String", "Number", "Date",
-     "Symbol", "Iterator", "AsyncIterator", "Observable", "Rx", "rxjs", "Stream", "Readable", "Blob", "gsap",
-     "TweenMax", "TweenLite", "anime", "Velocity", "moment", "dayjs", "Temporal", "Intl", "Immutable", "List",
-     "Seq", "_", "R", "knex", "kysely", "drizzle", "sequelize", "prisma", "qb", "sql", "Effect",
-     "Chunk", "HashSet", "HashMap", "Option", "Either"}
-)  # fmt: skip
-_TYPED_ARRAY = re.compile(r"^(Big)?(U?[Ii]nt|Float)\d+(Clamped)?Array$")
 # Receivers that are clients of something else: their `.from()` / `.rpc()` is not PostgREST.
 _OTHER_CLIENTS = frozenset(
     {"http", "https", "mail", "email", "smtp", "ws", "websocket", "socket", "redis", "kafka", "s3", "grpc",
@@ -136,10 +130,22 @@ def grammar(name: str) -> Grammar:
         import tree_sitter_typescript as tst
 
         lang = Language(tst.language_tsx() if name == "tsx" else tst.language_typescript())
-    queries = {key: Query(lang, src) for key, src in _QUERIES.items()}
     fields = _JS_FIELDS if name == "javascript" else _TS_FIELDS
-    queries["fields"] = Query(lang, fields)
-    return Grammar(lang, queries)
+    return Grammar(lang, _Queries(lang, {**_QUERIES, "fields": fields}))
+
+
+class _Queries(dict):  # type: ignore[type-arg]
+    """A grammar's queries, each compiled when first used: compiling one costs milliseconds, and
+    most files need only a few of them (each worker process compiles its own)."""
+
+    def __init__(self, language: Language, sources: dict[str, str]) -> None:
+        super().__init__()
+        self.language = language
+        self.sources = sources
+
+    def __missing__(self, key: str) -> Query:
+        query = self[key] = Query(self.language, self.sources[key])
+        return query
 
 
 # a `&` in JSX text that is no entity (`Officers & Advisers`) is valid JSX, which tree-sitter's
@@ -247,8 +253,8 @@ def scan(data: bytes, *, path: str, language: str) -> tuple[list[Call], bool]:
     # Only the neighbourhood of each byte-level hit is visited: the smallest node holding the hit,
     # then up to the nearest call a query starts with (`.from(`, `.rpc(`, the `.on(` of a
     # realtime option). Most of a large file is never visited.
-    for hit in TS_CANDIDATE.finditer(data):
-        node = _call_of_hit(root.descendant_for_byte_range(hit.start(), hit.end()))
+    for start, end in ts_hits(data):
+        node = _call_of_hit(root.descendant_for_byte_range(start, end))
         if node is None:
             continue
         key = (node.start_byte, node.end_byte)
@@ -666,7 +672,7 @@ class _FileScan:
     def _is_noise_receiver(self, inner: Node) -> bool:
         if inner.type == "identifier":
             name = n.text(inner)
-            return name in NOISE_RECEIVERS or _TYPED_ARRAY.match(name) is not None
+            return name in NOISE_RECEIVERS or TYPED_ARRAY.match(name) is not None
         if inner.type == "call_expression":
             func = inner.child_by_field_name("function")
             if func is not None and func.type == "member_expression":

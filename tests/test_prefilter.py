@@ -1,0 +1,78 @@
+"""The byte-level prefilter: a file it turns away is never parsed, so it must never turn away a file
+the scanner would find a call in; and the faster searches must find exactly what the patterns do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tableshift import engine
+from tableshift.discover import discover
+from tableshift.scan import has_candidates, typescript
+from tableshift.scan.shared import TS_CANDIDATE, ts_hits
+from tableshift.scan.sql import SQL_CANDIDATE, has_sql
+
+from conftest import FIXTURES
+
+# (source, whether the scanner finds a call in it)
+SNIPPETS = [
+    ("const b = Buffer.from(data);\nconst a = Array.from(new Set(xs));\n", False),
+    ("const u = Uint8Array.from(bytes); const big = BigInt64Array.from(xs);\n", False),
+    ("const x = Buffer .from(data)\nconst y = Array\n  .from(xs)\n", False),
+    ("const r = _.from(xs); const o = Observable.from(p);\n", False),
+    ("const b = Buffer.from(x);\nawait supabase.from('posts').select('id');\n", True),
+    ("await this.Buffer.from('posts').select('id').eq('a', 1);\n", True),  # a member, not the global
+    ("await ctx.Array.from('posts').select('id').eq('a', 1);\n", True),
+    ("class A { #Array = db; q() { return this.#Array.from('posts').select('id').eq('a', 1) } }\n", True),
+    ("const éArray = db; await éArray.from('posts').select('id').eq('a', 1);\n", True),
+    ("const b = Buffer.from(x);\nchannel.on('postgres_changes', { event: '*', schema: 'public', table: 'posts' }, cb);\n", True),
+    ("const b = Buffer.from(x);\nawait supabase.rpc('bump', { n: 1 });\n", True),
+]
+
+
+@pytest.mark.parametrize(("source", "found"), SNIPPETS)
+def test_a_file_turned_away_holds_no_call_the_scanner_would_find(source, found):
+    data = source.encode()
+    calls, _ = typescript.scan(data, path="a.ts", language="typescript")
+    assert bool(calls) == found
+    assert has_candidates(data, "typescript") == found
+
+
+def _corpus() -> list[bytes]:
+    files = [p.read_bytes() for p in sorted(FIXTURES.rglob("*")) if p.suffix in (".ts", ".tsx", ".js", ".vue", ".mjs") and p.is_file()]
+    tricky = [
+        b"x . from <Row> ( 't' ); y.rpc\n(\n'f'); z.fromX(1); wfrom(2); a.\tfrom(3)",
+        b"postgres_changespostgres_changes .from(",
+        b"from(from(.from(.rpc<{a: b}>(",
+        b"q = `  SELECT a\n FROM t`; r = 'delete from x'; s = \"With x as (select 1) select * from x\"; t = 'selection from'",
+        b"'update\tposts set a = 1'; `insert  into` ; 'SELECT' from",
+        b"'with' 'select 1' \"select a, b\" `with recursive t as (select 1) select * from t`",
+    ]
+    return files + tricky
+
+
+def test_the_literal_led_search_finds_exactly_the_pattern_s_hits():
+    for data in _corpus():
+        assert ts_hits(data) == [(m.start(), m.end()) for m in TS_CANDIDATE.finditer(data)]
+
+
+def test_the_keyword_led_sql_search_agrees_with_the_pattern():
+    for data in _corpus():
+        assert has_sql(data) == (SQL_CANDIDATE.search(data) is not None), data[:80]
+
+
+def test_generated_types_alone_are_not_parsed_yet_still_listed(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "database.types.ts").write_text(
+        "export type Database = { public: { Tables: { posts: { Row: { id: number } } } } }\n"
+        "export type Tables<T extends keyof Database['public']['Tables']> = Database['public']['Tables'][T]['Row']\n"
+    )
+    (tmp_path / "bytes.ts").write_text("export const b = (x: string) => Buffer.from(x, 'utf8');\n")
+    result = engine.run(discover(["."]), None, options=engine.Options(jobs=1, cache_dir=tmp_path / "cache"))
+    files = {f.path: f for f in result.files}
+    assert files["database.types.ts"].generated_types and not files["database.types.ts"].calls
+    assert not files["bytes.ts"].calls
+    assert engine.LAST_RUN["candidates"] == 0  # neither file was parsed
+    again = engine.run(discover(["."]), None, options=engine.Options(jobs=1, cache_dir=tmp_path / "cache"))
+    assert {f.path: f.generated_types for f in again.files} == {"bytes.ts": False, "database.types.ts": True}  # from the stat index
