@@ -160,3 +160,16 @@ def test_a_recent_entry_is_not_trusted(tmp_path, monkeypatch):
     seen = _reads(monkeypatch)
     engine.run(discover(["."]), None, options=options)
     assert "a.ts" in seen  # written within the racy window: read again
+
+
+def test_workers_follow_the_cores_a_container_really_has(monkeypatch):
+    # a 2-CPU quota on a host of 64: as many workers as ast-grep's threads, not 64
+    monkeypatch.setattr(engine.os, "sched_getaffinity", lambda _: set(range(64)), raising=False)
+    monkeypatch.setattr(engine, "_cgroup_quota", lambda: 1.5)
+    assert engine.usable_cores() == 2
+    assert engine._Work(None, 0, hint=1000).workers == 2
+    monkeypatch.setattr(engine, "_cgroup_quota", lambda: None)
+    monkeypatch.setattr(engine.os, "sched_getaffinity", lambda _: {0, 3, 5}, raising=False)
+    assert engine.usable_cores() == 3  # pinned to three cores (taskset)
+    assert engine._v2_quota("200000 100000\n") == 2.0 and engine._v2_quota("max 100000\n") is None
+    assert engine._v2_quota("garbage") is None

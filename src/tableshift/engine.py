@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import pickle
 import signal
@@ -599,12 +600,54 @@ def _schedule(waiting: list[int], keys: dict[int, str], cache, work: _Work, sour
     return found
 
 
+def usable_cores() -> int:
+    """The cores this process may really run on: its CPU affinity, capped by a cgroup's CPU quota
+    (a container limited to 2 CPUs on a 64-core host sees 64 in `os.cpu_count()`). Rust's
+    `available_parallelism`, which ast-grep and ripgrep size their thread pools by, reads the same."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    return max(1, min(cores, math.ceil(quota))) if quota is not None else max(1, cores)
+
+
+def _cgroup_quota() -> float | None:
+    """CPUs the cgroup may use (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`), or None if unlimited."""
+    for path, read in (("/sys/fs/cgroup/cpu.max", _v2_quota), ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", _v1_quota)):
+        try:
+            with open(path, encoding="ascii") as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        return read(text)
+    return None
+
+
+def _v2_quota(text: str) -> float | None:
+    quota, _, period = text.strip().partition(" ")
+    try:
+        return int(quota) / int(period or "100000") if quota != "max" else None
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def _v1_quota(text: str) -> float | None:
+    try:
+        quota = int(text.strip())
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us", encoding="ascii") as handle:
+            period = int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
 class _Work:
     """Files to scan, in order: in this process for a few, else in batches through a process pool
     that starts as soon as there is enough to do (the first pass goes on reading meanwhile)."""
 
     def __init__(self, rules: RuleSet | None, jobs: int, *, hint: int, verify: bool = False) -> None:
-        cores = os.cpu_count() or 1
+        cores = usable_cores()
         # never more than a few processes per core: each costs a fork
         self.workers = max(1, min(jobs if jobs > 0 else cores, MAX_WORKERS_PER_CORE * cores))
         self.rules = rules
