@@ -12,6 +12,15 @@ ast-grep is given the same job: every `$A.from($T)` in each language of the tree
 (TypeScript, TSX, JavaScript), one `ast-grep scan` over inline rules, on all cores. It comes with
 `pip install -e '.[bench]'`; this script finds it (and tableshift) beside the Python running it,
 so the venv need not be on PATH. Never part of CI: timings belong to a machine, not to a test.
+
+What makes two machines disagree is printed with the figures, so a row can be checked:
+- the cores each tool was given and really used: the process's CPU affinity and cgroup CPU quota
+  (what both tools size their pools by), and for each tool its CPU time over its wall time;
+- the files each tool read (ast-grep's own count, and what tableshift parsed);
+- the spread of the paired ratios (median, and lowest-highest), each pair run in alternating
+  order (ab, ba, ...), after one untimed run of each so the page cache holds the tree for both;
+- the machine: CPU model, load average before the row, and the cgroup's throttling counters
+  (a quota the tools exceed is throttled: a row measured under throttling is marked).
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -57,14 +68,67 @@ def _tool(name: str) -> list[str]:
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def _run(cmd: list[str], cwd: Path) -> float:
-    """Wall seconds (exit 0 or 1 accepted: check fails on new usage by design)."""
+CPU: dict[str, list[tuple[float, float]]] = {}  # tool -> (wall, CPU seconds) of each timed run
+
+
+def _run(cmd: list[str], cwd: Path, tool: str = "") -> float:
+    """Wall seconds (exit 0 or 1 accepted: check fails on new usage by design). The CPU time of
+    the run and of every process it waited for (tableshift's workers) is kept under `tool`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):
         sys.exit(f"bench: {' '.join(cmd)} failed: {proc.stderr.decode(errors='replace')[-500:]}")
+    if tool:
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        CPU.setdefault(tool, []).append((wall, cpu))
     return wall
+
+
+def cores_used(tool: str) -> float:
+    """Median CPU seconds per wall second of a tool's timed runs: the cores it really used."""
+    runs = CPU.get(tool, [])
+    return statistics.median(cpu / wall for wall, cpu in runs) if runs else 0.0
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def machine() -> str:
+    """What a row's machine gives the tools: cores, affinity, cgroup quota, CPU model."""
+    from tableshift.engine import _cgroup_quota, usable_cores
+
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    model = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines() if line.startswith("model name")), platform.processor())
+    return (
+        f"{os.cpu_count()} cores seen, affinity {affinity}, cgroup quota {f'{quota:g} CPUs' if quota else 'none'},"
+        f" tableshift's workers {usable_cores()}; {model or platform.machine()}"
+    )
+
+
+def throttling() -> tuple[int, int]:
+    """The cgroup's CPU throttling counters (periods throttled, microseconds): cgroup v2 cpu.stat."""
+    stats = dict(line.split() for line in _read("/sys/fs/cgroup/cpu.stat").splitlines() if len(line.split()) == 2)
+    return int(stats.get("nr_throttled", 0)), int(stats.get("throttled_usec", 0))
+
+
+def files_read(tableshift: list[str], astgrep: list[str], sg: list[str], tree: Path) -> tuple[int, int]:
+    """Files ast-grep scanned (its own count) and files tableshift parsed (its -v line)."""
+    proc = subprocess.run([*sg[:2], "--inspect", "summary", *sg[2:]], cwd=tree, capture_output=True, text=True, env=ENV)
+    found = re.search(r"scannedFileCount=(\d+)", proc.stderr)
+    ts = subprocess.run([*tableshift, "audit", ".", "--rules", str(RULES), "--no-cache", "-v", "--format", "json", "--output", os.devnull], cwd=tree, capture_output=True, text=True, env=ENV)
+    parsed = re.search(r"(\d+) parsed", ts.stderr)
+    return (int(found.group(1)) if found else 0), (int(parsed.group(1)) if parsed else 0)
 
 
 def peak_rss(cmd: list[str], cwd: Path) -> float:
@@ -106,11 +170,24 @@ def astgrep_command(astgrep: list[str], files: dict[str, int]) -> list[str]:
     return [*astgrep, "scan", "--inline-rules", "\n---\n".join(rules or [next(iter(SG_LANGUAGES))]), "."]
 
 
-def paired(runs: int, first: Callable[[], float], second: Callable[[], float]) -> tuple[float, float]:
+SPREAD: dict[str, tuple[float, float, float]] = {}  # ratio name -> (median, lowest, highest)
+
+
+def paired(runs: int, first: Callable[[], float], second: Callable[[], float], name: str = "") -> tuple[float, float]:
+    """Medians of `runs` pairs, run in alternating order (ab, ba, ...) so neither tool always
+    comes second to a cache or a clock the other warmed. The pairs' ratios second/first are kept
+    under `name`."""
     a, b = [], []
-    for _ in range(runs):
-        a.append(first())
-        b.append(second())
+    for i in range(runs):
+        if i % 2:
+            b.append(second())
+            a.append(first())
+        else:
+            a.append(first())
+            b.append(second())
+    if name:
+        ratios = [y / x for x, y in zip(a, b)]
+        SPREAD[name] = (statistics.median(ratios), min(ratios), max(ratios))
     return statistics.median(a), statistics.median(b)
 
 
@@ -131,7 +208,7 @@ def measure(tree: Path, runs: int, tableshift: list[str], astgrep: list[str]) ->
     out["with .from("] = files["with_from"]
 
     def cold() -> float:
-        return _run(cold_audit, tree)
+        return _run(cold_audit, tree, "tableshift cold")
 
     def warm() -> float:
         return _run(audit, tree)
@@ -142,12 +219,19 @@ def measure(tree: Path, runs: int, tableshift: list[str], astgrep: list[str]) ->
         victim.write_bytes(original + f"\n// edit {time.monotonic_ns()}\n".encode())
         return _run(audit, tree)
 
+    def astgrep_run() -> float:
+        return _run(sg, tree, "ast-grep")
+
+    out["sg files"], out["ts parsed"] = files_read(tableshift, astgrep, sg, tree)  # also fills the page cache for both
+    CPU.clear()
+    throttled = throttling()
     try:
-        out["ast-grep"], out["cold"] = paired(runs, lambda: _run(sg, tree), cold)
+        out["ast-grep"], out["cold"] = paired(runs, astgrep_run, cold, "cold/sg")
         _run(audit, tree)  # fill the cache
-        sg_again, out["warm"] = paired(runs, lambda: _run(sg, tree), warm)
+        sg_again, out["warm"] = paired(runs, astgrep_run, warm, "warm/sg")
         out["ast-grep"] = statistics.median([out["ast-grep"], sg_again])
-        out["1 edit"] = statistics.median([edited() for _ in range(runs)])
+        # each edit paired with an ast-grep run too: its ratio is then one of the same moment
+        _, out["1 edit"] = paired(runs, astgrep_run, edited, "edit/sg")
     finally:
         if victim is not None:
             victim.write_bytes(original)
@@ -163,6 +247,10 @@ def measure(tree: Path, runs: int, tableshift: list[str], astgrep: list[str]) ->
     out["audit (warm)"], out["check (warm)"] = paired(runs, warm, lambda: _run([*check, *common], tree))
     out["audit (warm) for patch"], out["patch (warm)"] = paired(runs, warm, lambda: _run([*patch, *common], tree))
     out["peak MiB"] = peak_rss(cold_audit, tree)
+    out["sg cores"], out["ts cores"] = cores_used("ast-grep"), cores_used("tableshift cold")
+    after = throttling()
+    out["throttled"] = after[0] - throttled[0]
+    out["throttled s"] = (after[1] - throttled[1]) / 1e6
     shutil.rmtree(work, ignore_errors=True)
     return out
 
@@ -178,20 +266,31 @@ def startup(tableshift: list[str], runs: int) -> tuple[float, float]:
 
 
 HEADER = (
-    f"{'tree':<34} {'files':>6} {'MB':>5} {'.from(':>6} {'ast-grep':>8} {'cold':>6} {'warm':>6} {'1 edit':>6}"
+    f"{'tree':<20} {'files':>6} {'MB':>5} {'.from(':>6} {'ast-grep':>8} {'cold':>6} {'warm':>6} {'1 edit':>6}"
     f" {'cold/sg':>7} {'warm/sg':>7} {'edit/sg':>7} {'check/a':>7} {'patch/a':>7} {'peak MiB':>8}"
 )
+DETAIL = "  spread of the pairs (median lowest-highest), files each tool read, cores each tool used"
 
 
 def row(label: str, r: dict[str, float]) -> str:
+    """The figures (each ratio the median of paired ratios), then a line saying how far to trust them."""
     sg = r["ast-grep"]
     check = max(r["check (cold)"] / r["audit (cold)"], r["check (warm)"] / r["audit (warm)"])
     patch = max(r["patch (cold)"] / r["audit (cold) for patch"], r["patch (warm)"] / r["audit (warm) for patch"])
-    return (
-        f"{label[:34]:<34} {r['files']:>6.0f} {r['MB']:>5.1f} {r['with .from(']:>6.0f} {sg:>7.2f}s {r['cold']:>5.2f}s {r['warm']:>5.2f}s"
-        f" {r['1 edit']:>5.2f}s {r['cold'] / sg:>7.2f} {r['warm'] / sg:>7.2f} {r['1 edit'] / sg:>7.2f} {check:>7.2f} {patch:>7.2f}"
+    ratio = {name: SPREAD[name][0] for name in ("cold/sg", "warm/sg", "edit/sg")}
+    line = (
+        f"{label[:20]:<20} {r['files']:>6.0f} {r['MB']:>5.1f} {r['with .from(']:>6.0f} {sg:>7.2f}s {r['cold']:>5.2f}s {r['warm']:>5.2f}s"
+        f" {r['1 edit']:>5.2f}s {ratio['cold/sg']:>7.2f} {ratio['warm/sg']:>7.2f} {ratio['edit/sg']:>7.2f} {check:>7.2f} {patch:>7.2f}"
         f" {r['peak MiB']:>8.0f}"
     )
+    spread = ", ".join(f"{name} {m:.2f} ({lo:.2f}-{hi:.2f})" for name, (m, lo, hi) in SPREAD.items() if name in ratio)
+    detail = (
+        f"  {spread}; ast-grep read {r['sg files']:.0f} files, tableshift parsed {r['ts parsed']:.0f};"
+        f" cores used cold: ast-grep {r['sg cores']:.2f}, tableshift {r['ts cores']:.2f}"
+    )
+    if r["throttled"]:
+        detail += f"; THROTTLED {r['throttled']:.0f} times ({r['throttled s']:.1f} s) by the cgroup's CPU quota: not comparable"
+    return f"{line}\n{detail}"
 
 
 def main() -> None:
@@ -212,10 +311,13 @@ def main() -> None:
     astgrep = _tool("ast-grep")
     versions = subprocess.run([*tableshift, "--version"], capture_output=True, text=True).stdout.strip()
     sg_version = subprocess.run([*astgrep, "--version"], capture_output=True, text=True).stdout.strip()
-    print(f"# {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {versions}, {sg_version}")
+    print(f"# {platform.machine()}, Python {platform.python_version()}, {versions}, {sg_version}")
+    print(f"# {machine()}")
+    print(f"# load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     version, empty = startup(tableshift, args.runs)
     print(f"# start-up: --version {version:.3f}s, audit of an empty directory {empty:.3f}s")
-    print(HEADER, flush=True)
+    print(HEADER)
+    print(DETAIL, flush=True)
 
     scaling: list[tuple[str, float]] = []
     for tree in args.trees:
