@@ -63,3 +63,24 @@ def test_drop_if_exists_is_fine():
 def test_directory_is_not_a_schema(tmp_path: Path):
     with pytest.raises(UsageError, match="is a directory"):
         load_schema(tmp_path)
+
+
+def test_a_schema_read_once_is_not_parsed_again_and_a_tampered_copy_is_not_trusted(tmp_path, monkeypatch):
+    from tableshift import schema as schema_module
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    ddl = "CREATE TABLE memo_t (id bigint PRIMARY KEY, body text NOT NULL);"
+    first = schema_module.parse_schema(ddl, "s.sql")
+    parsed: list[str] = []
+    real = schema_module._parse_schema
+    monkeypatch.setattr(schema_module, "_parse_schema", lambda sql, where: parsed.append(where) or real(sql, where))
+    assert schema_module.parse_schema(ddl, "s.sql") == first and parsed == []  # remembered
+    for path in (tmp_path / "tableshift" / "schemas").iterdir():
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 1
+        path.write_bytes(bytes(data))
+    assert schema_module.parse_schema(ddl, "s.sql") == first and parsed == ["s.sql"]  # parsed again
+    with pytest.raises(UsageError):
+        schema_module.parse_schema("CREATE TABLE (", "bad.sql")  # errors are never remembered
+    with pytest.raises(UsageError):
+        schema_module.parse_schema("CREATE TABLE (", "bad.sql")

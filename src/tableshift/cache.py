@@ -16,7 +16,8 @@ import secrets
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from tableshift import __version__
 from tableshift.errors import UsageError
@@ -24,12 +25,16 @@ from tableshift.errors import UsageError
 CACHE_DIR = ".tableshift-cache"
 FORMAT = 2
 _MAC = 32
+_T = TypeVar("_T")
+
+
+def _user_cache(home: Path | None = None) -> Path:
+    return (home or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")) / "tableshift"
 
 
 def user_key(home: Path | None = None) -> bytes | None:
     """The signing key, made on first use with mode 0600; None when it cannot be had."""
-    base = home or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    path = base / "tableshift" / "cache-key"
+    path = _user_cache(home) / "cache-key"
     try:
         key = path.read_bytes()
         if len(key) == 32:
@@ -58,6 +63,35 @@ def code_fingerprint() -> str:
         digest.update(path.relative_to(package).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def remembered(kind: str, material: bytes, compute: Callable[[], _T]) -> _T:
+    """`compute()`, a pure function of `material`, kept signed in the user's own cache folder
+    (`~/.cache/tableshift/<kind>/`) under the digest of `material` and of tableshift's code. A
+    value that does not verify, or any failure to read or write, just means computing it again;
+    what `compute` raises is raised."""
+    secret = user_key()
+    if secret is None:
+        return compute()
+    name = hashlib.sha256(f"{__version__}\0{code_fingerprint()}\0{kind}\0".encode() + material).hexdigest()
+    path = _user_cache() / kind / name
+    try:
+        blob = path.read_bytes()
+        mac, payload = blob[:_MAC], blob[_MAC:]
+        if hmac.compare_digest(mac, hmac.new(secret, name.encode() + b"\0" + payload, hashlib.sha256).digest()):
+            return pickle.loads(payload)  # type: ignore[no-any-return]
+    except Exception:  # missing, unreadable or of an older layout: compute it again
+        pass
+    value = compute()
+    try:
+        payload = dumps(value)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{name}.{os.getpid()}")
+        tmp.write_bytes(hmac.new(secret, name.encode() + b"\0" + payload, hashlib.sha256).digest() + payload)
+        os.replace(tmp, path)
+    except (OSError, pickle.PicklingError):
+        pass
+    return value
 
 
 def dumps(value: Any) -> bytes:

@@ -59,7 +59,15 @@ def load_schema(path: Path) -> TargetSchema:
 
 
 def parse_schema(sql: str, where: str) -> TargetSchema:
-    """CREATE TABLE, then ALTER TABLE ADD / DROP / RENAME COLUMN, applied in order."""
+    """CREATE TABLE, then ALTER TABLE ADD / DROP / RENAME COLUMN, applied in order. A schema
+    already read once is not parsed again: every run reads it, and parsing (with loading the
+    parser) is a tenth of a warm audit."""
+    from tableshift.cache import remembered
+
+    return remembered("schemas", f"{where}\0{sql}".encode("utf-8", "surrogateescape"), lambda: _parse_schema(sql, where))
+
+
+def _parse_schema(sql: str, where: str) -> TargetSchema:
     from pglast import enums, parse_sql
     from pglast.parser import ParseError
 
