@@ -118,6 +118,7 @@ def _write_new(path: Path, data: bytes) -> None:
 
 # The stat index, as git's: a file whose size, mtime, ctime and inode are what they were when it
 # was last read (and not so recent that a same-tick edit could hide) is not read again.
+_RUNS_TABLE = "CREATE TABLE IF NOT EXISTS runs_v1 (slot TEXT PRIMARY KEY, value BLOB NOT NULL, written INTEGER NOT NULL)"
 _STATS_TABLE = "CREATE TABLE IF NOT EXISTS stats_v1 (path BLOB PRIMARY KEY, stat TEXT NOT NULL, verdict TEXT NOT NULL, written INTEGER NOT NULL)"
 
 
@@ -225,6 +226,40 @@ class Cache:
             self._pending.append((key, self._mac(key, payload) + payload))
             if len(self._pending) >= 256:  # bounded memory on large trees
                 self.flush()
+
+    # -- the run memo (`tableshift.memo`): one signed entry per command and configuration ----------
+
+    def get_run(self, slot: str) -> bytes | None:
+        """The verified payload of a run memo slot, or None."""
+        if self._db is None:
+            return None
+        try:
+            self._db.execute(_RUNS_TABLE)
+            row = self._db.execute("SELECT value FROM runs_v1 WHERE slot = ?", (self.salt + "\0" + slot,)).fetchone()
+        except sqlite3.Error:
+            return None
+        if row is None:
+            return None
+        blob = bytes(row[0])
+        mac, payload = blob[:_MAC], blob[_MAC:]
+        if len(mac) != _MAC or not hmac.compare_digest(mac, self._mac("run\0" + slot, payload)):
+            return None
+        return payload
+
+    def put_run(self, slot: str, payload: bytes) -> None:
+        """Replace a run memo slot's entry (a slot holds one: the last run of that configuration)."""
+        if self._db is None:
+            return
+        try:
+            self._db.execute(_RUNS_TABLE)
+            self._db.execute(
+                "INSERT OR REPLACE INTO runs_v1 (slot, value, written) VALUES (?, ?, ?)",
+                (self.salt + "\0" + slot, self._mac("run\0" + slot, payload) + payload, int(time.time())),
+            )
+            # slots of other versions, rules or flags not run for a month go
+            self._db.execute("DELETE FROM runs_v1 WHERE written < ?", (int(time.time()) - 30 * 86_400,))
+        except sqlite3.Error:
+            pass
 
     def stats(self) -> dict[bytes, tuple[str, str, int]]:
         """Every file of the stat index: path -> (stat, verdict, when it was written, ns)."""

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from tableshift.config import Config
     from tableshift.discover import SourceFile
     from tableshift.engine import FileOutcome, ScanResult, Settled
+    from tableshift.memo import RunMemo
     from tableshift.options import Options as EngineOptions
     from tableshift.rules import RuleSet
 
@@ -39,6 +40,7 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 PROGRESS_MIN_FILES = 200
 PIPED_WIDTH = 160
+MEMO_MAX_BYTES = 64 << 20  # an audit whose calls take more than this in JSON is not kept in the run memo
 
 app = typer.Typer(
     name="tableshift",
@@ -239,6 +241,37 @@ def _sources(inputs: Inputs, *, only: set[Path] | None = None) -> list[SourceFil
     return sources if only is None else [s for s in sources if s.path.resolve() in only]
 
 
+def _memo(inputs: Inputs, kind: str, sources: list[SourceFile], *material: object) -> RunMemo | None:
+    """The run memo of this command and configuration (`tableshift.memo`), or None: without a
+    cache, for code on stdin, with -v (which tells what the scan did), or for a command that reads
+    a database for its report (the rules' digest already holds what the database's functions say)."""
+    if inputs.options.cache_dir is None or _UI["verbose"] or any(str(p) == "-" for p in inputs.paths):
+        return None
+    from tableshift.discover import repository_root
+    from tableshift.memo import open_memo
+
+    rules = inputs.rules
+    root = inputs.options.root or repository_root(sources[0].path.parent if sources else Path.cwd()) or Path.cwd()
+    return open_memo(
+        inputs.options.cache_dir,
+        rules.digest if rules is not None else "-",
+        kind,
+        (
+            root,
+            inputs.paths,
+            inputs.include,
+            inputs.exclude,
+            inputs.config.root,
+            inputs.options.max_file_size,
+            inputs.options.skip_minified,
+            inputs.options.verify,
+            (rules.path, rules.digest, rules.functions) if rules is not None else None,
+            *material,
+        ),
+        sources,
+    )
+
+
 def _outcomes(inputs: Inputs, sources: list[SourceFile], settled: Settled | None = None) -> Iterator[FileOutcome]:
     """Every file's outcome, streamed, with a progress bar on a terminal for long scans."""
     if not sources:
@@ -274,19 +307,33 @@ def _patch_scan(inputs: Inputs) -> tuple[list[SourceFile], Iterator[FileOutcome]
     return sources, _slim_outcomes(inputs, sources, settled), settled
 
 
-def _slim_outcomes(inputs: Inputs, sources: list[SourceFile], settled: Settled | None = None) -> Iterator[FileOutcome]:
+def _slim_outcomes(inputs: Inputs, sources: list[SourceFile], settled: Settled | None = None, *, memo: RunMemo | None = None) -> Iterator[FileOutcome]:
     """Outcomes as they stream, with only what `check`, `baseline` and `patch` read: the plans of
     calls that involve a legacy table (or may: dynamic ones); the other calls are let go as each
-    file is done."""
+    file is done. With a memo, a tree unchanged since the last run gives them back from it."""
     import dataclasses
 
     from tableshift.engine import FileOutcome
     from tableshift.model import Status
 
-    for outcome in _outcomes(inputs, sources, settled):
-        plans = tuple(p for p in outcome.plans if p.verdict.status in (Status.LEGACY, Status.DYNAMIC))
-        bare = dataclasses.replace(outcome.result, calls=()) if outcome.result.calls else outcome.result
-        yield FileOutcome(bare, (), plans, outcome.digest, outcome.verified)
+    stored = memo.get() if memo is not None else None
+    if stored is not None:
+        kept, modules = stored
+        if settled is not None:
+            settled.modules = modules
+        yield from kept
+        return
+    kept = []
+    with memo if memo is not None else contextlib.nullcontext():
+        for outcome in _outcomes(inputs, sources, settled):
+            plans = tuple(p for p in outcome.plans if p.verdict.status in (Status.LEGACY, Status.DYNAMIC))
+            bare = dataclasses.replace(outcome.result, calls=()) if outcome.result.calls else outcome.result
+            slim = FileOutcome(bare, (), plans, outcome.digest, outcome.verified)
+            if memo is not None:
+                kept.append(slim)
+            yield slim
+    if memo is not None:
+        memo.put((kept, settled.modules if settled is not None else None))
 
 
 _STDIN: list[object] = []  # the temporary folder holding what came on stdin, for the run
@@ -376,20 +423,31 @@ def audit(
     if inputs.rules is not None and (legacy_schema is not None or database_url):
         # read before the scan: an .rpc() of a function using a legacy table uses it
         inputs, uses, types = _through_functions(inputs, legacy_schema, database_url)
-    # streamed: each file's calls are written out (or counted) as soon as the file is done
-    spool = render.JsonSpool() if format is AuditFormat.json else None
-    builder = AuditBuilder(inputs.rules, spool if spool is not None else _Discard())
-    builder.legacy_types = types  # the types target_gaps gives the columns to add
-    for outcome in _outcomes(inputs, _sources(inputs)):
-        builder.add(outcome)
-    report = builder.header()
+    sources = _sources(inputs)
+    memo = _memo(inputs, "audit", sources, format.value) if legacy_schema is None and not database_url else None
+    stored = memo.get() if memo is not None else None
+    if stored is not None:  # nothing changed since the last run: its report
+        report, extras, calls = stored
+        spool = render.JsonSpool.of(*calls) if calls is not None else None
+    else:
+        # streamed: each file's calls are written out (or counted) as soon as the file is done
+        spool = render.JsonSpool() if format is AuditFormat.json else None
+        builder = AuditBuilder(inputs.rules, spool if spool is not None else _Discard())
+        builder.legacy_types = types  # the types target_gaps gives the columns to add
+        with memo if memo is not None else contextlib.nullcontext():
+            for outcome in _outcomes(inputs, sources):
+                builder.add(outcome)
+        report = builder.header()
+        extras = builder.extras() if spool is None else None
+        if memo is not None and (spool is None or spool.size() <= MEMO_MAX_BYTES):
+            memo.put((report, extras, (spool.bytes(), len(spool)) if spool is not None else None))
     if legacy_schema is not None or database_url:
         report["database"] = _database_use(inputs, report, legacy_schema, database_url, uses)
     title = "tableshift audit" + (f" — rules: {inputs.rules.name}" if inputs.rules else "")
     if spool is not None:
         _emit_with(lambda out: render.write_json({**report, "calls": spool}, out), output)
         return
-    sections = audit_sections(report, builder.extras())
+    sections = audit_sections(report, extras)
     if format is AuditFormat.markdown:
         _emit(render.to_markdown(sections, title=title), output)
     elif output is not None:
@@ -528,16 +586,23 @@ def patch(
         raise UsageError("--legacy-schema and --database-url go with --verify")
     else:
         scanned = _patch_scan(inputs)
-    outcome = patching.run(
-        scanned,
-        inputs.rules,
-        selection,
-        split=split_dir is not None,
-        cache_dir=inputs.options.cache_dir,
-        apply=apply,
-        diffs=not check,
-        err=_stderr_console(),
-    )
+    # an unchanged tree's patch is the last run's (never when it edits the files or asks a database)
+    memo = None if apply or verify else _memo(inputs, "patch", list(scanned[0]), selection, split_dir is not None, check)
+    outcome = memo.get() if memo is not None else None
+    if outcome is None:
+        with memo if memo is not None else contextlib.nullcontext():
+            outcome = patching.run(
+                scanned,
+                inputs.rules,
+                selection,
+                split=split_dir is not None,
+                cache_dir=inputs.options.cache_dir,
+                apply=apply,
+                diffs=not check,
+                err=_stderr_console(),
+            )
+        if memo is not None:
+            memo.put(outcome)
     status = patching.emit(outcome, output=output, split_dir=split_dir, check=check, err=_stderr_console())
     patching.write_report(outcome, report)
     if report is not None:
@@ -862,7 +927,8 @@ def baseline(
     inputs = _functions_known(inputs, legacy_schema, database_url)
     path = _baseline_path(output, inputs.config)
     _check_targets(path)
-    new, old = gate.write_baseline(_slim_outcomes(inputs, _sources(inputs)), inputs.rules, path, update=update, cwd=Path.cwd())
+    sources = _sources(inputs)
+    new, old = gate.write_baseline(_slim_outcomes(inputs, sources, memo=_memo(inputs, "slim", sources)), inputs.rules, path, update=update, cwd=Path.cwd())
     from tableshift.report.check import plural
 
     err = _stderr_console()
@@ -912,20 +978,38 @@ def check(
 
     # read first: a broken baseline fails before the scan, and parsing it never adds to the scan's peak
     allowed = bl.load(path, inputs.rules)
-    result = gate.run_check(
-        _slim_outcomes(inputs, _sources(inputs, only=only)),  # compared as they stream
-        inputs.rules,
-        path,
-        baseline=allowed,
-        strict=inputs.config.strict if strict is None else strict,
-        cwd=Path.cwd(),
-    )
+    sources = _sources(inputs, only=only)
+    strict = inputs.config.strict if strict is None else strict
+    # the verdict of an unchanged tree against an unchanged baseline is the last run's
+    memo = _memo(inputs, "check", sources, str(path), _file_digest(path), strict)
+    result = memo.get() if memo is not None else None
+    if result is None:
+        with memo if memo is not None else contextlib.nullcontext():
+            result = gate.run_check(
+                _slim_outcomes(inputs, sources),  # compared as they stream
+                inputs.rules,
+                path,
+                baseline=allowed,
+                strict=strict,
+                cwd=Path.cwd(),
+            )
+        if memo is not None:
+            memo.put(result)
     color = output is None and format is CheckFormat.text and _colored(sys.stdout)
     text = check_report.render(format.value, result.data, result.comparison, inputs.rules, color=color)
     _emit(text, output)
     if output is not None or format in (CheckFormat.sarif, CheckFormat.json):
         _stderr_console().print(check_report.summary_line(result.data), markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(0 if exit_zero else result.exit_status)
+
+
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return "-"
 
 
 def _stderr_console() -> Console:

@@ -53,7 +53,7 @@ def run_check(
     allowances as it comes, and only what will be reported is kept."""
     base = path.parent.resolve()
     baseline = baseline if baseline is not None else bl.load(path, rules)
-    comparer = bl.Comparer(baseline, exists=lambda key: (base / key).exists())
+    comparer = bl.Comparer(baseline, exists=lambda key: _exists(base / key))
     files = []
     for outcome in result.outcomes if isinstance(result, ScanResult) else result:
         files.append(outcome.result)
@@ -77,6 +77,14 @@ def run_check(
     summary["unchecked"] = len(data["unchecked"])
     summary["passed"] = summary["passed"] and not data["unchecked"]
     return GateResult(data, comparison, 0 if summary["passed"] else 1)
+
+
+def _exists(path: Path) -> bool:
+    """Whether a file of the baseline that was not scanned still exists (seen by the run memo)."""
+    from tableshift.memo import saw
+
+    saw(path)
+    return path.exists()
 
 
 def _why_not(f) -> str:  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ from pathlib import Path
 from tableshift.link.facts import Import, ModuleFacts, Value, module_facts
 from tableshift.link.modules import Modules, Unresolved
 from tableshift.link.pyfacts import PREFIX
+from tableshift.memo import saw
 from tableshift.model import Span
 
 _MAX_STEPS = 64
@@ -244,6 +245,7 @@ def read_bounded(path: Path, limit: int) -> bytes | str:
     gigabyte, a device or a FIFO committed as a module costs nothing)."""
     import stat
 
+    saw(path)
     try:
         with open(path, "rb") as handle:
             info = os.fstat(handle.fileno())

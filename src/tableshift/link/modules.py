@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tableshift.errors import UsageError
+from tableshift.memo import saw
 
 # The order TypeScript probes in, then plain JavaScript.
 EXTENSIONS = (".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs")
@@ -109,7 +110,7 @@ class Modules:
         for root in roots:
             target = root.joinpath(*parts)
             for candidate in (target.with_name(target.name + ".py") if parts else None, target / "__init__.py"):
-                if candidate is not None and candidate.is_file():
+                if candidate is not None and _is_file(candidate):
                     return self._inside(candidate, dotted)
         raise Unresolved(f"no module '{dotted}' in the project (looked in {', '.join(self._show(r) or '.' for r in roots)})")
 
@@ -119,19 +120,19 @@ class Modules:
         """`./x` as TypeScript finds it: the file, x.ts ... x.cjs, `.js` naming `.ts`, x/index.*."""
         suffix = base.suffix
         if suffix in EXTENSIONS or suffix in (".vue", ".svelte", ".astro"):
-            if base.is_file():
+            if _is_file(base):
                 return base
             for alternative in _JS_TO_TS.get(suffix, ()):
-                if base.with_suffix(alternative).is_file():
+                if _is_file(base.with_suffix(alternative)):
                     return base.with_suffix(alternative)
         for ext in EXTENSIONS:
             candidate = base.with_name(base.name + ext)
-            if candidate.is_file():
+            if _is_file(candidate):
                 return candidate
-        if base.is_dir():
+        if _is_dir(base):
             for ext in EXTENSIONS:
                 candidate = base / f"index{ext}"
-                if candidate.is_file():
+                if _is_file(candidate):
                     return candidate
         raise Unresolved(f"no file '{self._show(base)}' (tried {', '.join(EXTENSIONS)} and index files)")
 
@@ -160,7 +161,7 @@ class Modules:
                 found = self._configs[current]
                 break
             chain.append(current)
-            own = next((current / name for name in _CONFIGS if (current / name).is_file()), None)
+            own = next((current / name for name in _CONFIGS if _is_file(current / name)), None)
             if own is not None:
                 found = self._load(own)
                 break
@@ -223,7 +224,7 @@ class Modules:
         else the repository: a monorepo nested in a larger repository still finds its packages."""
         current = folder.resolve()
         while current.is_relative_to(self.root):
-            if (current / "pnpm-workspace.yaml").is_file() or "workspaces" in _json(current / "package.json"):
+            if _is_file(current / "pnpm-workspace.yaml") or "workspaces" in _json(current / "package.json"):
                 return current
             if current == self.root:
                 break
@@ -277,10 +278,11 @@ def _glob_manifests(base: Path, pattern: str) -> list[Path]:
         for folder in level:
             if not any(ch in segment for ch in "*?["):
                 candidate = folder / segment
-                if candidate.is_dir() and not candidate.is_symlink():
+                if _is_dir(candidate) and not candidate.is_symlink():
                     following.append(candidate)
                 continue
             try:
+                saw(folder)  # a folder added or removed here changes its stamp
                 entries = sorted(os.scandir(folder), key=lambda e: e.name)
             except OSError:
                 continue
@@ -294,14 +296,14 @@ def _glob_manifests(base: Path, pattern: str) -> list[Path]:
     out = []
     for folder in level:
         manifest = folder / "package.json"
-        if manifest.is_file() and not manifest.is_symlink():
+        if _is_file(manifest) and not manifest.is_symlink():
             out.append(manifest)
     return out
 
 
 def _package_root(folder: Path) -> Path:
     """The folder above the outermost package (`__init__.py`) holding `folder`: where imports start."""
-    while (folder / "__init__.py").is_file() and folder.parent != folder:
+    while _is_file(folder / "__init__.py") and folder.parent != folder:
         folder = folder.parent
     return folder
 
@@ -341,7 +343,7 @@ def _raw_options(path: Path, root: Path, depth: int) -> tuple[Path | None, tuple
         if not target.is_relative_to(root):
             # an absolute path or `../` out of the repository: never read (its keys would show)
             raise Unresolved("`extends` names a config outside the repository: not read")
-        if not target.is_file():
+        if not _is_file(target):
             raise Unresolved("`extends` names a config that does not exist")
         inherited_base, inherited_paths, inherited_dir = _raw_options(target, root, depth + 1)
         base_url = inherited_base or base_url
@@ -387,12 +389,13 @@ def _small_text(path: Path) -> str:
     """A config file's text: a regular file of sane size (a committed link to /dev/zero is not one)."""
     from tableshift.fsutil import read_input
 
+    saw(path)
     return read_input(path, "config file", limit=4 << 20).decode("utf-8")
 
 
 def _pnpm_workspaces(path: Path) -> list[str]:
     """The `packages:` globs of pnpm-workspace.yaml."""
-    if not path.is_file():
+    if not _is_file(path):
         return []
     import yaml
 
@@ -402,3 +405,14 @@ def _pnpm_workspaces(path: Path) -> list[str]:
         return []
     packages = data.get("packages") if isinstance(data, dict) else None
     return [p for p in packages if isinstance(p, str)] if isinstance(packages, list) else []
+
+
+def _is_file(path: Path) -> bool:
+    """`path.is_file()`, seen by the run memo: a module created where none was found changes the result."""
+    saw(path)
+    return path.is_file()
+
+
+def _is_dir(path: Path) -> bool:
+    saw(path)
+    return path.is_dir()

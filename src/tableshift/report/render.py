@@ -43,8 +43,25 @@ class JsonSpool:
     def __len__(self) -> int:
         return self.count
 
+    @classmethod
+    def of(cls, data: bytes, count: int) -> JsonSpool:
+        """A spool holding calls already written (`bytes()` of another)."""
+        spool = cls()
+        spool.file.write(data)
+        spool.count = count
+        return spool
+
+    def size(self) -> int:
+        self.file.seek(0, 2)
+        return self.file.tell()
+
+    def bytes(self) -> bytes:
+        self.file.seek(0)
+        return self.file.read()
+
     def append(self, entry: dict[str, Any]) -> None:
         text = _orjson(entry)
+        self.file.seek(0, 2)
         if self.count:
             self.file.write(b",\n")
         self.file.write(b"    " + text.replace(b"\n", b"\n    "))
@@ -76,6 +93,10 @@ class Ordered:
     def __len__(self) -> int:
         return len(self.at) + len(self.late)
 
+    def __reduce__(self) -> tuple:  # type: ignore[type-arg]
+        # its chunks in order (the run memo keeps a patch): the copy holds them in memory or on disk as this one did
+        return (_ordered, (list(self.chunks()),))
+
     def chunks(self) -> Iterator[bytes]:
         late = sorted(self.late)
         j = 0
@@ -93,6 +114,13 @@ class Ordered:
 
     def close(self) -> None:
         self.file.close()
+
+
+def _ordered(chunks: list[bytes]) -> Ordered:
+    ordered = Ordered()
+    for index, chunk in enumerate(chunks):
+        ordered.add(chunk, index)
+    return ordered
 
 
 class Entries:

@@ -1,0 +1,129 @@
+"""The run memo: what a command made of a tree, kept until any file it depends on changes.
+
+A warm run with nothing new to learn should cost a `stat` per file and writing the report. The
+memo holds one entry per command and configuration (its flags, rules, working directory), with
+the stamp (size, mtime, ctime, inode) of every scanned file and of every other path the run
+looked at: modules the link pass read outside the scanned files, the tsconfig / package.json
+files it consulted, and the folders in which it looked for a file (a file created there changes
+the folder's stamp). The entry is used only when every stamp is still what it was; a file
+changed within the racy window of the run (as git's index judges one) keeps the entry from
+being written at all. Entries are signed like the per-file cache's, in the same SQLite file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+RACY_NS = 2_000_000_000  # as the stat index: a change within this of a stamp could hide behind it
+
+_WATCHES: list[set[str]] = []  # paths the running command looked at, beyond the scanned files
+
+
+def saw(path: Path | str) -> None:
+    """A path the link pass read or probed: the entry depends on it (and on its folder, for a probe
+    that found nothing)."""
+    if _WATCHES:
+        text = os.fspath(path)
+        _WATCHES[-1].add(text)
+        _WATCHES[-1].add(os.path.dirname(text) or ".")
+
+
+def _stamp(path: str | bytes) -> str:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return "-"
+    return f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}"
+
+
+def _recent(stamp: str, since_ns: int) -> bool:
+    if stamp == "-":
+        return False
+    _, mtime, ctime, _ = stamp.split(":")
+    return max(int(mtime), int(ctime)) + RACY_NS >= since_ns
+
+
+def _canonical(item: object) -> object:
+    """A value whose repr is the same in every process: sets are sorted (their order follows string
+    hashing, which differs from run to run), dataclasses become their fields."""
+    import dataclasses
+
+    if isinstance(item, (set, frozenset)):
+        return tuple(sorted((_canonical(x) for x in item), key=repr))
+    if isinstance(item, (list, tuple)):
+        return tuple(_canonical(x) for x in item)
+    if isinstance(item, dict):
+        return tuple(sorted(((_canonical(k), _canonical(v)) for k, v in item.items()), key=repr))
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return (type(item).__name__, *(_canonical(getattr(item, f.name)) for f in dataclasses.fields(item)))
+    return item
+
+
+class RunMemo:
+    """One command's memo entry in `cache`: looked up by the command and its configuration, valid
+    for the stamps of `sources` and of the paths the run that wrote it saw."""
+
+    def __init__(self, cache, kind: str, material: Iterable[object], sources: Sequence[Any]) -> None:  # type: ignore[no-untyped-def]
+        self.cache = cache
+        self.started = time.time_ns()
+        digest = hashlib.sha256(kind.encode())
+        for item in material:
+            digest.update(b"\0" + repr(_canonical(item)).encode("utf-8", "surrogateescape"))
+        self.slot = f"{kind}:{digest.hexdigest()}"
+        files = hashlib.sha256()
+        self.stamps: list[str] = []
+        for source in sources:
+            stamp = _stamp(source.path)
+            self.stamps.append(stamp)
+            files.update(f"{source.display}\0{source.language}\0{source.path}\0{stamp}\n".encode("utf-8", "surrogateescape"))
+        self.files = files.hexdigest()
+        self.watch: set[str] = set()
+
+    def get(self) -> Any | None:
+        """The command's product, if every stamp it depends on is unchanged."""
+        blob = self.cache.get_run(self.slot)
+        if blob is None:
+            return None
+        try:
+            files, seen, product = pickle.loads(blob)
+        except Exception:  # an entry of an older layout
+            return None
+        if files != self.files or any(_stamp(path) != stamp for path, stamp in seen):
+            return None
+        return product
+
+    def __enter__(self) -> RunMemo:
+        _WATCHES.append(self.watch)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        _WATCHES.remove(self.watch)
+
+    def put(self, product: Any) -> None:
+        """Keep `product`, unless a file it depends on changed during the run (or just before it)."""
+        seen = sorted((path, _stamp(path)) for path in self.watch)
+        if any(_recent(stamp, self.started) for stamp in self.stamps) or any(_recent(stamp, self.started) for _, stamp in seen):
+            return
+        try:
+            blob = pickle.dumps((self.files, seen, product), protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return
+        self.cache.put_run(self.slot, blob)
+
+
+def open_memo(cache_dir: Path | None, rules_digest: str, kind: str, material: Iterable[object], sources: Sequence[Any]) -> RunMemo | None:
+    """The memo of a command in this cache folder, or None without a cache (--no-cache)."""
+    if cache_dir is None:
+        return None
+    from tableshift.cache import Cache
+
+    cache = Cache(cache_dir, rules_key=rules_digest)
+    if not cache.enabled:
+        return None
+    return RunMemo(cache, kind, (os.getcwd(), *material), sources)
