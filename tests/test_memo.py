@@ -134,7 +134,7 @@ def test_a_tampered_memo_entry_is_not_trusted(tree, monkeypatch):
     scans = _Scans(monkeypatch)
     assert _run("audit", "src", "--rules", str(RULES), "--format", "json", "-o", "x.json") == 0
     db = sqlite3.connect(tree / ".tableshift-cache" / "cache.sqlite")
-    db.execute("UPDATE runs_v1 SET value = substr(value, 1, 32) || x'00' || substr(value, 34)")
+    db.execute("UPDATE runs_v2 SET value = substr(value, 1, 40) || x'00' || substr(value, 42)")
     db.commit()
     db.close()
     assert _run("audit", "src", "--rules", str(RULES), "--format", "json", "-o", "y.json") == 0

@@ -118,7 +118,7 @@ def _write_new(path: Path, data: bytes) -> None:
 
 # The stat index, as git's: a file whose size, mtime, ctime and inode are what they were when it
 # was last read (and not so recent that a same-tick edit could hide) is not read again.
-_RUNS_TABLE = "CREATE TABLE IF NOT EXISTS runs_v1 (slot TEXT PRIMARY KEY, value BLOB NOT NULL, written INTEGER NOT NULL)"
+_RUNS_TABLE = "CREATE TABLE IF NOT EXISTS runs_v2 (slot TEXT PRIMARY KEY, head BLOB NOT NULL, value BLOB NOT NULL, written INTEGER NOT NULL)"
 _STATS_TABLE = "CREATE TABLE IF NOT EXISTS stats_v1 (path BLOB PRIMARY KEY, stat TEXT NOT NULL, verdict TEXT NOT NULL, written INTEGER NOT NULL)"
 
 
@@ -228,36 +228,48 @@ class Cache:
                 self.flush()
 
     # -- the run memo (`tableshift.memo`): one signed entry per command and configuration ----------
+    # Its head (what the entry depends on) is read and checked before its value (the product, which
+    # may be megabytes): a tree that changed costs no more than the head. The value's signature
+    # covers the head's digest, so a head and a value of different runs never pass together.
 
-    def get_run(self, slot: str) -> bytes | None:
-        """The verified payload of a run memo slot, or None."""
+    def get_run_head(self, slot: str) -> bytes | None:
+        row = self._run_row(slot, "head")
+        return self._verified_run(slot, "head", row[0], b"") if row is not None else None
+
+    def get_run_value(self, slot: str, head: bytes) -> bytes | None:
+        row = self._run_row(slot, "value")
+        return self._verified_run(slot, "value", row[0], hashlib.sha256(head).digest()) if row is not None else None
+
+    def _run_row(self, slot: str, column: str) -> tuple | None:  # type: ignore[type-arg]
         if self._db is None:
             return None
         try:
             self._db.execute(_RUNS_TABLE)
-            row = self._db.execute("SELECT value FROM runs_v1 WHERE slot = ?", (self.salt + "\0" + slot,)).fetchone()
+            return self._db.execute(f"SELECT {column} FROM runs_v2 WHERE slot = ?", (self.salt + "\0" + slot,)).fetchone()  # type: ignore[no-any-return]
         except sqlite3.Error:
             return None
-        if row is None:
-            return None
-        blob = bytes(row[0])
+
+    def _verified_run(self, slot: str, part: str, blob: bytes, bound: bytes) -> bytes | None:
+        blob = bytes(blob)
         mac, payload = blob[:_MAC], blob[_MAC:]
-        if len(mac) != _MAC or not hmac.compare_digest(mac, self._mac("run\0" + slot, payload)):
+        if len(mac) != _MAC or not hmac.compare_digest(mac, self._mac(f"run-{part}\0{slot}", bound + payload)):
             return None
         return payload
 
-    def put_run(self, slot: str, payload: bytes) -> None:
+    def put_run(self, slot: str, head: bytes, value: bytes) -> None:
         """Replace a run memo slot's entry (a slot holds one: the last run of that configuration)."""
         if self._db is None:
             return
+        signed_head = self._mac(f"run-head\0{slot}", head) + head
+        signed_value = self._mac(f"run-value\0{slot}", hashlib.sha256(head).digest() + value) + value
         try:
             self._db.execute(_RUNS_TABLE)
             self._db.execute(
-                "INSERT OR REPLACE INTO runs_v1 (slot, value, written) VALUES (?, ?, ?)",
-                (self.salt + "\0" + slot, self._mac("run\0" + slot, payload) + payload, int(time.time())),
+                "INSERT OR REPLACE INTO runs_v2 (slot, head, value, written) VALUES (?, ?, ?, ?)",
+                (self.salt + "\0" + slot, signed_head, signed_value, int(time.time())),
             )
             # slots of other versions, rules or flags not run for a month go
-            self._db.execute("DELETE FROM runs_v1 WHERE written < ?", (int(time.time()) - 30 * 86_400,))
+            self._db.execute("DELETE FROM runs_v2 WHERE written < ?", (int(time.time()) - 30 * 86_400,))
         except sqlite3.Error:
             pass
 

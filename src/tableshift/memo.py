@@ -87,16 +87,20 @@ class RunMemo:
 
     def get(self) -> Any | None:
         """The command's product, if every stamp it depends on is unchanged."""
-        blob = self.cache.get_run(self.slot)
-        if blob is None:
+        head = self.cache.get_run_head(self.slot)
+        if head is None:
             return None
         try:
-            files, seen, product = pickle.loads(blob)
+            files, seen = pickle.loads(head)
         except Exception:  # an entry of an older layout
             return None
         if files != self.files or any(_stamp(path) != stamp for path, stamp in seen):
             return None
-        return product
+        value = self.cache.get_run_value(self.slot, head)
+        try:
+            return pickle.loads(value) if value is not None else None
+        except Exception:
+            return None
 
     def __enter__(self) -> RunMemo:
         _WATCHES.append(self.watch)
@@ -111,10 +115,11 @@ class RunMemo:
         if any(_recent(stamp, self.started) for stamp in self.stamps) or any(_recent(stamp, self.started) for _, stamp in seen):
             return
         try:
-            blob = pickle.dumps((self.files, seen, product), protocol=pickle.HIGHEST_PROTOCOL)
+            head = pickle.dumps((self.files, seen), protocol=pickle.HIGHEST_PROTOCOL)
+            value = pickle.dumps(product, protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError):
             return
-        self.cache.put_run(self.slot, blob)
+        self.cache.put_run(self.slot, head, value)
 
 
 def open_memo(cache_dir: Path | None, rules_digest: str, kind: str, material: Iterable[object], sources: Sequence[Any]) -> RunMemo | None:
