@@ -5,6 +5,7 @@ stands where a name goes does not parse, and names nothing."""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -71,17 +72,22 @@ def tables(text: str) -> list[SqlUse]:
     when the text is not SQL PostgreSQL parses. Names a CTE defines are not tables. (The parse
     tree is read as pglast's JSON: several times faster than its Python nodes, on code that
     holds hundreds of statements.)"""
-    import json
+    if _NAMES_A_TABLE.search(text) is None:
+        return []
+    return list(_tables(text))
 
+
+@functools.lru_cache(maxsize=2048)
+def _tables(text: str) -> tuple[SqlUse, ...]:
+    """`tables`, remembered per process: tests and migrations repeat the same statements."""
+    import orjson
     from pglast import parser
     from pglast.parser import ParseError
 
-    if _NAMES_A_TABLE.search(text) is None:
-        return []
     try:
-        tree = json.loads(parser.parse_sql_json(text))
+        tree = orjson.loads(parser.parse_sql_json(text))
     except (ParseError, ValueError, RecursionError):
-        return []
+        return ()
     out: list[SqlUse] = []
     for raw in tree.get("stmts", []):
         ctes: set[str] = set()
@@ -113,4 +119,4 @@ def tables(text: str) -> list[SqlUse]:
                 continue
             seen.add((schema, name, op))
             out.append(SqlUse(name, schema, op, node.get("location", 0)))
-    return out
+    return tuple(out)

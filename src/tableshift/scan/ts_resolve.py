@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from functools import cached_property
 
@@ -13,6 +14,8 @@ from tableshift.scan import ts_nodes as n
 
 _ENV_MARKERS = ("process.env", "import.meta.env", "Deno.env", "Bun.env")
 _MAX_DEPTH = 4
+# what stands between a bound name and its declarator: `{ a }`, `[a]`, `{ b: a }`, `{ a = 1 }`, `...a`
+_PATTERNS = frozenset({"object_pattern", "array_pattern", "pair_pattern", "assignment_pattern", "object_assignment_pattern", "rest_pattern"})
 
 
 class Resolver:
@@ -23,21 +26,40 @@ class Resolver:
         self.queries = queries
         self.parents = parents
         self._parameters: dict[tuple[str, int, int], TableArg] = {}
+        self._declarators: dict[str, list[Node]] = {}
 
     def _matches(self, name: str) -> list[dict[str, list[Node]]]:
         return [m for _, m in QueryCursor(self.queries[name]).matches(self.root)]
 
     @cached_property
-    def declarators(self) -> dict[str, list[Node]]:
-        """Identifier name -> its variable declarators (const/let/var, destructured included)."""
-        out: dict[str, list[Node]] = {}
-        for match in self._matches("declarators"):
-            decl = match["decl"][0]
-            target = decl.child_by_field_name("name")
-            if target is None:
+    def _source(self) -> bytes:
+        return self.root.text or b""
+
+    def declarators(self, name: str) -> list[Node]:
+        """The variable declarators (const/let/var, destructured included) that bind `name`, in
+        source order. Found from the name's own occurrences in the bytes, each walked up through
+        the binding patterns holding it, rather than by querying every declarator of the file:
+        most files ask for one or two names."""
+        found = self._declarators.get(name)
+        if found is not None:
+            return found
+        out: list[Node] = []
+        seen: set[int] = set()
+        base = self.root.start_byte  # the root's text starts where its first token (or comment) does
+        for match in re.finditer(rb"(?<![\w$])" + re.escape(name.encode("utf-8", "surrogateescape")) + rb"(?![\w$])", self._source):
+            node: Node | None = self.root.descendant_for_byte_range(base + match.start(), base + match.end())
+            if node is None or node.type not in ("identifier", "shorthand_property_identifier_pattern"):
                 continue
-            for name, _ in n._pattern_names(target):
-                out.setdefault(name, []).append(decl)
+            parent = self.parents.parent(node)
+            while parent is not None and parent.type in _PATTERNS:
+                node, parent = parent, self.parents.parent(parent)
+            if parent is None or parent.type != "variable_declarator" or parent.start_byte in seen:
+                continue
+            target = parent.child_by_field_name("name")
+            if target is not None and target == node and any(bound == name for bound, _ in n._pattern_names(target)):
+                seen.add(parent.start_byte)
+                out.append(parent)
+        self._declarators[name] = out
         return out
 
     @cached_property
@@ -99,7 +121,7 @@ class Resolver:
         """The innermost declarator of `name` whose scope encloses `at`."""
         best: Node | None = None
         best_scope: Node | None = None
-        for decl in self.declarators.get(name, ()):
+        for decl in self.declarators(name):
             scope = self.parents.enclosing_scope(self.parents.parent(decl) or decl)
             if not n.contains(scope, at):
                 continue
