@@ -386,6 +386,9 @@ def _attributes(data: bytes, i: int, component: str) -> tuple[dict[str, str | No
 def _quoted_end(data: bytes, i: int, component: str) -> int:
     """Just past a quoted attribute value; Svelte's may hold `{expressions}` with quotes of their own."""
     quote = data[i]
+    if component != "svelte":  # no expressions inside: the next quote ends it
+        end = data.find(data[i : i + 1], i + 1)
+        return len(data) if end < 0 else end + 1
     i += 1
     while i < len(data):
         char = data[i]
@@ -548,6 +551,8 @@ class _Window:
             self.recount.add(1)
 
     def place(self, call: Call) -> Call:
+        if not self.base and not self.lines_before and not self.recount:
+            return call  # the copy starts where the file does: every place is already the file's
         return _remap(call, self._span, self._position)
 
     def _span(self, span: Span) -> Span:
