@@ -719,6 +719,12 @@ def _pool(rules: RuleSet | None, workers: int, verify: bool = False):  # type: i
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    if context.get_start_method() == "fork":
+        # loaded once here, not once per worker: forked workers share the modules and grammars
+        from tableshift.scan import typescript
+
+        for language in ("typescript", "tsx", "javascript"):
+            typescript.grammar(language)
     return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(rules, verify, os.getpid()))
 
 
