@@ -584,3 +584,67 @@ def test_the_resources_a_write_returns_embedded_are_checked(pg_admin_url):
     assert verdicts[0] is None
     assert verdicts[1] == "column _comments.nope does not exist"
     assert verdicts[2] == "PostgREST: Could not find a relationship between 'posts' and 'authors' in the schema cache"
+
+
+def _nodes_recursive(text: str):  # type: ignore[no-untyped-def]
+    """The node-text reader as it was written first (recursive): the reference for the stack one."""
+    import re
+
+    tokens = re.findall(r'[(){}]|(?:\\.|[^\s(){}\\])+', text)
+    pos = 0
+
+    def item():  # type: ignore[no-untyped-def]
+        nonlocal pos
+        token = tokens[pos]
+        pos += 1
+        if token == "(":
+            out = []
+            while pos < len(tokens) and tokens[pos] != ")":
+                out.append(item())
+            pos += 1
+            return out
+        if token == "{":
+            node: dict = {}  # type: ignore[type-arg]
+            pos += 1
+            current = None
+            while pos < len(tokens) and tokens[pos] != "}":
+                if tokens[pos].startswith(":"):
+                    current = node.setdefault(tokens[pos][1:], [])
+                    pos += 1
+                elif current is not None:
+                    current.append(item())
+                else:
+                    item()
+            pos += 1
+            return node
+        return None if token == "<>" else re.sub(r"\\(.)", r"\1", token)
+
+    return item() if tokens else None
+
+
+def test_node_text_is_read_without_recursion_as_before():
+    import random
+
+    from tableshift.db.statement import _nodes
+
+    texts = [
+        '({TARGETENTRY :expr {VAR :varno 1 :varattno 2} :resno 1 :resname id :resorigtbl 16384 :resorigcol 1 :resjunk false})',
+        '({TARGETENTRY :expr {OPEXPR :opno 551 :args ({CONST :constvalue 4 [ 1 0 0 0 ]} {VAR :varno 1}) } :resname a\\ b'
+        ' :resorigtbl 0})',
+        "{QUERY :commandType 1 :rtable ({RANGETBLENTRY :alias <> :eref {ALIAS :aliasname t :colnames (\"id\" \"x\\(y\\)\")}})}",
+        "", "(", "{", ")", "}", "( ) ( )", "{A :x ) :y ( } }", "(( a } b", "{A stray :f 1 2 (3 {B :g 4}) :h}",
+    ]
+    rng = random.Random(7)
+    pieces = ["(", ")", "{", "}", "{N", ":f", ":g", "v", "<>", "a\\ b", "\\)"]
+    texts += [" ".join(rng.choice(pieces) for _ in range(rng.randint(1, 30))) for _ in range(3000)]
+    for text in texts:
+        assert _nodes(text) == _nodes_recursive(text), text
+    # `1 + 1 + ...` nested 20,000 deep: read whole (the recursive reader stopped at Python's limit)
+    depth = 20_000
+    deep = "({TARGETENTRY :expr " + "{OPEXPR :args (" * depth + "{VAR :varno 1 :varattno 2}" + ")}" * depth + " :resorigtbl 16384 :resorigcol 1})"
+    tree = _nodes(deep)
+    assert tree[0]["resorigtbl"] == ["16384"] and tree[0]["resorigcol"] == ["1"]
+    node = tree[0]["expr"][0]
+    for _ in range(depth):
+        node = node["args"][0][0]
+    assert node == {"varno": ["1"], "varattno": ["2"]}

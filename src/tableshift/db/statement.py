@@ -188,40 +188,45 @@ def _field(node: dict, name: str):  # type: ignore[no-untyped-def,type-arg]
 def _nodes(text: str):  # type: ignore[no-untyped-def]
     """PostgreSQL's node text (outfuncs.c; read by readfuncs.c's pg_strtok) as Python values: a
     node `{NAME :field value ...}` is a dict of lists, a list `(...)` a list, a token a string
-    (backslash escapes a character; `<>` is None)."""
+    (backslash escapes a character; `<>` is None). Read with a stack of open lists and nodes, not
+    by recursion: a view's expression may nest thousands deep (`1 + 1 + ...`), and PostgREST
+    still reads its relationships. Text that ends early closes what is open."""
     tokens = re.findall(r'[(){}]|(?:\\.|[^\s(){}\\])+', text)
-    pos = 0
-
-    def item():  # type: ignore[no-untyped-def]
-        nonlocal pos
-        token = tokens[pos]
-        pos += 1
-        if token == "(":
-            out = []
-            while pos < len(tokens) and tokens[pos] != ")":
-                out.append(item())
-            pos += 1
-            return out
-        if token == "{":
-            node: dict[str, list] = {}  # type: ignore[type-arg]
-            pos += 1  # the node's name
-            current: list | None = None  # type: ignore[type-arg]
-            while pos < len(tokens) and tokens[pos] != "}":
-                if tokens[pos].startswith(":"):
-                    current = node.setdefault(tokens[pos][1:], [])
-                    pos += 1
-                elif current is not None:
-                    current.append(item())
-                else:
-                    item()
-            pos += 1
-            return node
-        return None if token == "<>" else re.sub(r"\\(.)", r"\1", token)
-
-    try:
-        return item() if tokens else None
-    except (IndexError, RecursionError):
+    if not tokens:
         return None
+    count = len(tokens)
+    pos = 0
+    stack: list[list] = []  # type: ignore[type-arg]  # open frames: [list] for `(`, [node, open field or None] for `{`
+    while True:
+        token = tokens[pos]  # an item starts here
+        pos += 1
+        opened = token in ("(", "{")
+        if token == "(":
+            stack.append([[]])
+        elif token == "{":
+            pos += 1  # the node's name
+            stack.append([{}, None])
+        else:
+            value = None if token == "<>" else re.sub(r"\\(.)", r"\1", token)
+        while True:
+            if not opened:  # a finished item: to the innermost open frame (a node drops it outside a field)
+                if not stack:
+                    return value
+                frame = stack[-1]
+                if len(frame) == 1:
+                    frame[0].append(value)
+                elif frame[1] is not None:
+                    frame[1].append(value)
+            opened = False
+            frame = stack[-1]
+            if len(frame) == 2:  # a node's `:field` names, up to its next value
+                while pos < count and tokens[pos] != "}" and tokens[pos].startswith(":"):
+                    frame[1] = frame[0].setdefault(tokens[pos][1:], [])
+                    pos += 1
+            if pos < count and tokens[pos] != (")" if len(frame) == 1 else "}"):
+                break  # the frame's next item
+            pos += 1  # past its `)` or `}` (or the end of a text that ends early)
+            value = stack.pop()[0]
 
 
 @dataclass(slots=True)
