@@ -116,6 +116,8 @@ def test_check_sees_a_changed_baseline_and_patch_a_changed_file(tree, monkeypatc
     (tree / "base.json").write_text(json.dumps({**json.loads((tree / "base.json").read_text()), "files": {}}))
     _run("check", "src", "--rules", str(RULES), "--baseline", "base.json", "--format", "json", "-o", "c3.json")
     assert scans.count == 3 and (tree / "c3.json").read_bytes() != (tree / "c1.json").read_bytes()
+    (tree / "base.json").write_text("{ not json")  # a broken baseline is never answered from the memo
+    assert _run("check", "src", "--rules", str(RULES), "--baseline", "base.json", "--format", "json", "-o", "c4.json") == 2
 
     assert _run("patch", "src", "--rules", str(RULES), "-o", "p1.diff", "--report", "r1.json") == 0
     assert _run("patch", "src", "--rules", str(RULES), "-o", "p2.diff", "--report", "r2.json") == 0

@@ -976,14 +976,15 @@ def check(
     only = changed(changed_since, cwd=where.resolve()) if changed_since else None
     from tableshift import baseline as bl
 
-    # read first: a broken baseline fails before the scan, and parsing it never adds to the scan's peak
-    allowed = bl.load(path, inputs.rules)
     sources = _sources(inputs, only=only)
     strict = inputs.config.strict if strict is None else strict
-    # the verdict of an unchanged tree against an unchanged baseline is the last run's
+    # the verdict of an unchanged tree against an unchanged baseline (the same bytes, read and
+    # found sound by the run that kept it) is the last run's
     memo = _memo(inputs, "check", sources, str(path), _file_digest(path), strict)
     result = memo.get() if memo is not None else None
     if result is None:
+        # read first: a broken baseline fails before the scan, and parsing it never adds to the scan's peak
+        allowed = bl.load(path, inputs.rules)
         with memo if memo is not None else contextlib.nullcontext():
             result = gate.run_check(
                 _slim_outcomes(inputs, sources),  # compared as they stream
