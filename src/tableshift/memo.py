@@ -4,10 +4,11 @@ A warm run with nothing new to learn should cost a `stat` per file and writing t
 memo holds one entry per command and configuration (its flags, rules, working directory), with
 the stamp (size, mtime, ctime, inode) of every scanned file and of every other path the run
 looked at: modules the link pass read outside the scanned files, the tsconfig / package.json
-files it consulted, and the folders in which it looked for a file (a file created there changes
-the folder's stamp). The entry is used only when every stamp is still what it was; a file
-changed within the racy window of the run (as git's index judges one) keeps the entry from
-being written at all. Entries are signed like the per-file cache's, in the same SQLite file.
+files it consulted, every path where it looked for a module (stamped absent when none was
+there, so a module created there is seen) and the folders it listed. The entry is used only
+when every stamp is still what it was; a file changed within the racy window of the run (as
+git's index judges one) keeps the entry from being written at all. Entries are signed like the
+per-file cache's, in the same SQLite file.
 """
 
 from __future__ import annotations
@@ -26,12 +27,11 @@ _WATCHES: list[set[str]] = []  # paths the running command looked at, beyond the
 
 
 def saw(path: Path | str) -> None:
-    """A path the link pass read or probed: the entry depends on it (and on its folder, for a probe
-    that found nothing)."""
+    """A path the run read, probed or listed: the entry depends on its stamp (a path probed and not
+    found is stamped absent, so a module created there is seen; a folder listed changes its stamp
+    when an entry is added or removed)."""
     if _WATCHES:
-        text = os.fspath(path)
-        _WATCHES[-1].add(text)
-        _WATCHES[-1].add(os.path.dirname(text) or ".")
+        _WATCHES[-1].add(os.fspath(path))
 
 
 def _stamp(path: str | bytes) -> str:
@@ -78,6 +78,7 @@ class RunMemo:
         self.slot = f"{kind}:{digest.hexdigest()}"
         files = hashlib.sha256()
         self.stamps: list[str] = []
+        self.scanned = {os.fspath(source.path) for source in sources}  # stamped above: not seen again
         for source in sources:
             stamp = _stamp(source.path)
             self.stamps.append(stamp)
@@ -111,7 +112,7 @@ class RunMemo:
 
     def put(self, product: Any) -> None:
         """Keep `product`, unless a file it depends on changed during the run (or just before it)."""
-        seen = sorted((path, _stamp(path)) for path in self.watch)
+        seen = sorted((path, _stamp(path)) for path in self.watch if path not in self.scanned)
         if any(_recent(stamp, self.started) for stamp in self.stamps) or any(_recent(stamp, self.started) for _, stamp in seen):
             return
         try:
