@@ -980,7 +980,7 @@ def check(
     strict = inputs.config.strict if strict is None else strict
     # the verdict of an unchanged tree against an unchanged baseline (the same bytes, read and
     # found sound by the run that kept it) is the last run's
-    memo = _memo(inputs, "check", sources, str(path), _file_digest(path), strict)
+    memo = _memo(inputs, "check", sources, str(path), _file_digest(path), strict) if inputs.options.cache_dir is not None else None
     result = memo.get() if memo is not None else None
     if result is None:
         # read first: a broken baseline fails before the scan, and parsing it never adds to the scan's peak
@@ -1005,11 +1005,15 @@ def check(
 
 
 def _file_digest(path: Path) -> str:
+    """The digest of an input file read as inputs are (never a device or FIFO read forever); "-"
+    when it cannot be read (what reads it then says why)."""
     import hashlib
 
+    from tableshift.fsutil import read_input
+
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
+        return hashlib.sha256(read_input(path, "baseline")).hexdigest()
+    except (OSError, UsageError):
         return "-"
 
 
