@@ -247,11 +247,11 @@ def _memo(inputs: Inputs, kind: str, sources: list[SourceFile], *material: objec
     a database for its report (the rules' digest already holds what the database's functions say)."""
     if inputs.options.cache_dir is None or _UI["verbose"] or any(str(p) == "-" for p in inputs.paths):
         return None
-    from tableshift.discover import repository_root
+    from tableshift.discover import project_root
     from tableshift.memo import open_memo
 
     rules = inputs.rules
-    root = inputs.options.root or repository_root(sources[0].path.parent if sources else Path.cwd()) or Path.cwd()
+    root = inputs.options.root or project_root(sources)  # where the link pass resolves imports
     return open_memo(
         inputs.options.cache_dir,
         rules.digest if rules is not None else "-",

@@ -223,6 +223,12 @@ def changed_since(ref: str, *, cwd: Path) -> set[Path]:
     return {(top / name).resolve() for name in (*changed, *untracked) if name}
 
 
+def project_root(sources: Sequence[SourceFile]) -> Path:
+    """The repository the scanned files live in (else the current directory): imports resolve inside it."""
+    start = sources[0].path.parent if sources else Path.cwd()
+    return repository_root(start) or repository_root(Path.cwd()) or Path.cwd()
+
+
 def repository_root(start: Path) -> Path | None:
     """The top of the git work tree holding `start`, if any."""
     for folder in (start, *start.parents):

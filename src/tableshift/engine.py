@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tableshift import memo
 from tableshift.cache import dumps
 from tableshift.classify import classify
 from tableshift.discover import SourceFile
@@ -70,14 +71,6 @@ class ScanResult:
 
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _root(sources: Sequence[SourceFile]) -> Path:
-    """The repository the scanned files live in (else the current directory): imports resolve inside it."""
-    from tableshift.discover import repository_root
-
-    start = sources[0].path.parent if sources else Path.cwd()
-    return repository_root(start) or repository_root(Path.cwd()) or Path.cwd()
 
 
 def _skip_reason(data: bytes, language: str, options: Options) -> str | None:
@@ -267,7 +260,9 @@ def stream(
     from tableshift.link import callsites
     from tableshift.link.linker import Linker
 
-    linker = Linker(options.root or _root(sources), options.max_file_size)
+    from tableshift.discover import project_root
+
+    linker = Linker(options.root or project_root(sources), options.max_file_size)
     spool = _Spool(with_rules=rules is not None)
     helpers: dict[Helper, tuple[str, ...]] = {}
     shared = _Shared()
@@ -540,7 +535,7 @@ class _StatIndex:
     trusted only when size, mtime, ctime and inode match and the file was not changed within
     `RACY_NS` of the entry being written (a same-tick edit could hide behind an equal mtime)."""
 
-    RACY_NS = 2_000_000_000
+    RACY_NS = memo.RACY_NS
 
     def __init__(self, cache, options: Options) -> None:  # type: ignore[no-untyped-def]
         from tableshift import __version__
@@ -558,7 +553,7 @@ class _StatIndex:
         except OSError as exc:
             return f"error:cannot read: {exc.strerror}"
         key = os.fsencode(source.path)
-        stamp = f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}"
+        stamp = memo.stamp_of(info)
         entry = self.entries.get(key)
         if entry is not None and entry[0] == stamp and entry[1].startswith(self.salt):
             if max(info.st_mtime_ns, info.st_ctime_ns) + self.RACY_NS < entry[2]:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-RACY_NS = 2_000_000_000  # as the stat index: a change within this of a stamp could hide behind it
+RACY_NS = 2_000_000_000  # git's racy window, for the stat index and the memo: a change this close to a stamp could hide behind it
 
 _WATCHES: list[set[str]] = []  # paths the running command looked at, beyond the scanned files
 
@@ -34,12 +34,16 @@ def saw(path: Path | str) -> None:
         _WATCHES[-1].add(os.fspath(path))
 
 
+def stamp_of(info: os.stat_result) -> str:
+    """What a file's stat says of its content, as git's index keeps it: size, mtime, ctime, inode."""
+    return f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}"
+
+
 def _stamp(path: str | bytes) -> str:
     try:
-        info = os.stat(path)
+        return stamp_of(os.stat(path))
     except OSError:
         return "-"
-    return f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}"
 
 
 def _recent(stamp: str, since_ns: int) -> bool:
