@@ -75,10 +75,14 @@ def remembered(kind: str, material: bytes, compute: Callable[[], _T]) -> _T:
         return compute()
     name = hashlib.sha256(f"{__version__}\0{code_fingerprint()}\0{kind}\0".encode() + material).hexdigest()
     path = _user_cache() / kind / name
+
+    def sign(payload: bytes) -> bytes:
+        return hmac.new(secret, name.encode() + b"\0" + payload, hashlib.sha256).digest()
+
     try:
         blob = path.read_bytes()
         mac, payload = blob[:_MAC], blob[_MAC:]
-        if hmac.compare_digest(mac, hmac.new(secret, name.encode() + b"\0" + payload, hashlib.sha256).digest()):
+        if hmac.compare_digest(mac, sign(payload)):
             return pickle.loads(payload)  # type: ignore[no-any-return]
     except Exception:  # missing, unreadable or of an older layout: compute it again
         pass
@@ -87,7 +91,7 @@ def remembered(kind: str, material: bytes, compute: Callable[[], _T]) -> _T:
         payload = dumps(value)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{name}.{os.getpid()}")
-        tmp.write_bytes(hmac.new(secret, name.encode() + b"\0" + payload, hashlib.sha256).digest() + payload)
+        tmp.write_bytes(sign(payload) + payload)
         os.replace(tmp, path)
     except (OSError, pickle.PicklingError):
         pass

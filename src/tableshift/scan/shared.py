@@ -21,7 +21,15 @@ TS_CANDIDATE = re.compile(rb"\.\s*(?:from|rpc)\s*(?:<[^()]{0,200}?>\s*)?\(|postg
 # faster than one led by `\.`, which every member access in a file starts)
 _FROM_LED = re.compile(rb"from\s*(?:<[^()]{0,200}?>\s*)?\(")
 _RPC_LED = re.compile(rb"rpc\s*(?:<[^()]{0,200}?>\s*)?\(")
-_SPACE = frozenset(b" \t\n\r\f\v")
+_SPACE = frozenset(b" \t\n\r\f\v")  # what `\s` matches in a bytes pattern
+
+
+def byte_before(data: bytes, end: int) -> int:
+    """The offset of the last byte before `end` that is not whitespace (-1 when there is none)."""
+    i = end - 1
+    while i >= 0 and data[i] in _SPACE:
+        i -= 1
+    return i
 
 
 def ts_hits(data: bytes) -> list[tuple[int, int]]:
@@ -29,9 +37,7 @@ def ts_hits(data: bytes) -> list[tuple[int, int]]:
     hits: list[tuple[int, int]] = []
     for pattern in (_FROM_LED, _RPC_LED):
         for match in pattern.finditer(data):
-            i = match.start() - 1
-            while i >= 0 and data[i] in _SPACE:
-                i -= 1
+            i = byte_before(data, match.start())
             if i >= 0 and data[i] == 0x2E:  # `.`
                 hits.append((i, match.end()))
     i = data.find(b"postgres_changes")

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from tableshift.model import Operation
+from tableshift.scan.shared import byte_before
 
 # a string that starts like a statement (a quote, then SELECT / INSERT / UPDATE / DELETE / WITH)
 # and names a table within it (FROM, INTO, SET, JOIN): UI text starting with "Select" or "Update"
@@ -20,7 +21,6 @@ SQL_CANDIDATE = re.compile(
     rb"""|"\s*(?i:select|insert|update|delete|with)\s[^"\n]{0,4000}?)(?i:\bfrom|\binto|\bset|\bjoin)\b"""
 )
 _KEYWORDS = tuple(re.compile(word + rb"\s") for word in (b"select", b"insert", b"update", b"delete", b"with"))
-_SPACE = frozenset(b" \t\n\r\f\v")
 
 
 def has_sql(data: bytes) -> bool:
@@ -29,9 +29,7 @@ def has_sql(data: bytes) -> bool:
     lower = data.lower()
     for keyword in _KEYWORDS:
         for match in keyword.finditer(lower):
-            i = match.start() - 1
-            while i >= 0 and data[i] in _SPACE:
-                i -= 1
+            i = byte_before(data, match.start())
             if i >= 0 and data[i] in b"`'\"" and SQL_CANDIDATE.match(data, i) is not None:
                 return True
     return False

@@ -49,7 +49,6 @@ _QUERIES = {
     # child (`arguments:` after `function:`) keeps one state open per call nested in the first,
     # and a method chain nests every call in the next, which made chains quadratic.
     "calls": "(call_expression) @call",
-    "declarators": "(variable_declarator name: (_)) @decl",
     "identifiers": "[(identifier) (shorthand_property_identifier)] @id",
     "exports": "[(export_clause) (export_statement value: (_))] @export",
     "pairs": "(pair key: (_) @key value: (_) @value) @pair",
