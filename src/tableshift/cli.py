@@ -554,6 +554,7 @@ def patch(
 ) -> None:
     """Rewrite legacy-table calls to the consolidated tables; print a unified diff and a coverage summary."""
     from tableshift import patching
+    from tableshift.memo import answer
 
     if apply and any(str(p) == "-" for p in (paths or ())):
         raise UsageError("--apply cannot write code that came on stdin: print the patch, or name the file")
@@ -588,21 +589,19 @@ def patch(
         scanned = _patch_scan(inputs)
     # an unchanged tree's patch is the last run's (never when it edits the files or asks a database)
     memo = None if apply or verify else _memo(inputs, "patch", list(scanned[0]), selection, split_dir is not None, check)
-    outcome = memo.get() if memo is not None else None
-    if outcome is None:
-        with memo if memo is not None else contextlib.nullcontext():
-            outcome = patching.run(
-                scanned,
-                inputs.rules,
-                selection,
-                split=split_dir is not None,
-                cache_dir=inputs.options.cache_dir,
-                apply=apply,
-                diffs=not check,
-                err=_stderr_console(),
-            )
-        if memo is not None:
-            memo.put(outcome)
+    outcome = answer(
+        memo,
+        lambda: patching.run(
+            scanned,
+            inputs.rules,
+            selection,
+            split=split_dir is not None,
+            cache_dir=inputs.options.cache_dir,
+            apply=apply,
+            diffs=not check,
+            err=_stderr_console(),
+        ),
+    )
     status = patching.emit(outcome, output=output, split_dir=split_dir, check=check, err=_stderr_console())
     patching.write_report(outcome, report)
     if report is not None:
@@ -963,6 +962,7 @@ def check(
     """Fail (exit 1) when code adds legacy-table usage beyond the committed baseline."""
     from tableshift import gate
     from tableshift.discover import changed_since as changed
+    from tableshift.memo import answer
     from tableshift.report import check as check_report
 
     inputs = _inputs(config, paths, rules, include, exclude, need_rules=True, flags=RunFlags(jobs, no_cache, cache_dir, max_file_size, skip_minified))
@@ -981,21 +981,13 @@ def check(
     # the verdict of an unchanged tree against an unchanged baseline (the same bytes, read and
     # found sound by the run that kept it) is the last run's
     memo = _memo(inputs, "check", sources, str(path), _file_digest(path), strict) if inputs.options.cache_dir is not None else None
-    result = memo.get() if memo is not None else None
-    if result is None:
+
+    def gated() -> gate.GateResult:
         # read first: a broken baseline fails before the scan, and parsing it never adds to the scan's peak
         allowed = bl.load(path, inputs.rules)
-        with memo if memo is not None else contextlib.nullcontext():
-            result = gate.run_check(
-                _slim_outcomes(inputs, sources),  # compared as they stream
-                inputs.rules,
-                path,
-                baseline=allowed,
-                strict=strict,
-                cwd=Path.cwd(),
-            )
-        if memo is not None:
-            memo.put(result)
+        return gate.run_check(_slim_outcomes(inputs, sources), inputs.rules, path, baseline=allowed, strict=strict, cwd=Path.cwd())  # compared as they stream
+
+    result = answer(memo, gated)
     color = output is None and format is CheckFormat.text and _colored(sys.stdout)
     text = check_report.render(format.value, result.data, result.comparison, inputs.rules, color=color)
     _emit(text, output)

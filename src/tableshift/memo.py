@@ -17,9 +17,11 @@ import hashlib
 import os
 import pickle
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 RACY_NS = 2_000_000_000  # git's racy window, for the stat index and the memo: a change this close to a stamp could hide behind it
 
@@ -125,6 +127,20 @@ class RunMemo:
         except (pickle.PicklingError, TypeError, AttributeError):
             return
         self.cache.put_run(self.slot, head, value)
+
+
+def answer(memo: RunMemo | None, compute: Callable[[], _T]) -> _T:
+    """The memo's product when it holds one, else `compute()`, watched and kept (without a memo,
+    just `compute()`)."""
+    if memo is None:
+        return compute()
+    found = memo.get()
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    with memo:
+        value = compute()
+    memo.put(value)
+    return value
 
 
 def open_memo(cache_dir: Path | None, rules_digest: str, kind: str, material: Iterable[object], sources: Sequence[Any]) -> RunMemo | None:
