@@ -124,7 +124,8 @@ def throttling() -> tuple[int, int]:
 
 def files_read(tableshift: list[str], astgrep: list[str], sg: list[str], tree: Path) -> tuple[int, int]:
     """Files ast-grep scanned (its own count) and files tableshift parsed (its -v line)."""
-    proc = subprocess.run([*sg[:2], "--inspect", "summary", *sg[2:]], cwd=tree, capture_output=True, text=True, env=ENV)
+    head = len(astgrep) + 1  # `ast-grep scan`, then its rules and path: the option goes between
+    proc = subprocess.run([*sg[:head], "--inspect", "summary", *sg[head:]], cwd=tree, capture_output=True, text=True, env=ENV)
     found = re.search(r"scannedFileCount=(\d+)", proc.stderr)
     ts = subprocess.run([*tableshift, "audit", ".", "--rules", str(RULES), "--no-cache", "-v", "--format", "json", "--output", os.devnull], cwd=tree, capture_output=True, text=True, env=ENV)
     parsed = re.search(r"(\d+) parsed", ts.stderr)
