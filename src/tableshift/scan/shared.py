@@ -64,11 +64,12 @@ NOISE_RECEIVERS = frozenset(
      "Seq", "_", "R", "knex", "kysely", "drizzle", "sequelize", "prisma", "qb", "sql", "Effect",
      "Chunk", "HashSet", "HashMap", "Option", "Either"}
 )  # fmt: skip
-TYPED_ARRAY = re.compile(r"^(Big)?(U?[Ii]nt|Float)\d+(Clamped)?Array$")
+_TYPED_ARRAY = r"(?:Big)?(?:U?[Ii]nt|Float)\d+(?:Clamped)?Array"  # `Uint8Array`, `BigInt64Array`...
+TYPED_ARRAY = re.compile(f"^{_TYPED_ARRAY}$")
 _NOISE_BEFORE = re.compile(
     rb"(?<![\w$.#\\\x80-\xff])(?:"
     + b"|".join(re.escape(name.encode()) for name in sorted(NOISE_RECEIVERS, key=len, reverse=True))
-    + rb"|(?:Big)?(?:U?[Ii]nt|Float)\d+(?:Clamped)?Array)\s*\Z"
+    + b"|" + _TYPED_ARRAY.encode() + rb")\s*\Z"
 )
 
 
