@@ -189,6 +189,11 @@ class Cache:
             return set()
         return found
 
+    def touch(self, key: str) -> None:
+        """Keep an entry this run relies on without reading it (see `prune`)."""
+        if self._db is not None:
+            self._used.add(key)
+
     def get(self, key: str) -> Any:
         """The verified, unpickled entry, or None."""
         return self.get_many([key]).get(key)

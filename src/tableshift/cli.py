@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from tableshift.config import Config
     from tableshift.discover import SourceFile
-    from tableshift.engine import FileOutcome, ScanResult, Settled
+    from tableshift.engine import FileOutcome, Product, ScanResult, Settled
     from tableshift.memo import RunMemo
     from tableshift.options import Options as EngineOptions
     from tableshift.rules import RuleSet
@@ -272,8 +272,9 @@ def _memo(inputs: Inputs, kind: str, sources: list[SourceFile], *material: objec
     )
 
 
-def _outcomes(inputs: Inputs, sources: list[SourceFile], settled: Settled | None = None) -> Iterator[FileOutcome]:
-    """Every file's outcome, streamed, with a progress bar on a terminal for long scans."""
+def _outcomes(inputs: Inputs, sources: list[SourceFile], settled: Settled | None = None, product: Product | None = None) -> Iterator[FileOutcome | bytes]:
+    """Every file's outcome (or its `product`, see `engine.stream`), streamed, with a progress bar
+    on a terminal for long scans."""
     if not sources:
         if _UI["verbose"]:
             _stderr_console().print("scanned 0 files", markup=False, highlight=False)
@@ -285,7 +286,7 @@ def _outcomes(inputs: Inputs, sources: list[SourceFile], settled: Settled | None
         return
 
     if not sys.stderr.isatty() or len(sources) < PROGRESS_MIN_FILES:
-        yield from engine.stream(sources, inputs.rules, options=inputs.options, settled=settled)
+        yield from engine.stream(sources, inputs.rules, options=inputs.options, settled=settled, product=product)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -293,7 +294,7 @@ def _outcomes(inputs: Inputs, sources: list[SourceFile], settled: Settled | None
         TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=_stderr_console(), transient=True
     ) as progress:
         task = progress.add_task("scan", total=len(sources))
-        yield from engine.stream(sources, inputs.rules, options=inputs.options, on_file=lambda _: progress.advance(task), settled=settled)
+        yield from engine.stream(sources, inputs.rules, options=inputs.options, on_file=lambda _: progress.advance(task), settled=settled, product=product)
 
 
 def _patch_scan(inputs: Inputs) -> tuple[list[SourceFile], Iterator[FileOutcome], Settled]:
@@ -311,10 +312,7 @@ def _slim_outcomes(inputs: Inputs, sources: list[SourceFile], settled: Settled |
     """Outcomes as they stream, with only what `check`, `baseline` and `patch` read: the plans of
     calls that involve a legacy table (or may: dynamic ones); the other calls are let go as each
     file is done. With a memo, a tree unchanged since the last run gives them back from it."""
-    import dataclasses
-
-    from tableshift.engine import FileOutcome
-    from tableshift.model import Status
+    from tableshift.engine import Product, Slim, unslim
 
     stored = memo.get() if memo is not None else None
     if stored is not None:
@@ -325,10 +323,8 @@ def _slim_outcomes(inputs: Inputs, sources: list[SourceFile], settled: Settled |
         return
     kept = []
     with memo if memo is not None else contextlib.nullcontext():
-        for outcome in _outcomes(inputs, sources, settled):
-            plans = tuple(p for p in outcome.plans if p.verdict.status in (Status.LEGACY, Status.DYNAMIC))
-            bare = dataclasses.replace(outcome.result, calls=()) if outcome.result.calls else outcome.result
-            slim = FileOutcome(bare, (), plans, outcome.digest, outcome.verified)
+        for item in _outcomes(inputs, sources, settled, Product(Slim.name, Slim())):
+            slim = unslim(item) if isinstance(item, bytes) else Slim.of(item)
             if memo is not None:
                 kept.append(slim)
             yield slim
@@ -412,8 +408,9 @@ def audit(
     database_url: DatabaseUrlOpt = None,
 ) -> None:
     """Find and classify every Supabase query call; report usage and migration readiness."""
+    from tableshift.engine import Product
     from tableshift.report import render
-    from tableshift.report.audit import AuditBuilder
+    from tableshift.report.audit import AuditBuilder, AuditPart
     from tableshift.report.sections import audit_sections
 
     _check_targets(output)
@@ -434,9 +431,13 @@ def audit(
         spool = render.JsonSpool() if format is AuditFormat.json else None
         builder = AuditBuilder(inputs.rules, spool if spool is not None else _Discard())
         builder.legacy_types = types  # the types target_gaps gives the columns to add
+        part = Product(AuditPart.name, AuditPart(inputs.rules))
         with memo if memo is not None else contextlib.nullcontext():
-            for outcome in _outcomes(inputs, sources):
-                builder.add(outcome)
+            for item in _outcomes(inputs, sources, product=part):
+                if isinstance(item, bytes):
+                    builder.merge(item)
+                else:
+                    builder.add(item)
         report = builder.header()
         extras = builder.extras() if spool is None else None
         if memo is not None and (spool is None or spool.size() <= MEMO_MAX_BYTES):
@@ -524,6 +525,9 @@ def _renamed(inputs: Inputs) -> dict[tuple[str, str], dict[str, str]]:
 
 class _Discard:
     def append(self, _entry: object) -> None:
+        pass
+
+    def extend(self, _chunk: bytes, _count: int) -> None:
         pass
 
 

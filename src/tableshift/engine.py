@@ -114,6 +114,28 @@ def _verified(data: bytes, plans: tuple[Plan, ...], language: str) -> tuple[str,
     return digest(new), error_count_edited(data, new, edits, language)
 
 
+class Slim:
+    """The product `check`, `baseline` and `patch` read of a file (`Product`): its outcome with only
+    the plans of calls that involve a legacy table (or may: dynamic ones), pickled."""
+
+    name = "slim:1"
+
+    @staticmethod
+    def of(outcome: FileOutcome) -> FileOutcome:
+        plans = tuple(p for p in outcome.plans if p.verdict.status in (Status.LEGACY, Status.DYNAMIC))
+        bare = dataclasses.replace(outcome.result, calls=()) if outcome.result.calls else outcome.result
+        return FileOutcome(bare, (), plans, outcome.digest, outcome.verified)
+
+    def __call__(self, outcome: FileOutcome) -> bytes:
+        slim = Slim.of(outcome)
+        return dumps((slim.result, slim.plans, slim.digest, slim.verified))
+
+
+def unslim(made: bytes) -> FileOutcome:
+    bare, plans, data_digest, verified = pickle.loads(made)  # made by this run, or verified in the cache
+    return FileOutcome(bare, (), plans, data_digest, verified)
+
+
 def _needs_link(outcome: FileOutcome) -> bool:
     return any(c.table is not None and (c.table.link or c.table.candidate_links) for c in outcome.result.calls)
 
@@ -157,13 +179,48 @@ def scan_file(source: SourceFile, rules: RuleSet | None, *, verify: bool = False
     return analyse(source, data, rules, verify=verify)
 
 
+@dataclass(frozen=True, slots=True)
+class Product:
+    """What a command keeps of each file's outcome (the audit's counts and call JSON, the slim
+    outcome `check` and `patch` read), made where the file is scanned, in a worker, and kept in the
+    cache beside the outcome: a file whose outcome owes nothing to other files then never has its
+    outcome sent back or loaded. `name` is what else the product depends on (its part of the key)."""
+
+    name: str
+    make: Callable[[FileOutcome], bytes]
+    # whether a worker also sends back the outcome of a file it made a product of (to be kept in
+    # the cache); without a cache it is not pickled at all (a file found to need it is scanned again)
+    outcomes: bool = True
+
+
+def _independent(outcome: FileOutcome) -> bool:
+    """Whether the link pass leaves this outcome as it is, whatever the other files say: no name
+    imported from another module, no helper others call, no shared constant (a helper defined
+    elsewhere may still be called here: that is known only once every file is read)."""
+    for call in outcome.result.calls:
+        table = call.table
+        if table is not None and (table.link or table.candidate_links or table.origin is not None or (table.parameter is not None and not table.certain)):
+            return False
+    return True
+
+
+def _scanned(source: SourceFile, rules: RuleSet | None, verify: bool, product: Product | None) -> tuple[bytes, bytes | None, str]:
+    """A file scanned, as it is sent back: its outcome pickled (once: the same bytes cross the pipe
+    and go into the cache), its product when the outcome owes nothing to other files, its digest."""
+    outcome = scan_file(source, rules, verify=verify)
+    if product is None or not _independent(outcome):
+        return dumps(_to_cache(outcome)), None, outcome.digest
+    return dumps(_to_cache(outcome)) if product.outcomes else b"", product.make(outcome), outcome.digest
+
+
 _WORKER_RULES: RuleSet | None = None
 _WORKER_VERIFY = False
+_WORKER_PRODUCT: Product | None = None
 
 
-def _init_worker(rules: RuleSet | None, verify: bool = False, parent: int | None = None) -> None:
-    global _WORKER_RULES, _WORKER_VERIFY
-    _WORKER_RULES, _WORKER_VERIFY = rules, verify
+def _init_worker(rules: RuleSet | None, verify: bool = False, parent: int | None = None, product: Product | None = None) -> None:
+    global _WORKER_RULES, _WORKER_VERIFY, _WORKER_PRODUCT
+    _WORKER_RULES, _WORKER_VERIFY, _WORKER_PRODUCT = rules, verify, product
     if parent is not None:
         _die_with(parent)
     # Ctrl-C reaches the whole process group: the main process alone decides, and kills the
@@ -196,9 +253,8 @@ def _die_with(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _work(batch: list[SourceFile]) -> list[bytes]:
-    # pickled once here: the same bytes cross the pipe and go into the cache
-    return [dumps(_to_cache(scan_file(source, _WORKER_RULES, verify=_WORKER_VERIFY))) for source in batch]
+def _work(batch: list[SourceFile]) -> list[tuple[bytes, bytes | None, str]]:
+    return [_scanned(source, _WORKER_RULES, _WORKER_VERIFY, _WORKER_PRODUCT) for source in batch]
 
 
 def _to_cache(outcome: FileOutcome) -> tuple:  # type: ignore[type-arg]
@@ -247,13 +303,18 @@ def stream(
     options: Options = Options(),
     on_file: Callable[[FileResult], None] | None = None,
     settled: Settled | None = None,
-) -> Iterator[FileOutcome]:
+    product: Product | None = None,
+) -> Iterator[FileOutcome | bytes]:
     """Every file's outcome, in the order of `sources`, without holding them all.
 
     Per-file work (scanned, or from the cache) and names imported from other modules come
     first, spooled to disk in order; then helpers defined in one file and called from others
     are joined with their call sites, and the outcomes are replayed. `settled` learns, before
     the first outcome comes, which modules define the shared constants that will be edited.
+
+    With a `product`, a file may come as its product (bytes, `product.make` of its final outcome)
+    instead of its outcome: when a worker made it, or the cache holds it, and the link pass
+    leaves the outcome as it is. The outcome is then neither sent back, nor loaded, nor kept.
     """
     if not sources:
         return
@@ -263,27 +324,128 @@ def stream(
     from tableshift.discover import project_root
 
     linker = Linker(options.root or project_root(sources), options.max_file_size)
+    cache = _open_cache(options, rules)
+    products = _Products(cache, product if product is None or cache is not None else dataclasses.replace(product, outcomes=False))
     spool = _Spool(with_rules=rules is not None)
     helpers: dict[Helper, tuple[str, ...]] = {}
     shared = _Shared()
+    keys: list[str] = []  # each file's cache key, where its outcome is the one kept under it
+    kept: list[str] = []  # the keys of the files whose products are read back from the cache, in order
     try:
-        for source, (outcome, blob) in zip(sources, _per_file(sources, rules, options, linker)):
-            helpers.update(_helpers_of(source, outcome))
-            shared.collect(outcome)
+        for source, (item, key, blob) in zip(sources, _per_file(sources, rules, options, linker, cache, products)):
+            keys.append(key)
+            if isinstance(item, _Made):
+                if item.product is None:
+                    kept.append(key)
+                if on_file is not None:
+                    on_file(FileResult(path=source.display, language=source.language))
+                spool.append_made(item)
+                continue
+            helpers.update(_helpers_of(source, item))
+            shared.collect(item)
             if on_file is not None:
-                on_file(outcome.result)
-            spool.append(outcome, blob)
+                on_file(item.result)
+            spool.append(item, blob)
         sites = callsites.find(sources, helpers, linker) if helpers else []
         joined = _Sites(sites)
         shared.settle(sources, linker)
         if settled is not None:
             settled.modules = frozenset((edit.file, edit.path) for _, edit in shared.verdicts.values() if edit is not None)
-        for source, outcome in zip(sources, spool):
-            if joined.touches(outcome, source):
+        if cache is not None:
+            cache.flush()  # outcomes put by this run can be read back
+        products.reading(kept)
+        for source, key, entry in zip(sources, keys, spool):
+            if isinstance(entry, _Made):
+                made = None if source.display in joined.by_file else products.get(key, entry)
+                if made is not None:
+                    yield made
+                    continue
+                entry, key = products.outcome(source, key, entry, rules, options)  # a helper defined elsewhere is called here
+            outcome = entry
+            touched = joined.touches(outcome, source)
+            if touched:
                 outcome = joined.apply(outcome, source, rules)
-            yield shared.apply(outcome)
+            final = shared.apply(outcome)
+            if not touched and final is entry and key and products.keeps(final):
+                yield products.keep(key, final)
+            else:
+                yield final
     finally:
         spool.close()
+        if cache is not None:
+            cache.prune()  # also flushes
+
+
+def _open_cache(options: Options, rules: RuleSet | None):  # type: ignore[no-untyped-def]
+    if options.cache_dir is None:
+        return None
+    from tableshift.cache import Cache
+
+    cache = Cache(options.cache_dir, rules_key=rules.digest if rules is not None else "-")
+    return cache if cache.enabled else None
+
+
+@dataclass(slots=True)
+class _Made:
+    """A file that comes as its product: made by a worker just now (`product`), or kept in the
+    cache (None). Its outcome is read back from the cache, or the file scanned again, if need be."""
+
+    product: bytes | None = None
+
+
+class _Products:
+    """Products kept in the cache, each beside the outcome it was made of (its key: the outcome's
+    key and the product's name), read a chunk at a time in file order."""
+
+    def __init__(self, cache, product: Product | None) -> None:  # type: ignore[no-untyped-def]
+        self.cache = cache
+        self.product = product
+        self.blobs: _Blobs | None = None
+
+    def key(self, key: str) -> str:
+        assert self.product is not None
+        return hashlib.sha256(f"{key}\0product\0{self.product.name}".encode()).hexdigest()
+
+    def kept(self, keys: list[str]) -> set[str]:
+        """Which of these outcome keys have a product kept."""
+        if self.cache is None or self.product is None or not keys:
+            return set()
+        by_product = {self.key(k): k for k in keys}
+        return {by_product[k] for k in self.cache.existing(list(by_product))}
+
+    def reading(self, keys: list[str]) -> None:
+        if self.cache is not None and self.product is not None:
+            self.blobs = _Blobs(self.cache, [self.key(k) for k in keys])
+
+    def get(self, key: str, made: _Made) -> bytes | None:
+        """The product of a file that came as one: made just now (then kept), or read back."""
+        if made.product is not None:
+            if key and self.cache is not None:
+                self.cache.put(self.key(key), made.product)
+            return made.product
+        if self.blobs is None or not key:
+            return None
+        self.cache.touch(key)  # the outcome stays as long as its product is used
+        return self.blobs.get(self.key(key))
+
+    def outcome(self, source: SourceFile, key: str, made: _Made, rules: RuleSet | None, options: Options) -> tuple[FileOutcome, str]:
+        """The outcome of a file that came as its product, and its key: its blob, the cache's, else
+        the file scanned again (then not the outcome kept under the key)."""
+        blob = self.cache.get_blob(key) if self.cache is not None and key else None
+        restored = _from_cache(_loads(blob), rules is not None) if blob is not None else None
+        if restored is not None:
+            return restored, key
+        return scan_file(source, rules, verify=options.verify), ""
+
+    def keeps(self, outcome: FileOutcome) -> bool:
+        return self.product is not None and self.cache is not None and _independent(outcome)
+
+    def keep(self, key: str, outcome: FileOutcome) -> bytes:
+        """The product of an outcome at hand, kept for the next run (which then needs no outcome)."""
+        assert self.product is not None and self.cache is not None
+        made = self.product.make(outcome)
+        self.cache.put(self.key(key), made)
+        return made
 
 
 @dataclass(slots=True)
@@ -365,13 +527,15 @@ class _Spool:
     memory stays flat however large the tree. A file with nothing to say is its bare result."""
 
     MEMORY_CALLS = 6_000
+    MEMORY_BYTES = 32 << 20  # of products (and outcomes that came with them) held
 
     def __init__(self, *, with_rules: bool) -> None:
         import tempfile
 
         self.file = tempfile.SpooledTemporaryFile(max_size=16 << 20)
-        self.entries: list[FileResult | FileOutcome | None] = []  # None: the next pickle in the file
+        self.entries: list[FileResult | FileOutcome | _Made | None] = []  # None: the next pickle in the file
         self.held = 0  # calls held in memory
+        self.held_bytes = 0
         self.with_rules = with_rules
 
     def append(self, outcome: FileOutcome, blob: bytes | None) -> None:
@@ -389,7 +553,16 @@ class _Spool:
             else:
                 self.file.write(blob)
 
-    def __iter__(self) -> Iterator[FileOutcome]:
+    def append_made(self, made: _Made) -> None:
+        size = len(made.product or b"")
+        if self.held_bytes + size <= self.MEMORY_BYTES:
+            self.held_bytes += size
+            self.entries.append(made)
+        else:
+            self.entries.append(None)
+            pickle.dump(made, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def __iter__(self) -> Iterator[FileOutcome | _Made]:
         self.file.seek(0)
         for index, entry in enumerate(self.entries):
             self.entries[index] = None  # let it go once yielded
@@ -398,7 +571,11 @@ class _Spool:
             elif entry is not None:
                 yield entry
             else:
-                restored = _from_cache(pickle.load(self.file), self.with_rules)
+                stored = pickle.load(self.file)
+                if isinstance(stored, _Made):
+                    yield stored
+                    continue
+                restored = _from_cache(stored, self.with_rules)
                 assert restored is not None  # written by this run
                 yield restored
 
@@ -444,26 +621,21 @@ class _Sites:
 
 
 def _per_file(
-    sources: Sequence[SourceFile], rules: RuleSet | None, options: Options, linker: Linker
-) -> Iterator[tuple[FileOutcome, bytes | None]]:
-    """Each file's outcome in order: trivial files, cache entries, pool results; imports linked.
+    sources: Sequence[SourceFile], rules: RuleSet | None, options: Options, linker: Linker, cache, products: _Products  # type: ignore[no-untyped-def]
+) -> Iterator[tuple[FileOutcome | _Made, str, bytes | None]]:
+    """Each file in order: its outcome (trivial, from the cache, or scanned; imports linked), or
+    its product (`_Made`); with the cache key its outcome is kept under ("" when the outcome is not
+    that one: linked, or changed while scanned), and its pickled outcome when unchanged.
 
     A first pass reads each file once to prefilter and hash it; files that may hold calls and
     are not cached go to a process pool in batches.
     """
-    cache = None
-    if options.cache_dir is not None:
-        from tableshift.cache import Cache
-
-        cache = Cache(options.cache_dir, rules_key=rules.digest if rules is not None else "-")
-        if not cache.enabled:
-            cache = None
     trivial: dict[int, FileResult] = {}
     keys: dict[int, str] = {}  # candidate files: index -> cache key
     digests: dict[int, str] = {}
     known = _StatIndex(cache, options)
     # the pool starts on the first batch of files to scan, while this pass still reads the rest
-    work = _Work(rules, options.jobs, hint=len(sources), verify=options.verify)
+    work = _Work(rules, options.jobs, hint=len(sources), verify=options.verify, product=products.product)
     try:
         cached = _first_pass(sources, known, cache, work, trivial, keys, digests)
     except BaseException:
@@ -477,33 +649,40 @@ def _per_file(
         skipped=sum(1 for r in trivial.values() if r.skipped),
     )
     computed = iter(work.results())
-    blobs = _Blobs(cache, [keys[i] for i in sorted(keys) if keys[i] in cached]) if cache is not None else None
-    try:
-        for index, source in enumerate(sources):
-            blob: bytes | None = None
-            if index in trivial:
-                outcome = FileOutcome(trivial.pop(index), (), (), "")
-            elif keys[index] in cached:
-                assert cache is not None and blobs is not None
-                blob = blobs.get(keys[index])
-                restored = _from_cache(_loads(blob), rules is not None) if blob is not None else None
-                if restored is None or restored.digest != digests[index]:
-                    blob = dumps(_to_cache(scan_file(source, rules)))
-                    restored = _from_cache(pickle.loads(blob), rules is not None)
-                    cache.put(keys[index], blob)
-                outcome = restored  # type: ignore[assignment]
-            else:
-                computed_index, blob = next(computed)
-                assert computed_index == index
-                outcome = _from_cache(pickle.loads(blob), rules is not None)  # type: ignore[assignment]
-                if cache is not None and outcome.digest == digests[index]:
-                    cache.put(keys[index], blob)
-            if _needs_link(outcome):
-                outcome, blob = link_outcome(outcome, source, rules, linker), None
-            yield outcome, blob
-    finally:
-        if cache is not None:
-            cache.prune()  # also flushes
+    in_cache = [keys[i] for i in sorted(keys) if keys[i] in cached]
+    made = products.kept(in_cache)  # their products are kept: their outcomes are not loaded
+    blobs = _Blobs(cache, [k for k in in_cache if k not in made]) if cache is not None else None
+    for index, source in enumerate(sources):
+        blob: bytes | None = None
+        key = ""
+        if index in trivial:
+            outcome = FileOutcome(trivial.pop(index), (), (), "")
+        elif keys[index] in made:
+            yield _Made(), keys[index], None
+            continue
+        elif keys[index] in cached:
+            assert cache is not None and blobs is not None
+            blob = blobs.get(keys[index])
+            restored = _from_cache(_loads(blob), rules is not None) if blob is not None else None
+            if restored is None or restored.digest != digests[index]:
+                blob = dumps(_to_cache(scan_file(source, rules)))
+                restored = _from_cache(pickle.loads(blob), rules is not None)
+                cache.put(keys[index], blob)
+            outcome, key = restored, keys[index]  # type: ignore[assignment]
+        else:
+            computed_index, (blob, product, scanned_digest) = next(computed)
+            assert computed_index == index
+            unchanged = scanned_digest == digests[index]  # else the file changed between the two reads
+            if cache is not None and unchanged and blob:
+                cache.put(keys[index], blob)
+            if product is not None:
+                yield _Made(product), keys[index] if unchanged else "", None
+                continue
+            outcome = _from_cache(pickle.loads(blob), rules is not None)  # type: ignore[assignment]
+            key = keys[index] if unchanged else ""
+        if _needs_link(outcome):
+            outcome, blob, key = link_outcome(outcome, source, rules, linker), None, ""
+        yield outcome, key, blob
 
 
 class _Blobs:
@@ -665,12 +844,13 @@ class _Work:
     """Files to scan, in order: in this process for a few, else in batches through a process pool
     that starts as soon as there is enough to do (the first pass goes on reading meanwhile)."""
 
-    def __init__(self, rules: RuleSet | None, jobs: int, *, hint: int, verify: bool = False) -> None:
+    def __init__(self, rules: RuleSet | None, jobs: int, *, hint: int, verify: bool = False, product: Product | None = None) -> None:
         cores = usable_cores()
         # never more than a few processes per core: each costs a fork
         self.workers = max(1, min(jobs if jobs > 0 else cores, MAX_WORKERS_PER_CORE * cores))
         self.rules = rules
         self.verify = verify
+        self.product = product
         # small batches early keep every worker busy; large ones cost less to send
         self.size = max(4, min(BATCH_MAX, hint // (self.workers * 8) or 1))
         self.todo: list[tuple[int, SourceFile]] = []
@@ -689,18 +869,18 @@ class _Work:
         batch = ([i for i, _ in chunk], [s for _, s in chunk])
         self.batches.append(batch)
         if self.pool is None:
-            self.pool = _pool(self.rules, self.workers, self.verify)
+            self.pool = _pool(self.rules, self.workers, self.verify, self.product)
         self.futures.append(self.pool.submit(_work, batch[1]))
 
-    def results(self) -> Iterator[tuple[int, bytes]]:
+    def results(self) -> Iterator[tuple[int, tuple[bytes, bytes | None, str]]]:
         if self.pool is None:  # little to do: not worth a process
             for index, source in self.todo:
-                yield index, dumps(_to_cache(scan_file(source, self.rules, verify=self.verify)))
+                yield index, _scanned(source, self.rules, self.verify, self.product)
             return
         if self.todo:
             self._submit(self.todo)
             self.todo = []
-        yield from _pooled(self.batches, self.rules, self.workers, pool=self.pool, futures=self.futures, verify=self.verify)
+        yield from _pooled(self.batches, self.rules, self.workers, pool=self.pool, futures=self.futures, verify=self.verify, product=self.product)
 
     def abort(self) -> None:
         if self.pool is not None:
@@ -709,7 +889,7 @@ class _Work:
             self.pool = None
 
 
-def _pool(rules: RuleSet | None, workers: int, verify: bool = False):  # type: ignore[no-untyped-def]
+def _pool(rules: RuleSet | None, workers: int, verify: bool = False, product: Product | None = None):  # type: ignore[no-untyped-def]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -720,12 +900,19 @@ def _pool(rules: RuleSet | None, workers: int, verify: bool = False):  # type: i
 
         for language in ("typescript", "tsx", "javascript"):
             typescript.grammar(language)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(rules, verify, os.getpid()))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(rules, verify, os.getpid(), product))
 
 
 def _pooled(
-    batches: list[tuple[list[int], list[SourceFile]]], rules: RuleSet | None, workers: int, *, pool=None, futures=None, verify: bool = False  # type: ignore[no-untyped-def]
-) -> Iterator[tuple[int, bytes]]:
+    batches: list[tuple[list[int], list[SourceFile]]],
+    rules: RuleSet | None,
+    workers: int,
+    *,
+    pool=None,  # type: ignore[no-untyped-def]
+    futures=None,  # type: ignore[no-untyped-def]
+    verify: bool = False,
+    product: Product | None = None,
+) -> Iterator[tuple[int, tuple[bytes, bytes | None, str]]]:
     """Batches through a process pool, in order (a pool already given the batches may be passed).
     A worker that dies (a parser's native crash) costs only its own file: that batch is retried one
     file per process, and a new pool takes the rest. Interrupted, the workers are killed at once
@@ -735,7 +922,7 @@ def _pooled(
     remaining = batches
     while remaining:
         if pool is None or futures is None:
-            pool = _pool(rules, min(workers, len(remaining)), verify)
+            pool = _pool(rules, min(workers, len(remaining)), verify, product)
             futures = [pool.submit(_work, files) for _, files in remaining]
         broken = False
         try:
@@ -743,7 +930,7 @@ def _pooled(
                 try:
                     results = futures[k].result()
                 except BrokenProcessPool:
-                    results, broken = [_isolated(source, rules) for source in files], True
+                    results, broken = [_isolated(source, rules, verify, product) for source in files], True
                 futures[k] = None  # type: ignore[call-overload]  # memory stays flat: results are not kept
                 yield from zip(indices, results)
                 if broken:  # every later batch of this pool is lost too: a new pool takes them
@@ -765,16 +952,16 @@ def _pooled(
             pool = futures = None
 
 
-def _isolated(source: SourceFile, rules: RuleSet | None) -> bytes:
+def _isolated(source: SourceFile, rules: RuleSet | None, verify: bool = False, product: Product | None = None) -> tuple[bytes, bytes | None, str]:
     """One file in a process of its own: if it dies again, the file is reported, never the run."""
     from concurrent.futures.process import BrokenProcessPool
 
-    with _pool(rules, 1) as pool:
+    with _pool(rules, 1, verify, product) as pool:
         try:
             return pool.submit(_work, [source]).result()[0]
         except BrokenProcessPool:
             failed = FileResult(path=source.display, language=source.language, error="the parser crashed on this file")
-            return dumps(_to_cache(FileOutcome(failed, (), (), "")))
+            return dumps(_to_cache(FileOutcome(failed, (), (), ""))), None, ""
 
 
 def _kill(pool) -> None:  # type: ignore[no-untyped-def]

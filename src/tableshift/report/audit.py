@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,65 @@ class AuditBuilder:
             if entry["in_error_region"]:
                 self.flagged_per_file[entry["file"]] += 1
             self.sink.append(entry)
+
+    # -- one file's part: what `add` of its outcome does, made apart (in a worker, or kept in the
+    # cache) and folded in later; `merge(part(o))` leaves the builder as `add(o)` does ------------
+
+    def _state(self) -> tuple:  # type: ignore[type-arg]
+        chunk: _Chunk = self.sink
+        return (
+            dict(self.summary), dict(self.statuses), dict(self.fixes), self.tables, dict(self.table_files),
+            {name: dict(c) for name, c in self.legacy.items() if c}, dict(self.legacy_files),
+            {kind: dict(c) for kind, c in self.named.items() if c}, dict(self.named_files),
+            self.files_with_calls, self.certain_names, self.parse_errors, self.unreadable, self.skipped,
+            dict(self.per_file), dict(self.dynamic_per_file), dict(self.flagged_per_file), self.dynamic_calls,
+            self.gaps, b",\n".join(chunk.texts), len(chunk.texts),
+        )
+
+    def merge(self, part: bytes) -> None:
+        """Fold in one file's part (`AuditPart`), in file order."""
+        (
+            summary, statuses, fixes, tables, table_files, legacy, legacy_files, named, named_files,
+            files_with_calls, certain_names, parse_errors, unreadable, skipped,
+            per_file, dynamic_per_file, flagged_per_file, dynamic_calls, gaps, chunk, count,
+        ) = pickle.loads(part)
+        self.summary.update(summary)
+        self.statuses.update(statuses)
+        self.fixes.update(fixes)
+        for name, row in tables.items():
+            mine = self.tables.get(name)
+            if mine is None:
+                self.tables[name] = row
+                continue
+            for field in ("calls", "embedded", "realtime", "types", "rest", "sql"):
+                mine[field] += row[field]
+            for op, n in row["operations"].items():
+                mine["operations"][op] += n
+        for name, files in table_files.items():
+            self.table_files[name] |= files
+        for name, counts in legacy.items():
+            self.legacy[name].update(counts)
+        for name, files in legacy_files.items():
+            self.legacy_files[name] |= files
+        for kind, counts in named.items():
+            self.named[kind].update(counts)
+        for key, files in named_files.items():
+            self.named_files[key] |= files
+        self.files_with_calls += files_with_calls
+        self.certain_names |= certain_names
+        self.parse_errors.extend(parse_errors)
+        self.unreadable.extend(unreadable)
+        self.skipped.extend(skipped)
+        self.per_file.update(per_file)
+        self.dynamic_per_file.update(dynamic_per_file)
+        self.flagged_per_file.update(flagged_per_file)
+        self.dynamic_calls.extend(dynamic_calls)
+        for key, gap in gaps.items():
+            mine = self.gaps.setdefault(key, {"calls": 0, "legacy": {}})
+            mine["calls"] += gap["calls"]
+            for legacy_table, column in gap["legacy"].items():
+                mine["legacy"].setdefault(legacy_table, column)
+        self.sink.extend(chunk, count)
 
     def _count(self, verdict: Verdict, plan: Plan | None) -> None:
         call = verdict.call
@@ -271,6 +331,33 @@ class AuditBuilder:
             "flagged_per_file": self.flagged_per_file,
             "dynamic_calls": self.dynamic_calls,
         }
+
+
+class _Chunk:
+    """A file's calls as the audit's JSON lists them (`render.entry_text`)."""
+
+    def __init__(self) -> None:
+        self.texts: list[bytes] = []
+
+    def append(self, entry: dict[str, Any]) -> None:
+        from tableshift.report.render import entry_text
+
+        self.texts.append(entry_text(entry))
+
+
+class AuditPart:
+    """The audit's product of a file's outcome (`engine.Product`): what adding it to the audit
+    does, made where the file is scanned; `AuditBuilder.merge` folds it in."""
+
+    name = "audit-part:1"
+
+    def __init__(self, rules: RuleSet | None) -> None:
+        self.rules = rules
+
+    def __call__(self, outcome: FileOutcome) -> bytes:
+        builder = AuditBuilder(self.rules, _Chunk())
+        builder.add(outcome)
+        return pickle.dumps(builder._state(), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def build(result: ScanResult, rules: RuleSet | None) -> dict[str, Any]:

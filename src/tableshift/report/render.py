@@ -60,12 +60,22 @@ class JsonSpool:
         return self.file.read()
 
     def append(self, entry: dict[str, Any]) -> None:
-        text = _orjson(entry)
+        self.extend(entry_text(entry), 1)
+
+    def extend(self, chunk: bytes, count: int) -> None:
+        """Calls already written (`entry_text` of each, joined by `,\\n`): a file's part of the audit."""
+        if not count:
+            return
         self.file.seek(0, 2)
         if self.count:
             self.file.write(b",\n")
-        self.file.write(b"    " + text.replace(b"\n", b"\n    "))
-        self.count += 1
+        self.file.write(chunk)
+        self.count += count
+
+
+def entry_text(entry: dict[str, Any]) -> bytes:
+    """One call as the audit's JSON lists it, indented in its place."""
+    return b"    " + _orjson(entry).replace(b"\n", b"\n    ")
 
 
 class Ordered:
