@@ -117,6 +117,30 @@ def test_entries_unused_for_a_month_are_pruned(tree):
         assert [k for (k,) in db.execute("SELECT key FROM entries_v2")] == ["new"]
 
 
+def test_entries_are_marked_once_a_day_and_swept_once_a_day(tree):
+    rules = load_rules(RULES)
+    cache = Cache(tree / "c", rules_key=rules.digest)
+    cache.put("kept", b"x")
+    cache.put("stale", b"x")
+    cache.prune()
+    with _entries(tree / "c") as db:
+        marked = dict(db.execute("SELECT key, used FROM entries_v2"))
+        db.execute("UPDATE entries_v2 SET used = 0 WHERE key = 'stale'")
+    again = Cache(tree / "c", rules_key=rules.digest)
+    again.get("kept")
+    again.prune()  # swept already today: the stale entry waits for tomorrow's sweep
+    with _entries(tree / "c") as db:
+        assert dict(db.execute("SELECT key, used FROM entries_v2")) == {"kept": marked["kept"], "stale": 0}
+        db.execute("UPDATE meta_v1 SET value = value - 2 * 86400")  # the last sweep, two days ago
+        db.execute("UPDATE entries_v2 SET used = used - 2 * 86400 WHERE key = 'kept'")
+    later = Cache(tree / "c", rules_key=rules.digest)
+    later.get("kept")
+    later.prune()
+    with _entries(tree / "c") as db:
+        rows = dict(db.execute("SELECT key, used FROM entries_v2"))
+    assert list(rows) == ["kept"] and rows["kept"] >= marked["kept"]  # marked again, the stale one gone
+
+
 def _reads(monkeypatch) -> list[str]:
     """The files the first pass reads, by name."""
     seen: list[str] = []

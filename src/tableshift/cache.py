@@ -8,6 +8,7 @@ in a checkout) is ignored and rewritten, and is never unpickled.
 from __future__ import annotations
 
 import functools
+import contextlib
 import hashlib
 import hmac
 import os
@@ -123,6 +124,8 @@ def _write_new(path: Path, data: bytes) -> None:
 # The stat index, as git's: a file whose size, mtime, ctime and inode are what they were when it
 # was last read (and not so recent that a same-tick edit could hide) is not read again.
 _RUNS_TABLE = "CREATE TABLE IF NOT EXISTS runs_v2 (slot TEXT PRIMARY KEY, head BLOB NOT NULL, value BLOB NOT NULL, written INTEGER NOT NULL)"
+_META_TABLE = "CREATE TABLE IF NOT EXISTS meta_v1 (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+_DAY = 86_400
 _STATS_TABLE = "CREATE TABLE IF NOT EXISTS stats_v1 (path BLOB PRIMARY KEY, stat TEXT NOT NULL, verdict TEXT NOT NULL, written INTEGER NOT NULL)"
 
 
@@ -305,11 +308,17 @@ class Cache:
         now = int(time.time())
         try:
             self._db.execute("BEGIN")
-            self._db.executemany("UPDATE entries_v2 SET used = ? WHERE key = ?", ((now, k) for k in self._used))
-            self._db.execute("DELETE FROM entries_v2 WHERE used < ?", (now - max_age_days * 86_400,))
+            # marked at most once a day: a run that changes nothing writes nothing
+            self._db.executemany("UPDATE entries_v2 SET used = ? WHERE key = ? AND used < ?", ((now, k, now - _DAY) for k in self._used))
+            self._db.execute(_META_TABLE)
+            last = self._db.execute("SELECT value FROM meta_v1 WHERE name = 'pruned'").fetchone()
+            if last is None or last[0] < now - _DAY:  # the sweep reads every row: once a day is enough
+                self._db.execute("DELETE FROM entries_v2 WHERE used < ?", (now - max_age_days * _DAY,))
+                self._db.execute("INSERT OR REPLACE INTO meta_v1 (name, value) VALUES ('pruned', ?)", (now,))
             self._db.execute("COMMIT")
         except sqlite3.Error:
-            pass
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     def flush(self) -> None:
         if self._db is not None and self._stats:
