@@ -11,7 +11,7 @@ from tableshift import engine
 from tableshift.discover import discover
 from tableshift.scan import has_candidates, typescript
 from tableshift.scan.shared import TS_CANDIDATE, ts_hits
-from tableshift.scan.sql import SQL_CANDIDATE, has_sql
+from tableshift.scan.sql import SQL_CANDIDATE, has_sql, sql_hits
 
 from conftest import FIXTURES
 
@@ -48,6 +48,9 @@ def _corpus() -> list[bytes]:
         b"q = `  SELECT a\n FROM t`; r = 'delete from x'; s = \"With x as (select 1) select * from x\"; t = 'selection from'",
         b"'update\tposts set a = 1'; `insert  into` ; 'SELECT' from",
         b"'with' 'select 1' \"select a, b\" `with recursive t as (select 1) select * from t`",
+        # a match that holds the start of another: the pattern's matches never overlap
+        b"`select a from ${x ? 'select b from c' : \"delete from d\"}` 'insert into e' \"WITH q AS (SELECT 1) UPDATE f SET\"",
+        b"` select from` 'select\n from' \"update\" x set",
     ]
     return files + tricky
 
@@ -60,6 +63,7 @@ def test_the_literal_led_search_finds_exactly_the_pattern_s_hits():
 def test_the_keyword_led_sql_search_agrees_with_the_pattern():
     for data in _corpus():
         assert has_sql(data) == (SQL_CANDIDATE.search(data) is not None), data[:80]
+        assert [m.span() for m in sql_hits(data)] == [m.span() for m in SQL_CANDIDATE.finditer(data)], data[:80]
 
 
 def test_generated_types_alone_are_not_parsed_yet_still_listed(tmp_path: Path, monkeypatch):

@@ -33,16 +33,17 @@ def has_candidates(data: bytes, language: str) -> bool:
     """Cheap byte test: could this file hold a query call at all?"""
     if language == "python":
         return PY_CANDIDATE.search(data) is not None
+    # the query calls first: most files that hold anything hold them. `Buffer.from(`, `Array.from(`:
+    # the scanner would find the same receiver and drop the call
+    if any(data.startswith(b"postgres", start) or not noise_hit(data, start) for start, _ in ts_hits(data)):
+        return True
     # `in` is memchr-fast; the regex only runs on files that could match at all. Generated types
     # name every table but are regenerated, never scanned for references.
     if b"Tables" in data and TYPE_CANDIDATE.search(data) is not None and not generated_types(data):
         return True
     if b"/rest/v1/" in data:
         return True
-    # `Buffer.from(`, `Array.from(`: the scanner would find the same receiver and drop the call
-    if any(data.startswith(b"postgres", start) or not noise_hit(data, start) for start, _ in ts_hits(data)):
-        return True
-    return has_sql(data)  # the slowest test last: most files that hold calls are known by now
+    return has_sql(data)  # the slowest test last
 
 
 def scan_source(data: bytes, *, path: str, language: str) -> FileResult:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tableshift.model import Operation
@@ -23,16 +24,28 @@ SQL_CANDIDATE = re.compile(
 _KEYWORDS = tuple(re.compile(word + rb"\s") for word in (b"select", b"insert", b"update", b"delete", b"with"))
 
 
-def has_sql(data: bytes) -> bool:
-    """`SQL_CANDIDATE.search(data) is not None`, found from each keyword (literal searches in the
-    lower-cased bytes) back to its opening quote: the pattern itself tries every quote of a file."""
+def sql_hits(data: bytes) -> Iterator[re.Match[bytes]]:
+    """`SQL_CANDIDATE.finditer(data)`, found from each keyword (literal searches in the lower-cased
+    bytes) back to its opening quote: the pattern itself tries every quote of a file. Every match
+    starts at a quote before a keyword, so trying those quotes in order, each from where the last
+    match ended, finds the same matches."""
     lower = data.lower()
+    starts: set[int] = set()
     for keyword in _KEYWORDS:
         for match in keyword.finditer(lower):
             i = byte_before(data, match.start())
-            if i >= 0 and data[i] in b"`'\"" and SQL_CANDIDATE.match(data, i) is not None:
-                return True
-    return False
+            if i >= 0 and data[i] in b"`'\"":
+                starts.add(i)
+    end = 0
+    for start in sorted(starts):
+        if start >= end and (match := SQL_CANDIDATE.match(data, start)) is not None:
+            end = match.end()
+            yield match
+
+
+def has_sql(data: bytes) -> bool:
+    """`SQL_CANDIDATE.search(data) is not None`, as `sql_hits` finds it."""
+    return next(sql_hits(data), None) is not None
 
 
 _STATEMENT = re.compile(r"\s*(?i:select|insert|update|delete|with)\s")

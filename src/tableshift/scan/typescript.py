@@ -41,7 +41,7 @@ from tableshift.scan.shared import (
     ts_hits,
 )
 from tableshift.scan.source import BOM, SourceText, StringLiteral
-from tableshift.scan.sql import SQL_CALLEES, SQL_CANDIDATE, looks_like_sql, tables
+from tableshift.scan.sql import SQL_CALLEES, looks_like_sql, sql_hits, tables
 from tableshift.scan.ts_resolve import Resolver
 
 _QUERIES = {
@@ -295,7 +295,7 @@ class _FileScan:
         sql; an interpolation is a parameter (`$n`), so one standing for a name does not parse."""
         out: list[Call] = []
         seen: set[int] = set()
-        for hit in SQL_CANDIDATE.finditer(data):
+        for hit in sql_hits(data):
             node = self.root.descendant_for_byte_range(hit.start(), hit.start() + 1)
             while node is not None and node.type not in ("string", "template_string"):
                 node = self.parents.parent(node) if node.type not in ("program", "statement_block", "comment") else None
