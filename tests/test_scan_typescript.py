@@ -527,3 +527,22 @@ def test_a_bare_ampersand_in_jsx_text_is_valid_jsx_not_a_parse_error():
         assert not call.in_error_region
     broken = b"export const A = () => <p>Officers & Advisers</p;\n"  # an error of its own stays one
     assert error_count(broken, "tsx") > 0
+
+
+@pytest.mark.parametrize(
+    "code, bound",
+    [
+        (b"let t\n(async () => 1)()\nconst q = supabase.from(t)", ["t"]),  # ASI: `(` on the next line is another statement
+        (b"var t\n[1, 2].forEach(f)\n", ["t"]),
+        (b"const t = 'a'; t.length; t(1); t [0]; t\n  .trim()", ["t"]),  # each use skipped, the one binding found
+        (b"const { data: t, t: u } = x; const [a, t2] = y", ["{ data: t, t: u }"]),
+        (b"function f(t) { return t.x }", []),
+    ],
+)
+def test_a_name_s_declarators_are_found_whatever_follows_its_uses(code, bound):
+    from tableshift.scan.ts_resolve import Resolver
+
+    g = grammar("typescript")
+    root = Parser(g.language).parse(code).root_node
+    found = Resolver(root, g.queries, ts_nodes.Parents(root)).declarators("t")
+    assert [ts_nodes.text(d).partition("=")[0].strip() for d in found] == bound

@@ -18,6 +18,12 @@ _MAX_DEPTH = 4
 _PATTERNS = frozenset({"object_pattern", "array_pattern", "pair_pattern", "assignment_pattern", "object_assignment_pattern", "rest_pattern"})
 
 
+# What follows a name that is used, not bound: a member access (even on the next line: `let x` then
+# `.y` is no statement), or a call or index on the same line (`let x` then `(` on the next line is
+# a declaration, the parenthesis another statement)
+_USED_AFTER = re.compile(rb"\s*\.|[ \t]*[(\[]")
+
+
 class Resolver:
     """Per-file lookups, built lazily: only files with a non-literal argument pay for them."""
 
@@ -46,7 +52,10 @@ class Resolver:
         out: list[Node] = []
         seen: set[int] = set()
         base = self.root.start_byte  # the root's text starts where its first token (or comment) does
-        for match in re.finditer(rb"(?<![\w$])" + re.escape(name.encode("utf-8", "surrogateescape")) + rb"(?![\w$])", self._source):
+        source = self._source
+        for match in re.finditer(rb"(?<![\w$])" + re.escape(name.encode("utf-8", "surrogateescape")) + rb"(?![\w$])", source):
+            if _USED_AFTER.match(source, match.end()) is not None:
+                continue  # `name.x`, `name(`, `name[`: a use, never the name a declarator binds
             node: Node | None = self.root.descendant_for_byte_range(base + match.start(), base + match.end())
             if node is None or node.type not in ("identifier", "shorthand_property_identifier_pattern"):
                 continue
