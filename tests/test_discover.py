@@ -94,3 +94,18 @@ def test_a_file_named_twice_is_scanned_once(tmp_path, monkeypatch):
     _tree(tmp_path, {"src/a.ts": ""})
     monkeypatch.chdir(tmp_path)
     assert [f.display for f in discover(["src", "src/a.ts", "."])] == ["src/a.ts"]
+
+
+def test_git_lists_a_work_tree_and_nothing_else(tmp_path):
+    import subprocess
+
+    from tableshift.discover import _git_listed
+
+    subprocess.run(["git", "init", "-q", str(tmp_path / "work")], check=True)
+    (tmp_path / "work" / "a.ts").write_text("x\n")
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "bare.git")], check=True)
+    (tmp_path / "plain").mkdir()
+    assert _git_listed(tmp_path / "work") == ["a.ts"]
+    assert _git_listed(tmp_path / "work" / ".git") is None  # then os.walk, as outside any repository
+    assert _git_listed(tmp_path / "bare.git") is None
+    assert _git_listed(tmp_path / "plain") is None

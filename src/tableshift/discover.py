@@ -151,13 +151,7 @@ def _listed(root: Path) -> Iterable[str]:
 def _git_listed(root: Path) -> list[str] | None:
     if shutil.which("git") is None:
         return None
-    probe = subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"],
-        capture_output=True,
-        text=True,
-    )
-    if probe.returncode != 0 or probe.stdout.strip() != "true":
-        return None
+    # outside a work tree (no repository, a bare one, inside `.git`) git refuses: then os.walk
     result = subprocess.run(
         ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "."],
         capture_output=True,
