@@ -125,3 +125,15 @@ def test_a_git_install_is_pinned_to_its_commit(monkeypatch):
     assert 'pip install "tableshift @ git+https://github.com/acme/tableshift@0123456789abcdef0123456789abcdef01234567"' in scaffold.github_workflow(source)
     assert "rev: 0123456789abcdef0123456789abcdef01234567" in scaffold.pre_commit(source)
     assert "EDIT" not in scaffold.pre_commit(source)
+
+
+def test_only_the_command_invoked_is_built(monkeypatch):
+    from tableshift import cli
+
+    commands = cli.app.registered_commands
+    names = lambda found: [c.name or c.callback.__name__ for c in found]  # noqa: E731
+    assert names(cli._invoked(commands, ["audit", "."])) == ["audit"]
+    for args in ([], ["--version"], ["audti"], ["."]):
+        assert cli._invoked(commands, args) == commands
+    monkeypatch.setenv("_TABLESHIFT_COMPLETE", "bash_complete")  # completion may list every command
+    assert cli._invoked(commands, ["audit"]) == commands

@@ -1133,6 +1133,8 @@ def main() -> None:
         sys.exit(EXIT_USAGE)
     if "--help" in sys.argv or "-h" in sys.argv or len(sys.argv) == 1:
         _plain_help()
+    commands = app.registered_commands
+    app.registered_commands = _invoked(commands, sys.argv[1:])
     try:
         status = app(standalone_mode=False, prog_name="tableshift")
     except UsageError as exc:
@@ -1151,6 +1153,8 @@ def main() -> None:
         if _is_cli_usage_error(exc):
             sys.exit(_usage_error(exc))
         _internal(exc)
+    finally:
+        app.registered_commands = commands
     if _SIGNAL[0]:
         # typer turns an interrupt into a silent 130; temporary files are gone, workers killed
         print("tableshift: terminated" if _SIGNAL[0] == signal.SIGTERM else "tableshift: interrupted", file=sys.stderr)
@@ -1164,6 +1168,16 @@ def main() -> None:
 
 _SWITCHES = {"-q": "quiet", "--quiet": "quiet", "-v": "verbose", "--verbose": "verbose", "--force-exclude": "force_exclude"}
 _VALUED = {"--stdin-filename": ("stdin_filename", "a file name"), "--color": ("color", "a value: auto, always or never")}
+
+
+def _invoked(commands: list, args: list[str]) -> list:  # type: ignore[type-arg]
+    """The command the first argument names, alone, else all: typer builds each registered
+    command's options from its signature on every run (a tenth of a warm run), and only the one
+    invoked is ever used. Shell completion, which may list them all, gets them all."""
+    if not args or any(key.startswith("_TABLESHIFT_COMPLETE") for key in os.environ):
+        return commands
+    named = [c for c in commands if (c.name or c.callback.__name__.replace("_", "-")) == args[0]]
+    return named if len(named) == 1 else commands
 
 
 def _global_flags(args: list[str]) -> list[str]:
