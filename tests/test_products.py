@@ -163,3 +163,13 @@ def test_products_that_fail_their_signature_are_made_again(tree):
     expected = _reference(tree)
     assert _outputs(tree) == expected
     assert json.loads(expected["audit.json"])["summary"]["files_scanned"] == len(HELPERS) + len(FILLER)
+
+
+def test_products_spilled_to_disk_come_back_in_their_place(tree, monkeypatch):
+    expected = _reference(tree)
+    monkeypatch.setattr(engine._Spool, "MEMORY_BYTES", 1)  # every product and outcome past the first spills
+    monkeypatch.setattr(engine._Spool, "MEMORY_CALLS", 1)
+    assert _outputs(tree, "--no-cache") == expected
+    assert _outputs(tree) == expected
+    (tree / "src/feature0/api.ts").write_text((tree / "src/feature0/api.ts").read_text() + "// edited\n")
+    assert _outputs(tree) == _reference(tree)
