@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
 
-from tableshift import cli, engine, memo
+from tableshift import engine, memo
 from tableshift.discover import discover
 from tableshift.engine import Slim, run, unslim
 from tableshift.report.audit import AuditBuilder, AuditPart
@@ -20,6 +19,7 @@ from tableshift.report.render import JsonSpool
 from tableshift.rules import load_rules
 
 from conftest import RULES
+from helpers import run_in_process
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -80,30 +80,17 @@ def tree(tmp_path, monkeypatch):
             (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / rel).write_text(body)
         if files is HELPERS:
-            assert _run("baseline", ".", "--rules", str(RULES), "--no-cache", "-o", "baseline.json") == 0
+            assert run_in_process("baseline", ".", "--rules", str(RULES), "--no-cache", "-o", "baseline.json") == 0
     return tmp_path
-
-
-def _run(*args: str) -> int:
-    argv, ui = sys.argv, dict(cli._UI)
-    sys.argv = ["tableshift", *args]
-    try:
-        cli.main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    finally:
-        sys.argv = argv
-        cli._UI.update(ui)
-    return 0
 
 
 def _outputs(tree: Path, *flags: str) -> dict[str, bytes]:
     """The audit (JSON and table), the patch and its report, and check's JSON, run with `flags`."""
     out = {}
-    assert _run("audit", ".", "--rules", str(RULES), *flags, "-f", "json", "-o", "audit.json") == 0
-    assert _run("audit", ".", "--rules", str(RULES), *flags, "-o", "audit.txt") == 0
-    assert _run("patch", ".", "--rules", str(RULES), *flags, "-o", "out.patch", "--report", "report.json") == 0
-    assert _run("check", ".", "--rules", str(RULES), *flags, "--baseline", "baseline.json", "-f", "json", "-o", "check.json") == 1
+    assert run_in_process("audit", ".", "--rules", str(RULES), *flags, "-f", "json", "-o", "audit.json") == 0
+    assert run_in_process("audit", ".", "--rules", str(RULES), *flags, "-o", "audit.txt") == 0
+    assert run_in_process("patch", ".", "--rules", str(RULES), *flags, "-o", "out.patch", "--report", "report.json") == 0
+    assert run_in_process("check", ".", "--rules", str(RULES), *flags, "--baseline", "baseline.json", "-f", "json", "-o", "check.json") == 1
     for name in ("audit.json", "audit.txt", "out.patch", "report.json", "check.json"):
         out[name] = (tree / name).read_bytes()
     return out
