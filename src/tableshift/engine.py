@@ -19,7 +19,7 @@ from tableshift import memo
 from tableshift.cache import dumps
 from tableshift.classify import classify
 from tableshift.discover import SourceFile
-from tableshift.model import Call, FileResult, Status, Verdict
+from tableshift.model import Call, FileResult, Status, TableArg, Verdict
 from tableshift.patch import OverlappingEdits, apply_edits
 from tableshift.rewrite import ConstantEdit, Plan, plan, settle_shared
 from tableshift.rules import RuleSet
@@ -136,8 +136,18 @@ def unslim(made: bytes) -> FileOutcome:
     return FileOutcome(bare, (), plans, data_digest, verified)
 
 
+def _imported(table: TableArg | None) -> bool:
+    """A table named through another module: the link pass follows it there."""
+    return table is not None and bool(table.link or table.candidate_links)
+
+
+def _helper_parameter(table: TableArg | None) -> bool:
+    """A table a helper is given: its callers, in other files, say which."""
+    return table is not None and table.parameter is not None and not table.certain
+
+
 def _needs_link(outcome: FileOutcome) -> bool:
-    return any(c.table is not None and (c.table.link or c.table.candidate_links) for c in outcome.result.calls)
+    return any(_imported(c.table) for c in outcome.result.calls)
 
 
 def link_outcome(outcome: FileOutcome, source: SourceFile, rules: RuleSet | None, linker: Linker) -> FileOutcome:
@@ -146,9 +156,7 @@ def link_outcome(outcome: FileOutcome, source: SourceFile, rules: RuleSet | None
     from tableshift.link.apply import linked_table
 
     calls = tuple(
-        dataclasses.replace(c, table=linked_table(c, linker, source.path))
-        if c.table is not None and (c.table.link or c.table.candidate_links)
-        else c
+        dataclasses.replace(c, table=linked_table(c, linker, source.path)) if _imported(c.table) else c
         for c in outcome.result.calls
     )
     return _rejudge(outcome, source, rules, calls)
@@ -197,11 +205,9 @@ def _independent(outcome: FileOutcome) -> bool:
     """Whether the link pass leaves this outcome as it is, whatever the other files say: no name
     imported from another module, no helper others call, no shared constant (a helper defined
     elsewhere may still be called here: that is known only once every file is read)."""
-    for call in outcome.result.calls:
-        table = call.table
-        if table is not None and (table.link or table.candidate_links or table.origin is not None or (table.parameter is not None and not table.certain)):
-            return False
-    return True
+    return not any(
+        _imported(c.table) or _helper_parameter(c.table) or (c.table is not None and c.table.origin is not None) for c in outcome.result.calls
+    )
 
 
 def _scanned(source: SourceFile, rules: RuleSet | None, verify: bool, product: Product | None) -> tuple[bytes, bytes | None, str]:
@@ -517,8 +523,8 @@ def _helpers_of(source: SourceFile, outcome: FileOutcome) -> Iterator[tuple[Help
 
     for call in outcome.result.calls:
         table = call.table
-        if table is not None and table.parameter is not None and not table.certain:
-            yield Helper(source.path.resolve(), *table.parameter), table.exported_as
+        if _helper_parameter(table):
+            yield Helper(source.path.resolve(), *table.parameter), table.exported_as  # type: ignore[union-attr,misc]
 
 
 class _Spool:
@@ -604,8 +610,8 @@ class _Sites:
 
         module = source.path.resolve()
         calls = [
-            dataclasses.replace(c, table=with_callers(c.table, self.by_helper.get(Helper(module, *c.table.parameter), [])))
-            if c.table is not None and c.table.parameter is not None and not c.table.certain
+            dataclasses.replace(c, table=with_callers(c.table, self.by_helper.get(Helper(module, *c.table.parameter), [])))  # type: ignore[union-attr,misc]
+            if _helper_parameter(c.table)
             else c
             for c in outcome.result.calls
         ]
