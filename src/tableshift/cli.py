@@ -1176,7 +1176,9 @@ def _invoked(commands: list, args: list[str]) -> list:  # type: ignore[type-arg]
     invoked is ever used. Shell completion, which may list them all, gets them all."""
     if not args or any(key.startswith("_TABLESHIFT_COMPLETE") for key in os.environ):
         return commands
-    named = [c for c in commands if (c.name or c.callback.__name__.replace("_", "-")) == args[0]]
+    from typer.main import get_command_name  # the name typer gives a command it was not told one
+
+    named = [c for c in commands if (c.name or get_command_name(c.callback.__name__)) == args[0]]
     return named if len(named) == 1 else commands
 
 
