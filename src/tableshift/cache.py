@@ -7,8 +7,8 @@ in a checkout) is ignored and rewritten, and is never unpickled.
 
 from __future__ import annotations
 
-import functools
 import contextlib
+import functools
 import hashlib
 import hmac
 import os
