@@ -3,6 +3,7 @@ the scanner would find a call in; and the faster searches must find exactly what
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from tableshift import engine
 from tableshift.discover import discover
 from tableshift.scan import has_candidates, typescript
-from tableshift.scan.shared import TS_CANDIDATE, ts_hits
+from tableshift.scan.shared import GENERATED_TYPES, TS_CANDIDATE, TYPE_CANDIDATE, generated_types, ts_hits, type_hits
 from tableshift.scan.sql import SQL_CANDIDATE, has_sql, sql_hits
 
 from conftest import FIXTURES
@@ -51,6 +52,13 @@ def _corpus() -> list[bytes]:
         # a match that holds the start of another: the pattern's matches never overlap
         b"`select a from ${x ? 'select b from c' : \"delete from d\"}` 'insert into e' \"WITH q AS (SELECT 1) UPDATE f SET\"",
         b"` select from` 'select\n from' \"update\" x set",
+        # generated types and references to them, with the words inside longer names
+        b"type A = Tables<'a'>; type B = TablesInsert <'b'>; MyTables<'c'>; Tables_<'d'>; xTablesUpdate<'e'>",
+        b"D['public'][ \"Tables\" ]['f']['Row']; D['Tables\"]; D[`Tables`]; ['Tables'x]; [ 'Tables' ]Tables<",
+        b"TablesTables<'g'> ['Tables']['Tables'] Tables['Tables']<",
+        b"export type Database = { public: { Tables: { t: { Row: { id: number } } } } }",
+        b"{ MyTables: { Row: {} } } { Tables : {  xRow: { } }",
+        b"{ Tables:{ _Row: {}, Row\n:\n{ } } }",
     ]
     return files + tricky
 
@@ -64,6 +72,15 @@ def test_the_keyword_led_sql_search_agrees_with_the_pattern():
     for data in _corpus():
         assert has_sql(data) == (SQL_CANDIDATE.search(data) is not None), data[:80]
         assert [m.span() for m in sql_hits(data)] == [m.span() for m in SQL_CANDIDATE.finditer(data)], data[:80]
+
+
+def test_the_word_led_type_searches_agree_with_the_patterns():
+    for data in _corpus():
+        assert type_hits(data) == [m.span() for m in TYPE_CANDIDATE.finditer(data)], data[:80]
+        generated = b"Tables" in data and b"Row" in data and GENERATED_TYPES.search(data) is not None and re.search(rb"\bRow\s*:\s*\{", data) is not None
+        assert generated_types(data) == generated, data[:80]
+    assert generated_types(b"{ Tables: { t: { Row: { id: number } } } }")
+    assert not generated_types(b"{ MyTables: { t: { Row: {} } } }") and not generated_types(b"{ Tables: { t: { xRow: {} } } }")
 
 
 def test_generated_types_alone_are_not_parsed_yet_still_listed(tmp_path: Path, monkeypatch):

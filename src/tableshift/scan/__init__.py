@@ -8,7 +8,7 @@ from tableshift.model import Edit, FileResult
 from tableshift.scan import components  # no parser imported either: it asks the TypeScript scanner per block
 from tableshift.scan.components import COMPONENTS
 from tableshift.scan.sql import has_sql
-from tableshift.scan.shared import PY_CANDIDATE, REST_CANDIDATE, TS_CANDIDATE, TYPE_CANDIDATE, generated_types, noise_hit, ts_hits  # no parser imported to skip a file
+from tableshift.scan.shared import PY_CANDIDATE, REST_CANDIDATE, TS_CANDIDATE, generated_types, noise_hit, ts_hits, type_hits  # no parser imported to skip a file
 
 
 def _typescript():  # type: ignore[no-untyped-def]
@@ -39,7 +39,7 @@ def has_candidates(data: bytes, language: str) -> bool:
         return True
     # `in` is memchr-fast; the regex only runs on files that could match at all. Generated types
     # name every table but are regenerated, never scanned for references.
-    if b"Tables" in data and TYPE_CANDIDATE.search(data) is not None and not generated_types(data):
+    if b"Tables" in data and type_hits(data) and not generated_types(data):
         return True
     if b"/rest/v1/" in data:
         return True

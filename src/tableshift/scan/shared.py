@@ -80,8 +80,44 @@ def noise_hit(data: bytes, start: int) -> bool:
 
 
 def generated_types(data: bytes) -> bool:
-    """A file of generated Supabase types: the tables' own declarations, regenerated, never patched."""
-    return b"Tables" in data and b"Row" in data and GENERATED_TYPES.search(data) is not None and re.search(rb"\bRow\s*:\s*\{", data) is not None
+    """A file of generated Supabase types: the tables' own declarations, regenerated, never patched.
+    (`GENERATED_TYPES.search(data)` and `\\bRow\\s*:\\s*\\{`, found from their literal words.)"""
+    return b"Tables" in data and b"Row" in data and _word_led(_TABLES_DECLARED, data) and _word_led(_ROW_DECLARED, data)
+
+
+_WORD = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")  # `\w` in a bytes pattern
+_TABLES_DECLARED = re.compile(rb"Tables\s*:\s*\{")
+_ROW_DECLARED = re.compile(rb"Row\s*:\s*\{")
+
+
+def _word_led(pattern: re.Pattern[bytes], data: bytes) -> bool:
+    """`re.search(rb"\\b" + pattern.pattern, data) is not None` for a pattern led by a word that
+    cannot start inside one of its own matches: a pattern led by `\\b` is tried at every byte,
+    one led by a literal is searched for (many times faster)."""
+    return any(m.start() == 0 or data[m.start() - 1] not in _WORD for m in pattern.finditer(data))
+
+
+_TYPE_NAME = re.compile(rb"Tables(?:Insert|Update)?\s*<")
+_TYPE_INDEX = re.compile(rb"Tables['\"]\s*\]")
+
+
+def type_hits(data: bytes) -> list[tuple[int, int]]:
+    """The spans `TYPE_CANDIDATE.finditer(data)` matches, in order, found from each `Tables` in the
+    bytes: `Tables<`, `TablesInsert <` (a word of its own), or `[ 'Tables' ]` around it."""
+    hits: list[tuple[int, int]] = []
+    end = 0
+    i = data.find(b"Tables")
+    while i != -1:
+        span: tuple[int, int] | None = None
+        if (i == 0 or data[i - 1] not in _WORD) and (m := _TYPE_NAME.match(data, i)) is not None:
+            span = (i, m.end())
+        elif i > 0 and data[i - 1] in b"'\"" and (k := byte_before(data, i - 1)) >= 0 and data[k] == 0x5B and (m := _TYPE_INDEX.match(data, i)) is not None:
+            span = (k, m.end())
+        if span is not None and span[0] >= end:
+            hits.append(span)
+            end = span[1]
+        i = data.find(b"Tables", i + 6)
+    return hits
 PY_CANDIDATE = re.compile(rb"\.\s*(?:table|from_|rpc|on_postgres_changes)\s*\(")
 _PUNCTUATION = re.compile(r"([.()\[\]{},:])")
 

@@ -22,6 +22,7 @@ _PATTERNS = frozenset({"object_pattern", "array_pattern", "pair_pattern", "assig
 # `.y` is no statement), or a call or index on the same line (`let x` then `(` on the next line is
 # a declaration, the parenthesis another statement)
 _USED_AFTER = re.compile(rb"\s*\.|[ \t]*[(\[]")
+_NAME_BYTES = frozenset(b"$0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")  # `[\w$]` in a bytes pattern
 
 
 class Resolver:
@@ -53,7 +54,11 @@ class Resolver:
         seen: set[int] = set()
         base = self.root.start_byte  # the root's text starts where its first token (or comment) does
         source = self._source
-        for match in re.finditer(rb"(?<![\w$])" + re.escape(name.encode("utf-8", "surrogateescape")) + rb"(?![\w$])", source):
+        # led by the name itself, its start tested by hand: a pattern led by a look-behind is tried
+        # at every byte of the file, one led by a literal is searched for
+        for match in re.finditer(re.escape(name.encode("utf-8", "surrogateescape")) + rb"(?![\w$])", source):
+            if match.start() > 0 and source[match.start() - 1] in _NAME_BYTES:
+                continue  # `(?<![\w$])`: the end of a longer name
             if _USED_AFTER.match(source, match.end()) is not None:
                 continue  # `name.x`, `name(`, `name[`: a use, never the name a declarator binds
             node: Node | None = self.root.descendant_for_byte_range(base + match.start(), base + match.end())

@@ -30,7 +30,6 @@ from tableshift.scan.shared import (
     CLIENTISH,
     NOISE_RECEIVERS,
     REST_CANDIDATE,
-    TYPE_CANDIDATE,
     TYPED_ARRAY,
     UNKNOWN_SCHEMA,
     chain_evidence,
@@ -39,6 +38,7 @@ from tableshift.scan.shared import (
     in_unknown_schema,
     table_call,
     ts_hits,
+    type_hits,
 )
 from tableshift.scan.source import BOM, SourceText, StringLiteral
 from tableshift.scan.sql import SQL_CALLEES, looks_like_sql, sql_hits, tables
@@ -567,8 +567,8 @@ class _FileScan:
         naming its table through a type parameter (`Tables<T>`, in helper code) names none."""
         out: list[Call] = []
         seen: set[int] = set()
-        for hit in TYPE_CANDIDATE.finditer(data):
-            found = self._type_reference(self.root.descendant_for_byte_range(hit.start(), hit.end()))
+        for start, end in type_hits(data):
+            found = self._type_reference(self.root.descendant_for_byte_range(start, end))
             if found is None or found[0].start_byte in seen:
                 continue
             seen.add(found[0].start_byte)
