@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from tree_sitter import Parser
 
 from tableshift.model import Confidence, Kind, Operation, TableSource
-from tableshift.scan import scan_source, ts_nodes
+from tableshift.scan import scan_source, ts_nodes, typescript
 from tableshift.scan.typescript import grammar
+
+from conftest import FIXTURES
 
 
 def calls(source: str, language: str = "typescript"):
@@ -546,3 +550,58 @@ def test_a_name_s_declarators_are_found_whatever_follows_its_uses(code, bound):
     root = Parser(g.language).parse(code).root_node
     found = Resolver(root, g.queries, ts_nodes.Parents(root)).declarators("t")
     assert [ts_nodes.text(d).partition("=")[0].strip() for d in found] == bound
+
+
+# What `_uses_of` finds from a name's bytes, as three queries over the whole tree find it
+_USES_QUERIES = {
+    "method_calls": "(call_expression function: (member_expression object: (identifier) @object property: (property_identifier))) @call",
+    "assignments": "(assignment_expression left: (identifier) @name right: (_) @value)",
+    "escapes": """
+        [(arguments (identifier) @name)
+         (return_statement (identifier) @name)
+         (arrow_function body: (identifier) @name)
+         (array (identifier) @name)
+         (pair value: (identifier) @name)
+         (shorthand_property_identifier) @name] @escape
+    """,
+}
+_USES_TRICKY = [
+    b"let q = db.from('t').select(); q = q.eq('a', 1); q = other(); f(q); g(x, q); return q",
+    b"const q = db.from('t'); const o = { q, r: q, s: [q, xq, q_, $q] }; const h = () => q; q?.eq('a', 1); q.#p(); q['eq'](1)",
+    b"let q; q = (await q.limit(1)); q = (q).order('a'); q\n  .range(0, 1); 'q'; // q.eq(1)\n`${q.eq(2)}`",
+    b"function f(q) { q = q || db.from('t'); return [q] } class A { q = q; m() { this.q.eq(1) } }",
+    b"let \xc3\xa9q = 1, q\xc3\xa9 = 2, q = 3; f(\xc3\xa9q, q\xc3\xa9, q); q \n = 4",
+]
+
+
+def test_a_variable_s_uses_are_what_queries_over_the_whole_tree_find():
+    from tree_sitter import Query, QueryCursor
+
+    from tableshift.scan.source import SourceText
+
+    sources = [(p.read_bytes(), "tsx" if p.suffix == ".tsx" else "typescript") for p in sorted(FIXTURES.rglob("*.ts*")) if p.is_file()]
+    sources += [(code, "typescript") for code in _USES_TRICKY]
+    checked = 0
+    for data, language in sources:
+        g = grammar(language)
+        root = Parser(g.language).parse(data).root_node
+        queries = {name: Query(g.language, q) for name, q in _USES_QUERIES.items()}
+        expected: dict[str, tuple[list[int], list[int], list[int]]] = {}
+        for _, m in QueryCursor(queries["method_calls"]).matches(root):
+            expected.setdefault(ts_nodes.text(m["object"][0]), ([], [], []))[0].append(m["call"][0].start_byte)
+        for _, m in QueryCursor(queries["assignments"]).matches(root):
+            target = ts_nodes.text(m["name"][0])
+            if typescript._chain_base(m["value"][0]) != target:
+                expected.setdefault(target, ([], [], []))[1].append(m["value"][0].start_byte)
+        for _, m in QueryCursor(queries["escapes"]).matches(root):
+            expected.setdefault(ts_nodes.text(m["name"][0]), ([], [], []))[2].append(m["name"][0].start_byte)
+        scan = typescript._FileScan(path="a.ts", language=language, src=SourceText(data), root=root, grammar=g)
+        names = {w.decode("utf-8", "surrogateescape") for w in re.findall(rb"[A-Za-z_$\x80-\xff][\w$\x80-\xff]*", data)}
+        for name in names:
+            uses = scan._uses_of(name)
+            calls, resets, escapes = expected.get(name, ([], [], []))
+            assert [c.start_byte for c in uses.calls] == sorted(calls), (name, data[:60])
+            assert uses.resets == sorted(resets), (name, data[:60])
+            assert [e.start_byte for e in uses.escapes] == escapes, (name, data[:60])
+            checked += bool(calls or resets or escapes)
+    assert checked > 100

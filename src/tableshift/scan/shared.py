@@ -22,6 +22,8 @@ TS_CANDIDATE = re.compile(rb"\.\s*(?:from|rpc)\s*(?:<[^()]{0,200}?>\s*)?\(|postg
 _FROM_LED = re.compile(rb"from\s*(?:<[^()]{0,200}?>\s*)?\(")
 _RPC_LED = re.compile(rb"rpc\s*(?:<[^()]{0,200}?>\s*)?\(")
 _SPACE = frozenset(b" \t\n\r\f\v")  # what `\s` matches in a bytes pattern
+WORD_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")  # `\w` in a bytes pattern
+NAME_BYTES = WORD_BYTES | {0x24}  # `[\w$]`: what a name's bytes may be next to without being part of it
 
 
 def byte_before(data: bytes, end: int) -> int:
@@ -85,7 +87,6 @@ def generated_types(data: bytes) -> bool:
     return b"Tables" in data and b"Row" in data and _word_led(_TABLES_DECLARED, data) and _word_led(_ROW_DECLARED, data)
 
 
-_WORD = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")  # `\w` in a bytes pattern
 _TABLES_DECLARED = re.compile(rb"Tables\s*:\s*\{")
 _ROW_DECLARED = re.compile(rb"Row\s*:\s*\{")
 
@@ -94,7 +95,7 @@ def _word_led(pattern: re.Pattern[bytes], data: bytes) -> bool:
     """`re.search(rb"\\b" + pattern.pattern, data) is not None` for a pattern led by a word that
     cannot start inside one of its own matches: a pattern led by `\\b` is tried at every byte,
     one led by a literal is searched for (many times faster)."""
-    return any(m.start() == 0 or data[m.start() - 1] not in _WORD for m in pattern.finditer(data))
+    return any(m.start() == 0 or data[m.start() - 1] not in WORD_BYTES for m in pattern.finditer(data))
 
 
 _TYPE_NAME = re.compile(rb"Tables(?:Insert|Update)?\s*<")
@@ -109,7 +110,7 @@ def type_hits(data: bytes) -> list[tuple[int, int]]:
     i = data.find(b"Tables")
     while i != -1:
         span: tuple[int, int] | None = None
-        if (i == 0 or data[i - 1] not in _WORD) and (m := _TYPE_NAME.match(data, i)) is not None:
+        if (i == 0 or data[i - 1] not in WORD_BYTES) and (m := _TYPE_NAME.match(data, i)) is not None:
             span = (i, m.end())
         elif i > 0 and data[i - 1] in b"'\"" and (k := byte_before(data, i - 1)) >= 0 and data[k] == 0x5B and (m := _TYPE_INDEX.match(data, i)) is not None:
             span = (k, m.end())

@@ -11,6 +11,7 @@ from tree_sitter import Node, Query, QueryCursor
 from tableshift.link.facts import Import, imports_of, module_facts, required
 from tableshift.model import TableArg, TableSource
 from tableshift.scan import ts_nodes as n
+from tableshift.scan.shared import NAME_BYTES
 
 _ENV_MARKERS = ("process.env", "import.meta.env", "Deno.env", "Bun.env")
 _MAX_DEPTH = 4
@@ -22,7 +23,6 @@ _PATTERNS = frozenset({"object_pattern", "array_pattern", "pair_pattern", "assig
 # `.y` is no statement), or a call or index on the same line (`let x` then `(` on the next line is
 # a declaration, the parenthesis another statement)
 _USED_AFTER = re.compile(rb"\s*\.|[ \t]*[(\[]")
-_NAME_BYTES = frozenset(b"$0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")  # `[\w$]` in a bytes pattern
 
 
 class Resolver:
@@ -57,7 +57,7 @@ class Resolver:
         # led by the name itself, its start tested by hand: a pattern led by a look-behind is tried
         # at every byte of the file, one led by a literal is searched for
         for match in re.finditer(re.escape(name.encode("utf-8", "surrogateescape")) + rb"(?![\w$])", source):
-            if match.start() > 0 and source[match.start() - 1] in _NAME_BYTES:
+            if match.start() > 0 and source[match.start() - 1] in NAME_BYTES:
                 continue  # `(?<![\w$])`: the end of a longer name
             if _USED_AFTER.match(source, match.end()) is not None:
                 continue  # `name.x`, `name(`, `name[`: a use, never the name a declarator binds

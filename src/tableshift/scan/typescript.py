@@ -28,6 +28,7 @@ from tableshift.scan import columns as col
 from tableshift.scan import ts_nodes as n
 from tableshift.scan.shared import (
     CLIENTISH,
+    NAME_BYTES,
     NOISE_RECEIVERS,
     REST_CANDIDATE,
     TYPED_ARRAY,
@@ -53,20 +54,6 @@ _QUERIES = {
     "exports": "[(export_clause) (export_statement value: (_))] @export",
     "pairs": "(pair key: (_) @key value: (_) @value) @pair",
     "errors": "(ERROR) @error (MISSING) @missing",
-    "assignments": "(assignment_expression left: (identifier) @name right: (_) @value)",
-    # a builder held in a variable escapes where the variable is passed, returned or stored
-    "escapes": """
-        [(arguments (identifier) @name)
-         (return_statement (identifier) @name)
-         (arrow_function body: (identifier) @name)
-         (array (identifier) @name)
-         (pair value: (identifier) @name)
-         (shorthand_property_identifier) @name] @escape
-    """,
-    "method_calls": """
-        (call_expression
-          function: (member_expression object: (identifier) @object property: (property_identifier))) @call
-    """,
 }
 
 # The methods a query call starts with: `.from(`, `.rpc(`, `.on('postgres_changes', ...)`.
@@ -282,7 +269,7 @@ class _FileScan:
         self.grammar = grammar
         self.parents = n.Parents(root)
         self.resolver = Resolver(root, grammar.queries, self.parents)
-        self._uses: dict[str, _Uses] | None = None
+        self._uses: dict[str, _Uses] = {}
         self._escaped: dict[int, str] = {}  # chain top node id -> why its builder escapes
         self._says_storage = b"storage" in src.data
 
@@ -776,22 +763,42 @@ class _FileScan:
         return links
 
     def _uses_of(self, name: str) -> _Uses:
-        if self._uses is None:
-            self._uses = {}
-            for _, m in QueryCursor(self.grammar.queries["method_calls"]).matches(self.root):
-                self._uses.setdefault(n.text(m["object"][0]), _Uses([], [])).calls.append(m["call"][0])
-            for _, m in QueryCursor(self.grammar.queries["assignments"]).matches(self.root):
-                value = m["value"][0]
-                target = n.text(m["name"][0])
-                if _chain_base(value) != target:  # `q = q.eq(...)` continues; anything else resets
-                    self._uses.setdefault(target, _Uses([], [])).resets.append(value.start_byte)
-            for _, m in QueryCursor(self.grammar.queries["escapes"]).matches(self.root):
-                node = m["name"][0]
-                self._uses.setdefault(n.text(node), _Uses([], [])).escapes.append(node)
-            for uses in self._uses.values():
-                uses.calls.sort(key=lambda c: c.start_byte)
-                uses.resets.sort()
-        return self._uses.get(name, _Uses([], []))
+        uses = self._uses.get(name)
+        if uses is None:
+            uses = self._uses[name] = self._find_uses(name)
+        return uses
+
+    def _find_uses(self, name: str) -> _Uses:
+        """Method calls on `name` (`name.eq(...)`), assignments to it and the places it escapes (the
+        queries `method_calls`, `assignments` and `escapes` for this one name), found from its
+        occurrences in the bytes, as a name's declarators are: a query walks the whole tree."""
+        uses = _Uses([], [])
+        data = self.src.data
+        for match in re.finditer(re.escape(name.encode("utf-8", "surrogateescape")) + rb"(?![\w$])", data):
+            if match.start() > 0 and data[match.start() - 1] in NAME_BYTES:
+                continue  # the end of a longer name
+            node = self.root.descendant_for_byte_range(match.start(), match.end())
+            if node is None or node.type not in ("identifier", "shorthand_property_identifier") or n.text(node) != name:
+                continue
+            if node.type == "shorthand_property_identifier":
+                uses.escapes.append(node)
+                continue
+            parent = self.parents.parent(node)
+            kind = parent.type if parent is not None else ""
+            if kind == "member_expression" and parent.child_by_field_name("object") == node:  # type: ignore[union-attr]
+                call = self.parents.parent(parent)  # type: ignore[arg-type]
+                prop = parent.child_by_field_name("property")  # type: ignore[union-attr]
+                if call is not None and call.type == "call_expression" and call.child_by_field_name("function") == parent and prop is not None and prop.type == "property_identifier":
+                    uses.calls.append(call)
+            elif kind == "assignment_expression" and parent.child_by_field_name("left") == node:  # type: ignore[union-attr]
+                value = parent.child_by_field_name("right")  # type: ignore[union-attr]
+                if value is not None and _chain_base(value) != name:  # `q = q.eq(...)` continues; anything else resets
+                    uses.resets.append(value.start_byte)
+            elif kind in ("arguments", "return_statement", "array") or (
+                kind in ("arrow_function", "pair") and parent.child_by_field_name("body" if kind == "arrow_function" else "value") == node  # type: ignore[union-attr]
+            ):
+                uses.escapes.append(node)
+        return uses
 
     # -- building calls ---------------------------------------------------
 
