@@ -11,7 +11,7 @@ import pytest
 from tableshift import engine
 from tableshift.discover import discover
 from tableshift.scan import has_candidates, typescript
-from tableshift.scan.shared import GENERATED_TYPES, TS_CANDIDATE, TYPE_CANDIDATE, generated_types, ts_hits, type_hits
+from tableshift.scan.shared import GENERATED_TYPES, TS_CANDIDATE, TYPE_CANDIDATE, generated_types, name_occurrences, ts_hits, type_hits
 from tableshift.scan.sql import SQL_CANDIDATE, has_sql, sql_hits
 
 from conftest import FIXTURES
@@ -81,6 +81,15 @@ def test_the_word_led_type_searches_agree_with_the_patterns():
         assert generated_types(data) == generated, data[:80]
     assert generated_types(b"{ Tables: { t: { Row: { id: number } } } }")
     assert not generated_types(b"{ MyTables: { t: { Row: {} } } }") and not generated_types(b"{ Tables: { t: { xRow: {} } } }")
+
+
+def test_a_name_s_occurrences_are_the_look_behind_pattern_s():
+    corpus = [*_corpus(), b"aa aaa $aa aa$ _aa aa_ a\xc3\xa9a\xc3\xa9a \xc3\xa9aa aa", b"q=q;q.q(q)[q]`${q}`//q"]
+    for data in corpus:
+        for word in set(re.findall(rb"[A-Za-z_$\x80-\xff][\w$\x80-\xff]*", data)):
+            name = word.decode("utf-8", "surrogateescape")
+            expected = [m.span() for m in re.finditer(rb"(?<![\w$])" + re.escape(word) + rb"(?![\w$])", data)]
+            assert [m.span() for m in name_occurrences(data, name)] == expected, (name, data[:60])
 
 
 def test_generated_types_alone_are_not_parsed_yet_still_listed(tmp_path: Path, monkeypatch):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from tableshift.model import Call, Confidence, Operation, Span, TableArg, TableSource
@@ -24,6 +24,15 @@ _RPC_LED = re.compile(rb"rpc\s*(?:<[^()]{0,200}?>\s*)?\(")
 _SPACE = frozenset(b" \t\n\r\f\v")  # what `\s` matches in a bytes pattern
 WORD_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")  # `\w` in a bytes pattern
 NAME_BYTES = WORD_BYTES | {0x24}  # `[\w$]`: what a name's bytes may be next to without being part of it
+
+
+def name_occurrences(data: bytes, name: str) -> Iterator[re.Match[bytes]]:
+    """Each place `name` stands alone in `data` (`(?<![\\w$])name(?![\\w$])`), searched for from
+    the name itself and its start tested by hand: a pattern led by a look-behind is tried at every
+    byte of a file, one led by a literal is searched for."""
+    for match in re.finditer(re.escape(name.encode("utf-8", "surrogateescape")) + rb"(?![\w$])", data):
+        if match.start() == 0 or data[match.start() - 1] not in NAME_BYTES:  # not the end of a longer name
+            yield match
 
 
 def byte_before(data: bytes, end: int) -> int:

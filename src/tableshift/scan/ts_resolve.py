@@ -11,7 +11,7 @@ from tree_sitter import Node, Query, QueryCursor
 from tableshift.link.facts import Import, imports_of, module_facts, required
 from tableshift.model import TableArg, TableSource
 from tableshift.scan import ts_nodes as n
-from tableshift.scan.shared import NAME_BYTES
+from tableshift.scan.shared import name_occurrences
 
 _ENV_MARKERS = ("process.env", "import.meta.env", "Deno.env", "Bun.env")
 _MAX_DEPTH = 4
@@ -54,11 +54,7 @@ class Resolver:
         seen: set[int] = set()
         base = self.root.start_byte  # the root's text starts where its first token (or comment) does
         source = self._source
-        # led by the name itself, its start tested by hand: a pattern led by a look-behind is tried
-        # at every byte of the file, one led by a literal is searched for
-        for match in re.finditer(re.escape(name.encode("utf-8", "surrogateescape")) + rb"(?![\w$])", source):
-            if match.start() > 0 and source[match.start() - 1] in NAME_BYTES:
-                continue  # `(?<![\w$])`: the end of a longer name
+        for match in name_occurrences(source, name):
             if _USED_AFTER.match(source, match.end()) is not None:
                 continue  # `name.x`, `name(`, `name[`: a use, never the name a declarator binds
             node: Node | None = self.root.descendant_for_byte_range(base + match.start(), base + match.end())

@@ -28,7 +28,6 @@ from tableshift.scan import columns as col
 from tableshift.scan import ts_nodes as n
 from tableshift.scan.shared import (
     CLIENTISH,
-    NAME_BYTES,
     NOISE_RECEIVERS,
     REST_CANDIDATE,
     TYPED_ARRAY,
@@ -37,6 +36,7 @@ from tableshift.scan.shared import (
     fold,
     generated_types,
     in_unknown_schema,
+    name_occurrences,
     table_call,
     ts_hits,
     type_hits,
@@ -773,10 +773,7 @@ class _FileScan:
         queries `method_calls`, `assignments` and `escapes` for this one name), found from its
         occurrences in the bytes, as a name's declarators are: a query walks the whole tree."""
         uses = _Uses([], [])
-        data = self.src.data
-        for match in re.finditer(re.escape(name.encode("utf-8", "surrogateescape")) + rb"(?![\w$])", data):
-            if match.start() > 0 and data[match.start() - 1] in NAME_BYTES:
-                continue  # the end of a longer name
+        for match in name_occurrences(self.src.data, name):
             node = self.root.descendant_for_byte_range(match.start(), match.end())
             if node is None or node.type not in ("identifier", "shorthand_property_identifier") or n.text(node) != name:
                 continue
