@@ -11,7 +11,7 @@ import pytest
 from tableshift import engine
 from tableshift.discover import discover
 from tableshift.scan import has_candidates, typescript
-from tableshift.scan.shared import GENERATED_TYPES, TS_CANDIDATE, TYPE_CANDIDATE, generated_types, name_occurrences, ts_hits, type_hits
+from tableshift.scan.shared import GENERATED_TYPES, TS_CANDIDATE, TYPE_CANDIDATE, generated_types, has_query_hit, name_occurrences, noise_hit, ts_hits, type_hits
 from tableshift.scan.sql import SQL_CANDIDATE, has_sql, sql_hits
 
 from conftest import FIXTURES
@@ -66,6 +66,13 @@ def _corpus() -> list[bytes]:
 def test_the_literal_led_search_finds_exactly_the_pattern_s_hits():
     for data in _corpus():
         assert ts_hits(data) == [(m.start(), m.end()) for m in TS_CANDIDATE.finditer(data)]
+
+
+def test_a_query_hit_is_found_as_the_list_of_hits_would_find_it():
+    corpus = [*_corpus(), *(source.encode() for source, _ in SNIPPETS), b"Buffer.from(x); Array.from(y)", b"Buffer.from(x); a.rpc(1)"]
+    for data in corpus:
+        listed = any(data.startswith(b"postgres", start) or not noise_hit(data, start) for start, _ in ts_hits(data))
+        assert has_query_hit(data) == listed, data[:80]
 
 
 def test_the_keyword_led_sql_search_agrees_with_the_pattern():

@@ -8,7 +8,7 @@ from tableshift.model import Edit, FileResult
 from tableshift.scan import components  # no parser imported either: it asks the TypeScript scanner per block
 from tableshift.scan.components import COMPONENTS
 from tableshift.scan.sql import has_sql
-from tableshift.scan.shared import PY_CANDIDATE, REST_CANDIDATE, TS_CANDIDATE, generated_types, noise_hit, ts_hits, type_hits  # no parser imported to skip a file
+from tableshift.scan.shared import PY_CANDIDATE, REST_CANDIDATE, TS_CANDIDATE, generated_types, has_query_hit, type_hits  # no parser imported to skip a file
 
 
 def _typescript():  # type: ignore[no-untyped-def]
@@ -35,7 +35,7 @@ def has_candidates(data: bytes, language: str) -> bool:
         return PY_CANDIDATE.search(data) is not None
     # the query calls first: most files that hold anything hold them. `Buffer.from(`, `Array.from(`:
     # the scanner would find the same receiver and drop the call
-    if any(data.startswith(b"postgres", start) or not noise_hit(data, start) for start, _ in ts_hits(data)):
+    if has_query_hit(data):
         return True
     # `in` is memchr-fast; the regex only runs on files that could match at all. Generated types
     # name every table but are regenerated, never scanned for references.

@@ -43,6 +43,20 @@ def byte_before(data: bytes, end: int) -> int:
     return i
 
 
+def has_query_hit(data: bytes) -> bool:
+    """`any(data.startswith(b"postgres", start) or not noise_hit(data, start) for start, _ in
+    ts_hits(data))`: a realtime subscription, or a `.from(` / `.rpc(` not called on a noise receiver,
+    found without listing every hit of a file that has one."""
+    if b"postgres_changes" in data:
+        return True
+    for pattern in (_FROM_LED, _RPC_LED):
+        for match in pattern.finditer(data):
+            i = byte_before(data, match.start())
+            if i >= 0 and data[i] == 0x2E and not noise_hit(data, i):  # `.`
+                return True
+    return False
+
+
 def ts_hits(data: bytes) -> list[tuple[int, int]]:
     """The spans `TS_CANDIDATE.finditer(data)` matches, in order."""
     hits: list[tuple[int, int]] = []
