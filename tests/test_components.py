@@ -459,3 +459,17 @@ def test_pre_commit_hook_runs_on_every_scanned_extension():
         assert files.search(f"NAME{extension.upper()}"), extension
     for other in ("README.md", "a.pyi", "a.vue.orig", "a.html", "styles.css", "a.tsx/notes.txt"):
         assert not files.search(other), other
+
+
+def test_a_vue_tag_ends_where_reading_its_attributes_ends():
+    import random
+
+    from tableshift.scan import components as c
+
+    random.seed(23)
+    pieces = [b"a", b"v-if", b"=", b'"', b"'", b"/", b">", b" ", b"\n", b":x", b"@click", b"<", b"`", b"{", b"}", b"=>"]
+    tags = [b"<t" + b"".join(random.choice(pieces) for _ in range(random.randint(0, 14))) for _ in range(20_000)]
+    tags += [b'<div a="1 > 2" b=\'x\' c=d/ e>', b"<br/>", b"<p a=/>", b"<p a= / >", b'<p a="unterminated', b"<p ==a=b", b"<p"]
+    for data in tags:
+        _, end, closes = c._attributes(data, 2, "vue")
+        assert c._vue_tag_end(data, 2) == (end, closes), data

@@ -279,8 +279,11 @@ def _scripts(data: bytes, component: str, start: int) -> Iterator[_Script]:
             i = j + 1
             continue
         tag = name.group().decode("latin-1").lower()
-        attrs, i, self_closing = _attributes(data, name.end(), component)
         root = stack.empty
+        if component == "vue" and not root:  # only a root block's attributes are ever read
+            attrs, (i, self_closing) = {}, _vue_tag_end(data, name.end())
+        else:
+            attrs, i, self_closing = _attributes(data, name.end(), component)
         if self_closing or tag in _VOID:
             continue
         template_markup = tag == "template" and (attrs.get("lang") or "html").strip().lower() == "html"
@@ -381,6 +384,22 @@ def _attributes(data: bytes, i: int, component: str) -> tuple[dict[str, str | No
                 i = unquoted.end() if unquoted is not None else i
                 value = data[start:i].decode("utf-8", "replace")
         attrs.setdefault(key, value)
+
+
+# a Vue start tag's attributes, as `_attributes` reads them: spaces, a stray `/` or `=`, a name and
+# its value (quoted: to the next same quote, or the end; else up to a space or `>`)
+_VUE_ATTRIBUTES = re.compile(rb"""(?:\s+|/(?!>)|=|[^\s/>=]+(?:\s*=\s*(?:"[^"]*"?|'[^']*'?|[^\s>]*))?)*""")
+
+
+def _vue_tag_end(data: bytes, i: int) -> tuple[int, bool]:
+    """Where a Vue start tag from `i` ends and whether it closes itself, as `_attributes` finds
+    them, without reading its attributes (a regular expression in C, not a loop per attribute)."""
+    j = _VUE_ATTRIBUTES.match(data, i).end()  # type: ignore[union-attr]
+    if j >= len(data):
+        return len(data), False
+    if data[j] == 0x3E:  # `>`
+        return j + 1, False
+    return j + 2, True  # `/>`: nothing else stops the attributes
 
 
 def _quoted_end(data: bytes, i: int, component: str) -> int:
