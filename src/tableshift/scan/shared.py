@@ -43,28 +43,25 @@ def byte_before(data: bytes, end: int) -> int:
     return i
 
 
-def has_query_hit(data: bytes) -> bool:
-    """`any(data.startswith(b"postgres", start) or not noise_hit(data, start) for start, _ in
-    ts_hits(data))`: a realtime subscription, or a `.from(` / `.rpc(` not called on a noise receiver,
-    found without listing every hit of a file that has one."""
-    if b"postgres_changes" in data:
-        return True
-    for pattern in (_FROM_LED, _RPC_LED):
-        for match in pattern.finditer(data):
-            i = byte_before(data, match.start())
-            if i >= 0 and data[i] == 0x2E and not noise_hit(data, i):  # `.`
-                return True
-    return False
-
-
-def ts_hits(data: bytes) -> list[tuple[int, int]]:
-    """The spans `TS_CANDIDATE.finditer(data)` matches, in order."""
-    hits: list[tuple[int, int]] = []
+def _member_calls(data: bytes) -> Iterator[tuple[int, int]]:
+    """The `.from(` and `.rpc(` spans `TS_CANDIDATE` matches (from the `.`), the first kind first."""
     for pattern in (_FROM_LED, _RPC_LED):
         for match in pattern.finditer(data):
             i = byte_before(data, match.start())
             if i >= 0 and data[i] == 0x2E:  # `.`
-                hits.append((i, match.end()))
+                yield i, match.end()
+
+
+def has_query_hit(data: bytes) -> bool:
+    """`any(data.startswith(b"postgres", start) or not noise_hit(data, start) for start, _ in
+    ts_hits(data))`: a realtime subscription, or a `.from(` / `.rpc(` not called on a noise receiver,
+    found without listing every hit of a file that has one."""
+    return b"postgres_changes" in data or any(not noise_hit(data, start) for start, _ in _member_calls(data))
+
+
+def ts_hits(data: bytes) -> list[tuple[int, int]]:
+    """The spans `TS_CANDIDATE.finditer(data)` matches, in order."""
+    hits = list(_member_calls(data))
     i = data.find(b"postgres_changes")
     while i != -1:
         hits.append((i, i + 16))
