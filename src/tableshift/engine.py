@@ -146,6 +146,11 @@ def _helper_parameter(table: TableArg | None) -> bool:
     return table is not None and table.parameter is not None and not table.certain
 
 
+def _shared_constant(table: TableArg | None) -> bool:
+    """A table named by a module's constant that calls elsewhere name too: edited once, for all."""
+    return table is not None and table.origin is not None
+
+
 def _needs_link(outcome: FileOutcome) -> bool:
     return any(_imported(c.table) for c in outcome.result.calls)
 
@@ -206,7 +211,7 @@ def _independent(outcome: FileOutcome) -> bool:
     imported from another module, no helper others call, no shared constant (a helper defined
     elsewhere may still be called here: that is known only once every file is read)."""
     return not any(
-        _imported(c.table) or _helper_parameter(c.table) or (c.table is not None and c.table.origin is not None) for c in outcome.result.calls
+        _imported(c.table) or _helper_parameter(c.table) or _shared_constant(c.table) for c in outcome.result.calls
     )
 
 
@@ -504,13 +509,13 @@ class _Shared:
             self.verdicts[key] = (why, edit)
 
     def apply(self, outcome: FileOutcome) -> FileOutcome:
-        if not self.verdicts or not any(p.call.table is not None and p.call.table.origin is not None for p in outcome.plans):
+        if not self.verdicts or not any(_shared_constant(p.call.table) for p in outcome.plans):
             return outcome
         from tableshift.rewrite import settle_origin
 
         plans = tuple(
             settle_origin(p, *self.verdicts[p.call.table.origin.key])  # type: ignore[union-attr]
-            if p.call.table is not None and p.call.table.origin is not None and p.call.table.origin.key in self.verdicts
+            if _shared_constant(p.call.table) and p.call.table.origin.key in self.verdicts  # type: ignore[union-attr]
             else p
             for p in outcome.plans
         )
