@@ -52,6 +52,12 @@ def _corpus() -> list[bytes]:
         # a match that holds the start of another: the pattern's matches never overlap
         b"`select a from ${x ? 'select b from c' : \"delete from d\"}` 'insert into e' \"WITH q AS (SELECT 1) UPDATE f SET\"",
         b"` select from` 'select\n from' \"update\" x set",
+        # quotes folded to one byte: a NUL in the file is not a quote, quotes of every kind and any
+        # case and whitespace before the keyword are, a keyword inside a longer word is not
+        b"\x00select a from t; \x00 'select a from t' '\x00select x from y' \"\x00\"SELECT a FROM t\"",
+        b"'\t\n\r\f\vSeLeCt a FrOm t' `\vDELETE\x0bFROM t` \"' \"  with  x as (select 1) select * from x",
+        b"'preselect a from t' 'selects a from t' 'xselect a from t' 'with\x00select a from t' ''select a from t",
+        b"'INSERT INTO t' \"UPDATE t SET a\" `DELETE\nFROM t` 'W\xc3\x8dTH x from y' 'select\xa0a from t'",
         # generated types and references to them, with the words inside longer names
         b"type A = Tables<'a'>; type B = TablesInsert <'b'>; MyTables<'c'>; Tables_<'d'>; xTablesUpdate<'e'>",
         b"D['public'][ \"Tables\" ]['f']['Row']; D['Tables\"]; D[`Tables`]; ['Tables'x]; [ 'Tables' ]Tables<",

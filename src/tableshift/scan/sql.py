@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tableshift.model import Operation
-from tableshift.scan.shared import byte_before
 
 # a string that starts like a statement (a quote, then SELECT / INSERT / UPDATE / DELETE / WITH)
 # and names a table within it (FROM, INTO, SET, JOIN): UI text starting with "Select" or "Update"
@@ -21,23 +20,21 @@ SQL_CANDIDATE = re.compile(
     rb"""|'\s*(?i:select|insert|update|delete|with)\s[^'\n]{0,4000}?"""
     rb"""|"\s*(?i:select|insert|update|delete|with)\s[^"\n]{0,4000}?)(?i:\bfrom|\binto|\bset|\bjoin)\b"""
 )
-_KEYWORDS = tuple(re.compile(word + rb"\s") for word in (b"select", b"insert", b"update", b"delete", b"with"))
+# a quote, then a statement's first keyword: searched for in the bytes folded by one translation
+# (ASCII letters lower-cased, each quote made a NUL, a NUL made something else), where the pattern
+# is led by a literal byte: five literal searches for the keywords, each then looking back for its
+# quote, took twice as long
+_FOLD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ`'\"\x00", b"abcdefghijklmnopqrstuvwxyz\x00\x00\x00\x01")
+_QUOTED_KEYWORD = re.compile(rb"\x00\s*(?:select|insert|update|delete|with)\s")
 
 
 def sql_hits(data: bytes) -> Iterator[re.Match[bytes]]:
-    """`SQL_CANDIDATE.finditer(data)`, found from each keyword (literal searches in the lower-cased
-    bytes) back to its opening quote: the pattern itself tries every quote of a file. Every match
-    starts at a quote before a keyword, so trying those quotes in order, each from where the last
-    match ended, finds the same matches."""
-    lower = data.lower()
-    starts: set[int] = set()
-    for keyword in _KEYWORDS:
-        for match in keyword.finditer(lower):
-            i = byte_before(data, match.start())
-            if i >= 0 and data[i] in b"`'\"":
-                starts.add(i)
+    """`SQL_CANDIDATE.finditer(data)`, tried only at the quotes a keyword follows: the pattern
+    itself tries every quote of a file. Every match starts at such a quote, and they come in
+    order, so trying each from where the last match ended finds the same matches."""
     end = 0
-    for start in sorted(starts):
+    for quote in _QUOTED_KEYWORD.finditer(data.translate(_FOLD)):
+        start = quote.start()
         if start >= end and (match := SQL_CANDIDATE.match(data, start)) is not None:
             end = match.end()
             yield match
