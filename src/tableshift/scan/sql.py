@@ -85,16 +85,66 @@ def tables(text: str) -> list[SqlUse]:
     return list(_tables(text))
 
 
+@functools.cache
+def _parser():  # type: ignore[no-untyped-def]
+    """pglast's parser, with its node classes and enums built only when something reads them.
+    Building them is most of pglast's import (25 to 55 ms, in each worker that meets SQL), and
+    the JSON parse never reads them; the database side, in the same process, finds them as if
+    imported (each module is run in place on its first attribute read)."""
+    import sys
+
+    if "pglast" not in sys.modules:
+        try:
+            _defer_submodules("pglast", ("enums", "ast"))
+        except Exception:  # a pglast laid out otherwise: imported as it is
+            pass
+    from pglast import parser
+
+    return parser
+
+
+def _defer_submodules(package: str, names: tuple[str, ...]) -> None:
+    """Put each submodule in `sys.modules` unrun, to run in place on its first missing attribute
+    (PEP 562's module `__getattr__`). importlib's LazyLoader cannot be used: the import statement
+    reads a module's `__spec__`, which runs a LazyLoader module at once."""
+    import importlib.machinery
+    import importlib.util
+    import sys
+
+    top = importlib.util.find_spec(package)  # found, not run
+    if top is None or top.submodule_search_locations is None:
+        return
+    deferred = []
+    for name in names:
+        spec = importlib.machinery.PathFinder.find_spec(f"{package}.{name}", top.submodule_search_locations)
+        if spec is None or spec.loader is None:
+            return
+        deferred.append((name, spec))
+    for name, spec in deferred:
+        module = importlib.util.module_from_spec(spec)
+
+        def __getattr__(attribute: str, module=module, spec=spec):  # type: ignore[no-untyped-def]
+            del module.__dict__["__getattr__"]
+            spec.loader.exec_module(module)
+            return getattr(module, attribute)
+
+        module.__getattr__ = __getattr__  # type: ignore[attr-defined]
+        sys.modules[spec.name] = module
+    parent = importlib.import_module(package)
+    for name, spec in deferred:
+        if not hasattr(parent, name):  # as importing the submodule would have set it
+            setattr(parent, name, sys.modules[spec.name])
+
+
 @functools.lru_cache(maxsize=2048)
 def _tables(text: str) -> tuple[SqlUse, ...]:
     """`tables`, remembered per process: tests and migrations repeat the same statements."""
     import orjson
-    from pglast import parser
-    from pglast.parser import ParseError
 
+    parser = _parser()
     try:
         tree = orjson.loads(parser.parse_sql_json(text))
-    except (ParseError, ValueError, RecursionError):
+    except (parser.ParseError, ValueError, RecursionError):
         return ()
     out: list[SqlUse] = []
     for raw in tree.get("stmts", []):
