@@ -520,6 +520,31 @@ def test_english_that_parses_as_sql_is_not_sql_unless_given_to_a_call_taking_sql
     assert [(c.start.line, c.table.name, c.operation.value) for c in calls] == [(3, "tweets", "select"), (4, "outcomes", "delete")]
 
 
+def test_sql_in_strings_leaves_pglast_s_node_classes_unbuilt_until_something_reads_them():
+    # a fresh interpreter: this one may have imported pglast already
+    import subprocess
+    import sys
+
+    probe = """
+import sys
+from tableshift.scan.sql import tables
+assert [(u.table, u.operation.value) for u in tables("update posts set a = 1 where id = 2")] == [("posts", "update")]
+unbuilt = [name for name in ("pglast.ast", "pglast.enums") if "__getattr__" in vars(sys.modules[name])]
+assert unbuilt == ["pglast.ast", "pglast.enums"], unbuilt
+import pglast
+import pglast.ast
+from pglast import enums
+from pglast.enums import SetOperation
+from pglast.stream import RawStream
+tree = pglast.parse_sql("select a from t union select 1")
+assert isinstance(tree[0].stmt, pglast.ast.SelectStmt) and tree[0].stmt.op is SetOperation.SETOP_UNION
+assert enums.SetOperation is SetOperation and RawStream()(tree[0]) == "SELECT a FROM t UNION SELECT 1"
+assert not any("__getattr__" in vars(sys.modules[name]) for name in ("pglast.ast", "pglast.enums"))
+"""
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_a_bare_ampersand_in_jsx_text_is_valid_jsx_not_a_parse_error():
     from tableshift.scan import error_count, scan_source
 
