@@ -56,10 +56,8 @@ def user_key(home: Path | None = None) -> bytes | None:
 
 
 @functools.cache
-@functools.cache
 def code_fingerprint() -> str:
-    """Of tableshift's own source: a build of another commit with the same version never shares entries.
-    Read once per process: a run asks for it up to four times (the stat index, the cache, the memo)."""
+    """Of tableshift's own source: a build of another commit with the same version never shares entries."""
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parent
     for path in sorted(package.rglob("*.py")):
