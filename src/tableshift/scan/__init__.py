@@ -8,7 +8,7 @@ from tableshift.model import Edit, FileResult
 from tableshift.scan import components  # no parser imported either: it asks the TypeScript scanner per block
 from tableshift.scan.components import COMPONENTS
 from tableshift.scan.sql import has_sql
-from tableshift.scan.shared import PY_CANDIDATE, REST_CANDIDATE, TS_CANDIDATE, generated_types, has_query_hit, type_hits  # no parser imported to skip a file
+from tableshift.scan.shared import PY_CANDIDATE, TS_CANDIDATE, generated_types, has_query_hit, type_hits  # no parser imported to skip a file
 
 
 def _typescript():  # type: ignore[no-untyped-def]
