@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
+
+import pytest
 
 from conftest import FIXTURES, RULES
 from helpers import run_cli
@@ -137,3 +140,42 @@ def test_only_the_command_invoked_is_built(monkeypatch):
         assert cli._invoked(commands, args) == commands
     monkeypatch.setenv("_TABLESHIFT_COMPLETE", "bash_complete")  # completion may list every command
     assert cli._invoked(commands, ["audit"]) == commands
+
+
+def test_the_entry_point_leaves_without_teardown_only_when_nothing_is_left(monkeypatch):
+    """`entry` exits with main's status through os._exit once stdout and stderr are flushed; a
+    thread still running (or a database touched) leaves it to Python's own exit."""
+    import threading
+
+    from tableshift import cli
+
+    left: list[int] = []
+
+    class Left(Exception):
+        pass
+
+    def exit_now(status: int) -> None:
+        left.append(status)
+        raise Left
+
+    monkeypatch.setattr(cli.os, "_exit", exit_now)
+    monkeypatch.setattr(cli, "main", lambda: sys.exit(1))
+    with pytest.raises(Left):
+        cli.entry()
+    assert left == [1]
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        with pytest.raises(SystemExit) as exc:
+            cli.entry()
+        assert exc.value.code == 1 and left == [1]
+    finally:
+        stop.set()
+        thread.join()
+
+    monkeypatch.setitem(sys.modules, "psycopg", object())
+    with pytest.raises(SystemExit):
+        cli.entry()
+    assert left == [1]

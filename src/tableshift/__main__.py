@@ -1,5 +1,5 @@
 """Allow `python -m tableshift`."""
 
-from tableshift.cli import main
+from tableshift.cli import entry
 
-main()
+entry()
