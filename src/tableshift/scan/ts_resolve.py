@@ -34,6 +34,7 @@ class Resolver:
         self.parents = parents
         self._parameters: dict[tuple[str, int, int], TableArg] = {}
         self._declarators: dict[str, list[Node]] = {}
+        self._scopes: dict[int, Node] = {}  # declarator id -> the scope it binds in
 
     def _matches(self, name: str) -> list[dict[str, list[Node]]]:
         return [m for _, m in QueryCursor(self.queries[name]).matches(self.root)]
@@ -132,7 +133,9 @@ class Resolver:
         best: Node | None = None
         best_scope: Node | None = None
         for decl in self.declarators(name):
-            scope = self.parents.enclosing_scope(self.parents.parent(decl) or decl)
+            scope = self._scopes.get(decl.id)
+            if scope is None:  # found once per declarator: a file asks for its client at every call
+                scope = self._scopes[decl.id] = self.parents.enclosing_scope(self.parents.parent(decl) or decl)
             if not n.contains(scope, at):
                 continue
             if best_scope is None or n.contains(best_scope, scope):
