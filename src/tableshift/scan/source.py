@@ -73,6 +73,8 @@ class SourceText:
         A comment counts at the end of one of the call's `own` lines, or alone on one of the
         lines `above` it, never inside a string and never from a neighbouring statement's line.
         """
+        if not self._marked:
+            return None  # most files: no line to read
         for line, alone in [*((n, False) for n in own), *((n, True) for n in above)]:
             if not 1 <= line <= len(self.line_starts):
                 continue
@@ -83,6 +85,11 @@ class SourceText:
             if reason is not None:
                 return reason
         return None
+
+    @cached_property
+    def _marked(self) -> bool:
+        """Whether any line may hold a suppression comment (one search of the bytes)."""
+        return b"tableshift-ignore" in self.data
 
     def _comment(self, line: int) -> str | None:
         """The suppression comment of a line, read once however many calls share the line."""
