@@ -19,6 +19,7 @@ from tableshift.model import (
     Kind,
     Opaque,
     Operation,
+    Position,
     Role,
     Span,
     TableArg,
@@ -260,6 +261,10 @@ def scan(data: bytes, *, path: str, language: str) -> tuple[list[Call], bool]:
     return calls, root.has_error
 
 
+# what the calls found in one node share: statement's first line, span, end, folded text, error region
+_Around = tuple[int, Span, Position, str, bool]
+
+
 class _FileScan:
     def __init__(self, *, path: str, language: str, src: SourceText, root: Node, grammar: Grammar) -> None:
         self.path = path
@@ -292,8 +297,10 @@ class _FileScan:
             text, where = self._sql_text(node)
             if not looks_like_sql(text, sql_context=self._takes_sql(node)):
                 continue
+            around = None  # what the string's tables share, found once for all of them
             for use in tables(text):
-                placed = self._placed(Kind.SQL, node, where(use.offset))
+                around = around or self._around(node)
+                placed = self._placed(Kind.SQL, node, where(use.offset), around)
                 out.append(Call(**placed, schema=use.schema, table=TableArg(use.table, TableSource.LITERAL), operation=use.operation))
         return out
 
@@ -820,25 +827,31 @@ class _FileScan:
             "in_error_region": statement_node.has_error or (self.root.has_error and any(a.type == "ERROR" for a in self.parents.ancestors(top))),
         }
 
-    def _placed(self, kind: Kind, node: Node, at: int) -> dict:  # type: ignore[type-arg]
+    def _placed(self, kind: Kind, node: Node, at: int, around: _Around | None = None) -> dict:  # type: ignore[type-arg]
         """What a call found outside a query chain (a type, a URL, SQL in a string) shares with
         every call: where `node` is, its name at byte `at`, its suppression and error region."""
+        first, span, end, chain, in_error_region = around or self._around(node)
         start = self.src.position(at)
-        statement_node = _statement(node, self.parents)
-        first = self.src.position(statement_node.start_byte).line
         return {
             "suppression": self.src.suppression(tuple(dict.fromkeys((start.line, first))), tuple(dict.fromkeys((start.line - 1, first - 1)))),
             "file": self.path,
             "language": self.language,
             "kind": kind,
-            "span": _span(node),
+            "span": span,
             "start": start,
-            "end": self.src.position(node.end_byte),
+            "end": end,
             "client": None,
             "code": self.src.line_text(start.line).strip(),
-            "chain": fold(n.text(node)),
-            "in_error_region": statement_node.has_error,
+            "chain": chain,
+            "in_error_region": in_error_region,
         }
+
+    def _around(self, node: Node) -> _Around:
+        """What every call found in `node` shares (a string of SQL may name several tables): the
+        first line of its statement, its span and end, its folded text, its error region."""
+        statement_node = _statement(node, self.parents)
+        first = self.src.position(statement_node.start_byte).line
+        return first, _span(node), self.src.position(node.end_byte), fold(n.text(node)), statement_node.has_error
 
     def _table(self, node, method, client, schema, arg, links, top, continuation, evidence) -> Call:  # type: ignore[no-untyped-def]
         table = self.resolver.table(arg, node)
