@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tree_sitter import Parser
 
 from tableshift.model import Confidence, Kind, Operation, TableSource
@@ -630,3 +632,25 @@ def test_a_variable_s_uses_are_what_queries_over_the_whole_tree_find():
             assert [e.start_byte for e in uses.escapes] == escapes, (name, data[:60])
             checked += bool(calls or resets or escapes)
     assert checked > 100
+
+
+def _fold_whole(code: str, limit: int) -> str:
+    """`fold` as first written: the whole code folded, then cut."""
+    parts = re.split(r"([.()\[\]{},:])", " ".join(code.split()))
+    parts[::2] = [p.strip() for p in parts[::2]]
+    folded = "".join(parts).replace('"', "'").replace("`", "'")
+    return folded if len(folded) <= limit else folded[: limit - 1] + "…"
+
+
+_PIECE = st.tuples(st.text(alphabet=st.sampled_from("ab().,:[]{}'\"`é"), max_size=4), st.text(alphabet=st.sampled_from(" \n\t\u00a0"), max_size=30))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(pieces=st.lists(_PIECE, max_size=60), limit=st.integers(min_value=1, max_value=40))
+def test_fold_from_the_start_alone_is_fold_of_the_whole(pieces, limit):
+    """A long text is folded from its start alone when that gives enough characters: the same
+    result as folding all of it."""
+    from tableshift.scan.shared import fold
+
+    code = "".join(word + space for word, space in pieces)  # runs of white space: folded far shorter
+    assert fold(code, limit) == _fold_whole(code, limit)

@@ -155,12 +155,24 @@ def chain_evidence(links: Iterable[tuple[str, bool]], *, postgrest: frozenset[st
 
 def fold(code: str, limit: int = 240) -> str:
     """Code on one line, white space around punctuation removed and quotes made alike:
-    stable under reformatting, so a baseline can match a call that a formatter touched."""
+    stable under reformatting, so a baseline can match a call that a formatter touched.
+
+    Folding a prefix of the code gives a prefix of the folded code (a space is kept or dropped by
+    its two neighbours, and a prefix never ends in one): a long chain or string of SQL is folded
+    from its start alone when that already gives more than `limit` characters."""
+    if len(code) > 4 * limit:
+        head = _folded(code[: 4 * limit])
+        if len(head) > limit:
+            return head[: limit - 1] + "…"
+    folded = _folded(code)
+    return folded if len(folded) <= limit else folded[: limit - 1] + "…"
+
+
+def _folded(code: str) -> str:
     parts = _PUNCTUATION.split(" ".join(code.split()))
     # white space on either side of punctuation goes: strip every piece between punctuation
     parts[::2] = [p.strip() for p in parts[::2]]
-    folded = "".join(parts).replace('"', "'").replace("`", "'")
-    return folded if len(folded) <= limit else folded[: limit - 1] + "…"
+    return "".join(parts).replace('"', "'").replace("`", "'")
 
 
 def in_unknown_schema(table: TableArg) -> TableArg:
