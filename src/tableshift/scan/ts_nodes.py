@@ -112,8 +112,11 @@ class Parents:
         self._of: dict[int, Node | None] = {root.id: None}
 
     def parent(self, node: Node) -> Node | None:
-        if node.id not in self._of and not self._descend(node):
-            return node.parent  # a node the cursor cannot reach by its start byte (zero-width)
+        found = self._of.get(node.id, self)
+        if found is not self:
+            return found  # type: ignore[return-value]
+        if not self._descend(node):
+            return node.parent  # a node the descent cannot reach (zero-width)
         return self._of[node.id]
 
     def ancestors(self, node: Node) -> Iterator[Node]:
@@ -129,21 +132,16 @@ class Parents:
         return node
 
     def _descend(self, target: Node) -> bool:
-        """Walk a cursor from the root down to `target`, remembering each node's parent on the way."""
-        cursor = self.root.walk()
+        """Walk from the root down to `target`, remembering each node's parent on the way: each
+        step is tree-sitter's own search for the child holding `target`."""
         parent = self.root
         while parent != target:
             self.steps += 1
-            if cursor.goto_first_child_for_byte(target.start_byte) is None:
+            child = parent.child_with_descendant(target)
+            if child is None:
                 return False
-            child = cursor.node
-            while not contains(child, target):  # a zero-width sibling may end where target starts
-                self.steps += 1
-                if not cursor.goto_next_sibling():
-                    return False
-                child = cursor.node
-            self._of[child.id] = parent  # type: ignore[union-attr]
-            parent = child  # type: ignore[assignment]
+            self._of[child.id] = parent
+            parent = child
         return True
 
 
