@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import sqlite3
 from pathlib import Path
 
@@ -197,3 +198,29 @@ def test_workers_follow_the_cores_a_container_really_has(monkeypatch):
     assert engine.usable_cores() == 3  # pinned to three cores (taskset)
     assert engine._v2_quota("200000 100000\n") == 2.0 and engine._v2_quota("max 100000\n") is None
     assert engine._v2_quota("garbage") is None
+
+
+def test_a_signal_reaching_a_worker_before_its_initializer_neither_kills_it_nor_breaks_the_pool(tmp_path, monkeypatch):
+    """Ctrl-C reaches the whole process group, new workers included: one that gets it before its
+    initializer has set SIGINT aside must not die of it (the pool would break, and the run end in
+    an internal error instead of "interrupted"). The main process holds both signals back while
+    it forks, so the worker starts with them blocked until its initializer is done."""
+    import os
+    import signal
+
+    from tableshift.discover import SourceFile
+
+    initialise = engine._init_worker
+
+    def signalled_first(*args):  # type: ignore[no-untyped-def]
+        os.kill(os.getpid(), signal.SIGINT)  # as if Ctrl-C came during the fork
+        initialise(*args)
+
+    monkeypatch.setattr(engine, "_init_worker", signalled_first)
+    path = tmp_path / "a.ts"
+    path.write_text("await supabase.from('t').select('id');\n")
+    source = SourceFile(path, "a.ts", "typescript")
+    [(index, (blob, _, _))] = list(engine._pooled([([0], [source])], None, 1))
+    outcome = engine._from_cache(pickle.loads(blob), False)
+    assert index == 0 and outcome is not None
+    assert outcome.result.error is None and [c.table.name for c in outcome.result.calls] == ["t"]  # not "the parser crashed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
@@ -240,6 +241,31 @@ def _init_worker(rules: RuleSet | None, verify: bool = False, parent: int | None
     # workers (SIGKILL) on its way out
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a worker the main process missed still ends
+    if hasattr(signal, "pthread_sigmask"):  # forked with both held back (`_signals_held`)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
+
+
+_HELD = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back while the pool may fork its workers (its first `submit`).
+
+    Sent to the whole process group (Ctrl-C, `timeout`, a CI cancel) during a fork, they would
+    reach a new worker before its initializer ignores them, killing it (the pool then broken,
+    the run ending in an internal error), or reach this process inside an at-fork hook, which
+    swallows the KeyboardInterrupt. Held back, a worker starts with them blocked until
+    `_init_worker` has set how it takes them, and this process gets them right after the fork.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _die_with(parent: int) -> None:
@@ -883,7 +909,8 @@ class _Work:
         self.batches.append(batch)
         if self.pool is None:
             self.pool = _pool(self.rules, self.workers, self.verify, self.product)
-        self.futures.append(self.pool.submit(_work, batch[1]))
+        with _signals_held():
+            self.futures.append(self.pool.submit(_work, batch[1]))
 
     def results(self) -> Iterator[tuple[int, tuple[bytes, bytes | None, str]]]:
         if self.pool is None:  # little to do: not worth a process
@@ -936,7 +963,8 @@ def _pooled(
     while remaining:
         if pool is None or futures is None:
             pool = _pool(rules, min(workers, len(remaining)), verify, product)
-            futures = [pool.submit(_work, files) for _, files in remaining]
+            with _signals_held():
+                futures = [pool.submit(_work, files) for _, files in remaining]
         broken = False
         try:
             for k, (indices, files) in enumerate(remaining):
@@ -971,7 +999,9 @@ def _isolated(source: SourceFile, rules: RuleSet | None, verify: bool = False, p
 
     with _pool(rules, 1, verify, product) as pool:
         try:
-            return pool.submit(_work, [source]).result()[0]
+            with _signals_held():
+                future = pool.submit(_work, [source])
+            return future.result()[0]
         except BrokenProcessPool:
             failed = FileResult(path=source.display, language=source.language, error="the parser crashed on this file")
             return dumps(_to_cache(FileOutcome(failed, (), (), ""))), None, ""
