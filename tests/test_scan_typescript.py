@@ -654,3 +654,51 @@ def test_fold_from_the_start_alone_is_fold_of_the_whole(pieces, limit):
 
     code = "".join(word + space for word, space in pieces)  # runs of white space: folded far shorter
     assert fold(code, limit) == _fold_whole(code, limit)
+
+
+_TEXT_PIECE = st.sampled_from(["a", "bc", " ", "\n", "\r\n", "\r", "é", "語", "\t"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    pieces=st.lists(_TEXT_PIECE, max_size=120),
+    bom=st.booleans(),
+    picks=st.lists(st.floats(min_value=0, max_value=1), max_size=40),
+    near=st.sampled_from([1, 8, 1 << 16]),
+)
+def test_positions_counted_from_the_last_one_are_the_positions_looked_up(pieces, bom, picks, near):
+    """Rows are counted from the last position when it is near, else looked up in every line's
+    start: the same lines and columns either way, in any order, and the same line texts."""
+    from itertools import accumulate
+
+    from tableshift.scan import source
+
+    head = source.BOM if bom else b""
+    data = head + "".join(pieces).encode() + b"\xff"  # an undecodable byte is one character
+    # offsets between characters, as tree-sitter's are (and inside the byte order mark)
+    offsets = [0, 1, *accumulate((len(p.encode()) for p in pieces), initial=len(head)), len(data)]
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(source, "_NEAR", near)
+        text = source.SourceText(data)
+        for pick in picks:
+            offset = offsets[int(pick * (len(offsets) - 1))]
+            line, column, line_text = _looked_up(data, offset)
+            position = text.position(offset)
+            assert (position.line, position.column) == (line, column)
+            assert text.line_text(line) == line_text
+
+
+def _looked_up(data: bytes, offset: int) -> tuple[int, int, str]:
+    """Line, column and line text of a byte offset, from every line's start."""
+    from bisect import bisect_right
+
+    from tableshift.scan.source import BOM
+
+    starts = [0] + [i + 1 for i, b in enumerate(data) if b == 0x0A]
+    row = bisect_right(starts, offset) - 1
+    prefix = data[starts[row] : offset]
+    end = starts[row + 1] if row + 1 < len(starts) else len(data)
+    line = data[starts[row] : end].rstrip(b"\r\n")
+    if row == 0:
+        prefix, line = prefix.removeprefix(BOM), line.removeprefix(BOM)
+    return row + 1, len(prefix.decode("utf-8", "replace")) + 1, line.decode("utf-8", "replace")
