@@ -41,7 +41,7 @@ BATCH_MAX = 8  # small batches: the last ones end together (32 left one worker 0
 MAX_WORKERS_PER_CORE = 4
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class FileOutcome:
     result: FileResult
     verdicts: tuple[Verdict, ...]
@@ -52,7 +52,7 @@ class FileOutcome:
     verified: tuple[str, int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class ScanResult:
     """Every file's outcome, in file order; the same for audit, patch and check."""
 
@@ -195,7 +195,7 @@ def scan_file(source: SourceFile, rules: RuleSet | None, *, verify: bool = False
     return analyse(source, data, rules, verify=verify)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Product:
     """What a command keeps of each file's outcome (the audit's counts and call JSON, the slim
     outcome `check` and `patch` read), made where the file is scanned, in a worker, and kept in the
@@ -1015,7 +1015,7 @@ def _kill(pool) -> None:  # type: ignore[no-untyped-def]
             pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Rewrite:
     """One file's rewrite: the new bytes, or why the file was refused."""
 

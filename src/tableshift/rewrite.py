@@ -46,7 +46,7 @@ class Fate(FastEnum):
 
 
 @compact_pickle
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class ColumnFate:
     legacy: str
     column: str
@@ -55,7 +55,7 @@ class ColumnFate:
 
 
 @compact_pickle
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class ConstantEdit:
     """A constant of another module (or an exported one) that names the table: the edit of its literal."""
 
@@ -71,7 +71,7 @@ class ConstantEdit:
 
 
 @compact_pickle
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Plan:
     verdict: Verdict
     fix: Fix

@@ -155,7 +155,7 @@ def _outside_strings(text: str, index: int) -> bool:
     return quote is None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class StringLiteral:
     """A string literal's value and, when it can be mapped, where each character sits."""
 

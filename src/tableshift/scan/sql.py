@@ -48,7 +48,7 @@ def has_sql(data: bytes) -> bool:
 _STATEMENT = re.compile(r"\s*(?i:select|insert|update|delete|with)\s")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class SqlUse:
     table: str
     schema: str | None

@@ -100,7 +100,7 @@ _WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _TABLE_LIKE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Grammar:
     language: Language
     queries: dict[str, Query]
@@ -190,7 +190,7 @@ def error_count_edited(old: bytes, new: bytes, edits: Iterable[Edit], *, languag
     return 0 if not root.has_error else error_count(new, language=language)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class _Uses:
     """Method calls on one variable, and where it is given a new value, in source order."""
 
@@ -216,7 +216,7 @@ def _chain_base(node: Node) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Link:
     """One method call in a chain: `.eq('a', 1)`."""
 
