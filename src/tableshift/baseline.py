@@ -22,7 +22,7 @@ SCHEMA_VERSION = 1
 DYNAMIC = "(dynamic)"  # the table key of calls whose table is unknown but may be legacy
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Use:
     """One use of one legacy table by one call (a call that also embeds one counts twice)."""
 
@@ -118,7 +118,7 @@ def _grouped(items: Iterable[Any]) -> dict[tuple[str, str], list[Any]]:
     return groups
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Mark:
     """A use as the baseline records it: its file, table and code, without the call behind it."""
 

@@ -30,7 +30,7 @@ LANGUAGES: dict[str, str] = {
 ALWAYS_SKIPPED_DIRS = frozenset({"node_modules", ".git"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class SourceFile:
     path: Path  # absolute
     display: str  # relative to the current directory, with '/'

@@ -22,7 +22,7 @@ class PostgrestSyntaxError(ValueError):
         self.offset = offset
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Field:
     """A column of the table itself, inside a select string."""
 
@@ -38,7 +38,7 @@ class Field:
     aggregate_cast: str | None = None  # `amount.sum()::int`: the aggregate's result cast; `cast` is the column's
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Embed:
     """An embedded resource: `[...][alias:]relation[!hint...](items)`."""
 
@@ -51,7 +51,7 @@ class Embed:
     items: tuple[Field | Embed, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Select:
     """A parsed select string; no items means no explicit columns (all of them)."""
 
@@ -66,7 +66,7 @@ class Select:
         return tuple(i for i in self.items if isinstance(i, Embed))
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Condition:
     """One `column.[not.]op.value` of a logic string or realtime filter."""
 
@@ -106,7 +106,7 @@ def _quote_end(text: str, i: int) -> int:
 
 # --------------------------------------------------------------------------- select
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class _Tok:
     kind: str  # 'name', 'qname', 'neg' (negative json index) or the punctuation itself
     text: str

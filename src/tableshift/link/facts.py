@@ -17,7 +17,7 @@ _MAX_DEPTH = 4  # object nesting read into a value: TABLES.content.queue needs 2
 
 
 @compact_pickle
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Value:
     """What a name holds, as far as table names go: a string, an object of values, or another name."""
 
@@ -35,7 +35,7 @@ class Value:
 
 
 @compact_pickle
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Import:
     """`local` is bound to `imported` ('*': the whole module, 'default') of the module `specifier`."""
 

@@ -46,7 +46,7 @@ _NEXT = {"vue": re.compile(rb"<|\{\{"), "svelte": re.compile(rb"[<{]"), "astro":
 _BLANK = bytes(b if b in b"\r\n" else 0x20 for b in range(256))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Block:
     """The code of one script block: `data[start:end]`, parsed with `grammar`."""
 
@@ -55,7 +55,7 @@ class Block:
     grammar: str  # typescript | tsx | javascript
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Unit:
     """Blocks that are one module, in file order, and the grammar that parses them together."""
 
@@ -63,7 +63,7 @@ class Unit:
     grammar: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class _Script:
     attrs: dict[str, str | None]
     start: int
