@@ -660,15 +660,11 @@ _TEXT_PIECE = st.sampled_from(["a", "bc", " ", "\n", "\r\n", "\r", "é", "語", 
 
 
 @settings(max_examples=400, deadline=None)
-@given(
-    pieces=st.lists(_TEXT_PIECE, max_size=120),
-    bom=st.booleans(),
-    picks=st.lists(st.floats(min_value=0, max_value=1), max_size=40),
-    near=st.sampled_from([1, 8, 1 << 16]),
-)
-def test_positions_counted_from_the_last_one_are_the_positions_looked_up(pieces, bom, picks, near):
-    """Rows are counted from the last position when it is near, else looked up in every line's
-    start: the same lines and columns either way, in any order, and the same line texts."""
+@given(pieces=st.lists(_TEXT_PIECE, max_size=120), bom=st.booleans(), picks=st.lists(st.floats(min_value=0, max_value=1), max_size=40))
+def test_positions_in_any_order_are_the_positions_looked_up(pieces, bom, picks):
+    """A position on the line of the last one is counted on from it (a minified line stays
+    linear): the same lines and columns as looked up afresh, in any order, a byte order mark
+    included, and the same line texts."""
     from itertools import accumulate
 
     from tableshift.scan import source
@@ -677,15 +673,13 @@ def test_positions_counted_from_the_last_one_are_the_positions_looked_up(pieces,
     data = head + "".join(pieces).encode() + b"\xff"  # an undecodable byte is one character
     # offsets between characters, as tree-sitter's are (and inside the byte order mark)
     offsets = [0, 1, *accumulate((len(p.encode()) for p in pieces), initial=len(head)), len(data)]
-    with pytest.MonkeyPatch.context() as patched:
-        patched.setattr(source, "_NEAR", near)
-        text = source.SourceText(data)
-        for pick in picks:
-            offset = offsets[int(pick * (len(offsets) - 1))]
-            line, column, line_text = _looked_up(data, offset)
-            position = text.position(offset)
-            assert (position.line, position.column) == (line, column)
-            assert text.line_text(line) == line_text
+    text = source.SourceText(data)
+    for pick in picks:
+        offset = offsets[int(pick * (len(offsets) - 1))]
+        line, column, line_text = _looked_up(data, offset)
+        position = text.position(offset)
+        assert (position.line, position.column) == (line, column)
+        assert text.line_text(line) == line_text
 
 
 def _looked_up(data: bytes, offset: int) -> tuple[int, int, str]:

@@ -15,9 +15,6 @@ _SUPPRESSION = re.compile(r"(?://|#|/\*)\s*tableshift-ignore(?![-\w])(?:\s*:)?(?
 _COMMENT_ONLY = re.compile(r"^\s*(?://|#|/\*|\*)")
 
 
-_NEAR = 1 << 16  # how far from the last position newlines are counted rather than looked up
-
-
 class SourceText:
     """Original bytes of one file; positions are derived, never stored twice."""
 
@@ -26,9 +23,6 @@ class SourceText:
         self._lines: dict[int, str] = {}
         self._comments: dict[int, str | None] = {}
         self._last = (-1, 0, 0)  # row, offset, column of the last position: many calls share a line
-        self._anchor = (0, 0, 0)  # offset, row, line start of the last position: rows are counted from it
-        self._starts: dict[int, int] = {}  # row -> where it starts, for the rows a position fell on
-        self._counted = 0  # bytes whose newlines were counted
 
     @cached_property
     def line_starts(self) -> list[int]:
@@ -44,7 +38,8 @@ class SourceText:
 
     def position(self, offset: int) -> Position:
         """1-based line and character column of a byte offset."""
-        row, start = self._row(offset)
+        row = bisect_right(self.line_starts, offset) - 1
+        start = self.line_starts[row]
         last_row, last_offset, last_column = self._last
         if row == last_row and offset >= last_offset and (row or last_offset >= len(BOM)):
             # from the previous position on the same line: a minified line of 4,000 calls stays linear
@@ -58,25 +53,6 @@ class SourceText:
         self._last = (row, offset, column)
         return Position(row + 1, column + 1)
 
-    def _row(self, offset: int) -> tuple[int, int]:
-        """The 0-based row of a byte offset and where that row starts: the newlines between it and
-        the last position are counted (positions come in file order, mostly a few lines apart),
-        unless it is far from it; then every line's start is listed once and searched."""
-        data = self.data
-        at, row, start = self._anchor
-        self._counted += abs(offset - at)  # back and forth over a large file: list the lines once
-        if "line_starts" in self.__dict__ or abs(offset - at) > _NEAR or self._counted > 4 * len(data):
-            row = bisect_right(self.line_starts, offset) - 1
-            start = self.line_starts[row]
-        elif offset >= at:
-            if (newlines := data.count(b"\n", at, offset)) != 0:
-                row, start = row + newlines, data.rfind(b"\n", 0, offset) + 1
-        elif (newlines := data.count(b"\n", offset, at)) != 0:
-            row, start = row - newlines, data.rfind(b"\n", 0, offset) + 1
-        self._anchor = (offset, row, start)
-        self._starts[row] = start
-        return row, start
-
     def line_text(self, line: int) -> str:
         """The text of a 1-based line, without its line ending."""
         if line not in self._lines:
@@ -84,14 +60,9 @@ class SourceText:
         return self._lines[line]
 
     def _line_text(self, line: int) -> str:
-        start = self._starts.get(line - 1)
-        if start is not None:  # a line a position fell on: it ends at its first newline
-            newline = self.data.find(b"\n", start)
-            end = len(self.data) if newline == -1 else newline + 1
-        else:
-            starts = self.line_starts
-            start = starts[line - 1]
-            end = starts[line] if line < len(starts) else len(self.data)
+        starts = self.line_starts
+        start = starts[line - 1]
+        end = starts[line] if line < len(starts) else len(self.data)
         raw = self.data[start:end].rstrip(b"\r\n")
         if line == 1 and raw.startswith(BOM):
             raw = raw[len(BOM) :]
