@@ -103,12 +103,12 @@ class Parents:
     """Parents of one tree's nodes, remembered once found.
 
     tree-sitter's `Node.parent` searches down from the root on every call, so walking up a
-    chain n calls deep with it costs n² steps; one cursor descent records a whole path instead.
+    chain n calls deep with it costs n² steps; one descent from the root records a whole path instead.
     """
 
     def __init__(self, root: Node) -> None:
         self.root = root
-        self.steps = 0  # cursor moves made: the work spent finding parents
+        self.steps = 0  # levels descended: the work spent finding parents
         self._of: dict[int, Node | None] = {root.id: None}
 
     def parent(self, node: Node) -> Node | None:
