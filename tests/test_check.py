@@ -322,3 +322,14 @@ def test_an_rpc_of_a_function_using_a_legacy_table_counts_with_the_legacy_schema
     assert [(n["file"], n["line"], n["table"], n["kind"]) for n in data["new"]] == [("src/rpc.ts", 1, "outcomes", "rpc")]
     (repo / "tableshift.toml").write_text((repo / "tableshift.toml").read_text() + 'legacy_schema = "schema.sql"\n')
     assert check(repo).returncode == 1  # the config says it too
+
+
+def test_a_baseline_s_file_keys_follow_the_working_folder_of_each_run(tmp_path, monkeypatch):
+    """The folders a key is made of are remembered for the process: a baseline named relatively
+    (`.`) must not keep the working folder of an earlier run in the same process."""
+    from tableshift.baseline import file_key
+
+    for name in ("one", "two"):
+        (tmp_path / name / "src").mkdir(parents=True)
+        monkeypatch.chdir(tmp_path / name)
+        assert file_key("src/b.ts", cwd=Path.cwd(), base=Path("base.json").parent) == "src/b.ts"

@@ -58,7 +58,13 @@ class Baseline:
 def file_key(display: str, *, cwd: Path, base: Path) -> str:
     """A file as the baseline names it: relative to the baseline, `/`, and valid Unicode (a name
     that is not UTF-8 is stored with U+FFFD, as JSON must, and matches itself again)."""
-    return _file_key(display, os.fspath(cwd), os.fspath(base))
+    # the caches below are keyed by folder names: a relative one ("." for a baseline in the working
+    # folder) would outlive a change of working folder in a process that runs more than once
+    return _file_key(display, _absolute(os.fspath(cwd)), _absolute(os.fspath(base)))
+
+
+def _absolute(path: str) -> str:
+    return path if os.path.isabs(path) else os.path.abspath(path)
 
 
 @lru_cache(maxsize=65536)
