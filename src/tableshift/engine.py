@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import math
@@ -241,16 +240,16 @@ def _init_worker(rules: RuleSet | None, verify: bool = False, parent: int | None
     # workers (SIGKILL) on its way out
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a worker the main process missed still ends
-    if hasattr(signal, "pthread_sigmask"):  # forked with both held back (`_signals_held`)
+    if hasattr(signal, "pthread_sigmask"):  # forked with both held back (`_submit_held`)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
 
 
 _HELD = {signal.SIGINT, signal.SIGTERM}
 
 
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM held back while the pool may fork its workers (its first `submit`).
+def _submit_held(pool, files: list[SourceFile]):  # type: ignore[no-untyped-def]
+    """`pool.submit(_work, files)`, with SIGINT and SIGTERM held back: a pool's first `submit`
+    forks its workers.
 
     Sent to the whole process group (Ctrl-C, `timeout`, a CI cancel) during a fork, they would
     reach a new worker before its initializer ignores them, killing it (the pool then broken,
@@ -259,11 +258,10 @@ def _signals_held() -> Iterator[None]:
     `_init_worker` has set how it takes them, and this process gets them right after the fork.
     """
     if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
+        return pool.submit(_work, files)
     old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
     try:
-        yield
+        return pool.submit(_work, files)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
@@ -909,8 +907,7 @@ class _Work:
         self.batches.append(batch)
         if self.pool is None:
             self.pool = _pool(self.rules, self.workers, self.verify, self.product)
-        with _signals_held():
-            self.futures.append(self.pool.submit(_work, batch[1]))
+        self.futures.append(_submit_held(self.pool, batch[1]))
 
     def results(self) -> Iterator[tuple[int, tuple[bytes, bytes | None, str]]]:
         if self.pool is None:  # little to do: not worth a process
@@ -963,8 +960,7 @@ def _pooled(
     while remaining:
         if pool is None or futures is None:
             pool = _pool(rules, min(workers, len(remaining)), verify, product)
-            with _signals_held():
-                futures = [pool.submit(_work, files) for _, files in remaining]
+            futures = [_submit_held(pool, files) for _, files in remaining]
         broken = False
         try:
             for k, (indices, files) in enumerate(remaining):
@@ -999,9 +995,7 @@ def _isolated(source: SourceFile, rules: RuleSet | None, verify: bool = False, p
 
     with _pool(rules, 1, verify, product) as pool:
         try:
-            with _signals_held():
-                future = pool.submit(_work, [source])
-            return future.result()[0]
+            return _submit_held(pool, [source]).result()[0]
         except BrokenProcessPool:
             failed = FileResult(path=source.display, language=source.language, error="the parser crashed on this file")
             return dumps(_to_cache(FileOutcome(failed, (), (), ""))), None, ""
