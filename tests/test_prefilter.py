@@ -56,6 +56,9 @@ def _corpus() -> list[bytes]:
         # case and whitespace before the keyword are, a keyword inside a longer word is not
         b"\x00select a from t; \x00 'select a from t' '\x00select x from y' \"\x00\"SELECT a FROM t\"",
         b"'\t\n\r\f\vSeLeCt a FrOm t' `\vDELETE\x0bFROM t` \"' \"  with  x as (select 1) select * from x",
+        # a line break in a '...' or "..." string: no string holds one, a template may
+        b"// it's with\n// the rows from x\n'select\nfrom t' \"select\r\nfrom t\" '\nselect a from t' `with\nx as (select 1) select * from x`",
+        b"'select\\\nfrom t' \"select \\\n from t\" 'select\t\x0ba from t' \"\x0c delete from t\"",
         b"'preselect a from t' 'selects a from t' 'xselect a from t' 'with\x00select a from t' ''select a from t",
         b"'INSERT INTO t' \"UPDATE t SET a\" `DELETE\nFROM t` 'W\xc3\x8dTH x from y' 'select\xa0a from t'",
         # generated types and references to them, with the words inside longer names
@@ -85,6 +88,25 @@ def test_the_keyword_led_sql_search_agrees_with_the_pattern():
     for data in _corpus():
         assert has_sql(data) == (SQL_CANDIDATE.search(data) is not None), data[:80]
         assert [m.span() for m in sql_hits(data)] == [m.span() for m in SQL_CANDIDATE.finditer(data)], data[:80]
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        # a quote in a comment, then "with" at the end of its line: no string starts there
+        ("// the 'import' with\n// a row from the list\nconst x = 1;\n", False),
+        ('// a "b" with\n// c from d\nconst x = 1;\n', False),
+        ('const a = "Select\\\nfrom the list";\n', False),  # a `\` line continuation: no whitespace
+        ("await pool.query('select id from posts where a = $1', [1]);\n", True),
+        ("await pool.query(\"select\tid from posts where a = $1\", [1]);\n", True),
+        ("await sql`with\n  x as (select id from posts) select * from x`;\n", True),
+    ],
+)
+def test_a_statement_in_a_quoted_string_is_on_one_line(source, found):
+    data = source.encode()
+    calls, _ = typescript.scan(data, path="a.ts", language="typescript")
+    assert bool(calls) == found
+    assert has_candidates(data, "typescript") == found
 
 
 def test_the_word_led_type_searches_agree_with_the_patterns():

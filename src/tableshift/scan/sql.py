@@ -14,11 +14,14 @@ from tableshift.model import Operation
 
 # a string that starts like a statement (a quote, then SELECT / INSERT / UPDATE / DELETE / WITH)
 # and names a table within it (FROM, INTO, SET, JOIN): UI text starting with "Select" or "Update"
-# seldom does, and a file holding only such text is not parsed for it
+# seldom does, and a file holding only such text is not parsed for it. A '...' or "..." string
+# holds no line break (JavaScript ends it there; a `\` before one is no whitespace), so the space
+# around its keyword is spaces and tabs: an apostrophe in a comment followed by "with" at the end
+# of the line is no string (a 266 KB component was parsed for one)
 SQL_CANDIDATE = re.compile(
     rb"""(?:`\s*(?i:select|insert|update|delete|with)\s[^`]{0,4000}?"""
-    rb"""|'\s*(?i:select|insert|update|delete|with)\s[^'\n]{0,4000}?"""
-    rb"""|"\s*(?i:select|insert|update|delete|with)\s[^"\n]{0,4000}?)(?i:\bfrom|\binto|\bset|\bjoin)\b"""
+    rb"""|'[ \t\f\v]*(?i:select|insert|update|delete|with)[ \t\f\v][^'\n]{0,4000}?"""
+    rb"""|"[ \t\f\v]*(?i:select|insert|update|delete|with)[ \t\f\v][^"\n]{0,4000}?)(?i:\bfrom|\binto|\bset|\bjoin)\b"""
 )
 # a quote, then a statement's first keyword: searched for in the bytes folded by one translation
 # (ASCII letters lower-cased, each quote made a NUL, a NUL made something else), where the pattern
