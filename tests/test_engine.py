@@ -143,15 +143,20 @@ def test_entries_are_marked_once_a_day_and_swept_once_a_day(tree):
 
 
 def _reads(monkeypatch) -> list[str]:
-    """The files the first pass reads, by name."""
+    """The files the first pass reads, by name (the scan reads through `fsutil.read_bytes`)."""
     seen: list[str] = []
-    real = Path.read_bytes
+    real, read = Path.read_bytes, engine.read_bytes
 
     def counting(self: Path) -> bytes:
         seen.append(self.name)
         return real(self)
 
+    def reading(path, size=-1) -> bytes:  # type: ignore[no-untyped-def]
+        seen.append(Path(path).name)
+        return read(path, size)
+
     monkeypatch.setattr(Path, "read_bytes", counting)
+    monkeypatch.setattr(engine, "read_bytes", reading)
     return seen
 
 
@@ -224,3 +229,22 @@ def test_a_signal_reaching_a_worker_before_its_initializer_neither_kills_it_nor_
     outcome = engine._from_cache(pickle.loads(blob), False)
     assert index == 0 and outcome is not None
     assert outcome.result.error is None and [c.table.name for c in outcome.result.calls] == ["t"]  # not "the parser crashed"
+
+
+def test_a_file_is_read_whole_whatever_size_it_was_said_to_have(tmp_path):
+    from tableshift.fsutil import read_bytes
+
+    data = bytes(range(256)) * 1000
+    path = tmp_path / "a.ts"
+    path.write_bytes(data)
+    assert read_bytes(path) == data
+    for size in (0, 1, 255, len(data) - 1, len(data), len(data) + 1, 10 * len(data)):  # grown, as said, shrunk
+        assert read_bytes(path, size) == data, size
+    (tmp_path / "empty.ts").write_bytes(b"")
+    assert read_bytes(tmp_path / "empty.ts") == b"" and read_bytes(tmp_path / "empty.ts", 5) == b""
+    for missing in (tmp_path / "gone.ts", tmp_path):
+        with pytest.raises(OSError) as raised:
+            read_bytes(missing)
+        with pytest.raises(OSError) as expected:
+            missing.read_bytes()
+        assert raised.value.strerror == expected.value.strerror

@@ -19,6 +19,7 @@ from tableshift import memo
 from tableshift.cache import dumps
 from tableshift.classify import classify
 from tableshift.discover import SourceFile
+from tableshift.fsutil import read_bytes
 from tableshift.model import Call, FileResult, Status, TableArg, Verdict
 from tableshift.patch import OverlappingEdits, apply_edits
 from tableshift.rewrite import ConstantEdit, Plan, plan, settle_shared
@@ -187,7 +188,7 @@ def _rejudge(outcome: FileOutcome, source: SourceFile, rules: RuleSet | None, ca
 
 def scan_file(source: SourceFile, rules: RuleSet | None, *, verify: bool = False) -> FileOutcome:
     try:
-        data = source.path.read_bytes()
+        data = read_bytes(source.path)
     except OSError as exc:
         failed = FileResult(path=source.display, language=source.language, error=f"cannot read: {exc.strerror}")
         return FileOutcome(failed, (), (), "")
@@ -775,7 +776,7 @@ class _StatIndex:
             if max(info.st_mtime_ns, info.st_ctime_ns) + self.RACY_NS < entry[2]:
                 return entry[1][len(self.salt) :]
         try:
-            data = source.path.read_bytes()
+            data = read_bytes(source.path, info.st_size)
         except OSError as exc:
             return f"error:cannot read: {exc.strerror}"
         skipped = _skip_reason(data, source.language, self.options)

@@ -31,6 +31,22 @@ _swept: set[Path] = set()
 INPUT_LIMIT = 64 << 20  # a rules file, config, schema or baseline larger than this is not one
 
 
+def read_bytes(path: str | Path, size: int = -1) -> bytes:
+    """`Path(path).read_bytes()` through `os.read`, sized by `size` (the file's `st_size` when the
+    caller has it), without the buffered file object: a third of the time per file, and a scan
+    reads every file of a tree. Reads on to the end, whatever the size said."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if size < 0:
+            size = os.fstat(fd).st_size
+        chunks = [os.read(fd, size + 1)]
+        while chunks[-1]:
+            chunks.append(os.read(fd, max(size, 1 << 16)))
+        return chunks[0] if len(chunks) == 2 else b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_input(path: Path, what: str, *, limit: int = INPUT_LIMIT) -> bytes:
     """An input file's bytes: a regular file of sane size, never a device or FIFO read forever.
 
