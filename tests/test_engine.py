@@ -248,3 +248,25 @@ def test_a_file_is_read_whole_whatever_size_it_was_said_to_have(tmp_path):
         with pytest.raises(OSError) as expected:
             missing.read_bytes()
         assert raised.value.strerror == expected.value.strerror
+
+
+def test_a_bounded_read_stops_one_byte_past_its_cap_and_says_why_it_read_nothing(tmp_path):
+    import os
+
+    from tableshift.fsutil import read_fd
+    from tableshift.link.linker import read_bounded
+
+    data = bytes(range(256)) * 1000
+    path = tmp_path / "a.ts"
+    path.write_bytes(data)
+    for size in (0, 100, len(data)):  # what a stat said, before the file grew or as it is
+        for cap in (1, 100, 101, len(data), len(data) + 1):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                assert read_fd(fd, size, cap) == data[:cap], (size, cap)
+            finally:
+                os.close(fd)
+    assert read_bounded(path, len(data)) == data
+    assert read_bounded(path, len(data) - 1) == f"larger than {len(data) - 1:,} bytes (--max-file-size)"
+    assert read_bounded(tmp_path, 10) == "Is a directory"  # as `open()` refused it
+    assert read_bounded(tmp_path / "gone.ts", 10) == "No such file or directory"

@@ -177,7 +177,7 @@ def _rejudge(outcome: FileOutcome, source: SourceFile, rules: RuleSet | None, ca
     if rules is None:
         return FileOutcome(result, verdicts, (), outcome.digest)
     try:
-        data = source.path.read_bytes()
+        data = read_bytes(source.path)
     except OSError:
         return outcome
     if outcome.digest and digest(data) != outcome.digest:
@@ -650,7 +650,7 @@ class _Sites:
         own = self.by_file.get(source.display, [])
         if own:
             try:
-                data = source.path.read_bytes()
+                data = read_bytes(source.path)
             except OSError:
                 data = b""
             calls.extend(site_call(site, data, source.language) for site in own)
@@ -1044,7 +1044,7 @@ def rewrite_file(
     path = source.display
     plans = (*chosen, *served)
     try:
-        old = source.path.read_bytes()
+        old = read_bytes(source.path)
     except OSError as exc:
         return Rewrite(path, source.path, b"", b"", plans, f"cannot read: {exc.strerror}")
     expected = {outcome.digest} if outcome.digest else set()

@@ -243,17 +243,25 @@ def _component_facts(data: bytes, language: str) -> ModuleFacts:
 def read_bounded(path: Path, limit: int) -> bytes | str:
     """A regular file's bytes, or why they are not read: never past `limit` bytes (a sparse
     gigabyte, a device or a FIFO committed as a module costs nothing)."""
+    import errno
     import stat
+
+    from tableshift.fsutil import read_fd
 
     saw(path)
     try:
-        with open(path, "rb") as handle:
-            info = os.fstat(handle.fileno())
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # unbuffered: the link pass reads every file
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):  # refused as `open()` refuses it
+                return os.strerror(errno.EISDIR)
             if not stat.S_ISREG(info.st_mode):
                 return "not a regular file"
             if info.st_size > limit:
                 return f"larger than {limit:,} bytes (--max-file-size)"
-            data = handle.read(limit + 1)
+            data = read_fd(fd, info.st_size, limit + 1)
+        finally:
+            os.close(fd)
     except OSError as exc:
         return exc.strerror or "cannot be read"
     if len(data) > limit:
