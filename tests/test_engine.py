@@ -132,7 +132,7 @@ def test_entries_are_marked_once_a_day_and_swept_once_a_day(tree):
     again.prune()  # swept already today: the stale entry waits for tomorrow's sweep
     with _entries(tree / "c") as db:
         assert dict(db.execute("SELECT key, used FROM entries_v2")) == {"kept": marked["kept"], "stale": 0}
-        db.execute("UPDATE meta_v1 SET value = value - 2 * 86400")  # the last sweep, two days ago
+        db.execute("UPDATE meta_v1 SET value = value - 2 * 86400 WHERE name = 'pruned'")  # the last sweep, two days ago
         db.execute("UPDATE entries_v2 SET used = used - 2 * 86400 WHERE key = 'kept'")
     later = Cache(tree / "c", rules_key=rules.digest)
     later.get("kept")

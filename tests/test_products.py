@@ -6,6 +6,7 @@ elsewhere turned out to be called in it), the reports are the ones the outcomes 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -150,6 +151,33 @@ def test_products_that_fail_their_signature_are_made_again(tree):
     expected = _reference(tree)
     assert _outputs(tree) == expected
     assert json.loads(expected["audit.json"])["summary"]["files_scanned"] == len(HELPERS) + len(FILLER)
+
+
+def test_a_cache_signed_with_another_key_is_emptied_not_scanned_file_by_file(tree, monkeypatch, capsys):
+    """`.tableshift-cache/` restored in CI without the user's key: none of its entries verify. Its
+    stat index must not call the files known (each would be scanned again in the main process,
+    one by one, when its entry failed): the cache is emptied and the run is a cold one."""
+    expected = _outputs(tree)
+
+    def counts() -> tuple[int, int, int]:
+        """-v's summary: how many files may hold calls, came from the cache, were parsed."""
+        capsys.readouterr()
+        assert run_in_process("-v", "audit", ".", "--rules", str(RULES), "-f", "json", "-o", "audit.json") == 0
+        found = re.search(r"(\d+) may hold calls, (\d+) from the cache, (\d+) parsed", capsys.readouterr().err)
+        assert found is not None
+        return int(found[1]), int(found[2]), int(found[3])
+
+    candidates = counts()[0]
+    assert candidates > engine.PARALLEL_MIN_FILES
+    assert counts() == (candidates, candidates, 0)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tree / "another-home"))  # a new key
+    rescans: list[str] = []
+    real = engine._Products.outcome
+    monkeypatch.setattr(engine._Products, "outcome", lambda self, source, *a: rescans.append(source.display) or real(self, source, *a))
+    assert counts() == (candidates, 0, candidates)
+    assert _outputs(tree) == expected
+    assert not [path for path in rescans if path.startswith("src/feature")]  # no product failed its signature
+    assert counts() == (candidates, candidates, 0)  # and the new key's entries are kept
 
 
 def test_products_spilled_to_disk_come_back_in_their_place(tree, monkeypatch):

@@ -123,6 +123,7 @@ def _write_new(path: Path, data: bytes) -> None:
 
 # The stat index, as git's: a file whose size, mtime, ctime and inode are what they were when it
 # was last read (and not so recent that a same-tick edit could hide) is not read again.
+_ENTRIES_TABLE = "CREATE TABLE IF NOT EXISTS entries_v2 (key TEXT PRIMARY KEY, value BLOB NOT NULL, used INTEGER NOT NULL DEFAULT 0)"
 _RUNS_TABLE = "CREATE TABLE IF NOT EXISTS runs_v2 (slot TEXT PRIMARY KEY, head BLOB NOT NULL, value BLOB NOT NULL, written INTEGER NOT NULL)"
 _META_TABLE = "CREATE TABLE IF NOT EXISTS meta_v1 (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
 _DAY = 86_400
@@ -158,17 +159,40 @@ class Cache:
     def _open(self, path: Path) -> sqlite3.Connection:
         try:
             db = sqlite3.connect(path, isolation_level=None)
-            db.execute("CREATE TABLE IF NOT EXISTS entries_v2 (key TEXT PRIMARY KEY, value BLOB NOT NULL, used INTEGER NOT NULL DEFAULT 0)")
+            db.execute(_ENTRIES_TABLE)
             db.execute(_STATS_TABLE)
             db.execute("SELECT count(*) FROM entries_v2").fetchone()
-            return db
         except sqlite3.DatabaseError:
             # a corrupt file: start over rather than trust it or fail
             path.unlink(missing_ok=True)
             db = sqlite3.connect(path, isolation_level=None)
-            db.execute("CREATE TABLE IF NOT EXISTS entries_v2 (key TEXT PRIMARY KEY, value BLOB NOT NULL, used INTEGER NOT NULL DEFAULT 0)")
+            db.execute(_ENTRIES_TABLE)
             db.execute(_STATS_TABLE)
-            return db
+        self._adopt(db)
+        return db
+
+    def _adopt(self, db: sqlite3.Connection) -> None:
+        """Empty a cache whose entries were signed with another key than ours (a `.tableshift-cache/`
+        restored in CI without `~/.cache/tableshift/cache-key`, a checkout copied from another
+        user): none of its entries would verify, and each file the stat index calls known would
+        be scanned again one by one, in this process, when its entry failed. A cache not yet
+        marked is new, or of an older build whose entries no key of this one can reach."""
+        mark = int.from_bytes(self._mac("cache signed by", b"")[:8], "big", signed=True)
+        db.execute(_META_TABLE)
+        row = db.execute("SELECT value FROM meta_v1 WHERE name = 'key'").fetchone()
+        if row is not None and row[0] == mark:
+            return
+        db.execute("BEGIN IMMEDIATE")  # another run marking it at the same time: looked at again, locked
+        row = db.execute("SELECT value FROM meta_v1 WHERE name = 'key'").fetchone()
+        if row is not None and row[0] == mark:
+            db.execute("COMMIT")
+            return
+        for table in ("entries_v2", "stats_v1", "runs_v2"):
+            db.execute(f"DROP TABLE IF EXISTS {table}")
+        db.execute(_ENTRIES_TABLE)
+        db.execute(_STATS_TABLE)
+        db.execute("INSERT OR REPLACE INTO meta_v1 (name, value) VALUES ('key', ?)", (mark,))
+        db.execute("COMMIT")
 
     def key(self, display: str, data_digest: str) -> str:
         # a file name need not be UTF-8: its bytes, as the file system has them
