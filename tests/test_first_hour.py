@@ -209,19 +209,24 @@ def test_the_pre_commit_hook_checks_only_the_files_it_is_given(repo):
     assert proc.returncode == 1 and "src/queue.ts:3:" in proc.stdout and "scratch.ts" not in proc.stdout
 
 
-def test_code_on_stdin_is_scanned_as_the_file_it_names(repo):
+def test_code_on_stdin_is_scanned_as_the_file_it_names(repo, tmp_path):
     code = APP["src/queue.ts"] + "export const more = () => supabase.from('content_metadata').select('id');\n"
     assert run_cli("baseline", ".", "--rules", str(RULES), "-o", "base.json", cwd=repo).returncode == 0
+    temporary = tmp_path / "tmp"  # where the code read from stdin is put for the run
+    temporary.mkdir()
+    env = {**os.environ, "TMPDIR": str(temporary)}
     audit = subprocess.run(
         [sys.executable, "-m", "tableshift", "audit", "-", "--stdin-filename", "src/queue.ts", "-f", "json"],
-        input=code, capture_output=True, text=True, cwd=repo,
+        input=code, capture_output=True, text=True, cwd=repo, env=env,
     )  # fmt: skip
+    assert list(temporary.iterdir()) == []  # removed, though the entry point skips the interpreter's teardown
     data = json.loads(audit.stdout)
     assert [c["file"] for c in data["calls"]] == ["src/queue.ts", "src/queue.ts"]
     check = subprocess.run(
         [sys.executable, "-m", "tableshift", "check", "-", "--stdin-filename=src/queue.ts", "--rules", str(RULES), "--baseline", "base.json"],
-        input=code, capture_output=True, text=True, cwd=repo,
+        input=code, capture_output=True, text=True, cwd=repo, env=env,
     )  # fmt: skip
+    assert list(temporary.iterdir()) == []
     assert check.returncode == 1 and "src/queue.ts:3:" in check.stdout and "route.ts" not in check.stdout
     missing = subprocess.run([sys.executable, "-m", "tableshift", "audit", "-"], input=code, capture_output=True, text=True, cwd=repo)
     assert missing.returncode == 2 and "--stdin-filename" in missing.stderr

@@ -332,7 +332,7 @@ def _slim_outcomes(inputs: Inputs, sources: list[SourceFile], settled: Settled |
         memo.put((kept, settled.modules if settled is not None else None))
 
 
-_STDIN: list[object] = []  # the temporary folder holding what came on stdin, for the run
+_STDIN: list[object] = []  # the temporary folder holding what came on stdin, for the run (removed by `main`)
 
 
 def _stdin_source(inputs: Inputs) -> SourceFile:
@@ -1155,6 +1155,8 @@ def main() -> None:
         _internal(exc)
     finally:
         app.registered_commands = commands
+        while _STDIN:  # the entry point leaves without the interpreter's teardown, which would remove it
+            _STDIN.pop().cleanup()  # type: ignore[attr-defined]
     if _SIGNAL[0]:
         # typer turns an interrupt into a silent 130; temporary files are gone, workers killed
         print("tableshift: terminated" if _SIGNAL[0] == signal.SIGTERM else "tableshift: interrupted", file=sys.stderr)
