@@ -891,17 +891,31 @@ class _Work:
         self.product = product
         # small batches early keep every worker busy; large ones cost less to send
         self.size = max(4, min(BATCH_MAX, hint // (self.workers * 8) or 1))
+        self.hint = hint
+        self.added = 0
         self.todo: list[tuple[int, SourceFile]] = []
         self.batches: list[tuple[list[int], list[SourceFile]]] = []
         self.pool = None
         self.futures: list = []  # type: ignore[type-arg]
 
     def add(self, index: int, source: SourceFile) -> None:
+        """Schedule the file at `index` of the run's sources (added in order)."""
         self.todo.append((index, source))
-        if len(self.todo) >= PARALLEL_MIN_FILES and self.workers > 1:
-            while len(self.todo) >= self.size:
-                self._submit(self.todo[: self.size])
-                del self.todo[: self.size]
+        self.added += 1
+        if self.workers > 1 and (self.pool is not None or len(self.todo) >= PARALLEL_MIN_FILES):
+            size = self._size(index)
+            while len(self.todo) >= size:
+                self._submit(self.todo[:size])
+                del self.todo[:size]
+
+    def _size(self, index: int) -> int:
+        """The next batch's size, shrinking to one file as the sources run out (guided
+        self-scheduling): the workers take batches in order, and the last ones, small, end
+        together. Batches of 8 to the end left one of capgo's two workers alone for 17-45 ms
+        (its last files are its largest tests). What is left to scan is guessed from the share
+        of the files read so far that were added."""
+        left = (self.hint - index - 1) * self.added / (index + 1)
+        return max(1, min(self.size, int(left / (2 * self.workers))))
 
     def _submit(self, chunk: list[tuple[int, SourceFile]]) -> None:
         batch = ([i for i, _ in chunk], [s for _, s in chunk])
