@@ -1156,7 +1156,8 @@ def main() -> None:
     finally:
         app.registered_commands = commands
         while _STDIN:  # the entry point leaves without the interpreter's teardown, which would remove it
-            _STDIN.pop().cleanup()  # type: ignore[attr-defined]
+            with contextlib.suppress(OSError):
+                _STDIN.pop().cleanup()  # type: ignore[attr-defined]
     if _SIGNAL[0]:
         # typer turns an interrupt into a silent 130; temporary files are gone, workers killed
         print("tableshift: terminated" if _SIGNAL[0] == signal.SIGTERM else "tableshift: interrupted", file=sys.stderr)
