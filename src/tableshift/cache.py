@@ -130,6 +130,18 @@ _DAY = 86_400
 _STATS_TABLE = "CREATE TABLE IF NOT EXISTS stats_v1 (path BLOB PRIMARY KEY, stat TEXT NOT NULL, verdict TEXT NOT NULL, written INTEGER NOT NULL)"
 
 
+def _connected(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None)
+    _create_tables(db)
+    return db
+
+
+def _create_tables(db: sqlite3.Connection) -> None:
+    """The tables every run reads (the run memo's and the sweep's are made when first used)."""
+    db.execute(_ENTRIES_TABLE)
+    db.execute(_STATS_TABLE)
+
+
 class Cache:
     """An SQLite file of signed entries; any failure to open, read or write it just means no cache."""
 
@@ -158,16 +170,12 @@ class Cache:
 
     def _open(self, path: Path) -> sqlite3.Connection:
         try:
-            db = sqlite3.connect(path, isolation_level=None)
-            db.execute(_ENTRIES_TABLE)
-            db.execute(_STATS_TABLE)
+            db = _connected(path)
             db.execute("SELECT count(*) FROM entries_v2").fetchone()
         except sqlite3.DatabaseError:
             # a corrupt file: start over rather than trust it or fail
             path.unlink(missing_ok=True)
-            db = sqlite3.connect(path, isolation_level=None)
-            db.execute(_ENTRIES_TABLE)
-            db.execute(_STATS_TABLE)
+            db = _connected(path)
         self._adopt(db)
         return db
 
@@ -178,20 +186,19 @@ class Cache:
         be scanned again one by one, in this process, when its entry failed. A cache not yet
         marked is new, or of an older build whose entries no key of this one can reach."""
         mark = int.from_bytes(self._mac("cache signed by", b"")[:8], "big", signed=True)
+
+        def ours() -> bool:
+            return db.execute("SELECT value FROM meta_v1 WHERE name = 'key'").fetchone() == (mark,)
+
         db.execute(_META_TABLE)
-        row = db.execute("SELECT value FROM meta_v1 WHERE name = 'key'").fetchone()
-        if row is not None and row[0] == mark:
+        if ours():
             return
         db.execute("BEGIN IMMEDIATE")  # another run marking it at the same time: looked at again, locked
-        row = db.execute("SELECT value FROM meta_v1 WHERE name = 'key'").fetchone()
-        if row is not None and row[0] == mark:
-            db.execute("COMMIT")
-            return
-        for table in ("entries_v2", "stats_v1", "runs_v2"):
-            db.execute(f"DROP TABLE IF EXISTS {table}")
-        db.execute(_ENTRIES_TABLE)
-        db.execute(_STATS_TABLE)
-        db.execute("INSERT OR REPLACE INTO meta_v1 (name, value) VALUES ('key', ?)", (mark,))
+        if not ours():
+            for table in ("entries_v2", "stats_v1", "runs_v2"):
+                db.execute(f"DROP TABLE IF EXISTS {table}")
+            _create_tables(db)
+            db.execute("INSERT OR REPLACE INTO meta_v1 (name, value) VALUES ('key', ?)", (mark,))
         db.execute("COMMIT")
 
     def key(self, display: str, data_digest: str) -> str:
