@@ -23,6 +23,8 @@ from tableshift import __version__
 from tableshift.errors import UsageError
 
 if TYPE_CHECKING:
+    import tempfile
+
     from rich.console import Console
 
     from tableshift.config import Config
@@ -332,7 +334,7 @@ def _slim_outcomes(inputs: Inputs, sources: list[SourceFile], settled: Settled |
         memo.put((kept, settled.modules if settled is not None else None))
 
 
-_STDIN: list[object] = []  # the temporary folder holding what came on stdin, for the run (removed by `main`)
+_STDIN: list[tempfile.TemporaryDirectory[str]] = []  # the temporary folder holding what came on stdin, for the run (removed by `main`)
 
 
 def _stdin_source(inputs: Inputs) -> SourceFile:
@@ -1157,7 +1159,7 @@ def main() -> None:
         app.registered_commands = commands
         while _STDIN:  # the entry point leaves without the interpreter's teardown, which would remove it
             with contextlib.suppress(OSError):
-                _STDIN.pop().cleanup()  # type: ignore[attr-defined]
+                _STDIN.pop().cleanup()
     if _SIGNAL[0]:
         # typer turns an interrupt into a silent 130; temporary files are gone, workers killed
         print("tableshift: terminated" if _SIGNAL[0] == signal.SIGTERM else "tableshift: interrupted", file=sys.stderr)
