@@ -42,6 +42,14 @@ def test_outside_git_honours_nested_gitignore_files(tmp_path, monkeypatch):
     assert [f.display for f in discover(["."])] == EXPECTED
 
 
+def test_outside_git_a_gitignore_rules_its_own_folder_only(tmp_path, monkeypatch):
+    # `app/` is a prefix of `app2/` as a string, not as a folder
+    _tree(tmp_path, {"app/.gitignore": "*.ts\n/top.js\n", "app/a.ts": "", "app/top.js": "", "app/sub/top.js": "", "app2/b.ts": "", "app2/top.js": ""})
+    monkeypatch.chdir(tmp_path)
+    assert [f.display for f in discover(["."])] == ["app/sub/top.js", "app2/b.ts", "app2/top.js"]
+    assert [f.display for f in discover(["app"])] == ["app/sub/top.js"]
+
+
 @pytest.mark.skipif(subprocess.run(["git", "--version"], capture_output=True).returncode != 0, reason="no git")
 def test_inside_git_uses_git_ls_files(tmp_path, monkeypatch):
     _tree(tmp_path, FILES)
