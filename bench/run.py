@@ -220,6 +220,12 @@ def measure(tree: Path, runs: int, tableshift: list[str], astgrep: list[str]) ->
     original = victim.read_bytes() if victim is not None else b""
     out: dict[str, float] = {"files": sum(v for k, v in files.items() if k.startswith(".")), "MB": files["bytes"] / 1e6}
     out["with .from("] = files["with_from"]
+    # tableshift lists a git work tree's files with `git ls-files`, and walks any other folder
+    # reading its .gitignore files (slower): a copy without its .git is not the same measurement
+    inside = shutil.which("git") is not None and subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "--is-inside-work-tree"], capture_output=True, text=True
+    ).stdout.strip() == "true"
+    out["git"] = float(inside)
 
     def cold() -> float:
         return _run(cold_audit, tree, "tableshift cold")
@@ -302,6 +308,8 @@ def row(label: str, r: dict[str, float]) -> str:
         f"  {spread}; ast-grep read {r['sg files']:.0f} files, tableshift parsed {r['ts parsed']:.0f};"
         f" cores used cold: ast-grep {r['sg cores']:.2f}, tableshift {r['ts cores']:.2f}"
     )
+    if not r["git"]:
+        detail += "; not a git work tree: tableshift walked it, reading its .gitignore files"
     if r["throttled"]:
         detail += f"; THROTTLED {r['throttled']:.0f} times ({r['throttled s']:.1f} s) by the cgroup's CPU quota: not comparable"
     return f"{line}\n{detail}"
