@@ -356,7 +356,6 @@ def stream(
     """
     if not sources:
         return
-    from tableshift.link import callsites
     from tableshift.link.linker import Linker
 
     from tableshift.discover import project_root
@@ -384,6 +383,8 @@ def stream(
             if on_file is not None:
                 on_file(item.result)
             spool.append(item, blob)
+        from tableshift.link import callsites  # once every file is read: not before the workers start
+
         sites = callsites.find(sources, helpers, linker) if helpers else []
         joined = _Sites(sites)
         shared.settle(sources, linker)
@@ -761,7 +762,9 @@ class _StatIndex:
         self.cache = cache
         self.options = options
         self.entries = cache.stats() if cache is not None else {}
-        self.salt = f"{__version__}:{code_fingerprint()}:{options.max_file_size}:{int(options.skip_minified)}|"
+        # what an entry was found under (no cache, nothing to find or keep: tableshift's own
+        # source is not hashed for nothing before the first file is read)
+        self.salt = f"{__version__}:{code_fingerprint()}:{options.max_file_size}:{int(options.skip_minified)}|" if cache is not None else ""
         self.now = time.time_ns()
 
     def verdict(self, source: SourceFile) -> str:
