@@ -23,6 +23,9 @@ class SourceText:
         self._lines: dict[int, str] = {}
         self._comments: dict[int, str | None] = {}
         self._last = (-1, 0, 0)  # row, offset, column of the last position: many calls share a line
+        # where the last line was found without the line table: (offset, its row, its line's start)
+        self._anchor = (0, 0, 0)
+        self._row_starts: dict[int, int] = {}  # rows found that way -> where they start
 
     @cached_property
     def line_starts(self) -> list[int]:
@@ -38,8 +41,7 @@ class SourceText:
 
     def position(self, offset: int) -> Position:
         """1-based line and character column of a byte offset."""
-        row = bisect_right(self.line_starts, offset) - 1
-        start = self.line_starts[row]
+        row, start = self._line_of(offset)
         last_row, last_offset, last_column = self._last
         if row == last_row and offset >= last_offset and (row or last_offset >= len(BOM)):
             # from the previous position on the same line: a minified line of 4,000 calls stays linear
@@ -59,10 +61,37 @@ class SourceText:
             self._lines[line] = self._line_text(line)
         return self._lines[line]
 
+    def _line_of(self, offset: int) -> tuple[int, int]:
+        """The 0-based row of a byte offset, and where its line starts.
+
+        Without the line table (a file's calls need a few positions, and splitting every line of
+        it cost more than counting): the newlines between the offset and the last one found, then
+        the line's start, unless it is the last one's line (a minified line of 4,000 calls stays
+        linear)."""
+        if "line_starts" in self.__dict__:  # made already (`point`, the suppression comments)
+            starts = self.line_starts
+            row = bisect_right(starts, offset) - 1
+            return row, starts[row]
+        at, last, start = self._anchor
+        if offset >= at:
+            row = last + self.data.count(b"\n", at, offset)
+        else:
+            row = last - self.data.count(b"\n", offset, at)
+        if row != last:
+            start = self.data.rfind(b"\n", 0, offset) + 1
+        self._anchor = (offset, row, start)
+        self._row_starts[row] = start
+        return row, start
+
     def _line_text(self, line: int) -> str:
-        starts = self.line_starts
-        start = starts[line - 1]
-        end = starts[line] if line < len(starts) else len(self.data)
+        start = self._row_starts.get(line - 1)
+        if start is not None:
+            end = self.data.find(b"\n", start)
+            end = len(self.data) if end == -1 else end + 1
+        else:
+            starts = self.line_starts
+            start = starts[line - 1]
+            end = starts[line] if line < len(starts) else len(self.data)
         raw = self.data[start:end].rstrip(b"\r\n")
         if line == 1 and raw.startswith(BOM):
             raw = raw[len(BOM) :]
