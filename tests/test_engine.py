@@ -273,8 +273,10 @@ def test_a_bounded_read_stops_one_byte_past_its_cap_and_says_why_it_read_nothing
 
 
 def test_batches_shrink_to_one_file_as_the_sources_run_out(monkeypatch):
-    """The workers take batches in order: the last ones, of one file each, end together (batches of
-    eight to the end left one of two workers alone with the last one, up to 45 ms on capgo)."""
+    """The workers take batches in order: the pool starts with one for each worker (the first pass
+    may read hundreds of files before it has another), and the last ones, of one file each, end
+    together (batches of eight to the end left one of two workers alone with the last one, up to
+    45 ms on capgo)."""
     from tableshift.discover import SourceFile
 
     sent: list[list[str]] = []
@@ -286,5 +288,52 @@ def test_batches_shrink_to_one_file_as_the_sources_run_out(monkeypatch):
         work.add(int(name[1:-3]), SourceFile(Path(name), name, "typescript"))
     sizes = [len(batch) for batch in sent]
     assert [name for batch in sent for name in batch] == added and not work.todo  # all sent, in order
-    assert sizes[0] == engine.BATCH_MAX and sizes[-8:] == [1] * 8
-    assert sizes == sorted(sizes, reverse=True)
+    first = engine.PARALLEL_MIN_FILES // 2
+    assert sizes[:3] == [first, first, engine.BATCH_MAX] and sizes[-8:] == [1] * 8
+    assert sizes[2:] == sorted(sizes[2:], reverse=True)
+
+
+def test_the_pool_prepared_in_a_thread_is_joined_before_a_fork_and_before_exit():
+    """`prepare_pool` imports the pool's modules in a thread while git lists the files: a fork must
+    not copy a half-done import, and the fast exit must find nothing left running."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import sys, threading
+        from tableshift import cli, engine
+        engine.usable_cores = lambda: 2
+        engine.prepare_pool(0)
+        started = [t.name for t in engine._PREPARING]
+        pool = engine._pool(None, 2)  # joins it first
+        assert not engine._PREPARING and "concurrent.futures.process" in sys.modules
+        assert pool.submit(sum, [1, 2]).result() == 3
+        pool.shutdown()
+        engine.prepare_pool(0)  # the modules are there now: nothing to do
+        assert not engine._PREPARING and threading.active_count() == 1 and cli._nothing_left()
+        print(started)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['tableshift-prepare']"
+
+
+def test_a_run_with_a_cache_or_on_named_files_prepares_no_pool(tmp_path, monkeypatch):
+    """With a cache, a run that finds nothing changed needs no pool; named files (pre-commit) are
+    not listed by git: no thread is started for either."""
+    from tableshift import cli
+
+    monkeypatch.setattr(engine, "usable_cores", lambda: 2)
+    started: list[int] = []
+    monkeypatch.setattr(engine, "prepare_pool", lambda jobs=0: started.append(jobs))
+    monkeypatch.chdir(FIXTURES / "demo-app")
+    flags = cli.RunFlags(0, False, tmp_path / "cache", 2_000_000, True)
+    cli._sources(cli._inputs(None, [Path(".")], None, None, None, need_rules=False, flags=flags))
+    named = next(Path("src").rglob("*.ts"))
+    cli._sources(cli._inputs(None, [named], None, None, None, need_rules=False, flags=cli.RunFlags(0, True)))
+    assert started == []
+    cli._sources(cli._inputs(None, [Path(".")], None, None, None, need_rules=False, flags=cli.RunFlags(0, True)))
+    assert started == [0]

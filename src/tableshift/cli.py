@@ -237,6 +237,12 @@ def _sources(inputs: Inputs, *, only: set[Path] | None = None) -> list[SourceFil
 
     if any(str(p) == "-" for p in inputs.paths):
         return [_stdin_source(inputs)]
+    if inputs.options.cache_dir is None and any(Path(p).is_dir() for p in inputs.paths):
+        # every file will be read and the candidates scanned: the pool's modules are imported
+        # while git lists the files (with a cache, a run that finds nothing changed needs no pool)
+        from tableshift import engine
+
+        engine.prepare_pool(inputs.options.jobs)
     sources = discover(
         inputs.paths, include=inputs.include, exclude=inputs.exclude, pattern_base=inputs.config.root, force_exclude=bool(_UI["force_exclude"])
     )
@@ -1201,6 +1207,9 @@ def _nothing_left() -> bool:
     close on their own way out), no other thread, no child process still running."""
     import threading
 
+    engine = sys.modules.get("tableshift.engine")
+    if engine is not None:
+        engine._prepared()  # the pool's modules, imported in a thread while git listed the files
     if "psycopg" in sys.modules or "tableshift.db.server" in sys.modules or threading.active_count() > 1:
         return False
     children = sys.modules.get("multiprocessing")

@@ -410,6 +410,7 @@ def stream(
             else:
                 yield final
     finally:
+        _prepared()  # a run that needed no pool: nothing left running at exit
         spool.close()
         if cache is not None:
             cache.prune()  # also flushes
@@ -906,6 +907,14 @@ class _Work:
         self.todo.append((index, source))
         self.added += 1
         if self.workers > 1 and (self.pool is not None or len(self.todo) >= PARALLEL_MIN_FILES):
+            if self.pool is None:
+                # the pool starts with a batch for each worker: the first pass may read hundreds of
+                # files before it has another batch's worth (capgo's second worker waited 20 ms)
+                share = -(-len(self.todo) // self.workers)
+                while self.todo:
+                    self._submit(self.todo[:share])
+                    del self.todo[:share]
+                return
             size = self._size(index)
             while len(self.todo) >= size:
                 self._submit(self.todo[:size])
@@ -944,7 +953,40 @@ class _Work:
             self.pool = None
 
 
+_PREPARING: list = []  # the thread `prepare_pool` started, until it is joined  # type: ignore[type-arg]
+
+
+def prepare_pool(jobs: int = 0) -> None:
+    """Import the process pool's modules and load the grammars in a thread, while the caller waits
+    on `git ls-files`: they took 10 to 15 ms just before the workers could start, with the other
+    core idle. Joined before any worker is forked (a fork must not copy a half-done import)."""
+    if _PREPARING or jobs == 1 or usable_cores() < 2 or "concurrent.futures.process" in sys.modules:
+        return
+    import threading
+
+    thread = threading.Thread(target=_prepare, name="tableshift-prepare", daemon=True)
+    _PREPARING.append(thread)
+    thread.start()
+
+
+def _prepare() -> None:
+    import concurrent.futures.process  # noqa: F401
+    import multiprocessing  # noqa: F401
+
+    from tableshift.scan import typescript
+
+    for language in ("typescript", "tsx", "javascript"):
+        typescript.grammar(language)
+
+
+def _prepared() -> None:
+    """Wait for `prepare_pool`'s thread, if one was started."""
+    while _PREPARING:
+        _PREPARING.pop().join()
+
+
 def _pool(rules: RuleSet | None, workers: int, verify: bool = False, product: Product | None = None):  # type: ignore[no-untyped-def]
+    _prepared()
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
