@@ -9,6 +9,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import chain
 
 from tree_sitter import Language, Node, Parser, Query, QueryCursor, Tree
 
@@ -1321,9 +1322,10 @@ def _storage_member(node: Node) -> bool:
 
 def _statement(node: Node, parents: n.Parents) -> Node:
     """The statement a chain belongs to: a syntax error anywhere in it makes the chain's reading unsure."""
-    for anc in (node, *parents.ancestors(node)):
-        if anc.type.endswith(("statement", "declaration")) or anc.type in ("program", "statement_block", "class_body"):
-            return anc if anc.type not in ("program", "statement_block", "class_body") else node
+    for anc in chain((node,), parents.ancestors(node)):  # up to the statement, not the root
+        kind = anc.type
+        if kind.endswith(("statement", "declaration")) or kind in ("program", "statement_block", "class_body"):
+            return anc if kind not in ("program", "statement_block", "class_body") else node
     return node
 
 
