@@ -79,17 +79,19 @@ def _unescape(raw: str) -> str:
 def string_literal(node: Node) -> StringLiteral | None:
     """The value of a string literal or a template literal without substitutions, else None."""
     node = unwrap(node)
-    if node.type not in ("string", "template_string"):
+    kind = node.type
+    if kind != "string" and kind != "template_string":
         return None
-    pieces = node.named_children
-    if any(p.type == "template_substitution" for p in pieces):
-        return None
-    raw = (node.text or b"")[1:-1]
-    has_escape = any(p.type == "escape_sequence" for p in pieces)
-    decoded = raw.decode("utf-8", "surrogateescape")
+    has_escape = False
+    for piece in node.named_children:
+        piece_kind = piece.type
+        if piece_kind == "template_substitution":
+            return None
+        has_escape = has_escape or piece_kind == "escape_sequence"
+    code = node.text or b""
+    decoded = code[1:-1].decode("utf-8", "surrogateescape")
     value = _unescape(decoded) if has_escape else decoded
-    quote = (node.text or b"'")[:1].decode()
-    return StringLiteral(value, node.start_byte + 1, not has_escape, quote)
+    return StringLiteral(value, node.start_byte + 1, not has_escape, code[:1].decode() if code else "'")
 
 
 def arguments(args: Node | None) -> list[Node]:
