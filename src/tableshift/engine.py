@@ -374,6 +374,8 @@ def stream(
             if isinstance(item, _Made):
                 if item.product is None:
                     kept.append(key)
+                else:  # kept now, while the workers scan on: the product of that outcome, linked or not
+                    products.put(key, item)
                 if on_file is not None:
                     on_file(FileResult(path=source.display, language=source.language))
                 spool.append_made(item)
@@ -457,11 +459,15 @@ class _Products:
         if self.cache is not None and self.product is not None:
             self.blobs = _Blobs(self.cache, [self.key(k) for k in keys])
 
+    def put(self, key: str, made: _Made) -> None:
+        """Keep a product made just now beside its outcome (`key`: "" when the file changed while
+        it was scanned, then not kept)."""
+        if key and self.cache is not None and made.product is not None:
+            self.cache.put(self.key(key), made.product)
+
     def get(self, key: str, made: _Made) -> bytes | None:
-        """The product of a file that came as one: made just now (then kept), or read back."""
+        """The product of a file that came as one: made just now (kept as it came), or read back."""
         if made.product is not None:
-            if key and self.cache is not None:
-                self.cache.put(self.key(key), made.product)
             return made.product
         if self.blobs is None or not key:
             return None
