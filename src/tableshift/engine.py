@@ -28,6 +28,8 @@ from tableshift.scan import candidate_pattern, error_count, error_count_edited, 
 from tableshift.scan.shared import generated_types
 
 if TYPE_CHECKING:
+    import threading
+
     from tableshift.link.callsites import CallSite, Helper
     from tableshift.link.linker import Linker
 
@@ -959,7 +961,7 @@ class _Work:
             self.pool = None
 
 
-_PREPARING: list = []  # the thread `prepare_pool` started, until it is joined  # type: ignore[type-arg]
+_PREPARING: list[threading.Thread] = []  # the thread `prepare_pool` started, until it is joined
 
 
 def prepare_pool(jobs: int = 0) -> None:
@@ -976,13 +978,16 @@ def prepare_pool(jobs: int = 0) -> None:
 
 
 def _prepare() -> None:
-    import concurrent.futures.process  # noqa: F401
-    import multiprocessing  # noqa: F401
+    try:
+        import concurrent.futures.process  # noqa: F401
+        import multiprocessing  # noqa: F401
 
-    from tableshift.scan import typescript
+        from tableshift.scan import typescript
 
-    for language in ("typescript", "tsx", "javascript"):
-        typescript.grammar(language)
+        for language in ("typescript", "tsx", "javascript"):
+            typescript.grammar(language)
+    except BaseException:  # noqa: BLE001  (the same import in the run itself says what is wrong, in one line)
+        pass
 
 
 def _prepared() -> None:
