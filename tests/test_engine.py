@@ -121,6 +121,31 @@ def test_a_cache_file_found_damaged_during_a_run_is_started_over(tree):
         assert db.execute("SELECT count(*) FROM stats_v1").fetchone()[0] > 0
 
 
+def test_a_cache_another_run_keeps_locked_is_left_alone(tree, monkeypatch):
+    """A cache locked by another run for longer than SQLite waits is not a corrupt one: this run goes
+    on without it, and the file stays."""
+    import tableshift.cache as cache_module
+
+    rules = load_rules(RULES)
+    cache_dir = tree / ".tableshift-cache"
+    engine.run(discover(["."]), rules, options=engine.Options(jobs=1, cache_dir=cache_dir))
+    before = (cache_dir / "cache.sqlite").read_bytes()
+
+    class Locked:
+        def __init__(self, db):
+            self.db = db
+
+        def execute(self, sql, *args):
+            if sql.startswith("SELECT count(*)"):
+                raise sqlite3.OperationalError("database is locked")
+            return self.db.execute(sql, *args)
+
+    connected = cache_module._connected
+    monkeypatch.setattr(cache_module, "_connected", lambda path: Locked(connected(path)))
+    assert not Cache(cache_dir, rules_key=rules.digest).enabled
+    assert (cache_dir / "cache.sqlite").read_bytes() == before
+
+
 def test_other_rules_do_not_share_entries(tree):
     rules = load_rules(RULES)
     other = load_rules(FIXTURES.parent / "rules" / "content-consolidation.toml")

@@ -192,6 +192,8 @@ class Cache:
         try:
             db = _connected(path)
             db.execute("SELECT count(*) FROM entries_v2").fetchone()
+        except sqlite3.OperationalError:
+            raise  # locked by another run past the wait, or the disk: no cache this time, the file kept
         except sqlite3.DatabaseError:
             # a corrupt file: start over rather than trust it or fail
             path.unlink(missing_ok=True)
