@@ -552,14 +552,14 @@ class _Window:
 
     def __init__(self, data: bytes, blocks: Sequence[Block], original: SourceText) -> None:
         self.original = original
-        first = original.position(blocks[0].start).line
+        first = original.line(blocks[0].start)
         self.base = original.line_starts[first - 1]
         self.lines_before = first - 1
         self.copy = masked(data, blocks, start=self.base, end=blocks[-1].end)
         self.text = SourceText(self.copy)
         self.recount: set[int] = set()  # lines of the copy whose columns differ from the file's
         for block in blocks:
-            line = original.position(block.start).line
+            line = original.line(block.start)
             start = original.line_starts[line - 1]
             before = data[start : block.start]
             if start == 0:

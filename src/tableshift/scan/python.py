@@ -479,7 +479,7 @@ class _FileScan:
     def _base(self, kind: Kind, method: cst.Attribute, top: cst.CSTNode, client: cst.BaseExpression) -> dict:
         top_span = self.span(top)
         start = self.src.position(self.span(method.attr).start)
-        first = self.src.position(top_span.start).line
+        first = self.src.line(top_span.start)
         return {
             "file": self.path,
             "language": "python",
@@ -500,7 +500,7 @@ class _FileScan:
         current: cst.CSTNode | None = node
         while current is not None and not isinstance(current, cst.SimpleStatementLine | cst.BaseCompoundStatement):
             current = self.parent(current)
-        return self.src.position(self.span(current if current is not None else node).start).line
+        return self.src.line(self.span(current if current is not None else node).start)
 
     def _named(self, kind, node, func, client, links, top, *, schema=None) -> Call | None:  # type: ignore[no-untyped-def]
         args = [a for a in node.args if a.keyword is None and not a.star]

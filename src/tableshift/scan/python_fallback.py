@@ -469,8 +469,8 @@ class _FileScan:
     def _base(self, kind: Kind, link: _Link, top: Node, client: Node, statement: Node) -> dict:  # type: ignore[type-arg]
         top_span = self.span(top)
         start = self.src.position(self.span(link.method.child_by_field_name("attribute")).start)  # type: ignore[union-attr, arg-type]
-        first = self.src.position(top_span.start).line
-        above = self.src.position(self.span(statement).start).line - 1
+        first = self.src.line(top_span.start)
+        above = self.src.line(self.span(statement).start) - 1
         return {
             "file": self.path,
             "language": "python",

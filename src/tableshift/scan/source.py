@@ -55,6 +55,10 @@ class SourceText:
         self._last = (row, offset, column)
         return Position(row + 1, column + 1)
 
+    def line(self, offset: int) -> int:
+        """The 1-based line of a byte offset (`position(offset).line`, without the column)."""
+        return self._line_of(offset)[0] + 1
+
     def line_text(self, line: int) -> str:
         """The text of a 1-based line, without its line ending."""
         if line not in self._lines:

@@ -809,9 +809,9 @@ class _FileScan:
 
     def _base(self, kind: Kind, node: Node, method: Node, top: Node, client: Node) -> dict:
         start = self.src.position(method.start_byte)
-        first = self.src.position(top.start_byte).line
+        first = self.src.line(top.start_byte)
         statement_node = _statement(top, self.parents)
-        statement = self.src.position(statement_node.start_byte).line
+        statement = self.src.line(statement_node.start_byte)
         return {
             "suppression": self.src.suppression(
                 tuple(dict.fromkeys((start.line, first))), tuple(dict.fromkeys((start.line - 1, first - 1, statement - 1)))
@@ -851,7 +851,7 @@ class _FileScan:
         """What every call found in `node` shares (a string of SQL may name several tables): the
         first line of its statement, its span and end, its folded text, its error region."""
         statement_node = _statement(node, self.parents)
-        first = self.src.position(statement_node.start_byte).line
+        first = self.src.line(statement_node.start_byte)
         return first, _span(node), self.src.position(node.end_byte), fold(n.text(node)), statement_node.has_error
 
     def _table(self, node, method, client, schema, arg, links, top, continuation, evidence) -> Call:  # type: ignore[no-untyped-def]
@@ -1357,5 +1357,9 @@ def _short(node: Node, limit: int = 60) -> str:
     return code if len(code) <= limit else code[: limit - 1] + "…"
 
 
+_LINE_BREAK = re.compile(r"\s*\n\s*")
+
+
 def _client_text(node: Node) -> str:
-    return re.sub(r"\s*\n\s*", "", n.text(node))
+    code = n.text(node)
+    return _LINE_BREAK.sub("", code) if "\n" in code else code
