@@ -108,7 +108,7 @@ def _items(
 
 
 def column_from_string(
-    lit: StringLiteral, src: SourceText, *, role: Role, op: str, qualifier: str | None = None
+    lit: StringLiteral, src: SourceText, *, role: Role, op: str, qualifier: str | None = None, value: str | None = None
 ) -> Column:
     """A filter-style column argument: `col`, `col->>key`, `embed.col`."""
     text = lit.value
@@ -124,7 +124,7 @@ def column_from_string(
     else:
         name = base
     span, pos = _where(lit, src, start, start + len(name))
-    return Column(name, role, op, pos, span, json_path=json_path, qualifier=qualifier)
+    return Column(name, role, op, pos, span, json_path=json_path, qualifier=qualifier, value=value)
 
 
 def add_logic(found: Found, lit: StringLiteral, src: SourceText, *, op: str, qualifier: str | None) -> None:

@@ -211,6 +211,7 @@ def table_call(
     evidence: bool,
     continued: bool,
     escaped: str | None,
+    options: tuple[tuple[str, str], ...] = (),
 ) -> Call:
     """A table call from what either scanner found, with the notes both add about its chain."""
     notes = list(found.notes)
@@ -230,4 +231,5 @@ def table_call(
         payload_objects=tuple(found.payload_objects),
         open_chain=continued or escaped is not None,
         malformed=tuple(found.malformed),
+        options=options,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from bisect import bisect_left
@@ -484,8 +483,9 @@ class _FileScan:
                 if not computed and value_start is not None:
                     col.add_logic(found, StringLiteral(inner, value_start + 1, True, "'"), self.src, op="or", qualifier=qualifier)
             elif start is not None:
-                column = col.column_from_string(StringLiteral(key, start, True, "'"), self.src, role=Role.FILTER, op="filter")
-                found.filter.append(dataclasses.replace(column, value=None if computed or not value else value))
+                found.filter.append(
+                    col.column_from_string(StringLiteral(key, start, True, "'"), self.src, role=Role.FILTER, op="filter", value=None if computed or not value else value)
+                )
 
     def _rest_method(self, url: Node) -> Operation | None:
         """The operation of the request that sends this URL: `fetch(url, { method: 'PATCH' })`
@@ -864,7 +864,7 @@ class _FileScan:
         # but the operation stays unknown: which branch runs is not visible statically.
         for link in [*links, *continuation]:
             self._columns(link, found)
-        call = table_call(
+        return table_call(
             self._base(Kind.TABLE, node, method, top, client),
             found,
             schema=schema,
@@ -874,9 +874,8 @@ class _FileScan:
             evidence=evidence,
             continued=bool(continuation) and not links,
             escaped=self._escaped.get(top.id),
+            options=_options_of(links),
         )
-        options = _options_of(links)
-        return dataclasses.replace(call, options=options) if options else call
 
     def _rpc(self, node, method, client, schema, args, links, top, evidence) -> Call | None:  # type: ignore[no-untyped-def]
         if not evidence or not args:
@@ -977,7 +976,6 @@ class _FileScan:
             if lit is None:
                 found.opaque.append(self._opaque(Role.FILTER, f"{name}() column is not a literal: `{n.text(first)}`", first))
             else:
-                column = col.column_from_string(lit, self.src, role=Role.FILTER, op=name, qualifier=qualifier)
                 if name == "order":  # direction and nulls as postgrest-js sends them: `col.desc.nullsfirst`
                     value = self._order(args[1]) if len(args) > 1 else "asc"
                 elif name in ("not", "filter"):  # `.not('a', 'is', null)`: sent as `a=not.is.null`, `.filter(a, op, v)` as `a=op.v`
@@ -986,7 +984,7 @@ class _FileScan:
                     value = f"{operator.value}.{operand}" if operator is not None and operand is not None else None
                 else:
                     value = _method_value(name, args)
-                found.filter.append(dataclasses.replace(column, value=value) if value is not None else column)
+                found.filter.append(col.column_from_string(lit, self.src, role=Role.FILTER, op=name, qualifier=qualifier, value=value))
         elif name == "match" and first is not None:
             self._keys(first, found, Role.FILTER, "match", found.filter)
         elif name == "or" and first is not None:
