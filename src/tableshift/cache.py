@@ -377,9 +377,7 @@ class Cache:
                 self._db.execute("INSERT OR REPLACE INTO meta_v1 (name, value) VALUES ('pruned', ?)", (now,))
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
-            self._damaged(exc)
+            self._rolled_back(exc)
 
     def flush(self) -> None:
         if self._db is not None and self._stats:

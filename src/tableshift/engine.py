@@ -414,7 +414,6 @@ def stream(
             else:
                 yield final
     finally:
-        _prepared()  # a run that needed no pool: nothing left running at exit
         spool.close()
         if cache is not None:
             cache.prune()  # also flushes
@@ -915,15 +914,9 @@ class _Work:
         self.todo.append((index, source))
         self.added += 1
         if self.workers > 1 and (self.pool is not None or len(self.todo) >= PARALLEL_MIN_FILES):
-            if self.pool is None:
-                # the pool starts with a batch for each worker: the first pass may read hundreds of
-                # files before it has another batch's worth (capgo's second worker waited 20 ms)
-                share = -(-len(self.todo) // self.workers)
-                while self.todo:
-                    self._submit(self.todo[:share])
-                    del self.todo[:share]
-                return
-            size = self._size(index)
+            # the pool starts with a batch for each worker: the first pass may read hundreds of
+            # files before it has another batch's worth (capgo's second worker waited 20 ms)
+            size = self._size(index) if self.pool is not None else -(-len(self.todo) // self.workers)
             while len(self.todo) >= size:
                 self._submit(self.todo[:size])
                 del self.todo[:size]
