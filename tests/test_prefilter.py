@@ -78,10 +78,19 @@ def test_the_literal_led_search_finds_exactly_the_pattern_s_hits():
 
 
 def test_a_query_hit_is_found_as_the_list_of_hits_would_find_it():
-    corpus = [*_corpus(), *(source.encode() for source, _ in SNIPPETS), b"Buffer.from(x); Array.from(y)", b"Buffer.from(x); a.rpc(1)"]
+    corpus = [*_corpus(), *(source.encode() for source, _ in SNIPPETS), b"Buffer.from(x); Array.from(y)", b"Buffer.from(x); a.rpc(1)", b"[...Array.from(y)]", b"x...Array.from(y)"]
     for data in corpus:
         listed = any(data.startswith(b"postgres", start) or not noise_hit(data, start) for start, _ in ts_hits(data))
         assert has_query_hit(data) == listed, data[:80]
+
+
+def test_a_spread_noise_receiver_is_no_candidate():
+    # `...Array.from(` is `Array.from(` spread: the scanner finds no call, so the file is not parsed
+    spread = b"const rows = [...Array.from({ length: 9 }, (_, i) => i)];\n"
+    assert not has_candidates(spread, "typescript")
+    assert typescript.scan(spread, path="a.ts", language="typescript")[0] == []
+    member = b"const rows = x.Array.from('posts');\n"  # a member named Array: not the global
+    assert has_candidates(member, "typescript")
 
 
 def test_the_keyword_led_sql_search_agrees_with_the_pattern():

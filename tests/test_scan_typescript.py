@@ -43,6 +43,7 @@ def only(source: str, language: str = "typescript"):
         "const o = Object.fromEntries(pairs);",
         "from(promise).subscribe();",
         "const s = new Set(Array.from(set));",
+        "const t = [...Array.from({ length: 3 }, (_, i) => i), ...Buffer.from('ab')];",
         "client.rpc = 1;",
         "emitter.on('data', cb);",
     ],

@@ -88,8 +88,9 @@ NOISE_RECEIVERS = frozenset(
 )  # fmt: skip
 _TYPED_ARRAY = r"(?:Big)?(?:U?[Ii]nt|Float)\d+(?:Clamped)?Array"  # `Uint8Array`, `BigInt64Array`...
 TYPED_ARRAY = re.compile(f"^{_TYPED_ARRAY}$")
+# a name standing alone: not a member (`x.Array`, `#Array`), yet spread (`...Array.from(xs)`) is alone
 _NOISE_BEFORE = re.compile(
-    rb"(?<![\w$.#\\\x80-\xff])(?:"
+    rb"(?:(?<=\.\.\.)|(?<![\w$.#\\\x80-\xff]))(?:"
     + b"|".join(re.escape(name.encode()) for name in sorted(NOISE_RECEIVERS, key=len, reverse=True))
     + b"|" + _TYPED_ARRAY.encode() + rb")\s*\Z"
 )
@@ -97,7 +98,8 @@ _NOISE_BEFORE = re.compile(
 
 def noise_hit(data: bytes, start: int) -> bool:
     """Whether the `.from(` hit at `start` is called on a bare noise receiver (`Buffer.from(`), as
-    the scanner reads it: only an identifier standing alone (no `x.` or `#` before it) counts."""
+    the scanner reads it: only an identifier standing alone (no `x.` or `#` before it, a spread's
+    `...` is no member access) counts."""
     return _NOISE_BEFORE.search(data, max(0, start - 64), start) is not None
 
 
