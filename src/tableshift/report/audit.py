@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from tableshift import __version__
 from tableshift.model import Column, Embedded, Kind, Opaque, Operation, Status, Verdict
+from tableshift.report.render import entry_text
 from tableshift.rewrite import Fate, Fix, Plan
 from tableshift.rules import RuleSet
 
@@ -229,10 +230,10 @@ class AuditBuilder:
         """Each column the code uses on a legacy table that its target lacks (after renames and
         drops): the calls that wait for it, its legacy type where a legacy schema says, and the
         statement that adds it to the target schema."""
-        from tableshift.db.catalog import quote
-
         out = []
         for (target, column), gap in self.gaps.items():
+            from tableshift.db.catalog import quote  # the database side's module: only for a gap
+
             types = {legacy: self.legacy_types.get((legacy, old)) for legacy, old in gap["legacy"].items()}
             known = [t for t in types.values() if t]
             kind = known[0] if known else None
@@ -340,8 +341,6 @@ class _Chunk:
         self.texts: list[bytes] = []
 
     def append(self, entry: dict[str, Any]) -> None:
-        from tableshift.report.render import entry_text
-
         self.texts.append(entry_text(entry))
 
 
