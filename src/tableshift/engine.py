@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 import os
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
     import threading
 
     from tableshift.link.callsites import CallSite, Helper
+    from tableshift.link.constants import Key, Member
     from tableshift.link.linker import Linker
+    from tableshift.model import Origin
 
 from tableshift.options import DEFAULT_MAX_FILE_SIZE, Options  # noqa: F401  (re-exported)
 MINIFIED_MIN_SIZE = 20_000
@@ -358,11 +361,16 @@ def stream(
     """
     if not sources:
         return
-    from tableshift.link.linker import Linker
 
-    from tableshift.discover import project_root
+    @functools.cache
+    def linker() -> Linker:
+        """The link pass's, made when a file first needs it: its modules are not imported before
+        the workers start, nor at all by a run with no name imported from another file."""
+        from tableshift.discover import project_root
+        from tableshift.link.linker import Linker
 
-    linker = Linker(options.root or project_root(sources), options.max_file_size)
+        return Linker(options.root or project_root(sources), options.max_file_size)
+
     cache = _open_cache(options, rules)
     products = _Products(cache, product if product is None or cache is not None else dataclasses.replace(product, outcomes=False))
     spool = _Spool(with_rules=rules is not None)
@@ -387,9 +395,11 @@ def stream(
             if on_file is not None:
                 on_file(item.result)
             spool.append(item, blob)
-        from tableshift.link import callsites  # once every file is read: not before the workers start
+        sites: list[CallSite] = []
+        if helpers:  # once every file is read, and only then: not before the workers start
+            from tableshift.link import callsites
 
-        sites = callsites.find(sources, helpers, linker) if helpers else []
+            sites = callsites.find(sources, helpers, linker())
         joined = _Sites(sites)
         shared.settle(sources, linker)
         if settled is not None:
@@ -508,33 +518,31 @@ class _Shared:
     use of it anywhere in the scanned files is a call moving to the same table (`link.constants`)."""
 
     def __init__(self) -> None:
-        from tableshift.link.constants import Key, Member
-        from tableshift.model import Origin
-
         self.origins: dict[Key, Origin] = {}
         self.members: dict[Key, list[Member]] = {}
         self.verdicts: dict[Key, tuple[str | None, ConstantEdit | None]] = {}
 
     def collect(self, outcome: FileOutcome) -> None:
-        from tableshift.link.constants import Member
-        from tableshift.rewrite import pending
-
         for p in outcome.plans:
             table = p.call.table
             if table is None or table.origin is None or p.verdict.status is not Status.LEGACY:
                 continue
+            # the link pass's modules only for a constant to settle: not before the workers start
+            from tableshift.link.constants import Member
+            from tableshift.rewrite import pending
+
             key = table.origin.key
             self.origins[key] = table.origin
             ready = p.reasons == (pending(table.origin),)
             self.members.setdefault(key, []).append(Member(p.call.file, p.call.span, p.call.start.line, ready, p.verdict.target))
 
-    def settle(self, sources: Sequence[SourceFile], linker: Linker) -> None:
+    def settle(self, sources: Sequence[SourceFile], linker: Callable[[], Linker]) -> None:
         if not self.origins:
             return
         from tableshift.link import constants
         from tableshift.rewrite import table_part
 
-        found = constants.find(sources, self.origins.values(), linker)
+        found = constants.find(sources, self.origins.values(), linker())
         scanned = {str(s.path.resolve()) for s in sources}
         for key, origin in self.origins.items():
             members = self.members[key]
@@ -560,11 +568,11 @@ class _Shared:
 
 def _helpers_of(source: SourceFile, outcome: FileOutcome) -> Iterator[tuple[Helper, tuple[str, ...]]]:
     """Exported helpers defined in this file: a parameter reaches a query's table."""
-    from tableshift.link.callsites import Helper
-
     for call in outcome.result.calls:
         table = call.table
         if _helper_parameter(table):
+            from tableshift.link.callsites import Helper  # the link pass's modules: only for a helper
+
             yield Helper(source.path.resolve(), *table.parameter), table.exported_as  # type: ignore[union-attr,misc]
 
 
@@ -668,7 +676,7 @@ class _Sites:
 
 
 def _per_file(
-    sources: Sequence[SourceFile], rules: RuleSet | None, options: Options, linker: Linker, cache, products: _Products  # type: ignore[no-untyped-def]
+    sources: Sequence[SourceFile], rules: RuleSet | None, options: Options, linker: Callable[[], Linker], cache, products: _Products  # type: ignore[no-untyped-def]
 ) -> Iterator[tuple[FileOutcome | _Made, str, bytes | None]]:
     """Each file in order: its outcome (trivial, from the cache, or scanned; imports linked), or
     its product (`_Made`); with the cache key its outcome is kept under ("" when the outcome is not
@@ -728,7 +736,7 @@ def _per_file(
             outcome = _from_cache(pickle.loads(blob), rules is not None)  # type: ignore[assignment]
             key = keys[index] if unchanged else ""
         if _needs_link(outcome):
-            outcome, blob, key = link_outcome(outcome, source, rules, linker), None, ""
+            outcome, blob, key = link_outcome(outcome, source, rules, linker()), None, ""
         yield outcome, key, blob
 
 
