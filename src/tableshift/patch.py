@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from difflib import SequenceMatcher
+from itertools import compress, count
+from operator import ne
 
 from tableshift.model import Edit
 
@@ -16,17 +18,20 @@ class OverlappingEdits(ValueError):
 
 
 def apply_edits(data: bytes, edits: Iterable[Edit]) -> bytes:
-    """Apply byte-span edits back to front, so earlier offsets stay valid."""
+    """Apply byte-span edits, each given in offsets of the original bytes."""
     ordered = sorted(set(edits), key=lambda e: (e.span.start, e.span.end))
     for before, after in zip(ordered, ordered[1:]):
         if after.span.start < before.span.end or (
             after.span.start == before.span.start and before.span.start == before.span.end
         ):
             raise OverlappingEdits(f"edits at bytes {before.span.start} and {after.span.start} overlap")
-    out = data
-    for edit in reversed(ordered):
-        out = out[: edit.span.start] + edit.text.encode("utf-8") + out[edit.span.end :]
-    return out
+    pieces: list[bytes] = []
+    at = 0
+    for edit in ordered:  # the bytes between edits and each edit's text, joined once
+        pieces += (data[at : edit.span.start], edit.text.encode("utf-8"))
+        at = edit.span.end
+    pieces.append(data[at:])
+    return b"".join(pieces)
 
 
 def _range(start: int, length: int) -> str:
@@ -64,7 +69,7 @@ class _SameLength(SequenceMatcher):
     def __init__(self, a: list[bytes], b: list[bytes]) -> None:
         ops: list[tuple[str, int, int, int, int]] = []
         start = 0
-        changed = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        changed = list(compress(count(), map(ne, a, b)))  # the lines that differ, compared in C
         i = 0
         while i < len(changed):
             first = changed[i]
