@@ -103,10 +103,14 @@ def dumps(value: Any) -> bytes:
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+_FILE = "cache.sqlite"  # in the cache folder, beside SQLite's rollback journal
+_JOURNAL = _FILE + "-journal"
+
+
 def refuse_links(directory: Path) -> None:
     """A cache folder, or a file in it, that is a symbolic link could make a run write outside the
     repository (a link committed to `.tableshift-cache/`): refuse, never follow."""
-    for path in (directory, directory / "cache.sqlite", directory / ".gitignore", directory / "cache.sqlite-journal"):
+    for path in (directory, directory / _FILE, directory / ".gitignore", directory / _JOURNAL):
         if path.is_symlink():
             raise UsageError(f"{path}: the cache is a symbolic link: refusing to follow it (remove it, or pass --no-cache)")
 
@@ -168,7 +172,7 @@ class Cache:
             directory.mkdir(parents=True, exist_ok=True)
             refuse_links(directory)  # made by another run between the check and mkdir
             _write_new(directory / ".gitignore", b"# tableshift's cache: never commit it\n*\n")
-            self._db = self._open(directory / "cache.sqlite")
+            self._db = self._open(directory / _FILE)
         except (OSError, sqlite3.Error):
             self._db = None
 
@@ -184,7 +188,7 @@ class Cache:
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
         self._db = None
-        for name in ("cache.sqlite", "cache.sqlite-journal"):
+        for name in (_FILE, _JOURNAL):
             with contextlib.suppress(OSError):
                 (self.directory / name).unlink()
 

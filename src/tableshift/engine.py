@@ -983,12 +983,17 @@ def _prepare() -> None:
         import concurrent.futures.process  # noqa: F401
         import multiprocessing  # noqa: F401
 
-        from tableshift.scan import typescript
-
-        for language in ("typescript", "tsx", "javascript"):
-            typescript.grammar(language)
+        _load_grammars()
     except BaseException:  # noqa: BLE001  (the same import in the run itself says what is wrong, in one line)
         pass
+
+
+def _load_grammars() -> None:
+    """The scanner's module and its grammars, loaded (each is kept once loaded)."""
+    from tableshift.scan import typescript
+
+    for language in ("typescript", "tsx", "javascript"):
+        typescript.grammar(language)
 
 
 def _prepared() -> None:
@@ -1004,11 +1009,7 @@ def _pool(rules: RuleSet | None, workers: int, verify: bool = False, product: Pr
 
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     if context.get_start_method() == "fork":
-        # loaded once here, not once per worker: forked workers share the modules and grammars
-        from tableshift.scan import typescript
-
-        for language in ("typescript", "tsx", "javascript"):
-            typescript.grammar(language)
+        _load_grammars()  # once here, not once per worker: forked workers share the modules and grammars
     return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(rules, verify, os.getpid(), product))
 
 
