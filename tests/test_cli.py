@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -189,3 +190,11 @@ print(_nothing_left())
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "False", "True", "False"]
+
+
+def test_only_the_command_turns_the_cycle_collector_off():
+    """The command's entry point turns it off before its imports; a library user's import does not."""
+    probe = "import gc, sys; import tableshift.{}; sys.stdout.write(str(gc.isenabled()))"
+    imported = subprocess.run([sys.executable, "-c", probe.format("cli")], capture_output=True, text=True)
+    launched = subprocess.run([sys.executable, "-c", probe.format("_launch")], capture_output=True, text=True)
+    assert (imported.stdout, launched.stdout) == ("True", "False")

@@ -1,5 +1,5 @@
 """Allow `python -m tableshift`."""
 
-from tableshift.cli import entry
+from tableshift._launch import entry
 
 entry()
