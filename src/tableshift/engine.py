@@ -804,7 +804,9 @@ class _StatIndex:
         elif not has_candidates(data, source.language):
             verdict = "generated" if source.language != "python" and generated_types(data) else "none"
         else:
-            verdict = f"digest:{digest(data)}"
+            # the digest keys the file's cache entry, and tells a file that changed before its
+            # scan: without a cache neither is read (the scan hashes what it reads for `patch`)
+            verdict = f"digest:{digest(data)}" if self.cache is not None else "digest:"
         if self.cache is not None:
             self.cache.put_stat(key, stamp, self.salt + verdict, self.now)
         return verdict
