@@ -62,6 +62,26 @@ def test_parts_fold_to_what_adding_the_outcomes_builds(fixture, with_rules):
     assert merged.sink.bytes() == added.sink.bytes() and len(merged.sink) == len(added.sink)
 
 
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [{"file": "a.ts", "columns": [], "notes": ["two\nlines", "é ✓ 𝄞"], "embedded": {}, "line": 3}],
+        [{"file": "a.ts", "nested": [{"x": [1, None, True]}, {}], "n": 1.5}, {"file": "b.ts", "z": []}],
+        # text that is not valid Unicode (a lone surrogate from a file's bytes): scrubbed call by call
+        [{"file": "a.ts", "code": "ok \u202e"}, {"file": "b.ts", "code": "bad \udcff"}],
+    ],
+)
+def test_a_files_calls_are_written_at_once_as_one_by_one(entries):
+    from tableshift.report.audit import _Chunk
+    from tableshift.report.render import entry_text
+
+    chunk = _Chunk()
+    for entry in entries:
+        chunk.append(entry)
+    assert chunk.text() == b",\n".join(entry_text(entry) for entry in entries)
+    assert _Chunk().text() == b""
+
+
 def test_a_slim_product_is_the_slim_outcome():
     rules = load_rules(RULES)
     outcomes = run(discover([FIXTURES / "demo-app"], cwd=FIXTURES / "demo-app"), rules).outcomes

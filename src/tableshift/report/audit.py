@@ -6,6 +6,8 @@ import pickle
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from tableshift import __version__
 from tableshift.model import Column, Embedded, Kind, Opaque, Operation, Status, Verdict
 from tableshift.report.render import entry_text
@@ -94,7 +96,7 @@ class AuditBuilder:
             {kind: dict(c) for kind, c in self.named.items() if c}, dict(self.named_files),
             self.files_with_calls, self.certain_names, self.parse_errors, self.unreadable, self.skipped,
             dict(self.per_file), dict(self.dynamic_per_file), dict(self.flagged_per_file), self.dynamic_calls,
-            self.gaps, b",\n".join(chunk.texts), len(chunk.texts),
+            self.gaps, chunk.text(), len(chunk.entries),
         )
 
     def merge(self, part: bytes) -> None:
@@ -335,13 +337,29 @@ class AuditBuilder:
 
 
 class _Chunk:
-    """A file's calls as the audit's JSON lists them (`render.entry_text`)."""
+    """A file's calls as the audit's JSON lists them (`render.entry_text` of each, joined by `,\\n`)."""
 
     def __init__(self) -> None:
-        self.texts: list[bytes] = []
+        self.entries: list[dict[str, Any]] = []
 
     def append(self, entry: dict[str, Any]) -> None:
-        self.texts.append(entry_text(entry))
+        self.entries.append(entry)
+
+    def text(self) -> bytes:
+        """Written at once: the list as the value of an object's key is indented as the audit's
+        `calls` are, so one call of orjson (its head and tail cut off) does what one per call did.
+        Text that is not valid Unicode is scrubbed per call, as `entry_text` does it."""
+        if not self.entries:
+            return b""
+        try:
+            whole = orjson.dumps({"calls": self.entries}, option=orjson.OPT_INDENT_2)
+        except orjson.JSONEncodeError:
+            return b",\n".join(entry_text(entry) for entry in self.entries)
+        return whole[len(_HEAD) : -len(_TAIL)]
+
+
+_HEAD = b'{\n  "calls": [\n'
+_TAIL = b"\n  ]\n}"
 
 
 class AuditPart:
