@@ -193,7 +193,10 @@ def test_entries_are_marked_once_a_day_and_swept_once_a_day(tree):
 
 
 def _reads(monkeypatch) -> list[str]:
-    """The files the first pass reads, by name (the scan reads through `fsutil.read_bytes`)."""
+    """The files the first pass reads, by name (it reads through `tableshift.reading`, the scan
+    through `fsutil.read_bytes`)."""
+    from tableshift import reading as first_pass
+
     seen: list[str] = []
     real, read = Path.read_bytes, engine.read_bytes
 
@@ -207,6 +210,7 @@ def _reads(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(Path, "read_bytes", counting)
     monkeypatch.setattr(engine, "read_bytes", reading)
+    monkeypatch.setattr(first_pass, "read_bytes", reading)
     return seen
 
 

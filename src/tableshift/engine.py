@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import math
 import os
 import pickle
 import signal
@@ -16,17 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tableshift import memo
+from tableshift import cores, memo
+from tableshift.cores import v1_quota as _v1_quota, v2_quota as _v2_quota  # noqa: F401  (tests read them here)
 from tableshift.cache import dumps
 from tableshift.classify import classify
 from tableshift.discover import SourceFile
 from tableshift.fsutil import read_bytes
 from tableshift.model import Call, FileResult, Status, TableArg, Verdict
 from tableshift.patch import OverlappingEdits, apply_edits
+from tableshift.reading import digest, read_verdict
 from tableshift.rewrite import ConstantEdit, Plan, plan, settle_shared
 from tableshift.rules import RuleSet
-from tableshift.scan import candidate_pattern, error_count, error_count_edited, has_candidates, scan_source
-from tableshift.scan.shared import generated_types
+from tableshift.scan import error_count, error_count_edited, scan_source
 
 if TYPE_CHECKING:
     import threading
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from tableshift.model import Origin
 
 from tableshift.options import DEFAULT_MAX_FILE_SIZE, Options  # noqa: F401  (re-exported)
-MINIFIED_MIN_SIZE = 20_000
-MINIFIED_LINE_LENGTH = 1_000
 # below this, starting processes costs more than it saves; the pool starts with the first full batch
 # (at 16, the first pass read 121 of capgo's files, 23 ms, before the workers had anything to do)
 PARALLEL_MIN_FILES = 8
@@ -75,31 +73,6 @@ class ScanResult:
     @property
     def plans(self) -> tuple[Plan, ...]:
         return tuple(p for o in self.outcomes for p in o.plans)
-
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _skip_reason(data: bytes, language: str, options: Options) -> str | None:
-    if len(data) > options.max_file_size:
-        return f"larger than {options.max_file_size:,} bytes (--max-file-size)"
-    if options.skip_minified and len(data) > MINIFIED_MIN_SIZE:
-        lines = data.count(b"\n") + 1
-        if len(data) / lines > MINIFIED_LINE_LENGTH and not _ordinary_candidate_line(data, language):
-            return "minified or generated (average line longer than 1,000 characters; --no-skip-minified scans it)"
-    return None
-
-
-def _ordinary_candidate_line(data: bytes, language: str) -> bool:
-    """Whether a query call may sit on a line of ordinary length: then the file is code, whatever
-    its long lines (a 25,000-character comment must not hide a call below it)."""
-    for match in candidate_pattern(language).finditer(data):
-        start = data.rfind(b"\n", 0, match.start()) + 1
-        end = data.find(b"\n", match.end())
-        if (len(data) if end == -1 else end) - start <= MINIFIED_LINE_LENGTH:
-            return True
-    return False
 
 
 def analyse(source: SourceFile, data: bytes, rules: RuleSet | None, *, verify: bool = False) -> FileOutcome:
@@ -241,7 +214,7 @@ def _init_worker(rules: RuleSet | None, verify: bool = False, parent: int | None
     global _WORKER_RULES, _WORKER_VERIFY, _WORKER_PRODUCT
     _WORKER_RULES, _WORKER_VERIFY, _WORKER_PRODUCT = rules, verify, product
     if parent is not None:
-        _die_with(parent)
+        cores.die_with(parent)
     # Ctrl-C reaches the whole process group: the main process alone decides, and kills the
     # workers (SIGKILL) on its way out
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -270,30 +243,6 @@ def _submit_held(pool, files: list[SourceFile]):  # type: ignore[no-untyped-def]
         return pool.submit(_work, files)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def _die_with(parent: int) -> None:
-    """A worker ends when the run that started it does, even one killed with SIGKILL (which no
-    handler sees): the kernel's parent-death signal on Linux, a watching thread elsewhere."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-        if os.getppid() != parent:  # it died before the signal was set
-            os._exit(1)
-        return
-    import threading
-    import time
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
 
 
 def _work(batch: list[SourceFile]) -> list[tuple[bytes, bytes | None, str]]:
@@ -794,22 +743,14 @@ class _StatIndex:
         if entry is not None and entry[0] == stamp and entry[1].startswith(self.salt):
             if max(info.st_mtime_ns, info.st_ctime_ns) + self.RACY_NS < entry[2]:
                 return entry[1][len(self.salt) :]
-        try:
-            data = read_bytes(source.path, info.st_size)
-        except OSError as exc:
-            return f"error:cannot read: {exc.strerror}"
-        skipped = _skip_reason(data, source.language, self.options)
-        if skipped is not None:
-            verdict = f"skip:{int(has_candidates(data, source.language))}:{skipped}"
-        elif not has_candidates(data, source.language):
-            verdict = "generated" if source.language != "python" and generated_types(data) else "none"
-        else:
-            # the digest keys the file's cache entry, and tells a file that changed before its
-            # scan: without a cache neither is read (the scan hashes what it reads for `patch`)
-            verdict = f"digest:{digest(data)}" if self.cache is not None else "digest:"
+        verdict = self.read(source, info)
         if self.cache is not None:
             self.cache.put_stat(key, stamp, self.salt + verdict, self.now)
         return verdict
+
+    def read(self, source: SourceFile, info: os.stat_result) -> str:
+        """The verdict on the file's bytes (no cache entry consulted)."""
+        return read_verdict(source, info, self.options, digested=self.cache is not None)
 
 
 def _loads(blob: bytes) -> tuple | None:  # type: ignore[type-arg]
@@ -858,45 +799,12 @@ def _schedule(waiting: list[int], keys: dict[int, str], cache, work: _Work, sour
 
 
 def usable_cores() -> int:
-    """The cores this process may really run on: its CPU affinity, capped by a cgroup's CPU quota
-    (a container limited to 2 CPUs on a 64-core host sees 64 in `os.cpu_count()`). Rust's
-    `available_parallelism`, which ast-grep and ripgrep size their thread pools by, reads the same."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    quota = _cgroup_quota()
-    return max(1, min(cores, math.ceil(quota))) if quota is not None else max(1, cores)
+    """`cores.usable` (this module's name, which tests replace)."""
+    return cores.usable(_cgroup_quota())
 
 
 def _cgroup_quota() -> float | None:
-    """CPUs the cgroup may use (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`), or None if unlimited."""
-    for path, read in (("/sys/fs/cgroup/cpu.max", _v2_quota), ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", _v1_quota)):
-        try:
-            with open(path, encoding="ascii") as handle:
-                text = handle.read()
-        except OSError:
-            continue
-        return read(text)
-    return None
-
-
-def _v2_quota(text: str) -> float | None:
-    quota, _, period = text.strip().partition(" ")
-    try:
-        return int(quota) / int(period or "100000") if quota != "max" else None
-    except (ValueError, ZeroDivisionError):
-        return None
-
-
-def _v1_quota(text: str) -> float | None:
-    try:
-        quota = int(text.strip())
-        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us", encoding="ascii") as handle:
-            period = int(handle.read().strip())
-    except (OSError, ValueError):
-        return None
-    return quota / period if quota > 0 and period > 0 else None
+    return cores.cgroup_quota()
 
 
 class _Work:
