@@ -243,10 +243,20 @@ def _sources(inputs: Inputs, *, only: set[Path] | None = None) -> list[SourceFil
         from tableshift import engine
 
         engine.prepare_pool(inputs.options.jobs)
-    sources = discover(
-        inputs.paths, include=inputs.include, exclude=inputs.exclude, pattern_base=inputs.config.root, force_exclude=bool(_UI["force_exclude"])
-    )
+    from tableshift import early
+
+    sources = early.sources(inputs.paths, inputs.include, inputs.exclude)  # listed while this process started
+    if sources is None:
+        sources = discover(
+            inputs.paths, include=inputs.include, exclude=inputs.exclude, pattern_base=inputs.config.root, force_exclude=bool(_UI["force_exclude"])
+        )
     return sources if only is None else [s for s in sources if s.path.resolve() in only]
+
+
+def _early_stop() -> None:
+    from tableshift import early
+
+    early.stop()
 
 
 def _memo(inputs: Inputs, kind: str, sources: list[SourceFile], *material: object) -> RunMemo | None:
@@ -323,6 +333,8 @@ def _slim_outcomes(inputs: Inputs, sources: list[SourceFile], settled: Settled |
     from tableshift.engine import Product, Slim, unslim
 
     stored = memo.get() if memo is not None else None
+    if stored is not None:
+        _early_stop()  # nothing to read: the early process's reading is not needed
     if stored is not None:
         kept, modules = stored
         if settled is not None:
@@ -431,6 +443,8 @@ def audit(
     sources = _sources(inputs)
     memo = _memo(inputs, "audit", sources, format.value) if legacy_schema is None and not database_url else None
     stored = memo.get() if memo is not None else None
+    if stored is not None:
+        _early_stop()  # nothing to read: the early process's reading is not needed
     if stored is not None:  # nothing changed since the last run: its report
         report, extras, calls = stored
         spool = render.JsonSpool.of(*calls) if calls is not None else None

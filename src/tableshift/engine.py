@@ -645,6 +645,10 @@ def _per_file(
     except BaseException:
         work.abort()  # interrupted while reading: the workers already started go at once
         raise
+    finally:
+        from tableshift import early
+
+        early.stop()  # its reading is used up (or not usable): it is reaped, if it has not ended
     LAST_RUN.clear()
     LAST_RUN.update(
         candidates=len(keys),
@@ -731,8 +735,18 @@ class _StatIndex:
         # source is not hashed for nothing before the first file is read)
         self.salt = f"{__version__}:{code_fingerprint()}:{options.max_file_size}:{int(options.skip_minified)}|" if cache is not None else ""
         self.now = time.time_ns()
+        from tableshift import early
+
+        # the files as the process forked at the start read them: for a run that must read them
+        # all; a cache that knows them reads few, and no file need wait for that process
+        self.early = early.verdict if not self.entries else None
+        if self.entries:
+            early.stop()
 
     def verdict(self, source: SourceFile) -> str:
+        found = self.early(source.display, self.options) if self.early is not None else None
+        if found is not None and self.cache is None:
+            return found[1]
         try:
             info = os.stat(source.path)
         except OSError as exc:
@@ -743,7 +757,8 @@ class _StatIndex:
         if entry is not None and entry[0] == stamp and entry[1].startswith(self.salt):
             if max(info.st_mtime_ns, info.st_ctime_ns) + self.RACY_NS < entry[2]:
                 return entry[1][len(self.salt) :]
-        verdict = self.read(source, info)
+        # what the early process read, if the file is still what it was then
+        verdict = found[1] if found is not None and found[0] == stamp else self.read(source, info)
         if self.cache is not None:
             self.cache.put_stat(key, stamp, self.salt + verdict, self.now)
         return verdict
