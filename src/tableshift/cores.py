@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import sys
 
 
@@ -55,6 +54,8 @@ def die_with(parent: int) -> None:
     """A worker ends when the run that started it does, even one killed with SIGKILL (which no
     handler sees): the kernel's parent-death signal on Linux, a watching thread elsewhere."""
     if sys.platform.startswith("linux"):
+        import signal
+
         try:
             import ctypes
 

@@ -20,20 +20,18 @@ nothing but the pipe, and dies with this process.
 from __future__ import annotations
 
 import os
-import pickle
-import signal
-import struct
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # the fork comes before `typing`, `pathlib` and `pickle` are imported
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
     from tableshift.discover import SourceFile
     from tableshift.options import Options
 
 COMMANDS = frozenset({"audit", "patch", "check", "baseline"})  # the commands that list `.` by default
-_FRAME = struct.Struct("<I")  # each message: its length, then a pickle
+_HEADER = 4  # each message: its length (little-endian), then a pickle
 _PIPE_SIZE = 1 << 20  # the list and the verdicts fit: the early process never waits for this one
 _BATCH = 64  # verdicts per message
 
@@ -49,12 +47,14 @@ class _Early:
 
     def message(self) -> object | None:
         """The next message, waiting for it; None once the pipe ends (a message cut short too)."""
+        import pickle
+
         while not self.ended:
-            if len(self.buffer) >= _FRAME.size:
-                (size,) = _FRAME.unpack_from(self.buffer)
-                if len(self.buffer) >= _FRAME.size + size:
-                    payload = bytes(self.buffer[_FRAME.size : _FRAME.size + size])
-                    del self.buffer[: _FRAME.size + size]
+            if len(self.buffer) >= _HEADER:
+                size = int.from_bytes(self.buffer[:_HEADER], "little")
+                if len(self.buffer) >= _HEADER + size:
+                    payload = bytes(self.buffer[_HEADER : _HEADER + size])
+                    del self.buffer[: _HEADER + size]
                     return pickle.loads(payload)
             try:
                 chunk = os.read(self.fd, 1 << 16)
@@ -119,6 +119,8 @@ def _child(write: int, parent: int) -> None:
     """List `.` and read each file, sending each result as it comes; never returns."""
     status = 0
     try:
+        import signal
+
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C reaches the whole group: just end
         from tableshift.cores import die_with
         from tableshift.discover import discover
@@ -144,8 +146,10 @@ def _child(write: int, parent: int) -> None:
 
 
 def _send(fd: int, value: object) -> None:
+    import pickle
+
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    view = memoryview(_FRAME.pack(len(data)) + data)
+    view = memoryview(len(data).to_bytes(_HEADER, "little") + data)
     while view:
         view = view[os.write(fd, view) :]
 
@@ -163,6 +167,8 @@ def sources(paths: Sequence[str | Path], include: Sequence[str], exclude: Sequen
         if not isinstance(found, list):
             stop()
             return None
+        from pathlib import Path
+
         from tableshift.discover import SourceFile
 
         state.sources = [SourceFile(Path(path), display, language) for path, display, language in found]
@@ -192,6 +198,8 @@ def stop() -> None:
     state, _STATE = _STATE, None
     if state is None:
         return
+    import signal
+
     try:
         os.kill(state.pid, signal.SIGKILL)
     except OSError:
