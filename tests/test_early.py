@@ -116,3 +116,16 @@ def test_a_cache_that_knows_the_files_stops_it(repo, tmp_path):
     cache = Cache(tmp_path / ".cache", rules_key="")
     known = _StatIndex(cache, Options(cache_dir=tmp_path / ".cache"))
     assert known.entries and early._STATE is None  # its files are known: none waits for the early reading
+
+
+def test_without_a_cache_it_hashes_nothing_and_a_cache_run_hashes_for_itself(repo, tmp_path):
+    from tableshift.cache import Cache
+
+    early.start(["tableshift", "audit", ".", "--no-cache"])
+    if early._STATE is None:
+        pytest.skip("no early process here (not Linux, or one core)")
+    listed = early.sources(["."], (), ())
+    queue = next(s for s in listed if s.display == "src/queue.ts")
+    known = _StatIndex(Cache(tmp_path / ".cache", rules_key="rules"), Options())
+    assert known.verdict(queue) == stamped_verdict(queue, Options())[1]  # its own digest
+    assert early.verdict("lib/app.js", Options())[1] == "digest:"  # a candidate, not hashed

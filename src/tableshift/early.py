@@ -99,7 +99,7 @@ def start(argv: Sequence[str]) -> None:
         return
     if pid == 0:
         os.close(read)
-        _child(write, parent)
+        _child(write, parent, argv)
     os.close(write)
     _STATE = _Early(pid, read)
 
@@ -115,7 +115,7 @@ def _command(argv: Sequence[str]) -> str | None:
     return args[i] if i < len(args) else None
 
 
-def _child(write: int, parent: int) -> None:
+def _child(write: int, parent: int, argv: Sequence[str]) -> None:
     """List `.` and read each file, sending each result as it comes; never returns."""
     status = 0
     try:
@@ -132,9 +132,10 @@ def _child(write: int, parent: int) -> None:
         from tableshift.reading import stamped_verdict
 
         options = Options()
+        digested = "--no-cache" not in argv  # a run without a cache never reads a digest
         batch: list[tuple[str, str | None, str]] = []
         for source in sources:
-            batch.append((source.display, *stamped_verdict(source, options)))
+            batch.append((source.display, *stamped_verdict(source, options, digested=digested)))
             if len(batch) >= _BATCH:
                 _send(write, batch)
                 batch = []

@@ -757,8 +757,8 @@ class _StatIndex:
         if entry is not None and entry[0] == stamp and entry[1].startswith(self.salt):
             if max(info.st_mtime_ns, info.st_ctime_ns) + self.RACY_NS < entry[2]:
                 return entry[1][len(self.salt) :]
-        # what the early process read, if the file is still what it was then
-        verdict = found[1] if found is not None and found[0] == stamp else self.read(source, info)
+        # what the early process read, if the file is still what it was then (and it was hashed)
+        verdict = found[1] if found is not None and found[0] == stamp and found[1] != "digest:" else self.read(source, info)
         if self.cache is not None:
             self.cache.put_stat(key, stamp, self.salt + verdict, self.now)
         return verdict

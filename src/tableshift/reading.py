@@ -41,14 +41,14 @@ def read_verdict(source: SourceFile, info: os.stat_result, options: Options, *, 
     return f"digest:{digest(data)}" if digested else "digest:"
 
 
-def stamped_verdict(source: SourceFile, options: Options) -> tuple[str | None, str]:
-    """The file's stat stamp and its verdict, digest included (what a run with or without a cache
-    needs); no stamp when it cannot be read."""
+def stamped_verdict(source: SourceFile, options: Options, *, digested: bool = True) -> tuple[str | None, str]:
+    """The file's stat stamp and its verdict (with its digest, unless not `digested`); no stamp
+    when it cannot be read."""
     try:
         info = os.stat(source.path)
     except OSError as exc:
         return None, f"error:cannot read: {exc.strerror}"
-    return memo.stamp_of(info), read_verdict(source, info, options, digested=True)
+    return memo.stamp_of(info), read_verdict(source, info, options, digested=digested)
 
 
 def _skip_reason(data: bytes, language: str, options: Options) -> str | None:
