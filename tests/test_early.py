@@ -99,6 +99,7 @@ def test_a_dead_early_process_leaves_the_reading_to_the_run(repo):
         (["tableshift", "audit", "-"], None),
         (["tableshift", "--stdin-filename", "a.ts", "check"], None),
         (["tableshift", "sql"], "sql"),
+        (["tableshift", "audit", "--help"], None),
         (["tableshift"], None),
     ],
 )

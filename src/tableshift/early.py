@@ -105,10 +105,11 @@ def start(argv: Sequence[str]) -> None:
 
 
 def _command(argv: Sequence[str]) -> str | None:
-    """The command named (after the global flags), or None; a run reading code from stdin is none."""
+    """The command named (after the global flags), or None for a run that reads code from stdin or
+    only shows help."""
     args = list(argv[1:])
-    if "-" in args or any(a == "--stdin-filename" or a.startswith("--stdin-filename=") for a in args):
-        return None
+    if any(a in ("-", "-h", "--help", "--version") or a == "--stdin-filename" or a.startswith("--stdin-filename=") for a in args):
+        return None  # code on stdin, or help: nothing to list
     i = 0
     while i < len(args) and args[i].startswith("-"):
         i += 2 if args[i] == "--color" else 1  # the one global flag whose value is separate
