@@ -125,12 +125,12 @@ def _child(write: int, parent: int, argv: Sequence[str]) -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C reaches the whole group: just end
         from tableshift.cores import die_with
         from tableshift.discover import discover
+        from tableshift.options import Options
+        from tableshift.reading import stamped_verdict  # loaded first: the first verdicts follow the list at once
 
         die_with(parent)
         sources = discover(["."])
         _send(write, [(os.fspath(s.path), s.display, s.language) for s in sources])  # strings pickle fast
-        from tableshift.options import Options  # the reading's modules after the list is sent
-        from tableshift.reading import stamped_verdict
 
         options = Options()
         digested = "--no-cache" not in argv  # a run without a cache never reads a digest
