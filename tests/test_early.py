@@ -100,6 +100,10 @@ def test_a_dead_early_process_leaves_the_reading_to_the_run(repo):
         (["tableshift", "--stdin-filename", "a.ts", "check"], None),
         (["tableshift", "sql"], "sql"),
         (["tableshift", "audit", "--help"], None),
+        (["tableshift", "audit", ".", "--jobs", "1"], None),
+        (["tableshift", "check", "-j", "1"], None),
+        (["tableshift", "audit", "--jobs=1"], None),
+        (["tableshift", "audit", "--jobs", "2"], "audit"),
         (["tableshift"], None),
     ],
 )

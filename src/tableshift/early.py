@@ -55,7 +55,11 @@ class _Early:
                 if len(self.buffer) >= _HEADER + size:
                     payload = bytes(self.buffer[_HEADER : _HEADER + size])
                     del self.buffer[: _HEADER + size]
-                    return pickle.loads(payload)
+                    try:
+                        return pickle.loads(payload)
+                    except Exception:  # noqa: BLE001  (never so: the run reads the files itself)
+                        self.ended = True
+                        return None
             try:
                 chunk = os.read(self.fd, 1 << 16)
             except InterruptedError:
@@ -105,11 +109,13 @@ def start(argv: Sequence[str]) -> None:
 
 
 def _command(argv: Sequence[str]) -> str | None:
-    """The command named (after the global flags), or None for a run that reads code from stdin or
-    only shows help."""
+    """The command named (after the global flags), or None for a run that reads code from stdin,
+    only shows help, or is asked to run in one process (`--jobs 1`)."""
     args = list(argv[1:])
     if any(a in ("-", "-h", "--help", "--version") or a == "--stdin-filename" or a.startswith("--stdin-filename=") for a in args):
         return None  # code on stdin, or help: nothing to list
+    if any(a in ("--jobs=1", "-j1") or (a in ("--jobs", "-j") and b == "1") for a, b in zip(args, [*args[1:], ""])):
+        return None  # one process asked for: no second one reads meanwhile
     i = 0
     while i < len(args) and args[i].startswith("-"):
         i += 2 if args[i] == "--color" else 1  # the one global flag whose value is separate
