@@ -198,3 +198,20 @@ def test_only_the_command_turns_the_cycle_collector_off():
     imported = subprocess.run([sys.executable, "-c", probe.format("cli")], capture_output=True, text=True)
     launched = subprocess.run([sys.executable, "-c", probe.format("_launch")], capture_output=True, text=True)
     assert (imported.stdout, launched.stdout) == ("True", "False")
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line():
+    """An interrupt before `main` can take it (while the command line is imported) says so in one
+    line, as `main` does, with 130."""
+    probe = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'tableshift.cli':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "sys.argv = ['tableshift', 'audit', '.']\n"
+        "import tableshift._launch\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert (proc.returncode, proc.stderr) == (130, "tableshift: interrupted\n")

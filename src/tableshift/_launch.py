@@ -7,14 +7,19 @@ that lists files forks the process that lists and reads them (`tableshift.early`
 """
 
 import gc
+import os
 import sys
 
 gc.disable()
 
-from tableshift import early  # noqa: E402
+try:
+    from tableshift import early
 
-early.start(sys.argv)  # a command that lists files begins listing and reading them in a process of its own
+    early.start(sys.argv)  # a command that lists files begins listing and reading them in a process of its own
 
-from tableshift.cli import entry  # noqa: E402
+    from tableshift.cli import entry
+except KeyboardInterrupt:  # Ctrl-C before the command line can take it: said as `main` says it
+    sys.stderr.write("tableshift: interrupted\n")
+    os._exit(130)
 
 __all__ = ["entry"]
