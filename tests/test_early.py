@@ -42,8 +42,9 @@ def test_it_lists_and_reads_what_the_run_would(repo):
     _started()
     listed = early.sources(["."], (), ())
     assert listed == discover(["."])
+    read = early.reader(Options())
     for source in listed:
-        assert early.verdict(source.display, Options()) == stamped_verdict(source, Options())
+        assert read(source.display) == stamped_verdict(source, Options())
     pid = early._STATE.pid
     early.stop()
     assert early._STATE is None
@@ -58,15 +59,21 @@ def test_a_run_that_lists_otherwise_stops_it(repo, paths, include, exclude):
     _started()
     assert early.sources(paths, include, exclude) is None
     assert early._STATE is None
-    assert early.verdict("src/queue.ts", Options()) is None
+    assert early.reader(Options()) is None
 
 
-def test_limits_other_than_the_defaults_read_the_files_again(repo):
+@pytest.mark.parametrize("options", [Options(max_file_size=10), Options(skip_minified=False)])
+def test_limits_other_than_the_defaults_read_the_files_again(repo, options):
     _started()
-    listed = early.sources(["."], (), ())
-    assert listed is not None
-    assert early.verdict(listed[0].display, Options(max_file_size=10)) is None
-    assert early.verdict(listed[0].display, Options(skip_minified=False)) is None
+    assert early.sources(["."], (), ()) is not None
+    assert early.reader(options) is None
+    assert early._STATE is None  # stopped: nothing it read can be used
+
+
+def test_a_list_not_taken_leaves_nothing_to_read(repo):
+    _started()
+    assert early.reader(Options()) is None
+    assert early._STATE is None
 
 
 def test_a_file_changed_since_it_was_read_early_is_read_again(repo, tmp_path):
@@ -75,7 +82,7 @@ def test_a_file_changed_since_it_was_read_early_is_read_again(repo, tmp_path):
     _started()
     listed = early.sources(["."], (), ())
     plain = next(s for s in listed if s.display == "src/plain.ts")
-    assert early.verdict("src/queue.ts", Options())[1].startswith("digest:")  # the reading has got that far
+    assert early.reader(Options())("src/queue.ts")[1].startswith("digest:")  # the reading has got that far
     plain.path.write_text("export const q = () => supabase.from('content_queue').select('id, status');\n")
     known = _StatIndex(Cache(tmp_path / ".cache", rules_key="rules"), Options())
     assert known.verdict(plain).startswith("digest:")  # not the "none" it was read as
@@ -86,8 +93,9 @@ def test_a_dead_early_process_leaves_the_reading_to_the_run(repo):
     os.kill(early._STATE.pid, 9)  # wherever it got to: what it sent whole is right, the rest is None
     listed = early.sources(["."], (), ())
     assert listed is None or listed == discover(["."])
+    read = early.reader(Options())
     for source in discover(["."]):
-        assert early.verdict(source.display, Options()) in (None, stamped_verdict(source, Options()))
+        assert (read(source.display) if read is not None else None) in (None, stamped_verdict(source, Options()))
 
 
 @pytest.mark.parametrize(
@@ -133,4 +141,4 @@ def test_without_a_cache_it_hashes_nothing_and_a_cache_run_hashes_for_itself(rep
     queue = next(s for s in listed if s.display == "src/queue.ts")
     known = _StatIndex(Cache(tmp_path / ".cache", rules_key="rules"), Options())
     assert known.verdict(queue) == stamped_verdict(queue, Options())[1]  # its own digest
-    assert early.verdict("lib/app.js", Options())[1] == "digest:"  # a candidate, not hashed
+    assert early.reader(Options())("lib/app.js")[1] == "digest:"  # a candidate, not hashed

@@ -335,7 +335,6 @@ def _slim_outcomes(inputs: Inputs, sources: list[SourceFile], settled: Settled |
     stored = memo.get() if memo is not None else None
     if stored is not None:
         _early_stop()  # nothing to read: the early process's reading is not needed
-    if stored is not None:
         kept, modules = stored
         if settled is not None:
             settled.modules = modules
@@ -443,9 +442,8 @@ def audit(
     sources = _sources(inputs)
     memo = _memo(inputs, "audit", sources, format.value) if legacy_schema is None and not database_url else None
     stored = memo.get() if memo is not None else None
-    if stored is not None:
-        _early_stop()  # nothing to read: the early process's reading is not needed
     if stored is not None:  # nothing changed since the last run: its report
+        _early_stop()  # nothing to read: the early process's reading is not needed
         report, extras, calls = stored
         spool = render.JsonSpool.of(*calls) if calls is not None else None
     else:

@@ -24,7 +24,7 @@ import sys
 
 TYPE_CHECKING = False  # the fork comes before `typing`, `pathlib` and `pickle` are imported
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
     from tableshift.discover import SourceFile
@@ -70,6 +70,14 @@ class _Early:
                 self.ended = True
             self.buffer += chunk
         return None
+
+    def verdict(self, display: str) -> tuple[str | None, str] | None:
+        """(stat stamp, verdict) of a file of the list, waiting for it; None if none came."""
+        while display not in self.verdicts and not self.ended:
+            batch = self.message()
+            if isinstance(batch, list):
+                self.verdicts.update((name, (stamp, found)) for name, stamp, found in batch)
+        return self.verdicts.pop(display, None)
 
 
 _STATE: _Early | None = None
@@ -183,21 +191,21 @@ def sources(paths: Sequence[str | Path], include: Sequence[str], exclude: Sequen
     return list(state.sources)
 
 
-def verdict(display: str, options: Options) -> tuple[str | None, str] | None:
-    """(stat stamp, verdict) of a file of the list, as the early process read it, waiting for it;
-    None when there is none to use."""
+def reader(options: Options) -> Callable[[str], tuple[str | None, str] | None] | None:
+    """The lookup of what the early process read (a file's stat stamp and verdict, by its display
+    path, waiting for it), for a first pass under `options`; None, and the early process stopped,
+    when that pass can use none of it (its list was not taken, or the size limits are not the
+    defaults it read under)."""
     state = _STATE
-    if state is None or state.sources is None:
+    if state is None:
         return None
-    from tableshift.options import DEFAULT_MAX_FILE_SIZE
+    from tableshift.options import Options
 
-    if options.max_file_size != DEFAULT_MAX_FILE_SIZE or not options.skip_minified:
+    defaults = Options()
+    if state.sources is None or (options.max_file_size, options.skip_minified) != (defaults.max_file_size, defaults.skip_minified):
+        stop()
         return None
-    while display not in state.verdicts and not state.ended:
-        batch = state.message()
-        if isinstance(batch, list):
-            state.verdicts.update((name, (stamp, found)) for name, stamp, found in batch)
-    return state.verdicts.pop(display, None)
+    return state.verdict
 
 
 def stop() -> None:

@@ -737,14 +737,14 @@ class _StatIndex:
         self.now = time.time_ns()
         from tableshift import early
 
-        # the files as the process forked at the start read them: for a run that must read them
-        # all; a cache that knows them reads few, and no file need wait for that process
-        self.early = early.verdict if not self.entries else None
-        if self.entries:
+        if self.entries:  # a cache that knows the files reads few of them: none waits for the early reading
             early.stop()
+            self.early = None
+        else:  # the files as the process forked at the start read them
+            self.early = early.reader(options)
 
     def verdict(self, source: SourceFile) -> str:
-        found = self.early(source.display, self.options) if self.early is not None else None
+        found = self.early(source.display) if self.early is not None else None
         if found is not None and self.cache is None:
             return found[1]
         try:
