@@ -142,3 +142,55 @@ def test_without_a_cache_it_hashes_nothing_and_a_cache_run_hashes_for_itself(rep
     known = _StatIndex(Cache(tmp_path / ".cache", rules_key="rules"), Options())
     assert known.verdict(queue) == stamped_verdict(queue, Options())[1]  # its own digest
     assert early.reader(Options())("lib/app.js")[1] == "digest:"  # a candidate, not hashed
+
+
+class _Libc:
+    def __init__(self, calls: list) -> None:  # type: ignore[type-arg]
+        self.calls = calls
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append((param, value))
+        return 1
+
+
+@pytest.mark.parametrize(
+    "argv, kept",
+    [
+        (["tableshift", "audit", "."], True),
+        (["tableshift", "-q", "patch", "--rules", "r.toml"], True),
+        (["tableshift", "rules"], False),
+        (["tableshift", "audit", "--help"], False),
+    ],
+)
+def test_a_scan_lets_the_heap_keep_what_it_frees_before_anything_forks(monkeypatch, argv, kept):
+    import ctypes
+    import sys
+
+    from tableshift import cores
+
+    calls: list = []  # type: ignore[type-arg]
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(ctypes, "CDLL", lambda name, **_: _Libc(calls))
+    monkeypatch.setattr(cores, "usable", lambda quota: 1)  # no early process: nothing forks here
+    early.start(argv)
+    assert early._STATE is None
+    assert calls == ([(cores.M_TOP_PAD, cores.TOP_PAD)] if kept else [])
+
+
+def test_keeping_the_heap_is_said_to_fail_without_a_c_library(monkeypatch):
+    import ctypes
+    import platform
+    import sys
+
+    from tableshift import cores
+
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert cores.keep_heap() is True  # glibc's own mallopt takes it
+
+    def missing(name, **_):  # type: ignore[no-untyped-def]
+        raise OSError("no C library")
+
+    monkeypatch.setattr(ctypes, "CDLL", missing)
+    assert cores.keep_heap() is False
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert cores.keep_heap() is False
