@@ -171,3 +171,25 @@ def test_streamed_json_is_the_whole_reports_json_whatever_its_strings_hold():
     streamed = io.BytesIO()
     render.write_json(report, streamed)
     assert streamed.getvalue().decode() == json_text({k: list(v) if isinstance(v, render.Entries) else v for k, v in report.items()})
+
+
+@pytest.mark.parametrize("memory, spilled", [(render.JsonSpool.MEMORY, False), (64, True), (0, True)])
+def test_the_calls_spool_writes_the_same_bytes_held_or_spilled(monkeypatch, memory, spilled):
+    """Chunks held in memory, or past the limit in a temporary file (from the first byte, or
+    part way): the same JSON, the same size, the same bytes for the memo."""
+    monkeypatch.setattr(render.JsonSpool, "MEMORY", memory)
+    entries = [{"file": f"src/{i}.ts", "line": i, "columns": {"select": [{"name": "id"}]}} for i in range(5)]
+    spool = render.JsonSpool()
+    spool.extend(b"", 0)  # a file without calls adds nothing, not even a comma
+    spool.append(entries[0])
+    spool.extend(b",\n".join(render.entry_text(e) for e in entries[1:3]), 2)
+    spool.extend(b",\n".join(render.entry_text(e) for e in entries[3:]), 2)
+    assert (spool.file is not None) == spilled
+    streamed = io.BytesIO()
+    render.write_json({"n": len(spool), "calls": spool}, streamed)
+    assert streamed.getvalue().decode() == json_text({"n": 5, "calls": entries})
+    whole = spool.bytes()
+    assert len(whole) == spool.size()
+    again = io.BytesIO()
+    render.write_json({"n": 5, "calls": render.JsonSpool.of(whole, 5)}, again)
+    assert again.getvalue() == streamed.getvalue()

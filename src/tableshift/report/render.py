@@ -32,12 +32,16 @@ def to_json(report: dict[str, Any]) -> str:
 
 
 class JsonSpool:
-    """Calls as indented JSON, kept on disk past a few MB: the audit's memory stays flat."""
+    """Calls as indented JSON, kept on disk past a few MB: the audit's memory stays flat. Below
+    that, the chunks themselves are kept (each file's, as its part brought it), and written out
+    once, where they were copied into a buffer, then copied out of it."""
+
+    MEMORY = 8 << 20  # bytes held before the chunks go to a temporary file
 
     def __init__(self) -> None:
-        import tempfile
-
-        self.file = tempfile.SpooledTemporaryFile(max_size=8 << 20)
+        self.chunks: list[bytes] = []
+        self.held = 0
+        self.file: Any = None  # a temporary file, once past MEMORY
         self.count = 0
 
     def __len__(self) -> int:
@@ -47,17 +51,30 @@ class JsonSpool:
     def of(cls, data: bytes, count: int) -> JsonSpool:
         """A spool holding calls already written (`bytes()` of another)."""
         spool = cls()
-        spool.file.write(data)
+        spool._put(data)
         spool.count = count
         return spool
 
     def size(self) -> int:
+        if self.file is None:
+            return self.held
         self.file.seek(0, 2)
-        return self.file.tell()
+        return int(self.file.tell())
 
     def bytes(self) -> bytes:
+        if self.file is None:
+            return b"".join(self.chunks)
         self.file.seek(0)
-        return self.file.read()
+        return bytes(self.file.read())
+
+    def write_to(self, out: Any) -> None:
+        if self.file is None:
+            for chunk in self.chunks:
+                out.write(chunk)
+            return
+        self.file.seek(0)
+        while chunk := self.file.read(1 << 20):
+            out.write(chunk)
 
     def append(self, entry: dict[str, Any]) -> None:
         self.extend(entry_text(entry), 1)
@@ -66,11 +83,24 @@ class JsonSpool:
         """Calls already written (`entry_text` of each, joined by `,\\n`): a file's part of the audit."""
         if not count:
             return
-        self.file.seek(0, 2)
         if self.count:
-            self.file.write(b",\n")
-        self.file.write(chunk)
+            self._put(b",\n")
+        self._put(chunk)
         self.count += count
+
+    def _put(self, data: bytes) -> None:
+        if self.file is None:
+            if self.held + len(data) <= self.MEMORY:
+                self.chunks.append(data)
+                self.held += len(data)
+                return
+            import tempfile
+
+            self.file = tempfile.TemporaryFile()
+            self.file.writelines(self.chunks)
+            self.chunks, self.held = [], 0
+        self.file.seek(0, 2)
+        self.file.write(data)
 
 
 def entry_text(entry: dict[str, Any]) -> bytes:
@@ -172,9 +202,7 @@ def write_json(report: dict[str, Any], out: Any) -> None:
         else:
             out.write(b"[\n")
             if isinstance(value, JsonSpool):
-                value.file.seek(0)
-                while chunk := value.file.read(1 << 20):
-                    out.write(chunk)
+                value.write_to(out)
             else:
                 for index, entry in enumerate(value):
                     out.write((b",\n    " if index else b"    ") + _orjson(entry).replace(b"\n", b"\n    "))
