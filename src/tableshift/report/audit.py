@@ -96,7 +96,7 @@ class AuditBuilder:
             {kind: dict(c) for kind, c in self.named.items() if c}, dict(self.named_files),
             self.files_with_calls, self.certain_names, self.parse_errors, self.unreadable, self.skipped,
             dict(self.per_file), dict(self.dynamic_per_file), dict(self.flagged_per_file), self.dynamic_calls,
-            self.gaps, chunk.text(), len(chunk.entries),
+            self.gaps, len(chunk.entries),
         )
 
     def merge(self, part: bytes) -> None:
@@ -104,8 +104,9 @@ class AuditBuilder:
         (
             summary, statuses, fixes, tables, table_files, legacy, legacy_files, named, named_files,
             files_with_calls, certain_names, parse_errors, unreadable, skipped,
-            per_file, dynamic_per_file, flagged_per_file, dynamic_calls, gaps, chunk, count,
-        ) = pickle.loads(part)
+            per_file, dynamic_per_file, flagged_per_file, dynamic_calls, gaps, count, size,
+        ) = pickle.loads(part)  # the bytes after the pickle are the calls' JSON: not copied, kept as they are
+        chunk = memoryview(part)[len(part) - size :] if size else b""
         self.summary.update(summary)
         self.statuses.update(statuses)
         self.fixes.update(fixes)
@@ -366,15 +367,18 @@ class AuditPart:
     """The audit's product of a file's outcome (`engine.Product`): what adding it to the audit
     does, made where the file is scanned; `AuditBuilder.merge` folds it in."""
 
-    name = "audit-part:1"
+    name = "audit-part:2"
 
     def __init__(self, rules: RuleSet | None) -> None:
         self.rules = rules
 
     def __call__(self, outcome: FileOutcome) -> bytes:
+        """The builder's state pickled, its last item the size of the calls' JSON, which follows the
+        pickle (`pickle.loads` reads no further): `merge` keeps a view of it, never a copy."""
         builder = AuditBuilder(self.rules, _Chunk())
         builder.add(outcome)
-        return pickle.dumps(builder._state(), protocol=pickle.HIGHEST_PROTOCOL)
+        chunk = builder.sink.text()
+        return pickle.dumps((*builder._state(), len(chunk)), protocol=pickle.HIGHEST_PROTOCOL) + chunk
 
 
 def build(result: ScanResult, rules: RuleSet | None) -> dict[str, Any]:
