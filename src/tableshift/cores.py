@@ -1,6 +1,6 @@
-"""How many cores a run may use (its CPU affinity, capped by a cgroup's CPU quota), a child
-process that ends with its parent, and a C heap that keeps what it freed: for the engine's
-workers and the command's entry point, which imports nothing before it forks."""
+"""How many cores a run may use (its CPU affinity, capped by a cgroup's CPU quota), and a child
+process that ends with its parent: for the engine's workers and the command's entry point, which
+imports nothing before it forks."""
 
 from __future__ import annotations
 
@@ -18,29 +18,6 @@ def usable(quota: float | None) -> int:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     return max(1, min(cores, math.ceil(quota))) if quota is not None else max(1, cores)
-
-
-# glibc's `mallopt` parameter M_TOP_PAD: what the heap grows by beyond a request, and keeps when
-# memory at its top is freed (128 KiB unless set)
-M_TOP_PAD = -2
-TOP_PAD = 64 << 20
-
-
-def keep_heap() -> bool:
-    """Let the C heap grow 64 MiB at a time and keep that much free at its top (glibc's M_TOP_PAD),
-    for a run that scans: it parses file after file, each tree built and freed, and with the
-    default pad the freed memory went back to the kernel and came back as new pages to fault in.
-    Address space only: a page is resident once touched, as before. Set before the first fork,
-    the early process and the workers inherit it. On capgo (a cold audit): 27,000 page faults to
-    22,500, 3% less CPU. Whether it was set (False off glibc)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        return bool(ctypes.CDLL(None).mallopt(M_TOP_PAD, TOP_PAD))
-    except (OSError, AttributeError):  # no C library to load, or one without `mallopt`
-        return False
 
 
 def cgroup_quota() -> float | None:

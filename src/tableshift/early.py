@@ -84,14 +84,12 @@ _STATE: _Early | None = None
 
 
 def start(argv: Sequence[str]) -> None:
-    """Fork the early process, if `argv` runs a command that lists files and a core is spare
-    (and, for such a command, let the C heap keep what it frees: `cores.keep_heap`)."""
+    """Fork the early process, if `argv` runs a command that lists files and a core is spare."""
     global _STATE
     if _STATE is not None or not sys.platform.startswith("linux") or _command(argv) not in COMMANDS:
         return
     from tableshift import cores
 
-    cores.keep_heap()  # before the fork: this process, the early one and the workers all scan
     if cores.usable(cores.cgroup_quota()) < 2:
         return
     try:
