@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
+import sys
 
 import pytest
 
@@ -125,6 +126,25 @@ def test_apply_rewrites_in_place(project):
     assert proc.returncode == 0, proc.stderr
     assert "from('content_queue')" in (project / "src/queue.ts").read_text()
     assert not list(project.rglob("*.tmp"))
+
+
+def test_its_lines_name_files_as_they_are_and_load_no_terminal_library(project):
+    """`rewrote` and `wrote` lines are plain text: a name holding `:fire:` or `[b]` is not turned
+    into an emoji or markup (rich did the first even with markup off), and -q silences them."""
+    odd = project / "src" / ":fire:[b].ts"
+    odd.write_bytes((project / "src/queue.ts").read_bytes())
+    proc = run_cli("patch", "--rules", str(RULES), "--apply", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert "rewrote src/:fire:[b].ts\n" in proc.stderr
+    assert "from('content_queue')" in odd.read_text()
+    odd.write_bytes(APP["src/queue.ts"].encode())
+    proc = run_cli("patch", "--rules", str(RULES), "--output", "out.diff", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote out.diff\n" in proc.stderr and "diff --git a/src/:fire:[b].ts" in (project / "out.diff").read_text()
+    quiet = run_cli("-q", "patch", "--rules", str(RULES), "--output", "out.diff", cwd=project)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    probe = "import sys, tableshift.cli, tableshift.patching; print(any(m == 'rich' or m.startswith('rich.') for m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
 def test_apply_skips_a_read_only_file(project):

@@ -623,10 +623,10 @@ def patch(
             cache_dir=inputs.options.cache_dir,
             apply=apply,
             diffs=not check,
-            err=_stderr_console(),
+            err=_Lines(),
         ),
     )
-    status = patching.emit(outcome, output=output, split_dir=split_dir, check=check, err=_stderr_console())
+    status = patching.emit(outcome, output=output, split_dir=split_dir, check=check, err=_Lines())
     patching.write_report(outcome, report)
     if report is not None:
         _wrote(report)
@@ -1067,6 +1067,13 @@ def _wrote(path: Path | str) -> None:
     from tableshift.report.escape import printable
 
     _say(f"wrote {printable(str(path))}")
+
+
+class _Lines:
+    """`_say` behind the one method `patching` calls on its `err` (`patching.Lines`)."""
+
+    def print(self, line: str, **_options: object) -> None:
+        _say(line)
 
 
 def _say(line: str) -> None:

@@ -11,9 +11,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
-
-from rich.console import Console
+from typing import Any, BinaryIO, Protocol
 
 from tableshift.discover import SourceFile
 from tableshift.engine import FileOutcome, Rewrite, ScanResult, Settled, rewrite_file
@@ -102,6 +100,18 @@ class PatchOutcome:
         return coverage.data(self.report)
 
 
+class Lines(Protocol):
+    """Where the summary lines go: each `print` is one plain line (the command line's writes it to
+    stderr as is, without loading rich, and none with -q)."""
+
+    def print(self, line: str, **options: Any) -> None: ...
+
+
+class _Stderr:
+    def print(self, line: str, **options: Any) -> None:
+        sys.stderr.write(line + "\n")
+
+
 def run(
     scanned: ScanResult | tuple[Sequence[SourceFile], Iterable[FileOutcome], Settled],
     rules: RuleSet,
@@ -112,7 +122,7 @@ def run(
     apply: bool = False,
     diffs: bool = True,
     keep: bool = False,
-    err: Console | None = None,
+    err: Lines | None = None,
 ) -> PatchOutcome:
     """Rewrite every file that has selected `auto` calls, and the modules defining the shared
     constants they move, as the files stream by; build the coverage report the same way.
@@ -151,7 +161,7 @@ class _Patcher:
         apply: bool,
         diffs: bool,
         keep: bool,
-        err: Console | None,
+        err: Lines | None,
     ) -> None:
         self.sources = sources
         self.rules = rules
@@ -166,7 +176,7 @@ class _Patcher:
         self.failed: set[str] = set()  # modules whose constants could not be edited
         self.done: set[PlanKey] = set()  # calls changed, or held, by the rewrites of the held files
         self.refused: set[PlanKey] = set()
-        self.writer = _Writer(err or Console(stderr=True)) if apply else None
+        self.writer = _Writer(err or _Stderr()) if apply else None
         self.out = _Output(diffs=diffs, split=split)
         self.coverage = CoverageBuilder(rules, chosen)
         self.rewrites: list[tuple[int, Rewrite]] = []
@@ -390,7 +400,7 @@ class _Writer:
     """--apply: each changed file written under its folder's lock, if it is still what was scanned;
     skipped, never half-written. What the report counts is what was written."""
 
-    def __init__(self, err: Console) -> None:
+    def __init__(self, err: Lines) -> None:
         self.err = err
         self.status = 0
 
@@ -491,7 +501,7 @@ def sharing(p: Plan) -> object | None:
     return ("file", p.call.file, binding.start) if binding is not None else None
 
 
-def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, err: Console, check: bool = False) -> int:
+def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, err: Lines, check: bool = False) -> int:
     """Print or write the patch (unless it was applied); the summary goes to stderr. Returns the
     exit status.
 
@@ -533,7 +543,7 @@ def emit(outcome: PatchOutcome, *, output: Path | None, split_dir: Path | None, 
 SPLIT_MANIFEST = ".tableshift-split"  # the patches the last run wrote into a --split-dir
 
 
-def _remove_stale(split_dir: Path, written: list[str], err: Console) -> None:
+def _remove_stale(split_dir: Path, written: list[str], err: Lines) -> None:
     """The patches an earlier run wrote here for groups that have no change now are removed, so
     `git apply split/*.patch` never applies stale hunks; a file tableshift did not write is never
     touched (only the names its manifest lists, regular files ending in .patch)."""
