@@ -74,6 +74,16 @@ def test_baseline_is_sorted_stable_json(repo):
     assert (repo / "tableshift-baseline.json").read_bytes() == first
 
 
+def test_baseline_says_what_it_wrote_in_plain_lines(repo):
+    """As `_say` writes every line: the name as it is (printable), none with -q."""
+    proc = run_cli("baseline", "--output", "ci/:fire:[b].json", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote ci/:fire:[b].json: 4 legacy uses in 2 files\n" in proc.stderr
+    proc = run_cli("baseline", "--update", "--output", "ci/:fire:[b].json", cwd=repo)
+    assert "updated ci/:fire:[b].json: 4 → 4 legacy uses allowed\n" in proc.stderr
+    assert run_cli("-q", "baseline", "--output", "ci/:fire:[b].json", cwd=repo).stderr == ""
+
+
 def test_clean_tree_passes(repo):
     proc = check(repo)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -953,12 +953,12 @@ def baseline(
     sources = _sources(inputs)
     new, old = gate.write_baseline(_slim_outcomes(inputs, sources, memo=_memo(inputs, "slim", sources)), inputs.rules, path, update=update, cwd=Path.cwd())
     from tableshift.report.check import plural
+    from tableshift.report.escape import printable
 
-    err = _stderr_console()
     if old is None:
-        err.print(f"wrote {path}: {plural(new.total, 'legacy use')} in {plural(len(new.files), 'file')}", markup=False, highlight=False)
+        _say(f"wrote {printable(str(path))}: {plural(new.total, 'legacy use')} in {plural(len(new.files), 'file')}")
     else:
-        err.print(f"updated {path}: {old.total:,} → {plural(new.total, 'legacy use')} allowed", markup=False, highlight=False)
+        _say(f"updated {printable(str(path))}: {old.total:,} → {plural(new.total, 'legacy use')} allowed")
 
 
 @app.command(short_help='Fail on new legacy-table usage (CI gate).')
