@@ -108,6 +108,8 @@ class Lines(Protocol):
 
 
 class _Stderr:
+    """`Lines` for a caller that gives none: plain lines on stderr."""
+
     def print(self, line: str, **options: Any) -> None:
         sys.stderr.write(line + "\n")
 

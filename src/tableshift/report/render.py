@@ -33,8 +33,8 @@ def to_json(report: dict[str, Any]) -> str:
 
 class JsonSpool:
     """Calls as indented JSON, kept on disk past a few MB: the audit's memory stays flat. Below
-    that, the chunks themselves are kept (each file's, as its part brought it), and written out
-    once, where they were copied into a buffer, then copied out of it."""
+    that, the chunks themselves are held (each file's, as its part brought it, not copied) and
+    written out once at the end."""
 
     MEMORY = 8 << 20  # bytes held before the chunks go to a temporary file
 
