@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tableshift import engine
+from tableshift import cores, engine
 from tableshift.cache import Cache
 from tableshift.discover import discover
 from tableshift.report import audit
@@ -255,8 +255,8 @@ def test_workers_follow_the_cores_a_container_really_has(monkeypatch):
     monkeypatch.setattr(engine, "_cgroup_quota", lambda: None)
     monkeypatch.setattr(engine.os, "sched_getaffinity", lambda _: {0, 3, 5}, raising=False)
     assert engine.usable_cores() == 3  # pinned to three cores (taskset)
-    assert engine._v2_quota("200000 100000\n") == 2.0 and engine._v2_quota("max 100000\n") is None
-    assert engine._v2_quota("garbage") is None
+    assert cores.v2_quota("200000 100000\n") == 2.0 and cores.v2_quota("max 100000\n") is None
+    assert cores.v2_quota("garbage") is None
 
 
 def test_a_signal_reaching_a_worker_before_its_initializer_neither_kills_it_nor_breaks_the_pool(tmp_path, monkeypatch):

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tableshift import cores, memo
-from tableshift.cores import v1_quota as _v1_quota, v2_quota as _v2_quota  # noqa: F401  (tests read them here)
 from tableshift.cache import dumps
 from tableshift.classify import classify
 from tableshift.discover import SourceFile
@@ -758,14 +757,13 @@ class _StatIndex:
             if max(info.st_mtime_ns, info.st_ctime_ns) + self.RACY_NS < entry[2]:
                 return entry[1][len(self.salt) :]
         # what the early process read, if the file is still what it was then (and it was hashed)
-        verdict = found[1] if found is not None and found[0] == stamp and found[1] != "digest:" else self.read(source, info)
+        if found is not None and found[0] == stamp and found[1] != "digest:":
+            verdict = found[1]
+        else:
+            verdict = read_verdict(source, info, self.options, digested=self.cache is not None)
         if self.cache is not None:
             self.cache.put_stat(key, stamp, self.salt + verdict, self.now)
         return verdict
-
-    def read(self, source: SourceFile, info: os.stat_result) -> str:
-        """The verdict on the file's bytes (no cache entry consulted)."""
-        return read_verdict(source, info, self.options, digested=self.cache is not None)
 
 
 def _loads(blob: bytes) -> tuple | None:  # type: ignore[type-arg]
