@@ -114,6 +114,31 @@ def test_patch_is_the_same_when_every_file_is_held_to_the_end(case, monkeypatch)
     assert late.changed == streamed.changed
 
 
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("only", [None, "reads"])
+def test_patch_is_the_same_when_files_come_as_their_parts(case, split, only, monkeypatch):
+    """A file whose rewrite owes nothing to other files comes as its `PatchPart`, made where it was
+    scanned (as `engine.stream` sends it: every file that does not follow another module's names);
+    a part whose file turns out to define a moved constant is opened and held like an outcome.
+    The patch, its groups, the report and the files changed are what the outcomes give."""
+    rules, result = _scan(case, monkeypatch)
+    chosen = patching.selection(rules, only=only, tables=(), groups=())
+    part = patching.PatchPart(rules, chosen, split=split)
+    items = [part(o, s) if engine._independent(o) else o for o, s in zip(result.outcomes, result.sources)]
+    settled = engine.Settled(frozenset((p.constant.file, p.constant.path) for p in result.plans if p.constant is not None))
+    reference = patching.run(result, rules, chosen, split=split)
+    parted = patching.run((result.sources, iter(items), settled), rules, chosen, split=split)
+    assert any(isinstance(item, bytes) for item in items)
+    assert patching.patch_bytes(parted) == patching.patch_bytes(reference)
+    assert parted.data == reference.data
+    assert {g: patching._read(s) for g, s in parted.groups.items()} == {g: patching._read(s) for g, s in reference.groups.items()}
+    assert parted.changed == reference.changed
+    # a part is never told apart by its name alone: another selection or --split-dir is another product
+    assert part.name != patching.PatchPart(rules, patching.selection(rules, only="writes", tables=(), groups=()), split=split).name
+    assert part.name != patching.PatchPart(rules, chosen, split=not split).name
+
+
 def _key(entry: dict) -> tuple:
     return (entry["file"], entry["line"], entry["kind"])
 

@@ -35,7 +35,9 @@ HELPERS = {
     "export const me = () => supabase.from('profiles').select('id');\n",
     "src/pages/other.js": "import * as helpers from '../helpers/db';\n"
     "export const load = () => helpers.getRowsByTable('posted_tweets', 5);\n",
-    "src/lib/names.ts": "export const QUEUE = 'content_queue';\n",
+    # a module defining a constant that moves, with a call of its own: it comes as its product, and
+    # the patch opens it to edit the constant with the calls relying on it
+    "src/lib/names.ts": "export const QUEUE = 'content_metadata';\nexport const posted = () => supabase.from('posted_decisions').select('id');\n",
     "src/lib/use.ts": "import { QUEUE } from './names';\nexport const q = () => supabase.from(QUEUE).select('id');\n",
 }
 # enough files with calls of their own for the process pool to start (engine.PARALLEL_MIN_FILES)
@@ -43,7 +45,7 @@ FILLER = {
     f"src/feature{n}/api.ts": f"export const f{n} = async () => {{\n"
     f"  const {{ data }} = await supabase.from('{table}').select('id, status').eq('id', {n});\n"
     f"  await supabase.from('{table}').update({{ status: 'done' }}).eq('id', {n});\n  return data;\n}};\n"
-    for n, table in enumerate(["content_queue", "posted_tweets", "tweet_metrics", "profiles"] * 6)
+    for n, table in enumerate(["content_metadata", "posted_decisions", "tweet_metrics", "profiles"] * 6)
 }
 
 
@@ -117,6 +119,16 @@ def _outputs(tree: Path, *flags: str) -> dict[str, bytes]:
     return out
 
 
+def _patches(tree: Path, *flags: str) -> dict[str, bytes]:
+    """The patch split by group and for reads only, with its report, and --check's list."""
+    out = {}
+    assert run_in_process("patch", ".", "--rules", str(RULES), *flags, "--split-dir", "split", "--report", "split.md") == 0
+    assert run_in_process("patch", ".", "--rules", str(RULES), *flags, "--only", "reads", "-o", "reads.patch", "--report", "reads.json") == 0
+    for name in ("split.md", "reads.patch", "reads.json", *(f"split/{p.name}" for p in sorted((tree / "split").iterdir()))):
+        out[name] = (tree / name).read_bytes()
+    return out
+
+
 def _reference(tree: Path) -> dict[str, bytes]:
     """What the outcomes themselves give: -v streams outcomes, never products (nor the run memo)."""
     return _outputs(tree, "-v", "--no-cache")
@@ -150,6 +162,24 @@ def test_every_report_is_the_outcomes_whichever_way_each_file_comes(tree, monkey
     expected = _reference(tree)
     made.clear()
     assert _outputs(tree, "--jobs", jobs) == expected
+    assert "cache" in made
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_patch_parts_give_every_patch_the_outcomes_give(tree, monkeypatch, jobs):
+    """`patch` takes a file on its own as its part (`PatchPart`: rewritten where it was scanned):
+    split by group, for one selection, made by the workers and read back from the cache."""
+    expected = _patches(tree, "-v", "--no-cache")
+    assert b"src/lib/names.ts" in expected["reads.patch"]  # the constant, edited in its module
+    assert len([name for name in expected if name.startswith("split/")]) == 3
+    made = _products_made(tree, monkeypatch)
+    assert _patches(tree, "--no-cache", "--jobs", jobs) == expected
+    assert "worker" in made
+    assert _patches(tree, "--jobs", jobs) == expected
+    (tree / "src/feature0/api.ts").write_text((tree / "src/feature0/api.ts").read_text() + "// edited\n")
+    expected = _patches(tree, "-v", "--no-cache")
+    made.clear()
+    assert _patches(tree, "--jobs", jobs) == expected
     assert "cache" in made
 
 

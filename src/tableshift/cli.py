@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from tableshift.engine import FileOutcome, Product, ScanResult, Settled
     from tableshift.memo import RunMemo
     from tableshift.options import Options as EngineOptions
+    from tableshift.patching import PatchPart
     from tableshift.rules import RuleSet
 
 # -q / -v / --color: global, accepted anywhere on the command line (see `_global_flags`)
@@ -315,15 +316,23 @@ def _outcomes(inputs: Inputs, sources: list[SourceFile], settled: Settled | None
         yield from engine.stream(sources, inputs.rules, options=inputs.options, on_file=lambda _: progress.advance(task), settled=settled, product=product)
 
 
-def _patch_scan(inputs: Inputs) -> tuple[list[SourceFile], Iterator[FileOutcome], Settled]:
+def _patch_scan(inputs: Inputs, part: PatchPart | None = None) -> tuple[list[SourceFile], Iterator[FileOutcome | bytes], Settled]:
     """The scan as `patch` needs it: the files, their slim outcomes as they stream (see
     `_slim_outcomes`), and the modules whose shared constants will be edited, known before the
-    first outcome comes (`patching.run` holds back only those files and the ones relying on them)."""
+    first outcome comes (`patching.run` holds back only those files and the ones relying on them).
+    With a `part`, a file on its own comes as its part, rewritten where it was scanned."""
     from tableshift.engine import Settled
 
     sources = _sources(inputs)
     settled = Settled()
-    return sources, _slim_outcomes(inputs, sources, settled), settled
+    return sources, _slim_outcomes(inputs, sources, settled) if part is None else _parts(inputs, sources, settled, part), settled
+
+
+def _parts(inputs: Inputs, sources: list[SourceFile], settled: Settled, part: PatchPart) -> Iterator[FileOutcome | bytes]:
+    from tableshift.engine import Product, Slim
+
+    for item in _outcomes(inputs, sources, settled, Product(part.name, part)):
+        yield item if isinstance(item, bytes) else Slim.of(item)
 
 
 def _slim_outcomes(inputs: Inputs, sources: list[SourceFile], settled: Settled | None = None, *, memo: RunMemo | None = None) -> Iterator[FileOutcome]:
@@ -610,7 +619,7 @@ def patch(
     elif legacy_schema is not None or database_url:
         raise UsageError("--legacy-schema and --database-url go with --verify")
     else:
-        scanned = _patch_scan(inputs)
+        scanned = _patch_scan(inputs, None if apply else patching.PatchPart(inputs.rules, selection, split=split_dir is not None))
     # an unchanged tree's patch is the last run's (never when it edits the files or asks a database)
     memo = None if apply or verify else _memo(inputs, "patch", list(scanned[0]), selection, split_dir is not None, check)
     outcome = answer(

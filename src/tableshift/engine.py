@@ -106,8 +106,12 @@ class Slim:
         bare = dataclasses.replace(outcome.result, calls=()) if outcome.result.calls else outcome.result
         return FileOutcome(bare, (), plans, outcome.digest, outcome.verified)
 
-    def __call__(self, outcome: FileOutcome) -> bytes:
-        slim = Slim.of(outcome)
+    def __call__(self, outcome: FileOutcome, source: SourceFile | None = None) -> bytes:
+        return Slim.pack(Slim.of(outcome))
+
+    @staticmethod
+    def pack(slim: FileOutcome) -> bytes:
+        """A slim outcome as its product: `unslim` gives it back."""
         return dumps((slim.result, slim.plans, slim.digest, slim.verified))
 
 
@@ -180,7 +184,7 @@ class Product:
     outcome sent back or loaded. `name` is what else the product depends on (its part of the key)."""
 
     name: str
-    make: Callable[[FileOutcome], bytes]
+    make: Callable[[FileOutcome, SourceFile], bytes]  # of the file's final outcome
     # whether a worker also sends back the outcome of a file it made a product of (to be kept in
     # the cache); without a cache it is not pickled at all (a file found to need it is scanned again)
     outcomes: bool = True
@@ -201,7 +205,7 @@ def _scanned(source: SourceFile, rules: RuleSet | None, verify: bool, product: P
     outcome = scan_file(source, rules, verify=verify)
     if product is None or not _independent(outcome):
         return dumps(_to_cache(outcome)), None, outcome.digest
-    return dumps(_to_cache(outcome)) if product.outcomes else b"", product.make(outcome), outcome.digest
+    return dumps(_to_cache(outcome)) if product.outcomes else b"", product.make(outcome, source), outcome.digest
 
 
 _WORKER_RULES: RuleSet | None = None
@@ -368,7 +372,7 @@ def stream(
                 outcome = joined.apply(outcome, source, rules)
             final = shared.apply(outcome)
             if not touched and final is entry and key and products.keeps(final):
-                yield products.keep(key, final)
+                yield products.keep(key, final, source)
             else:
                 yield final
     finally:
@@ -445,10 +449,10 @@ class _Products:
     def keeps(self, outcome: FileOutcome) -> bool:
         return self.product is not None and self.cache is not None and _independent(outcome)
 
-    def keep(self, key: str, outcome: FileOutcome) -> bytes:
+    def keep(self, key: str, outcome: FileOutcome, source: SourceFile) -> bytes:
         """The product of an outcome at hand, kept for the next run (which then needs no outcome)."""
         assert self.product is not None and self.cache is not None
-        made = self.product.make(outcome)
+        made = self.product.make(outcome, source)
         self.cache.put(self.key(key), made)
         return made
 

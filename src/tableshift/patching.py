@@ -6,6 +6,8 @@ the tree; diffs and the report's long lists are spilled to temporary files."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import pickle
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -14,14 +16,15 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from tableshift.discover import SourceFile
-from tableshift.engine import FileOutcome, Rewrite, ScanResult, Settled, rewrite_file
+from tableshift.cache import dumps
+from tableshift.engine import FileOutcome, Rewrite, ScanResult, Settled, Slim, rewrite_file, unslim
 from tableshift.errors import UsageError
 from tableshift.fsutil import atomic_writer, replace_if_unchanged, writable_unchanged
 from tableshift.patch import file_diff
 from tableshift.report import coverage, render
 from tableshift.report.coverage import CoverageBuilder, Selection
 from tableshift.report.escape import printable
-from tableshift.report.render import Ordered
+from tableshift.report.render import Entries, EntryLines, Ordered
 from tableshift.rewrite import ConstantEdit, Fix, Plan, shared_binding
 from tableshift.rules import RuleSet
 
@@ -115,7 +118,7 @@ class _Stderr:
 
 
 def run(
-    scanned: ScanResult | tuple[Sequence[SourceFile], Iterable[FileOutcome], Settled],
+    scanned: ScanResult | tuple[Sequence[SourceFile], Iterable[FileOutcome | bytes], Settled],
     rules: RuleSet,
     chosen: Selection,
     *,
@@ -129,8 +132,9 @@ def run(
     """Rewrite every file that has selected `auto` calls, and the modules defining the shared
     constants they move, as the files stream by; build the coverage report the same way.
 
-    `scanned`: a whole scan, or the files, their outcomes as they stream, and what the link pass
-    settled (the modules whose constants are edited: known before the first outcome comes).
+    `scanned`: a whole scan, or the files, their outcomes (or `PatchPart`s) as they stream, and
+    what the link pass settled (the modules whose constants are edited: known before the first
+    outcome comes).
     `apply`: write each file in place (its summary line to `err`) instead of keeping its diff;
     `diffs`: keep the whole patch (off for --check); `split`: one patch per rules group; `keep`:
     also return every rewrite whole (tests)."""
@@ -141,6 +145,38 @@ def run(
         sources, outcomes, settled = scanned
     patcher = _Patcher(sources, rules, chosen, split=split, cache_dir=cache_dir, apply=apply, diffs=diffs and not apply, keep=keep, err=err)
     return patcher.run(outcomes, settled)
+
+
+class PatchPart:
+    """The patch's product of a file's outcome (`engine.Product`): what `_Patcher` does with the
+    file on its own (its rewrite's diffs, its calls' coverage), made where the file is scanned, and
+    its slim outcome, for the rare file found to define a constant that others rely on (then
+    rewritten with them, at the end). Only for a patch printed or checked: --apply writes in this
+    process. Files relying on such a constant, or linked, never come as products."""
+
+    def __init__(self, rules: RuleSet, chosen: Selection, *, split: bool) -> None:
+        self.rules = rules
+        self.chosen = chosen
+        self.split = split
+        # what else a part depends on (the rules are in every cache key already)
+        self.name = "patch-part:1:" + json.dumps([split, chosen.describe()], sort_keys=True)
+
+    def __call__(self, outcome: FileOutcome, source: SourceFile) -> bytes:
+        slim = Slim.of(outcome)
+        patcher = _Patcher((source,), self.rules, self.chosen, split=self.split, cache_dir=None, apply=False, diffs=False, keep=False, err=None, part=True)
+        kept, torn = patcher._kept(slim)
+        whole, groups = patcher._on_its_own(0, slim, kept)
+        patcher._cover(0, slim, whole, torn)
+        changed = whole is not None and whole.changed
+        return dumps(
+            (
+                Slim.pack(slim),
+                patcher.coverage._state(),
+                whole.path if changed else None,  # type: ignore[union-attr]
+                _diff(whole) if changed else None,  # type: ignore[arg-type]
+                {group: _diff(rewrite) if rewrite.changed else None for group, rewrite in groups.items()},
+            )
+        )
 
 
 class _Patcher:
@@ -164,6 +200,7 @@ class _Patcher:
         diffs: bool,
         keep: bool,
         err: Lines | None,
+        part: bool = False,
     ) -> None:
         self.sources = sources
         self.rules = rules
@@ -180,20 +217,29 @@ class _Patcher:
         self.refused: set[PlanKey] = set()
         self.writer = _Writer(err or _Stderr()) if apply else None
         self.out = _Output(diffs=diffs, split=split)
-        self.coverage = CoverageBuilder(rules, chosen)
+        self.coverage = CoverageBuilder(rules, chosen, entries=EntryLines if part else Entries)
         self.rewrites: list[tuple[int, Rewrite]] = []
         self.where = _Where(sources)
 
-    def run(self, outcomes: Iterable[FileOutcome], settled: Settled) -> PatchOutcome:
+    def run(self, outcomes: Iterable[FileOutcome | bytes], settled: Settled) -> PatchOutcome:
         count = 0
         modules: set[int] = set()  # the files defining shared constants being moved
-        for index, outcome in enumerate(outcomes):
+        for index, item in enumerate(outcomes):
             if index == 0:
                 assert settled.modules is not None, "the link pass settles shared constants before the first outcome"
                 # named as the link pass shows them, which need not be as discovery does (a path
                 # outside the current folder, a link): matched by resolved path where they differ
                 modules = {i for file, path in settled.modules if (i := self.where.index(file, path)) is not None}
             count += 1
+            if isinstance(item, bytes):  # its part (`PatchPart`): made on its own, which it is unless it defines a moved constant
+                assert self.writer is None and not self.keep, "parts only for a patch printed or checked"
+                slim, state, changed, diff, groups = pickle.loads(item)
+                if index not in modules:
+                    self.coverage.merge(state, index)
+                    self.out.merge(index, changed, diff, groups)
+                    continue
+                item = unslim(slim)
+            outcome = item
             relies = False
             for p in outcome.plans:
                 if p.constant is None:
@@ -242,6 +288,13 @@ class _Patcher:
         self, index: int, outcome: FileOutcome, whole: Rewrite | None, groups: dict[str, Rewrite], torn: list[Plan], *, late: bool = False
     ) -> None:
         """A file's rewrite into the patch, and its calls into the coverage report, in its place."""
+        self._cover(index, outcome, whole, torn, late=late)
+        self.out.add(index, whole, groups, late=late)
+        if self.keep and whole is not None:
+            self.rewrites.append((index, whole))
+
+    def _cover(self, index: int, outcome: FileOutcome, whole: Rewrite | None, torn: list[Plan], *, late: bool = False) -> None:
+        """A file's calls into the coverage report, in its place."""
         if outcome.result.generated_types:
             self.coverage.generated_types.append((index, outcome.result.path))
         changed = {_key(p) for p in whole.plans} if whole is not None and whole.changed else set()
@@ -255,9 +308,6 @@ class _Patcher:
             at=index,
             late=late,
         )
-        self.out.add(index, whole, groups, late=late)
-        if self.keep and whole is not None:
-            self.rewrites.append((index, whole))
 
     def _selected(self, p: Plan) -> bool:
         return p.fix is Fix.AUTO and self.chosen.why_not(p, self.rules) is None
@@ -392,6 +442,21 @@ class _Output:
                 spool = self.groups[group] = Ordered()
             if rewrite.changed:
                 spool.add(_diff(rewrite), index, late=late)
+
+
+    def merge(self, index: int, changed: str | None, diff: bytes | None, groups: dict[str, bytes | None]) -> None:
+        """`add` of a file's rewrite made apart (`PatchPart`): its path if changed, its diffs."""
+        if changed is not None:
+            self.changed.append((index, changed))
+            if self.patch is not None:
+                assert diff is not None
+                self.patch.add(diff, index)
+        for group, part in groups.items():
+            spool = self.groups.get(group)
+            if spool is None:
+                spool = self.groups[group] = Ordered()
+            if part is not None:
+                spool.add(part, index)
 
 
 def _diff(rewrite: Rewrite) -> bytes:

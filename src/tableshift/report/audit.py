@@ -372,7 +372,7 @@ class AuditPart:
     def __init__(self, rules: RuleSet | None) -> None:
         self.rules = rules
 
-    def __call__(self, outcome: FileOutcome) -> bytes:
+    def __call__(self, outcome: FileOutcome, source: object = None) -> bytes:
         """The builder's state pickled, its last item the size of the calls' JSON, which follows the
         pickle (`pickle.loads` reads no further): `merge` keeps a view of it, never a copy."""
         builder = AuditBuilder(self.rules, _Chunk())

@@ -11,7 +11,7 @@ from tableshift import __version__
 from tableshift.engine import Rewrite
 from tableshift.model import Kind, Operation
 from tableshift.report.escape import md_code, printable
-from tableshift.report.render import Entries
+from tableshift.report.render import Entries, EntryLines
 from tableshift.rewrite import Fix, Plan
 from tableshift.rules import RuleSet
 
@@ -68,7 +68,7 @@ class CoverageBuilder:
     `add` takes a file's plans in order; files come in path order, so the lists come out sorted
     by file, line and column without holding them."""
 
-    def __init__(self, rules: RuleSet, selection: Selection) -> None:
+    def __init__(self, rules: RuleSet, selection: Selection, *, entries: Callable[[], Entries | EntryLines] = Entries) -> None:
         self.rules = rules
         self.selection = selection
         self.totals: Counter[str] = Counter()
@@ -77,7 +77,7 @@ class CoverageBuilder:
         self.group_of = [rule.group for rule in rules.tables]
         self.fates: dict[tuple[str, str], dict[str, Any]] = {}
         self.uses: Counter[tuple[str, str]] = Counter()
-        self.review, self.dynamic, self.left_out = Entries(), Entries(), Entries()
+        self.review, self.dynamic, self.left_out = entries(), entries(), entries()
         self.refused_files: list[tuple[int, dict[str, Any]]] = []
         self.refused_calls = 0
         self.files_changed = 0
@@ -137,6 +137,45 @@ class CoverageBuilder:
                 self.uses[key] += 1
                 if key not in self.fates or _FATE_ORDER.index(fate.fate.value) > _FATE_ORDER.index(self.fates[key]["fate"]):
                     self.fates[key] = {"table": fate.legacy, "column": fate.column, "fate": fate.fate.value, "new": fate.new}
+
+    # -- one file's part: what `add` of it does, made apart (in a worker, or kept in the cache) by a
+    # builder with `EntryLines`, and folded in later; `merge(part, at)` does what `add(..., at=at)` does
+
+    def _state(self) -> tuple:  # type: ignore[type-arg]
+        lines = (self.review, self.dynamic, self.left_out)
+        assert all(isinstance(e, EntryLines) for e in lines), "a part's builder keeps its entries as lines"
+        return (
+            dict(self.totals),
+            {index: dict(c) for index, c in enumerate(self.tables) if c},
+            {group: dict(c) for group, c in self.groups.items() if c},
+            self.fates,
+            dict(self.uses),
+            *(e.lines for e in lines),  # type: ignore[union-attr]
+            [entry for _, entry in self.refused_files],
+            self.refused_calls,
+            self.files_changed,
+            [path for _, path in self.generated_types],
+        )
+
+    def merge(self, state: tuple, at: int) -> None:  # type: ignore[type-arg]
+        """Fold in one file's part (its `_state`), in file order (`at`: its place)."""
+        totals, tables, groups, fates, uses, review, dynamic, left_out, refused_files, refused_calls, files_changed, generated = state
+        self.totals.update(totals)
+        for index, counts in tables.items():
+            self.tables[index].update(counts)
+        for group, counts in groups.items():
+            self.groups[group].update(counts)
+        for key, fate in fates.items():
+            if key not in self.fates or _FATE_ORDER.index(fate["fate"]) > _FATE_ORDER.index(self.fates[key]["fate"]):
+                self.fates[key] = fate
+        self.uses.update(uses)
+        for mine, lines in ((self.review, review), (self.dynamic, dynamic), (self.left_out, left_out)):
+            if lines:
+                mine.extend(lines, at)  # type: ignore[union-attr]
+        self.refused_files.extend((at, entry) for entry in refused_files)
+        self.refused_calls += refused_calls
+        self.files_changed += files_changed
+        self.generated_types.extend((at, path) for path in generated)
 
     def report(self) -> dict[str, Any]:
         """The report; its long lists are `Entries` (iterable, and `write_json` streams them):

@@ -172,11 +172,12 @@ class Entries:
         self.chunks = Ordered()
 
     def append(self, entry: dict[str, Any], at: int = 0, *, late: bool = False) -> None:
-        try:
-            line = orjson.dumps(entry)
-        except orjson.JSONEncodeError:
-            line = orjson.dumps(scrub(entry))
-        self.chunks.add(line, at, late=late)
+        self.chunks.add(entry_line(entry), at, late=late)
+
+    def extend(self, lines: list[bytes], at: int) -> None:
+        """Entries made elsewhere (`entry_line`, one file's: see `EntryLines`), in their place."""
+        for line in lines:
+            self.chunks.add(line, at)
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -186,6 +187,28 @@ class Entries:
 
     def close(self) -> None:
         self.chunks.close()
+
+
+class EntryLines:
+    """`Entries` of one file, made apart (in a worker): each entry's line, for `Entries.extend`
+    to put in the file's place."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def append(self, entry: dict[str, Any], at: int = 0, *, late: bool = False) -> None:
+        self.lines.append(entry_line(entry))
+
+    def close(self) -> None:
+        pass
+
+
+def entry_line(entry: dict[str, Any]) -> bytes:
+    """One entry of `Entries`, as it is kept: compact JSON."""
+    try:
+        return orjson.dumps(entry)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(scrub(entry))
 
 
 def write_json(report: dict[str, Any], out: Any) -> None:
