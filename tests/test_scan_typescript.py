@@ -523,6 +523,33 @@ def test_english_that_parses_as_sql_is_not_sql_unless_given_to_a_call_taking_sql
     assert [(c.start.line, c.table.name, c.operation.value) for c in calls] == [(3, "tweets", "select"), (4, "outcomes", "delete")]
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "WITH recent AS (SELECT * FROM tweets) INSERT INTO outcomes (tweet_id) SELECT tweet_id FROM recent ON CONFLICT DO NOTHING",
+        "WITH tweets AS (SELECT 1 AS id) SELECT * FROM tweets, public.tweets JOIN posts p ON p.id = tweets.id",  # a CTE shadowing a table
+        "WITH moved AS (DELETE FROM content_metadata WHERE id = $1 RETURNING *) INSERT INTO content_queue SELECT * FROM moved ON CONFLICT (id) DO UPDATE SET a = EXCLUDED.a",
+        "UPDATE posts SET n = t.n FROM (SELECT id, count(*) AS n FROM tweet_metrics GROUP BY id) t WHERE posts.id = t.id RETURNING (SELECT 1 FROM outcomes LIMIT 1)",
+        "DELETE FROM archive.posts USING tweets WHERE posts.id = tweets.id AND EXISTS (SELECT 1 FROM \"we\"\"ird\" WHERE x = '\"RangeVar\":{')",
+        "SELECT * FROM a NATURAL JOIN b LEFT JOIN LATERAL (SELECT * FROM c WHERE c.a = a.id) d ON true WHERE a.id IN (SELECT id FROM \"Tëst\")",
+        "INSERT INTO tweets SELECT * FROM tweets",  # the same table read and written
+        "SELECT 1",
+        "CREATE TABLE t (id int REFERENCES posts (id))",
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5) SELECT * FROM r, posts",
+    ],
+)
+def test_one_statement_s_tables_are_what_walking_its_whole_tree_finds(statement):
+    """`_statement` decodes only the parts of a parse tree that name tables; `_walked` loads and
+    walks all of it (and takes any number of statements): they must find the same tables."""
+    from tableshift.scan import sql
+
+    tree = sql._parser().parse_sql_json(statement)
+    assert sql._statement(tree) == sql._walked(tree)
+    assert list(sql._tables(statement)) == sql._walked(tree)
+    two = sql._parser().parse_sql_json(f"{statement}; SELECT * FROM posted_decisions")
+    assert sql._walked(two)[-1].table == "posted_decisions" and sql._walked(two)[:-1] == sql._walked(tree)
+
+
 def test_sql_in_strings_leaves_pglast_s_node_classes_unbuilt_until_something_reads_them():
     # a fresh interpreter: this one may have imported pglast already
     import subprocess

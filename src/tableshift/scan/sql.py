@@ -142,15 +142,25 @@ def _defer_submodules(package: str, names: tuple[str, ...]) -> None:
 @functools.lru_cache(maxsize=2048)
 def _tables(text: str) -> tuple[SqlUse, ...]:
     """`tables`, remembered per process: tests and migrations repeat the same statements."""
-    import orjson
-
     parser = _parser()
     try:
-        tree = orjson.loads(parser.parse_sql_json(text))
+        tree = parser.parse_sql_json(text)
     except (parser.ParseError, ValueError, RecursionError):
         return ()
+    # one statement (only a RawStmt has a `stmt`): the objects naming tables, decoded where they stand
+    return tuple(_statement(tree) if tree.count('"stmt":') == 1 else _walked(tree))
+
+
+def _walked(tree: str) -> list[SqlUse]:
+    """`_tables` of a parse tree (libpg_query's JSON) of any number of statements, walked whole."""
+    import orjson
+
+    try:
+        stmts = orjson.loads(tree).get("stmts", [])
+    except ValueError:
+        return []
     out: list[SqlUse] = []
-    for raw in tree.get("stmts", []):
+    for raw in stmts:
         ctes: set[str] = set()
         found: list[tuple[dict, Operation]] = []  # type: ignore[type-arg]
         stack: list[object] = [raw.get("stmt")]
@@ -165,19 +175,61 @@ def _tables(text: str) -> tuple[SqlUse, ...]:
                     elif key in _WRITES and isinstance(value, dict):
                         relation = value.get("relation")
                         if isinstance(relation, dict):  # the written table: a RangeVar without its wrapper
-                            upsert = key == "InsertStmt" and value.get("onConflictClause") is not None
-                            found.append((relation, Operation.UPSERT if upsert else _WRITES[key]))
+                            found.append((relation, _written(key, value)))
                         stack.append({k: v for k, v in value.items() if k != "relation"})
                     elif key == "CommonTableExpr" and isinstance(value, dict):
                         ctes.add(value.get("ctename", ""))
                         stack.append(value)
                     elif isinstance(value, (dict, list)):
                         stack.append(value)
-        seen: set[tuple[str | None, str, Operation]] = set()
-        for node, op in sorted(found, key=lambda f: f[0].get("location", 0)):
-            schema, name = node.get("schemaname"), node.get("relname")
-            if not name or (schema is None and name in ctes) or (schema, name, op) in seen:
-                continue
-            seen.add((schema, name, op))
-            out.append(SqlUse(name, schema, op, node.get("location", 0)))
-    return tuple(out)
+        out += _uses(found, ctes)
+    return out
+
+
+def _statement(tree: str) -> list[SqlUse]:
+    """`_walked` of one statement's parse tree, without loading all of it: only the objects that
+    name tables are decoded, where their keys stand in the text (a key cannot stand inside a
+    string there: a string's own quotes are escaped). The tree of a long query is mostly
+    expressions: loading and walking it all was most of what SQL cost."""
+    decode = _decoder().raw_decode
+    found: list[tuple[dict, Operation]] = []  # type: ignore[type-arg]
+    ctes: set[str] = set()
+    for key in ("RangeVar", *_WRITES, "CommonTableExpr"):
+        marker = f'"{key}":{{'
+        at = tree.find(marker)
+        while at != -1:
+            value, _ = decode(tree, at + len(marker) - 1)
+            if key == "RangeVar":
+                found.append((value, Operation.SELECT))
+            elif key == "CommonTableExpr":
+                ctes.add(value.get("ctename", ""))
+            elif isinstance(relation := value.get("relation"), dict):
+                found.append((relation, _written(key, value)))
+            at = tree.find(marker, at + len(marker))
+    return _uses(found, ctes)
+
+
+@functools.cache
+def _decoder():  # type: ignore[no-untyped-def]
+    import json
+
+    return json.JSONDecoder()
+
+
+def _written(key: str, statement: dict) -> Operation:  # type: ignore[type-arg]
+    upsert = key == "InsertStmt" and statement.get("onConflictClause") is not None
+    return Operation.UPSERT if upsert else _WRITES[key]
+
+
+def _uses(found: list[tuple[dict, Operation]], ctes: set[str]) -> list[SqlUse]:  # type: ignore[type-arg]
+    """One statement's tables in the order they are named, each once per operation; names its
+    CTEs define are not tables."""
+    out: list[SqlUse] = []
+    seen: set[tuple[str | None, str, Operation]] = set()
+    for node, op in sorted(found, key=lambda f: f[0].get("location", 0)):
+        schema, name = node.get("schemaname"), node.get("relname")
+        if not name or (schema is None and name in ctes) or (schema, name, op) in seen:
+            continue
+        seen.add((schema, name, op))
+        out.append(SqlUse(name, schema, op, node.get("location", 0)))
+    return out
