@@ -443,7 +443,6 @@ class _Output:
             if rewrite.changed:
                 spool.add(_diff(rewrite), index, late=late)
 
-
     def merge(self, index: int, changed: str | None, diff: bytes | None, groups: dict[str, bytes | None]) -> None:
         """`add` of a file's rewrite made apart (`PatchPart`): its path if changed, its diffs."""
         if changed is not None:
