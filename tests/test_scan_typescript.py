@@ -550,6 +550,20 @@ def test_one_statement_s_tables_are_what_walking_its_whole_tree_finds(statement)
     assert sql._walked(two)[-1].table == "posted_decisions" and sql._walked(two)[:-1] == sql._walked(tree)
 
 
+@pytest.mark.parametrize("terms", [490, 600, 3000])
+def test_sql_nested_deeper_than_the_json_decoder_goes_costs_the_file_none_of_its_calls(terms):
+    """A statement whose tree nests deeper than Python's JSON decoder recurses is walked with a
+    stack as before (what that finds, or nothing), never a RecursionError that loses the file."""
+    from tableshift.scan import scan_source, sql
+
+    statement = "insert into audit_log (msg) select " + " || ".join(["'x'"] * terms)
+    assert sql._tables.__wrapped__(statement) == tuple(sql._walked(sql._parser().parse_sql_json(statement)))
+    code = f"export const f = async () => {{\n  await supabase.from('users').select('*');\n  await pool.query(`{statement}`);\n}};\n"
+    result = scan_source(code.encode(), path="x.ts", language="typescript")
+    assert result.error is None
+    assert [c.table.name for c in result.calls if c.kind.value != "sql"] == ["users"]
+
+
 def test_sql_in_strings_leaves_pglast_s_node_classes_unbuilt_until_something_reads_them():
     # a fresh interpreter: this one may have imported pglast already
     import subprocess

@@ -147,8 +147,12 @@ def _tables(text: str) -> tuple[SqlUse, ...]:
         tree = parser.parse_sql_json(text)
     except (parser.ParseError, ValueError, RecursionError):
         return ()
-    # one statement (only a RawStmt has a `stmt`): the objects naming tables, decoded where they stand
-    return tuple(_statement(tree) if tree.count('"stmt":') == 1 else _walked(tree))
+    if tree.count('"stmt":') == 1:  # one statement (only a RawStmt has a `stmt`)
+        try:
+            return tuple(_statement(tree))
+        except RecursionError:  # an object nested deeper than Python's decoder goes: walked with a stack
+            pass
+    return tuple(_walked(tree))
 
 
 def _walked(tree: str) -> list[SqlUse]:
