@@ -183,6 +183,30 @@ def test_patch_parts_give_every_patch_the_outcomes_give(tree, monkeypatch, jobs)
     assert "cache" in made
 
 
+def test_a_file_edited_between_its_scan_and_its_rewrite_leaves_no_part_behind(tree, monkeypatch):
+    """A part rewrites its file where it was scanned, reading it again: saved by an editor in
+    between, it is refused ("changed since it was scanned"), which is that moment's, not the
+    scanned bytes': no part is kept, and a run on those bytes again patches the file."""
+    api = tree / "src/feature0/api.ts"
+    original = api.read_text()
+    expected = _patches(tree, "-v", "--no-cache")
+    assert b"src/feature0/api.ts" in expected["reads.patch"]
+    real = engine.scan_file
+
+    def saved_meanwhile(source, *args, **kwargs):  # type: ignore[no-untyped-def]
+        outcome = real(source, *args, **kwargs)
+        if source.display == "src/feature0/api.ts":
+            api.write_text(original + "// saved by an editor\n")
+        return outcome
+
+    monkeypatch.setattr(engine, "scan_file", saved_meanwhile)
+    assert run_in_process("patch", ".", "--rules", str(RULES), "--jobs", "1", "--only", "reads", "-o", "racy.patch", "--report", "racy.json") == 0
+    assert "changed since it was scanned" in (tree / "racy.json").read_text()
+    monkeypatch.setattr(engine, "scan_file", real)
+    api.write_text(original)  # the bytes scanned, again
+    assert _patches(tree, "--jobs", "1") == expected
+
+
 def test_a_call_site_edited_into_a_file_that_came_as_its_product(tree):
     assert _outputs(tree) == _reference(tree)
     api = tree / "src/feature1/api.ts"

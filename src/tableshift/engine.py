@@ -184,7 +184,9 @@ class Product:
     outcome sent back or loaded. `name` is what else the product depends on (its part of the key)."""
 
     name: str
-    make: Callable[[FileOutcome, SourceFile], bytes]  # of the file's final outcome
+    # of the file's final outcome; None when it cannot be made of it now (then the outcome comes
+    # as it is, and no product is kept)
+    make: Callable[[FileOutcome, SourceFile], bytes | None]
     # whether a worker also sends back the outcome of a file it made a product of (to be kept in
     # the cache); without a cache it is not pickled at all (a file found to need it is scanned again)
     outcomes: bool = True
@@ -203,9 +205,10 @@ def _scanned(source: SourceFile, rules: RuleSet | None, verify: bool, product: P
     """A file scanned, as it is sent back: its outcome pickled (once: the same bytes cross the pipe
     and go into the cache), its product when the outcome owes nothing to other files, its digest."""
     outcome = scan_file(source, rules, verify=verify)
-    if product is None or not _independent(outcome):
+    made = product.make(outcome, source) if product is not None and _independent(outcome) else None
+    if made is None:
         return dumps(_to_cache(outcome)), None, outcome.digest
-    return dumps(_to_cache(outcome)) if product.outcomes else b"", product.make(outcome, source), outcome.digest
+    return dumps(_to_cache(outcome)) if product.outcomes else b"", made, outcome.digest  # type: ignore[union-attr]
 
 
 _WORKER_RULES: RuleSet | None = None
@@ -371,10 +374,8 @@ def stream(
             if touched:
                 outcome = joined.apply(outcome, source, rules)
             final = shared.apply(outcome)
-            if not touched and final is entry and key and products.keeps(final):
-                yield products.keep(key, final, source)
-            else:
-                yield final
+            made = products.keep(key, final, source) if not touched and final is entry and key and products.keeps(final) else None
+            yield final if made is None else made
     finally:
         spool.close()
         if cache is not None:
@@ -449,11 +450,13 @@ class _Products:
     def keeps(self, outcome: FileOutcome) -> bool:
         return self.product is not None and self.cache is not None and _independent(outcome)
 
-    def keep(self, key: str, outcome: FileOutcome, source: SourceFile) -> bytes:
-        """The product of an outcome at hand, kept for the next run (which then needs no outcome)."""
+    def keep(self, key: str, outcome: FileOutcome, source: SourceFile) -> bytes | None:
+        """The product of an outcome at hand, kept for the next run (which then needs no outcome);
+        None if it cannot be made now."""
         assert self.product is not None and self.cache is not None
         made = self.product.make(outcome, source)
-        self.cache.put(self.key(key), made)
+        if made is not None:
+            self.cache.put(self.key(key), made)
         return made
 
 
@@ -1020,6 +1023,9 @@ class Rewrite:
     plans: tuple[Plan, ...]
     refused: str | None = None
     diff: bytes | None = None  # the file's unified diff, once its bytes are let go (patch without --apply)
+    # refused for what the file held when it was read again (unreadable, changed since its scan),
+    # not for the bytes scanned: a refusal that another run of the same bytes must not inherit
+    stale: bool = False
 
     @property
     def changed(self) -> bool:
@@ -1045,11 +1051,11 @@ def rewrite_file(
     try:
         old = read_bytes(source.path)
     except OSError as exc:
-        return Rewrite(path, source.path, b"", b"", plans, f"cannot read: {exc.strerror}")
+        return Rewrite(path, source.path, b"", b"", plans, f"cannot read: {exc.strerror}", stale=True)
     expected = {outcome.digest} if outcome.digest else set()
     expected |= {c.digest for c in constants}
     if expected != {digest(old)}:
-        return Rewrite(path, source.path, old, old, plans, "file changed since it was scanned")
+        return Rewrite(path, source.path, old, old, plans, "file changed since it was scanned", stale=True)
     try:
         new = apply_edits(old, [*(e for p in chosen for e in p.edits), *(c.edit for c in constants)])
     except OverlappingEdits as exc:

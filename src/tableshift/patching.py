@@ -161,11 +161,15 @@ class PatchPart:
         # what else a part depends on (the rules are in every cache key already)
         self.name = "patch-part:1:" + json.dumps([split, chosen.describe()], sort_keys=True)
 
-    def __call__(self, outcome: FileOutcome, source: SourceFile) -> bytes:
+    def __call__(self, outcome: FileOutcome, source: SourceFile) -> bytes | None:
+        """The part; None when the file, read again to be rewritten, was not what was scanned (or
+        could not be read): that refusal is this moment's, never kept with the scanned bytes."""
         slim = Slim.of(outcome)
         patcher = _Patcher((source,), self.rules, self.chosen, split=self.split, cache_dir=None, apply=False, diffs=False, keep=False, err=None, part=True)
         kept, torn = patcher._kept(slim)
         whole, groups = patcher._on_its_own(0, slim, kept)
+        if any(rewrite.stale for rewrite in (whole, *groups.values()) if rewrite is not None):
+            return None
         patcher._cover(0, slim, whole, torn)
         changed = whole is not None and whole.changed
         return dumps(
