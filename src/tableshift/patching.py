@@ -171,16 +171,8 @@ class PatchPart:
         if any(rewrite.stale for rewrite in (whole, *groups.values()) if rewrite is not None):
             return None
         patcher._cover(0, slim, whole, torn)
-        changed = whole is not None and whole.changed
-        return dumps(
-            (
-                Slim.pack(slim),
-                patcher.coverage._state(),
-                whole.path if changed else None,  # type: ignore[union-attr]
-                _diff(whole) if changed else None,  # type: ignore[arg-type]
-                {group: _diff(rewrite) if rewrite.changed else None for group, rewrite in groups.items()},
-            )
-        )
+        # with --split-dir only the groups' diffs are printed
+        return dumps((Slim.pack(slim), patcher.coverage._state(), *_diffs(whole, groups, whole_diff=not self.split)))
 
 
 class _Patcher:
@@ -436,30 +428,32 @@ class _Output:
         self.changed: list[tuple[int, str]] = []
 
     def add(self, index: int, whole: Rewrite | None, groups: dict[str, Rewrite], *, late: bool = False) -> None:
-        if whole is not None and whole.changed:
-            self.changed.append((index, whole.path))
-            if self.patch is not None:
-                self.patch.add(_diff(whole), index, late=late)
-        for group, rewrite in groups.items():
-            spool = self.groups.get(group)
-            if spool is None:
-                spool = self.groups[group] = Ordered()
-            if rewrite.changed:
-                spool.add(_diff(rewrite), index, late=late)
+        self.merge(index, *_diffs(whole, groups, whole_diff=self.patch is not None), late=late)
 
-    def merge(self, index: int, changed: str | None, diff: bytes | None, groups: dict[str, bytes | None]) -> None:
-        """`add` of a file's rewrite made apart (`PatchPart`): its path if changed, its diffs."""
+    def merge(self, index: int, changed: str | None, diff: bytes | None, groups: dict[str, bytes | None], *, late: bool = False) -> None:
+        """A file's rewrite as `_diffs` gives it (made here, or apart: `PatchPart`), in its place."""
         if changed is not None:
             self.changed.append((index, changed))
             if self.patch is not None:
                 assert diff is not None
-                self.patch.add(diff, index)
+                self.patch.add(diff, index, late=late)
         for group, part in groups.items():
             spool = self.groups.get(group)
             if spool is None:
                 spool = self.groups[group] = Ordered()
             if part is not None:
-                spool.add(part, index)
+                spool.add(part, index, late=late)
+
+
+def _diffs(whole: Rewrite | None, groups: dict[str, Rewrite], *, whole_diff: bool = True) -> tuple[str | None, bytes | None, dict[str, bytes | None]]:
+    """What the patch keeps of a file's rewrite: its path if it changed, its diff (with
+    `whole_diff`), and each group's diff, None for a group it leaves as it is."""
+    changed = whole is not None and whole.changed
+    return (
+        whole.path if changed else None,  # type: ignore[union-attr]
+        _diff(whole) if changed and whole_diff else None,  # type: ignore[arg-type]
+        {group: _diff(rewrite) if rewrite.changed else None for group, rewrite in groups.items()},
+    )
 
 
 def _diff(rewrite: Rewrite) -> bytes:
