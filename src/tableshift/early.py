@@ -4,9 +4,10 @@ Before a scan's workers can start, this process imports the command line (typer 
 are a third of that), then lists the files and reads each one to prefilter it: on capgo 0.10 s
 with one core busy, then 85 ms of CPU beside the workers. The command's entry point forks a
 process first, for the commands that list files (`audit`, `patch`, `check`, `baseline`) on a
-machine with a core to spare: it lists `.` as `discover` does and reads every file as the first
-pass does (its stat stamp, and what is in it: skipped, no candidate, generated types, or its
-digest), sending each result down a pipe as it goes, while this process loads the command line.
+machine with a core to spare, once the modules it runs are imported (the run needs them too): it
+lists `.` as `discover` does and reads every file as the first pass does (its stat stamp, and what
+is in it: skipped, no candidate, generated types, or its digest), sending each result down a pipe
+as it goes, while this process loads the command line.
 
 What it found is used only where the run would have found the same: the run lists `.` with no
 include or exclude pattern (then `discover` gives that list), its size limits are the defaults,
@@ -22,7 +23,7 @@ from __future__ import annotations
 import os
 import sys
 
-TYPE_CHECKING = False  # the fork comes before `typing`, `pathlib` and `pickle` are imported
+TYPE_CHECKING = False  # every command imports this module first: it imports no more than it must
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
@@ -92,6 +93,13 @@ def start(argv: Sequence[str]) -> None:
 
     if cores.usable(cores.cgroup_quota()) < 2:
         return
+    # what the early process runs, imported before the fork: the run imports it too, and each
+    # process importing its own copy cost 35-40 ms of CPU more (their common imports too:
+    # dataclasses, pathlib, typing), with both cores busy
+    import tableshift.discover  # noqa: F401
+    import tableshift.options  # noqa: F401
+    import tableshift.reading  # noqa: F401
+
     try:
         read, write = os.pipe()
     except OSError:
