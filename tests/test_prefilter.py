@@ -12,7 +12,7 @@ from tableshift import engine
 from tableshift.discover import discover
 from tableshift.scan import has_candidates, typescript
 from tableshift.scan.shared import GENERATED_TYPES, TS_CANDIDATE, TYPE_CANDIDATE, generated_types, has_query_hit, name_occurrences, noise_hit, ts_hits, type_hits
-from tableshift.scan.sql import SQL_CANDIDATE, has_sql, sql_hits
+from tableshift.scan.sql import SQL_CANDIDATE, has_sql, literal_text, sql_hits
 
 from conftest import FIXTURES
 
@@ -95,8 +95,79 @@ def test_a_spread_noise_receiver_is_no_candidate():
 
 def test_the_keyword_led_sql_search_agrees_with_the_pattern():
     for data in _corpus():
-        assert has_sql(data) == (SQL_CANDIDATE.search(data) is not None), data[:80]
         assert [m.span() for m in sql_hits(data)] == [m.span() for m in SQL_CANDIDATE.finditer(data)], data[:80]
+        if SQL_CANDIDATE.search(data) is None:
+            assert not has_sql(data), data[:80]
+
+
+# (source, whether the scanner finds a call in it, whether the prefilter lets it be parsed)
+STATEMENT_LIKE = [
+    ("toast('Update requests from the store');\n", False, False),
+    ("expect(log).toContain('DELETE FROM public.channels');\n", False, False),  # a call that takes no SQL
+    ("db.prepare(`DELETE FROM ${TABLE} WHERE id = ?`).run(id);\n", False, False),  # the table interpolated
+    ("const help = `with the user\\'s pick from the list`;\n", False, False),  # an escape, read as the scanner reads it
+    ('const t = <Tip text="Select a row from the table" />;\n', False, False),
+    ("await run('DELETE FROM ' + table);\n", False, False),
+    ("await pool.query('DELETE FROM posts');\n", True, True),  # a call that takes SQL
+    ("await pool.query(\n  // every row\n  'DELETE FROM posts');\n", True, True),
+    ("await pool.query(/* every row */ 'DELETE FROM posts');\n", True, True),
+    ("await pool.query(\n  'DELETE FROM posts');\n", True, True),
+    ("await sql`DELETE FROM posts`;\n", True, True),
+    ("await db.sql`DELETE FROM posts`;\n", True, True),
+    ("await sql<Row>`DELETE FROM posts`;\n", False, True),  # tree-sitter reads `<` and `>` as comparisons here
+    ("const q = 'DELETE FROM posts WHERE id = $1';\n", True, True),  # reads as code
+    ("const q = `select * from posts where id in (${ids.map((i) => `'${i}'`)})`;\n", True, True),  # not read here
+    ("await run(x, 'DELETE FROM posts');\n", False, True),  # a later argument: the scanner decides
+    ("const q = 'select a from b\\n';\n", False, True),  # an escape in a quoted string: not read here
+]
+
+
+@pytest.mark.parametrize(("source", "found", "candidate"), STATEMENT_LIKE)
+def test_a_string_that_only_starts_like_a_statement_is_not_parsed_for_it(source, found, candidate):
+    data = source.encode()
+    language = "tsx" if "<Tip" in source else "typescript"
+    calls, _ = typescript.scan(data, path="a.tsx", language=language)
+    assert bool(calls) == found
+    assert has_candidates(data, language) == candidate
+
+
+def _literals(data: bytes, language: str):  # type: ignore[no-untyped-def]
+    """Each string and template literal of a file (from its quote), with the text the scanner reads."""
+    from tree_sitter import Parser
+
+    from tableshift.scan.source import SourceText
+
+    grammar = typescript.grammar(language)
+    root = Parser(grammar.language).parse(data).root_node
+    scan = typescript._FileScan(path="a", language=language, src=SourceText(data), root=root, grammar=grammar)
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type in ("string", "template_string") and data[node.start_byte] in b"'\"`" and not node.has_error:
+            yield node.start_byte, scan._sql_text(node)[0]
+        stack.extend(node.children)
+
+
+def test_a_literal_read_off_its_bytes_is_the_text_the_scanner_reads():
+    tricky = [
+        b"a = `x\\n${b}y\\t${ {c: 1}.c }z\\u0041\\u{1F600}\\x41\\101\\0\\q\\\n`;",
+        b"a = `${`nested ${d}`} and ${'q'} and ${/re}/} and ${x /* } */}`; b = `\xc3\xa9t\xc3\xa9 \\\xc3\xa9`;",
+        b"a = 'it\\'s'; b = \"say \\\"hi\\\"\"; c = 'caf\xc3\xa9 & more'; d = '';",
+        b"const t = <A title=\"a &amp; b\" alt='x\\y' />; const u = `\\${x}` + `$${y}` + `$\\{z}`;",
+        b"a = `unclosed ${x",
+    ]
+    files = [
+        (p.read_bytes(), "tsx" if p.suffix in (".tsx", ".jsx") else "javascript" if p.suffix in (".js", ".mjs") else "typescript")
+        for p in sorted(FIXTURES.rglob("*"))
+        if p.suffix in (".ts", ".tsx", ".js", ".mjs", ".jsx") and p.is_file()
+    ]
+    read = 0
+    for data, language in [*files, *((t, "tsx") for t in tricky)]:
+        for start, text in _literals(data, language):
+            mine = literal_text(data, start)
+            assert mine is None or mine == text, (data[start : start + 60], mine, text)
+            read += mine is not None
+    assert read > 500  # most literals are read off their bytes
 
 
 @pytest.mark.parametrize(
