@@ -391,3 +391,27 @@ def test_a_run_with_a_cache_or_on_named_files_prepares_no_pool(tmp_path, monkeyp
     assert started == []
     cli._sources(cli._inputs(None, [Path(".")], None, None, None, need_rules=False, flags=cli.RunFlags(0, True)))
     assert started == [0]
+
+
+def test_an_interrupt_while_the_pool_is_shut_down_at_the_end_is_raised_not_lost(tmp_path, monkeypatch):
+    """The pool is shut down once every file is in. A Ctrl-C (or SIGTERM) then used to come while a
+    generator was being finalized, where Python prints "Exception ignored" and drops it: the run
+    went on to write its report and waited for ever on an output nobody read."""
+    from tableshift.discover import discover
+
+    for i in range(2 * engine.PARALLEL_MIN_FILES):
+        (tmp_path / f"f{i}.ts").write_text(f"export const f{i} = () => supabase.from('t{i}').select('id');\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(engine, "usable_cores", lambda: 2)
+    kill = engine._kill
+    stopped = []
+
+    def interrupted(pool):  # type: ignore[no-untyped-def]
+        kill(pool)
+        stopped.append(pool)
+        raise KeyboardInterrupt  # as the signal's handler raises it there
+
+    monkeypatch.setattr(engine, "_kill", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(discover(["."]), None, options=engine.Options(jobs=2))
+    assert stopped  # the pool was there, and was stopped

@@ -333,8 +333,12 @@ def stream(
     shared = _Shared()
     keys: list[str] = []  # each file's cache key, where its outcome is the one kept under it
     kept: list[str] = []  # the keys of the files whose products are read back from the cache, in order
+    per_file = _per_file(sources, rules, options, linker, cache, products)
     try:
-        for source, (item, key, blob) in zip(sources, _per_file(sources, rules, options, linker, cache, products)):
+        # closed once every file is in, not left to its finalizer (zip stops at the last source,
+        # without asking it for more): the pool is shut down there, and an interrupt meanwhile
+        # would be "ignored" in a finalizer, the run going on to write its report
+        for source, (item, key, blob) in zip(sources, per_file):
             keys.append(key)
             if isinstance(item, _Made):
                 if item.product is None:
@@ -350,6 +354,7 @@ def stream(
             if on_file is not None:
                 on_file(item.result)
             spool.append(item, blob)
+        per_file.close()
         sites: list[CallSite] = []
         if helpers:  # once every file is read, and only then: not before the workers start
             from tableshift.link import callsites
@@ -377,6 +382,7 @@ def stream(
             made = products.keep(key, final, source) if not touched and final is entry and key and products.keeps(final) else None
             yield final if made is None else made
     finally:
+        per_file.close()
         spool.close()
         if cache is not None:
             cache.prune()  # also flushes
@@ -662,41 +668,44 @@ def _per_file(
         parsed=len(keys) - sum(1 for k in keys.values() if k in cached),
         skipped=sum(1 for r in trivial.values() if r.skipped),
     )
-    computed = iter(work.results())
-    in_cache = [keys[i] for i in sorted(keys) if keys[i] in cached]
-    made = products.kept(in_cache)  # their products are kept: their outcomes are not loaded
-    blobs = _Blobs(cache, [k for k in in_cache if k not in made]) if cache is not None else None
-    for index, source in enumerate(sources):
-        blob: bytes | None = None
-        key = ""
-        if index in trivial:
-            outcome = FileOutcome(trivial.pop(index), (), (), "")
-        elif keys[index] in made:
-            yield _Made(), keys[index], None
-            continue
-        elif keys[index] in cached:
-            assert cache is not None and blobs is not None
-            blob = blobs.get(keys[index])
-            restored = _from_cache(_loads(blob), rules is not None) if blob is not None else None
-            if restored is None or restored.digest != digests[index]:
-                blob = dumps(_to_cache(scan_file(source, rules)))
-                restored = _from_cache(pickle.loads(blob), rules is not None)
-                cache.put(keys[index], blob)
-            outcome, key = restored, keys[index]  # type: ignore[assignment]
-        else:
-            computed_index, (blob, product, scanned_digest) = next(computed)
-            assert computed_index == index
-            unchanged = scanned_digest == digests[index]  # else the file changed between the two reads
-            if cache is not None and unchanged and blob:
-                cache.put(keys[index], blob)
-            if product is not None:
-                yield _Made(product), keys[index] if unchanged else "", None
+    computed = work.results()
+    try:
+        in_cache = [keys[i] for i in sorted(keys) if keys[i] in cached]
+        made = products.kept(in_cache)  # their products are kept: their outcomes are not loaded
+        blobs = _Blobs(cache, [k for k in in_cache if k not in made]) if cache is not None else None
+        for index, source in enumerate(sources):
+            blob: bytes | None = None
+            key = ""
+            if index in trivial:
+                outcome = FileOutcome(trivial.pop(index), (), (), "")
+            elif keys[index] in made:
+                yield _Made(), keys[index], None
                 continue
-            outcome = _from_cache(pickle.loads(blob), rules is not None)  # type: ignore[assignment]
-            key = keys[index] if unchanged else ""
-        if _needs_link(outcome):
-            outcome, blob, key = link_outcome(outcome, source, rules, linker()), None, ""
-        yield outcome, key, blob
+            elif keys[index] in cached:
+                assert cache is not None and blobs is not None
+                blob = blobs.get(keys[index])
+                restored = _from_cache(_loads(blob), rules is not None) if blob is not None else None
+                if restored is None or restored.digest != digests[index]:
+                    blob = dumps(_to_cache(scan_file(source, rules)))
+                    restored = _from_cache(pickle.loads(blob), rules is not None)
+                    cache.put(keys[index], blob)
+                outcome, key = restored, keys[index]  # type: ignore[assignment]
+            else:
+                computed_index, (blob, product, scanned_digest) = next(computed)
+                assert computed_index == index
+                unchanged = scanned_digest == digests[index]  # else the file changed between the two reads
+                if cache is not None and unchanged and blob:
+                    cache.put(keys[index], blob)
+                if product is not None:
+                    yield _Made(product), keys[index] if unchanged else "", None
+                    continue
+                outcome = _from_cache(pickle.loads(blob), rules is not None)  # type: ignore[assignment]
+                key = keys[index] if unchanged else ""
+            if _needs_link(outcome):
+                outcome, blob, key = link_outcome(outcome, source, rules, linker()), None, ""
+            yield outcome, key, blob
+    finally:
+        computed.close()  # at once, here: see `stream`
 
 
 class _Blobs:
