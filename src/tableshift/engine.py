@@ -74,9 +74,9 @@ class ScanResult:
         return tuple(p for o in self.outcomes for p in o.plans)
 
 
-def analyse(source: SourceFile, data: bytes, rules: RuleSet | None, *, verify: bool = False) -> FileOutcome:
+def analyse(source: SourceFile, data: bytes, rules: RuleSet | None, *, verify: bool = False, candidate: bool = False) -> FileOutcome:
     """The per-file unit of work, on bytes already read: scan, classify, plan. Never raises."""
-    result = scan_source(data, path=source.display, language=source.language)
+    result = scan_source(data, path=source.display, language=source.language, candidate=candidate)
     verdicts = tuple(classify(call, rules) for call in result.calls)
     plans = settle_shared(tuple(plan(v, rules, data) for v in verdicts)) if rules is not None else ()
     return FileOutcome(result, verdicts, plans, digest(data), _verified(data, plans, source.language) if verify else None)
@@ -167,13 +167,13 @@ def _rejudge(outcome: FileOutcome, source: SourceFile, rules: RuleSet | None, ca
     return FileOutcome(result, verdicts, plans, outcome.digest, outcome.verified)
 
 
-def scan_file(source: SourceFile, rules: RuleSet | None, *, verify: bool = False) -> FileOutcome:
+def scan_file(source: SourceFile, rules: RuleSet | None, *, verify: bool = False, candidate: bool = False) -> FileOutcome:
     try:
         data = read_bytes(source.path)
     except OSError as exc:
         failed = FileResult(path=source.display, language=source.language, error=f"cannot read: {exc.strerror}")
         return FileOutcome(failed, (), (), "")
-    return analyse(source, data, rules, verify=verify)
+    return analyse(source, data, rules, verify=verify, candidate=candidate)
 
 
 @dataclass(unsafe_hash=True, slots=True)
@@ -204,7 +204,7 @@ def _independent(outcome: FileOutcome) -> bool:
 def _scanned(source: SourceFile, rules: RuleSet | None, verify: bool, product: Product | None) -> tuple[bytes, bytes | None, str]:
     """A file scanned, as it is sent back: its outcome pickled (once: the same bytes cross the pipe
     and go into the cache), its product when the outcome owes nothing to other files, its digest."""
-    outcome = scan_file(source, rules, verify=verify)
+    outcome = scan_file(source, rules, verify=verify, candidate=True)  # only the first pass's candidates come here
     made = product.make(outcome, source) if product is not None and _independent(outcome) else None
     if made is None:
         return dumps(_to_cache(outcome)), None, outcome.digest

@@ -46,9 +46,11 @@ def has_candidates(data: bytes, language: str) -> bool:
     return has_sql(data)  # the slowest test last
 
 
-def scan_source(data: bytes, *, path: str, language: str) -> FileResult:
-    """Scan one file's bytes. Never raises: a failure is a FileResult with `error` set."""
-    if not has_candidates(data, language):
+def scan_source(data: bytes, *, path: str, language: str, candidate: bool = False) -> FileResult:
+    """Scan one file's bytes. Never raises: a failure is a FileResult with `error` set. A
+    `candidate` is known to pass the prefilter (the first pass read the same bytes): not tested
+    again."""
+    if not candidate and not has_candidates(data, language):
         return FileResult(path=path, language=language, generated_types=language != "python" and generated_types(data))
     try:
         if language == "python":
