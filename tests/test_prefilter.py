@@ -103,7 +103,7 @@ def test_the_keyword_led_sql_search_agrees_with_the_pattern():
 # (source, whether the scanner finds a call in it, whether the prefilter lets it be parsed)
 STATEMENT_LIKE = [
     ("toast('Update requests from the store');\n", False, False),
-    ("expect(log).toContain('DELETE FROM public.channels');\n", False, False),  # a call that takes no SQL
+    ("expect(log).toContain('DELETE FROM public.channels');\n", False, True),  # SQL, given to a call that takes none
     ("db.prepare(`DELETE FROM ${TABLE} WHERE id = ?`).run(id);\n", False, False),  # the table interpolated
     ("const help = `with the user\\'s pick from the list`;\n", False, False),  # an escape, read as the scanner reads it
     ('const t = <Tip text="Select a row from the table" />;\n', False, False),
@@ -118,6 +118,14 @@ STATEMENT_LIKE = [
     ("const q = 'DELETE FROM posts WHERE id = $1';\n", True, True),  # reads as code
     ("const q = `select * from posts where id in (${ids.map((i) => `'${i}'`)})`;\n", True, True),  # not read here
     ("await run(x, 'DELETE FROM posts');\n", False, True),  # a later argument: the scanner decides
+    # literals the scanner reports whose own quote is no hit: a hit is a quote inside them
+    ("await sql`SELECT ${full ? sql`*` : sql`id`} FROM users WHERE note = 'select x from y'`;\n", True, True),
+    ("db.query(\"SELECT \\\"id\\\" FROM accounts WHERE note = 'select x from y'\");\n", True, True),
+    ("const q = `\\nSELECT * FROM users WHERE note = 'select x from y'`;\n", True, True),
+    ("const q = \"SELECT\\tid FROM users WHERE note = 'select x from y'\";\n", True, True),
+    ("const q = `SELECT " + "a, " * 1400 + "a FROM users WHERE note = 'select x from y'`;\n", True, True),
+    ("foo.raw('\\'delete from t');\n", True, True),
+    ("db.query(`SELECT * FROM orders -- why\\?\nnot sql`);\n", True, True),  # `\?` and a line break: one escape
     ("const q = 'select a from b\\n';\n", False, True),  # an escape in a quoted string: not read here
 ]
 
@@ -129,6 +137,16 @@ def test_a_string_that_only_starts_like_a_statement_is_not_parsed_for_it(source,
     calls, _ = typescript.scan(data, path="a.tsx", language=language)
     assert bool(calls) == found
     assert has_candidates(data, language) == candidate
+
+
+def test_a_statement_in_a_component_s_script_is_found_past_a_quote_in_its_markup():
+    # the markup's backtick is a hit that runs on into the script: the script's string is tried too
+    data = b"<template>\n  <p>Tip: ` update the rows, then</p>\n</template>\n<script setup>\nconst rows = await db.query('select * from invoices where id = 1')\n</script>\n<!-- ` -->\n"
+    from tableshift.scan import components
+
+    calls, _ = components.scan(data, path="f.vue", language="vue")
+    assert [c.table.name for c in calls] == ["invoices"]
+    assert has_candidates(data, "vue")
 
 
 def _literals(data: bytes, language: str):  # type: ignore[no-untyped-def]
@@ -155,6 +173,7 @@ def test_a_literal_read_off_its_bytes_is_the_text_the_scanner_reads():
         b"a = 'it\\'s'; b = \"say \\\"hi\\\"\"; c = 'caf\xc3\xa9 & more'; d = '';",
         b"const t = <A title=\"a &amp; b\" alt='x\\y' />; const u = `\\${x}` + `$${y}` + `$\\{z}`;",
         b"a = `unclosed ${x",
+        b"a = `why\\?\nnot`; b = `x\\\r\ny`;",
     ]
     files = [
         (p.read_bytes(), "tsx" if p.suffix in (".tsx", ".jsx") else "javascript" if p.suffix in (".js", ".mjs") else "typescript")
