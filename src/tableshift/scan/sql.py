@@ -35,8 +35,13 @@ def sql_hits(data: bytes) -> Iterator[re.Match[bytes]]:
     """`SQL_CANDIDATE.finditer(data)`, tried only at the quotes a keyword follows: the pattern
     itself tries every quote of a file. Every match starts at such a quote, and they come in
     order, so trying each from where the last match ended finds the same matches."""
+    return _hits(data, data.translate(_FOLD))
+
+
+def _hits(data: bytes, folded: bytes) -> Iterator[re.Match[bytes]]:
+    """`sql_hits`, given the file's bytes folded (`_FOLD`)."""
     end = 0
-    for quote in _QUOTED_KEYWORD.finditer(data.translate(_FOLD)):
+    for quote in _QUOTED_KEYWORD.finditer(folded):
         start = quote.start()
         if start >= end and (match := SQL_CANDIDATE.match(data, start)) is not None:
             end = match.end()
@@ -55,9 +60,10 @@ def has_sql(data: bytes) -> bool:
     each such start is tried, not each hit. Of capgo's 1,484 files, 11 whose strings only start
     like statements ("Update requests from", "Delete an app from", a table interpolated:
     318 KB) were parsed for nothing."""
-    if next(sql_hits(data), None) is None:
+    folded = data.translate(_FOLD)  # once, for both searches
+    if next(_hits(data, folded), None) is None:
         return False
-    return any(_may_be_sql(data, start.start()) for start in _STATEMENT_START.finditer(data.translate(_FOLD)))
+    return any(_may_be_sql(data, start.start()) for start in _STATEMENT_START.finditer(folded))
 
 
 # where a literal whose text matches `_STATEMENT` may start, in the folded bytes (quotes made
